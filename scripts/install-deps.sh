@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs quantal's Debian dependencies; idempotent (skips the apt round-trip when all are present).
+# Usage: scripts/install-deps.sh [--python] [--bench]
+#   default: the C++ build and test toolchain plus the Python test stack
+#   --bench: also Brian2 (peer comparison in bench/)
+set -euo pipefail
+
+packages=(
+  build-essential cmake
+  libboost-graph-dev libboost-random-dev
+  libhdf5-dev libcereal-dev catch2 libcli11-dev
+  python3-numpy python3-h5py python3-matplotlib python3-pytest python3-torch
+  dataset-fashion-mnist
+)
+for arg in "$@"; do
+  case "$arg" in
+    --bench) packages+=(python3-brian libgoogle-benchmark-dev) ;;
+    *) echo "install-deps.sh: unknown option '$arg'" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "install-deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
