@@ -1,0 +1,16 @@
+#pragma once
+// Each subcommand of the `quantal` executable registers itself on the CLI11 app.
+#include <CLI/CLI.hpp>
+#include <ostream>
+
+#include "network/network.hpp"
+#include "sim/energy_ledger.hpp"
+
+namespace quantal::cli {
+
+void add_demo_command(CLI::App& app);
+
+// Per-layer table of the ledger (spikes, events, energy) and the totals against the ANN.
+void print_energy_report(std::ostream& out, const Network& net, const EnergyLedger& ledger, const EnergyCosts& costs);
+
+} // namespace quantal::cli

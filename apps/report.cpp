@@ -1,0 +1,43 @@
+#include <cstdio>
+#include <iomanip>
+
+#include "apps/commands.hpp"
+
+namespace quantal::cli {
+
+void print_energy_report(std::ostream& out, const Network& net, const EnergyLedger& ledger, const EnergyCosts& costs) {
+    const double samples = ledger.samples ? double(ledger.samples) : 1.0;
+    char line[256];
+    out << "populations (per sample):\n";
+    std::snprintf(line, sizeof line, "  %-24s %10s %12s %12s %14s\n", "name", "neurons", "spikes", "rate/tick", "updates");
+    out << line;
+    for (PopulationId p = 0; p < net.populations().size(); ++p) {
+        const auto& c = ledger.populations[p];
+        const auto n = net.population(p).size();
+        std::snprintf(line, sizeof line, "  %-24s %10u %12.1f %12.5f %14.1f\n", net.population(p).name.c_str(), n,
+                      double(c.spikes) / samples, ledger.ticks ? double(c.spikes) / samples / double(n) / double(ledger.ticks) : 0.0,
+                      double(c.updates) / samples);
+        out << line;
+    }
+    out << "projections (per sample):\n";
+    std::snprintf(line, sizeof line, "  %-24s %10s %14s %14s %14s %12s\n", "name", "release", "attempted", "transmitted",
+                  "failed", "energy pJ");
+    out << line;
+    for (ProjectionId p = 0; p < net.projections().size(); ++p) {
+        const auto& c = ledger.projections[p];
+        std::snprintf(line, sizeof line, "  %-24s %10s %14.1f %14.1f %14.1f %12.1f\n", net.projection(p).name.c_str(),
+                      mode_name(net.projection(p).release.mode), double(c.attempted) / samples,
+                      double(c.transmitted) / samples, double(c.failed()) / samples,
+                      costs.e_ac_pj * double(c.transmitted) / samples);
+        out << line;
+    }
+    const auto s = summarize(ledger, net, costs);
+    std::snprintf(line, sizeof line,
+                  "energy per sample: SNN %.4g pJ (E_AC %.2f pJ x %.4g SOPs + E_MAC %.2f pJ x %.4g MACs), "
+                  "ANN %.4g pJ, ratio %.3f; %.3f spikes per synapse\n",
+                  s.snn_pj, costs.e_ac_pj, s.sops, costs.e_mac_pj, double(ledger.total_macs()) / samples, s.ann_pj,
+                  s.ann_pj > 0 ? s.snn_pj / s.ann_pj : 0.0, s.spikes_per_synapse);
+    out << line;
+}
+
+} // namespace quantal::cli

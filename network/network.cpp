@@ -1,0 +1,175 @@
+#include "network/network.hpp"
+
+#include <algorithm>
+#include <boost/graph/depth_first_search.hpp>
+#include <boost/graph/topological_sort.hpp>
+#include <cmath>
+#include <iterator>
+#include <numeric>
+#include <set>
+
+#include "sim/errors.hpp"
+
+namespace quantal {
+
+namespace {
+
+template <class... F> struct overloaded : F... { using F::operator()...; };
+template <class... F> overloaded(F...) -> overloaded<F...>;
+
+[[noreturn]] void fail(const std::string& what) { throw ModelError(what); }
+
+void require(bool ok, const std::string& where, const std::string& what) {
+    if (!ok) fail(where + ": " + what);
+}
+
+void check_rule(const ThresholdRule& r, const std::string& where) {
+    require(std::isfinite(r.threshold), where, "threshold is not finite");
+    require(std::isfinite(r.v_reset), where, "v_reset is not finite");
+    require(r.reset != ResetMode::subtract || r.threshold > 0, where,
+            "reset by subtraction needs a positive threshold, got " + std::to_string(r.threshold));
+}
+
+void check_model(const Population& p, const std::string& where) {
+    std::visit(overloaded{
+                   [&](const IfNeuron& m) {
+                       check_rule(m.rule, where);
+                       require(std::isfinite(m.v0) && std::isfinite(m.spike_value), where, "v0 or spike_value is not finite");
+                   },
+                   [&](const LifNeuron& m) {
+                       check_rule(m.rule, where);
+                       require(std::isfinite(m.tau_ticks) && m.tau_ticks > 0, where,
+                               "tau must be positive, got " + std::to_string(m.tau_ticks));
+                       require(std::isfinite(m.v0) && std::isfinite(m.v_leak) && std::isfinite(m.spike_value), where,
+                               "v0, v_leak or spike_value is not finite");
+                   },
+                   [&](const ReadoutNeuron& m) { require(std::isfinite(m.v0), where, "v0 is not finite"); },
+                   [&](const SpikeSource& m) { require(std::isfinite(m.spike_value), where, "spike_value is not finite"); },
+                   [&](const BernoulliSource& m) {
+                       require(m.probability.size() == 1 || m.probability.size() == p.size(), where,
+                               "needs one spike probability or one per neuron");
+                       for (double q : m.probability)
+                           require(q >= 0.0 && q <= 1.0, where, "spike probability " + std::to_string(q) + " is outside [0, 1]");
+                       require(std::isfinite(m.spike_value), where, "spike_value is not finite");
+                   }},
+               p.model);
+}
+
+// Names the populations on one zero-delay cycle, found by depth-first search.
+struct CycleFinder : boost::default_dfs_visitor {
+    std::vector<std::size_t>* parent;
+    std::vector<std::size_t>* cycle;
+    template <class E, class G> void tree_edge(E e, const G& g) { (*parent)[target(e, g)] = source(e, g); }
+    template <class E, class G> void back_edge(E e, const G& g) {
+        if (!cycle->empty()) return;
+        for (auto v = source(e, g); v != target(e, g); v = (*parent)[v]) cycle->push_back(v);
+        cycle->push_back(target(e, g));
+        std::reverse(cycle->begin(), cycle->end());
+    }
+};
+
+} // namespace
+
+std::uint32_t Population::size() const {
+    return std::uint32_t(std::accumulate(shape.begin(), shape.end(), std::int64_t{1}, std::multiplies<>()));
+}
+
+std::optional<PopulationId> Network::find_population(std::string_view name) const {
+    for (PopulationId p = 0; p < populations_.size(); ++p)
+        if (populations_[p].name == name) return p;
+    return std::nullopt;
+}
+
+std::optional<ProjectionId> Network::find_projection(std::string_view name) const {
+    for (ProjectionId p = 0; p < projections_.size(); ++p)
+        if (projections_[p].name == name) return p;
+    return std::nullopt;
+}
+
+PopulationId NetworkBuilder::add_population(Population p) {
+    populations_.push_back(std::move(p));
+    return PopulationId(populations_.size() - 1);
+}
+
+ProjectionId NetworkBuilder::connect(Projection p) {
+    projections_.push_back(std::move(p));
+    return ProjectionId(projections_.size() - 1);
+}
+
+Network NetworkBuilder::build() const {
+    Network net;
+    net.populations_ = populations_;
+    net.projections_ = projections_;
+    const std::size_t n_pop = populations_.size();
+
+    std::set<std::string> names;
+    for (const auto& p : net.populations_) {
+        const std::string where = "population '" + p.name + "'";
+        require(!p.name.empty() && p.name.find('/') == std::string::npos, where, "name must be non-empty and contain no '/'");
+        require(names.insert(p.name).second, where, "name is used twice");
+        require(!p.shape.empty(), where, "shape is empty");
+        std::int64_t n = 1;
+        for (auto d : p.shape) {
+            require(d > 0, where, "shape has a non-positive extent " + std::to_string(d));
+            n *= d;
+            require(n < (std::int64_t{1} << 32), where, "has more than 2^32 neurons");
+        }
+        require(p.bias.size() <= 1 || p.bias.size() == std::size_t(n), where,
+                "bias has " + std::to_string(p.bias.size()) + " values, expected 1 or " + std::to_string(n));
+        for (double b : p.bias) require(std::isfinite(b), where, "bias is not finite");
+        require(p.bias.empty() || !is_source(p.model), where, "a spike source takes no bias");
+        check_model(p, where);
+    }
+
+    names.clear();
+    net.outgoing_.assign(n_pop, {});
+    net.graph_ = PopulationGraph(n_pop);
+    for (ProjectionId id = 0; id < net.projections_.size(); ++id) {
+        auto& pr = net.projections_[id];
+        require(pr.source < n_pop && pr.target < n_pop, "projection #" + std::to_string(id),
+                "connects a population that does not exist");
+        const auto& src = net.populations_[pr.source];
+        const auto& dst = net.populations_[pr.target];
+        if (pr.name.empty()) pr.name = src.name + "->" + dst.name;
+        const std::string where = "projection '" + pr.name + "'";
+        require(names.insert(pr.name).second, where, "name is used twice");
+        require(!is_source(dst.model), where, "targets spike source '" + dst.name + "', which takes no input");
+        require(!is_readout(src.model), where, "starts at readout '" + src.name + "', which never spikes");
+        require(pr.delay <= (1u << 24), where, "delay " + std::to_string(pr.delay) + " is out of range");
+        const auto& r = pr.release;
+        require(std::isfinite(r.mask_ratio) && r.mask_ratio >= 0.0 && r.mask_ratio <= 1.0, where,
+                "mask ratio " + std::to_string(r.mask_ratio) + " is outside [0, 1]");
+        require(r.mode != ReleaseMode::none || r.mask_ratio == 0.0, where,
+                "a mask ratio needs release mode 'spike' or 'synapse'");
+        net.fanouts_.push_back(compile_fanout(pr.connectivity, src.shape, dst.shape, pr.delay, where));
+        net.min_delay_.push_back(quantal::min_delay(net.fanouts_.back(), pr.delay));
+        net.synapses_.push_back(synapse_count(net.fanouts_.back(), src.size()));
+        net.outgoing_[pr.source].push_back(id);
+        boost::add_edge(pr.source, pr.target, id, net.graph_);
+    }
+
+    // Stages: a topological order of the zero-delay sub-graph; a zero-delay cycle is an error.
+    PopulationGraph instant(n_pop);
+    for (ProjectionId id = 0; id < net.projections_.size(); ++id)
+        if (net.min_delay_[id] == 0) boost::add_edge(net.projections_[id].source, net.projections_[id].target, id, instant);
+    std::vector<std::size_t> reversed;
+    try {
+        boost::topological_sort(instant, std::back_inserter(reversed));
+    } catch (const boost::not_a_dag&) {
+        std::vector<std::size_t> parent(n_pop), cycle;
+        CycleFinder finder;
+        finder.parent = &parent;
+        finder.cycle = &cycle;
+        boost::depth_first_search(instant, boost::visitor(finder));
+        std::string path;
+        for (auto v : cycle) path += "'" + net.populations_[v].name + "' -> ";
+        fail("zero-delay cycle between populations " + path + "'" + net.populations_[cycle.front()].name +
+             "': give one projection on it a delay of at least one tick");
+    }
+    net.by_stage_.assign(reversed.rbegin(), reversed.rend());
+    net.stage_.assign(n_pop, 0);
+    for (std::uint32_t s = 0; s < n_pop; ++s) net.stage_[net.by_stage_[s]] = s;
+    return net;
+}
+
+} // namespace quantal

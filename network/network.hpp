@@ -1,0 +1,97 @@
+#pragma once
+// A network description: populations of neurons and the projections between them, validated
+// once by NetworkBuilder::build(); a Network is immutable and shared read-only by all engines.
+#include <boost/graph/adjacency_list.hpp>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "neurons/models.hpp"
+#include "sim/time.hpp"
+#include "synapses/connectivity.hpp"
+#include "synapses/fanout.hpp"
+#include "synapses/release.hpp"
+
+namespace quantal {
+
+using PopulationId = std::uint32_t;
+using ProjectionId = std::uint32_t;
+
+struct Population {
+    std::string name;
+    Shape shape;                // e.g. {n} or {C, H, W}; the size is the product
+    NeuronModel model;
+    std::vector<double> bias;   // drive added every tick: one per neuron, one for all, or none
+    std::uint32_t size() const;
+};
+
+struct Projection {
+    std::string name;           // defaults to "source->target"
+    PopulationId source = 0;
+    PopulationId target = 0;
+    Connectivity connectivity;
+    std::uint32_t delay = 0;    // ticks; a sparse projection may carry per-synapse delays instead
+    Release release;
+};
+
+// The population graph: vertices are populations, edges are projections (Boost Graph).
+using PopulationGraph =
+    boost::adjacency_list<boost::vecS, boost::vecS, boost::bidirectionalS, boost::no_property, ProjectionId>;
+
+class Network {
+public:
+    std::span<const Population> populations() const { return populations_; }
+    std::span<const Projection> projections() const { return projections_; }
+    const Population& population(PopulationId p) const { return populations_.at(p); }
+    const Projection& projection(ProjectionId p) const { return projections_.at(p); }
+    std::optional<PopulationId> find_population(std::string_view name) const;
+    std::optional<ProjectionId> find_projection(std::string_view name) const;
+
+    // Stage = rank in a topological order of the zero-delay sub-graph; events run by (tick, stage).
+    std::uint32_t stage(PopulationId p) const { return stage_[p]; }
+    PopulationId population_at_stage(std::uint32_t s) const { return by_stage_[s]; }
+    std::span<const ProjectionId> outgoing(PopulationId p) const { return outgoing_[p]; }
+    const Fanout& fanout(ProjectionId p) const { return fanouts_[p]; }
+    std::uint32_t min_delay(ProjectionId p) const { return min_delay_[p]; }
+    std::uint64_t synapses(ProjectionId p) const { return synapses_[p]; } // = MACs of the ANN layer
+    const PopulationGraph& graph() const { return graph_; }
+
+private:
+    friend class NetworkBuilder;
+    std::vector<Population> populations_;
+    std::vector<Projection> projections_;
+    std::vector<Fanout> fanouts_;
+    std::vector<std::uint32_t> min_delay_;
+    std::vector<std::uint64_t> synapses_;
+    std::vector<std::vector<ProjectionId>> outgoing_;
+    std::vector<std::uint32_t> stage_;
+    std::vector<PopulationId> by_stage_;
+    PopulationGraph graph_;
+};
+
+// Collects a description; build() validates it all in one place (shapes, finite parameters,
+// release ratios, sources without inputs, no zero-delay cycle) and throws ModelError naming the
+// population or projection at fault.
+class NetworkBuilder {
+public:
+    PopulationId add_population(Population p);
+    PopulationId add_population(std::string name, Shape shape, NeuronModel model, std::vector<double> bias = {}) {
+        return add_population(Population{std::move(name), std::move(shape), std::move(model), std::move(bias)});
+    }
+    ProjectionId connect(Projection p);
+    ProjectionId connect(PopulationId source, PopulationId target, Connectivity c, std::uint32_t delay = 0,
+                         Release release = {}) {
+        return connect(Projection{"", source, target, std::move(c), delay, release});
+    }
+    std::size_t population_count() const { return populations_.size(); }
+
+    Network build() const;
+
+private:
+    std::vector<Population> populations_;
+    std::vector<Projection> projections_;
+};
+
+} // namespace quantal

@@ -1,0 +1,57 @@
+#pragma once
+// Neuron models as plain parameter structs. Per tick t, with constant drive b (bias plus analog
+// current) and synaptic input I[t]:
+//   IF:      v[t] = v[t-1] + b + I[t]
+//   LIF:     v[t] = v_leak + alpha (v[t-1] - v_leak) + b + I[t],  alpha = exp(-1 / tau_ticks)
+//   Readout: v[t] = v[t-1] + b + I[t]   (never spikes; its value is the network's output)
+// then, for spiking models, one threshold check per tick. A spike carries spike_value to the
+// weights of its synapses (QCFS: threshold lambda, spike value lambda).
+#include <variant>
+#include <vector>
+
+#include "neurons/threshold.hpp"
+
+namespace quantal {
+
+struct IfNeuron {
+    ThresholdRule rule;
+    double v0 = 0.0;
+    double spike_value = 1.0;
+};
+
+struct LifNeuron {
+    ThresholdRule rule;
+    double tau_ticks = 10.0; // membrane time constant in ticks
+    double v_leak = 0.0;
+    double v0 = 0.0;
+    double spike_value = 1.0;
+};
+
+struct ReadoutNeuron {
+    double v0 = 0.0;
+};
+
+// Emits the spikes a sample's stimulus lists for it (input layers, NIR Input nodes).
+struct SpikeSource {
+    double spike_value = 1.0;
+};
+
+// Each neuron spikes independently with its own probability per tick (Bernoulli; Poisson
+// with rate r is probability r * dt). The draws come from the population's own stream.
+struct BernoulliSource {
+    std::vector<double> probability; // one per neuron, or one for all
+    double spike_value = 1.0;
+};
+
+using NeuronModel = std::variant<IfNeuron, LifNeuron, ReadoutNeuron, SpikeSource, BernoulliSource>;
+
+inline bool is_source(const NeuronModel& m) {
+    return std::holds_alternative<SpikeSource>(m) || std::holds_alternative<BernoulliSource>(m);
+}
+inline bool is_readout(const NeuronModel& m) { return std::holds_alternative<ReadoutNeuron>(m); }
+
+double spike_value(const NeuronModel& m);
+double initial_potential(const NeuronModel& m);
+const char* model_name(const NeuronModel& m);
+
+} // namespace quantal

@@ -1,0 +1,22 @@
+#pragma once
+// The spike rule shared by every spiking model: compare, then reset.
+namespace quantal {
+
+enum class Comparison { greater_equal, greater }; // SpikingJelly/QCFS use >=, NIR uses >
+enum class ResetMode { subtract, to_value };      // soft reset keeps the residue (conversion default)
+
+struct ThresholdRule {
+    double threshold = 1.0;
+    Comparison comparison = Comparison::greater_equal;
+    ResetMode reset = ResetMode::subtract;
+    double v_reset = 0.0; // used by ResetMode::to_value
+
+    bool crossed(double v) const {
+        return comparison == Comparison::greater_equal ? v >= threshold : v > threshold;
+    }
+    double after_spike(double v) const {
+        return reset == ResetMode::subtract ? v - threshold : v_reset;
+    }
+};
+
+} // namespace quantal

@@ -1,0 +1,86 @@
+#pragma once
+// The event-driven engine: simulates one sample of a Network at a time (DESIGN.md, "One tick,
+// precisely"). Cost follows activity: neurons are visited only when they receive input or reach
+// a predicted threshold crossing; their drift is integrated lazily in between.
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "network/network.hpp"
+#include "sim/energy_ledger.hpp"
+#include "sim/time.hpp"
+
+namespace quantal {
+
+struct TimedSpike {
+    Tick tick;
+    std::uint32_t neuron;
+};
+
+// One sample's input. Vectors are indexed by population; empty entries mean "nothing".
+struct Stimulus {
+    std::vector<std::vector<double>> current;       // constant analog current per neuron, every tick
+    std::vector<std::uint64_t> current_macs;        // MACs per tick that produced that current
+    std::vector<std::vector<TimedSpike>> spikes;    // scheduled spikes of SpikeSource populations
+
+    static Stimulus for_network(const Network& net);
+};
+
+struct RunOptions {
+    Tick ticks = 100;              // the sample occupies ticks [0, ticks)
+    std::uint64_t seed = 0;        // run seed; streams are keyed by (seed, sample, stream)
+    std::vector<Tick> observe;     // ticks at which readouts are recorded (empty: the last tick)
+    bool record_spikes = false;    // keep every spike in SampleResult::spikes
+};
+
+struct SpikeRecord {
+    Tick tick;
+    std::uint32_t population;
+    std::uint32_t neuron;
+    bool operator==(const SpikeRecord&) const = default;
+};
+
+struct Readout {
+    PopulationId population;
+    std::vector<Tick> ticks;
+    std::vector<double> values; // ticks.size() x population size, row-major
+};
+
+struct SampleResult {
+    std::uint64_t sample = 0;
+    EnergyLedger ledger;
+    std::vector<Readout> readouts; // one per readout population
+    std::vector<SpikeRecord> spikes; // in simulation order (by tick, then stage)
+};
+
+// Receives each population's spikes of one tick as they happen (trace writers, monitors).
+class SpikeSink {
+public:
+    virtual ~SpikeSink() = default;
+    virtual void on_spikes(PopulationId population, Tick tick, std::span<const std::uint32_t> neurons) = 0;
+};
+
+class Engine {
+public:
+    explicit Engine(const Network& net);
+    ~Engine();
+    Engine(Engine&&) noexcept;
+    Engine& operator=(Engine&&) = delete;
+
+    // Resets all state, then simulates one sample. Throws InputError for a stimulus that does
+    // not fit the network.
+    SampleResult run(const Stimulus& stimulus, const RunOptions& options, std::uint64_t sample,
+                     SpikeSink* sink = nullptr);
+
+private:
+    struct State;
+    std::unique_ptr<State> state_;
+};
+
+// The same network on many independent samples, spread over OpenMP threads; results are in
+// sample order and identical whatever the thread count (threads = 0: OpenMP's default).
+std::vector<SampleResult> run_batch(const Network& net, std::span<const Stimulus> stimuli, const RunOptions& options,
+                                    std::uint64_t first_sample = 0, int threads = 0);
+
+} // namespace quantal

@@ -1,0 +1,27 @@
+#pragma once
+// Release models: RSM as quantal synaptic failure. p = 1 - mask_ratio is the release probability.
+//   none:    every spike is transmitted by every synapse.
+//   spike:   each presynaptic spike is dropped for the whole projection with probability
+//            mask_ratio (MST's RSM: masking the layer's input spike tensor element-wise per tick).
+//   synapse: each synaptic transmission fails independently with probability mask_ratio.
+namespace quantal {
+
+enum class ReleaseMode { none, spike, synapse };
+
+// How independent per-synapse failures are drawn; both give the same statistics.
+//   geometric: skip ahead by geometric gaps, one draw per successful transmission.
+//   bernoulli: one integer compare per synapse over the contiguous fan-out.
+//   automatic: whichever bench/ measured faster at this release probability.
+enum class SynapseSampling { automatic, geometric, bernoulli };
+
+struct Release {
+    ReleaseMode mode = ReleaseMode::none;
+    double mask_ratio = 0.0;
+    SynapseSampling sampling = SynapseSampling::automatic;
+
+    double probability() const { return mode == ReleaseMode::none ? 1.0 : 1.0 - mask_ratio; }
+};
+
+const char* mode_name(ReleaseMode m);
+
+} // namespace quantal

@@ -1,0 +1,119 @@
+#pragma once
+// One spike through one projection's synapses, with independent per-synapse release.
+// Per-spike masking (ReleaseMode::spike) is decided by the caller before this is reached.
+#include <cstdint>
+
+#include "sim/random.hpp"
+#include "synapses/fanout.hpp"
+#include "synapses/release.hpp"
+
+namespace quantal {
+
+// A projection's release model resolved into what the synapse loop needs.
+class ReleasePlan {
+public:
+    enum class Draw { all, nothing, geometric, bernoulli };
+
+    explicit ReleasePlan(const Release& r);
+    ReleaseMode mode() const { return release_.mode; }
+    double probability() const { return p_; }
+    bool drop_spike(RandomEngine& rng) const { return !spike_keep_(rng); } // ReleaseMode::spike
+    Draw draw() const { return draw_; }
+    const GeometricGaps& gaps() const { return gaps_; }
+    const BernoulliThreshold& keep() const { return keep_; }
+
+    // Below this release probability geometric skipping beats one compare per synapse (bench/).
+    static constexpr double geometric_below = 0.3;
+
+private:
+    Release release_;
+    double p_;
+    Draw draw_;
+    GeometricGaps gaps_;
+    BernoulliThreshold keep_;
+    BernoulliThreshold spike_keep_;
+};
+
+// Delivers `value` x weight through the synapses of `src` (a sparse fan-out: the synapses of one
+// delay group [begin, end)) to add(target, amount). Returns the number of transmissions.
+template <class Add>
+std::uint64_t transmit(const Fanout& fanout, std::uint32_t src, std::uint64_t begin, std::uint64_t end, double value,
+                       const ReleasePlan& plan, RandomEngine& rng, Add&& add) {
+    using Draw = ReleasePlan::Draw;
+    const Draw draw = plan.mode() == ReleaseMode::synapse ? plan.draw() : Draw::all;
+    if (draw == Draw::nothing) return 0;
+
+    // Contiguous fan-outs: targets and weights indexed 0..n-1, so geometric gaps jump ahead.
+    auto contiguous = [&](std::uint64_t n, auto&& deliver_at) -> std::uint64_t {
+        std::uint64_t sent = 0;
+        switch (draw) {
+        case Draw::all:
+            for (std::uint64_t k = 0; k < n; ++k) deliver_at(k);
+            return n;
+        case Draw::geometric:
+            for (std::uint64_t k = plan.gaps().next(rng, n); k < n; k += 1 + plan.gaps().next(rng, n), ++sent)
+                deliver_at(k);
+            return sent;
+        case Draw::bernoulli:
+            for (std::uint64_t k = 0; k < n; ++k)
+                if (plan.keep()(rng)) deliver_at(k), ++sent;
+            return sent;
+        case Draw::nothing: break;
+        }
+        return sent;
+    };
+    // Enumerated fan-outs (windows): a countdown to the next success keeps draws per success.
+    auto enumerated = [&](const auto& f) -> std::uint64_t {
+        std::uint64_t sent = 0;
+        if (draw == Draw::all) {
+            f.for_each(src, [&](std::uint32_t j, float w) { add(j, double(w) * value); });
+            return f.size(src);
+        }
+        if (draw == Draw::bernoulli) {
+            f.for_each(src, [&](std::uint32_t j, float w) {
+                if (plan.keep()(rng)) add(j, double(w) * value), ++sent;
+            });
+            return sent;
+        }
+        const std::uint64_t cap = f.size(src);
+        std::uint64_t skip = plan.gaps().next(rng, cap);
+        f.for_each(src, [&](std::uint32_t j, float w) {
+            if (skip-- != 0) return;
+            add(j, double(w) * value), ++sent;
+            skip = plan.gaps().next(rng, cap);
+        });
+        return sent;
+    };
+
+    switch (fanout.index()) {
+    case 0: {
+        const auto& f = std::get<DenseFanout>(fanout);
+        const float* w = f.weights(src);
+        return contiguous(f.n_target, [&](std::uint64_t k) { add(std::uint32_t(k), double(w[k]) * value); });
+    }
+    case 1: return enumerated(std::get<ConvFanout>(fanout));
+    case 2: return enumerated(std::get<PoolFanout>(fanout));
+    case 3: {
+        const auto& f = std::get<OneToOneFanout>(fanout);
+        if (draw != Draw::all && !plan.keep()(rng)) return 0;
+        f.for_each(src, [&](std::uint32_t j, float w) { add(j, double(w) * value); });
+        return 1;
+    }
+    default: {
+        const auto& f = std::get<SparseFanout>(fanout);
+        if (!f.probability.empty()) { // each synapse has its own release probability
+            const double p = draw == Draw::all ? 1.0 : plan.probability();
+            std::uint64_t sent = 0;
+            for (std::uint64_t k = begin; k < end; ++k)
+                if (uniform_open0(rng) <= double(f.probability[k]) * p)
+                    add(f.target[k], double(f.weight[k]) * value), ++sent;
+            return sent;
+        }
+        return contiguous(end - begin, [&](std::uint64_t k) {
+            add(f.target[begin + k], double(f.weight[begin + k]) * value);
+        });
+    }
+    }
+}
+
+} // namespace quantal
