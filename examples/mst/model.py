@@ -29,9 +29,9 @@ class MSTConfig:
     image_size: int = 32
     in_channels: int = 1
     patch: int = 4
-    embed_dim: int = 32
+    embed_dim: int = 48
     depths: tuple = (2, 2)
-    heads: tuple = (2, 4)
+    heads: tuple = (3, 6)
     window: int = 4
     mlp_ratio: float = 2.0
     classes: int = 10
