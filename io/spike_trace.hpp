@@ -1,0 +1,79 @@
+#pragma once
+// SONATA spike traces (FORMATS.md, "SONATA spike report"; layout as written: docs/traces.md).
+// A multi-sample run is one continuous recording: sample k occupies ticks [k*T, (k+1)*T), so a
+// spike at tick t of sample k has the timestamp (k*T + t) * dt ms. Written streaming: each
+// recorded population buffers at most `chunk_spikes` spikes before they are appended to chunked,
+// extendible datasets, so memory stays bounded whatever the length of the run. The file is
+// flushed at every end_sample(): if the process stops between samples, everything up to the
+// last completed sample is readable.
+//
+// Use, one sample after another:
+//   SpikeTraceWriter trace(path, net, options, metadata);
+//   for each sample k: trace.begin_sample(k, label);
+//                      auto r = engine.run(stimulus, run_options, k, &trace);
+//                      trace.end_sample(prediction, r.ledger);
+//   trace.finish(TraceStatus::complete);   // or ::interrupted
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "network/network.hpp"
+#include "sim/energy_ledger.hpp"
+#include "sim/engine.hpp"
+#include "sim/time.hpp"
+
+namespace quantal {
+
+struct TraceOptions {
+    Tick ticks_per_sample = 100;       // T: sample k starts at tick k*T
+    double dt_ms = 1.0;                // ms per tick in the timestamps
+    std::vector<std::string> populations; // populations whose spikes are recorded; empty: every non-readout population
+    std::vector<std::uint64_t> samples;   // sample indices whose spikes are recorded; empty: all
+    std::uint32_t chunk_spikes = 1u << 16; // HDF5 chunk length and per-population buffer, in spikes
+    EnergyCosts costs{};               // written beside the ledger so readers can price it
+};
+
+// What the run was; written to /run when the file is created.
+struct RunMetadata {
+    std::string model;          // model file path or a description ("demo")
+    std::uint64_t seed = 0;
+    std::string release;        // command-level release mode ("none", "spike", "synapse")
+    double mask_ratio = 0.0;    // command-level mask ratio (per-projection values: /run/projections)
+    std::string version;        // quantal version
+    std::string command_line;
+    std::vector<std::pair<std::string, std::string>> extra; // more string attributes on /run
+};
+
+enum class TraceStatus { complete, interrupted };
+
+// Not thread-safe: one writer is fed by one engine, sample after sample, in any sample order
+// (indices need not be contiguous). Throws InputError naming the file (and object) when HDF5
+// cannot create or write it, or when an option names an unknown population.
+class SpikeTraceWriter : public SpikeSink {
+public:
+    SpikeTraceWriter(const std::string& path, const Network& net, TraceOptions options, const RunMetadata& metadata);
+    ~SpikeTraceWriter() override; // without finish(): drops an open sample, marks the run "incomplete", closes
+    SpikeTraceWriter(const SpikeTraceWriter&) = delete;
+    SpikeTraceWriter& operator=(const SpikeTraceWriter&) = delete;
+
+    void begin_sample(std::uint64_t sample, std::int64_t label = -1);
+    void on_spikes(PopulationId population, Tick tick, std::span<const std::uint32_t> neurons) override;
+    // Closes the open sample: appends its row to /samples and its ledger to /energy, then flushes.
+    void end_sample(std::int64_t prediction, const EnergyLedger& sample_ledger);
+    // Drops the spikes of a sample that was begun and not ended (datasets shrink back), writes the
+    // status and closes the file. Further calls do nothing.
+    void finish(TraceStatus status = TraceStatus::complete);
+
+    const std::string& path() const;
+    std::uint64_t samples_written() const;
+    std::uint64_t spikes_written() const; // spikes in /spikes after the last completed sample
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+} // namespace quantal
