@@ -1,0 +1,255 @@
+"""Exports a trained MST-Tiny as a quantal model file (docs/model-format.md).
+
+Conversion, layer by layer (populations are channel-first, shape (C, H, W) for token maps):
+- every QCFS becomes an IF population: threshold lam, spike value lam, v0 = lam / 2, soft reset,
+  comparison ">="; `qcfs_levels` = L is kept so that the file can be evaluated as the quantised
+  ANN too;
+- patch embedding: an analog input (conv2d on the image) into the `embed` population, with the
+  BatchNorm after the conv folded into the conv's weights and bias (exact);
+- the residual stream is never a population: every map that reads it gets one projection from
+  each spike-carrying population that was added into the stream (the "contributors": the stage's
+  first population and every attention and MLP branch output so far). Linearity makes this
+  exact. A BatchNorm that reads the stream is folded into those projections (per-channel weights,
+  one_to_one) and into the reader's bias; the patch-merging BatchNorm is folded into the merging
+  linear map (a 2x2 stride-2 conv2d), exactly, because BN is affine and the linear map reads BN's
+  output directly;
+- token-wise linear maps (qkv, proj, fc1, fc2) are 1x1 conv2d projections;
+- window attention is a `softmax_attention` operator (image layout, see the proposal in
+  docs/model-format.md); RSM on q, k and score spikes is its release setting;
+- average pooling and the head are one dense projection into the `logits` readout.
+
+    /usr/bin/python3 examples/mst/export.py examples/mst/models/mst_r0.pt examples/mst/models/mst_r0.h5
+"""
+import argparse
+import json
+import os
+import sys
+
+import h5py
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import data  # noqa: E402
+from train import load_checkpoint  # noqa: E402
+
+PRODUCER = "examples/mst/export.py"
+
+
+def bn_affine(bn):
+    """BatchNorm (eval mode) as y = a * x + b, per channel."""
+    a = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+    return a, bn.bias.detach() - bn.running_mean * a
+
+
+class ModelFile:
+    """In-memory quantal model graph, written to HDF5 in one go."""
+
+    def __init__(self, name):
+        self.name = name
+        self.populations, self.projections, self.inputs, self.operators = {}, {}, {}, {}
+        self.readout = None
+
+    def add_if(self, name, shape, lam, levels, bias=None):
+        lam = float(lam)
+        self.populations[name] = dict(
+            attrs=dict(model="IF", threshold=lam, comparison=">=", reset="subtract",
+                       v0=lam / 2, spike_value=lam, qcfs_levels=np.int64(levels)),
+            data=dict(shape=np.array(shape, np.int64), **_bias(bias, shape)))
+        return name
+
+    def add_readout(self, name, n, bias):
+        self.populations[name] = dict(attrs=dict(model="readout"),
+                                      data=dict(shape=np.array([n], np.int64), **_bias(bias, (n,))))
+        self.readout = name
+        return name
+
+    def add_projection(self, kind, source, target, ratio=0.0, name=None, **arrays):
+        name = name or f"{source}->{target}"
+        attrs = dict(kind=kind, source=source, target=target, delay=np.int64(0),
+                     release="spike" if ratio > 0 else "none", mask_ratio=float(ratio))
+        groups = arrays.pop("groups", None)
+        if groups is not None:
+            attrs["groups"] = np.int64(groups)
+        self.projections[name] = dict(attrs=attrs, data=arrays)
+        return name
+
+    def add_conv1x1(self, linear, source, target, ratio=0.0):
+        w = linear.weight.detach()
+        self.add_projection("conv2d", source, target, ratio, weight=w[:, :, None, None],
+                            **_conv_geometry(1, 0), groups=1)
+
+    def add_operator(self, name, attrs, arrays):
+        self.operators[name] = dict(attrs=attrs, data=arrays)
+
+    def write(self, path, provenance):
+        with h5py.File(path, "w") as f:
+            f.attrs.update(format="quantal-model", format_version=np.int64(1), name=self.name,
+                           producer=PRODUCER, provenance=json.dumps(provenance))
+            for group, items in (("populations", self.populations), ("projections", self.projections),
+                                 ("inputs", self.inputs), ("operators", self.operators)):
+                g = f.create_group(group)
+                g.attrs["order"] = list(items)
+                for name, item in items.items():
+                    sub = g.create_group(name)
+                    sub.attrs.update(item["attrs"])
+                    for key, value in item["data"].items():
+                        sub.create_dataset(key, data=_array(value))
+            f.create_group("readout").attrs.update(population=self.readout, accumulate="sum")
+
+
+def _array(value):
+    if torch.is_tensor(value):
+        value = value.detach().cpu().numpy()
+    value = np.asarray(value)
+    return value.astype(np.float32) if value.dtype.kind == "f" else value
+
+
+def _bias(bias, shape):
+    """A per-channel bias of a (C, H, W) population expanded to one value per neuron."""
+    if bias is None:
+        return {}
+    bias = torch.as_tensor(bias, dtype=torch.float32).reshape(-1)
+    n = int(np.prod(shape))
+    if bias.numel() != n:
+        bias = bias[:, None].expand(-1, n // bias.numel()).reshape(-1)
+    return {"bias": bias}
+
+
+def _conv_geometry(stride, padding):
+    return dict(stride=np.array([stride] * 2, np.int64), padding=np.array([padding] * 2, np.int64),
+                dilation=np.array([1, 1], np.int64))
+
+
+def _per_neuron(channel_values, shape):
+    """(C,) -> (C*H*W,), for one_to_one weights on channel-first populations."""
+    return channel_values[:, None].expand(-1, int(np.prod(shape[1:]))).reshape(-1)
+
+
+class _Exporter:
+    def __init__(self, model, name):
+        self.model, self.cfg = model, model.cfg
+        self.file = ModelFile(name)
+
+    def if_pop(self, name, shape, act, bias=None):
+        return self.file.add_if(name, shape, act.lam.item(), act.levels, bias)
+
+    def stream_reader(self, name, shape, bn, act, stream):
+        """An IF population that reads QCFS(BN(stream)): BN folded into the projections."""
+        a, b = bn_affine(bn)
+        self.if_pop(name, shape, act, bias=b)
+        for source in stream:
+            self.file.add_projection("one_to_one", source, name, weight=_per_neuron(a, shape))
+        return name
+
+    def block(self, prefix, blk, shape, stream):
+        f, attn = self.file, blk.attn
+        h = self.stream_reader(prefix + "act1", shape, blk.norm1, blk.act1, stream)
+        c = shape[0]
+        qkv_w, qkv_b = attn.qkv.weight.detach(), attn.qkv.bias.detach()
+        for i, part in enumerate("qkv"):
+            pop = self.if_pop(prefix + part, shape, getattr(attn, "act_" + part), qkv_b[i * c:(i + 1) * c])
+            f.add_projection("conv2d", h, pop, weight=qkv_w[i * c:(i + 1) * c, :, None, None],
+                             **_conv_geometry(1, 0), groups=1)
+        windows = (shape[1] // blk.window) ** 2
+        tokens = blk.window ** 2
+        scores = self.if_pop(prefix + "scores", (windows, attn.heads, tokens, tokens), attn.act_attn)
+        av = self.if_pop(prefix + "av", shape, attn.act_av)
+        ratio = self.cfg.mask_ratio
+        op_attrs = dict(op="softmax_attention", q=prefix + "q", k=prefix + "k", v=prefix + "v",
+                        scores=scores, output=av, scale=float(attn.scale),
+                        layout="image", heads=np.int64(attn.heads), window=np.int64(blk.window),
+                        shift=np.int64(blk.shift))
+        for part, mask in (("q", attn.mask_q), ("k", attn.mask_k), ("score", attn.mask_attn)):
+            op_attrs[part + "_release"] = "spike" if mask.ratio > 0 else "none"
+            op_attrs[part + "_mask_ratio"] = float(mask.ratio)
+        arrays = dict(bias=attn.position_bias())
+        if blk.shift_mask is not None:
+            arrays["mask"] = blk.shift_mask
+        f.add_operator(prefix + "attention", op_attrs, arrays)
+        proj = self.if_pop(prefix + "proj", shape, attn.act_proj, attn.proj.bias)
+        f.add_conv1x1(attn.proj, av, proj, attn.mask_proj.ratio)
+        stream = stream + [proj]
+
+        h = self.stream_reader(prefix + "act2", shape, blk.norm2, blk.act2, stream)
+        hidden = (blk.fc1.out_features,) + tuple(shape[1:])
+        fc1 = self.if_pop(prefix + "fc1", hidden, blk.act_fc1, blk.fc1.bias)
+        f.add_conv1x1(blk.fc1, h, fc1, blk.mask_fc1.ratio)
+        fc2 = self.if_pop(prefix + "fc2", shape, blk.act_fc2, blk.fc2.bias)
+        f.add_conv1x1(blk.fc2, fc1, fc2, blk.mask_fc2.ratio)
+        return stream + [fc2]
+
+    def merge(self, name, merge, shape, stream):
+        """Patch merging: BN folded into the reduction, which is a 2x2 stride-2 conv2d."""
+        c = shape[0]
+        a, b = bn_affine(merge.norm)
+        w = merge.reduction.weight.detach() * a[None, :]            # [2C, 4C]
+        bias = merge.reduction.bias.detach() + merge.reduction.weight.detach() @ b
+        # Swin's concatenation order of the 2x2 neighbours: (dy, dx) = (0,0), (1,0), (0,1), (1,1)
+        kernel = torch.zeros(w.shape[0], c, 2, 2)
+        for part, (dy, dx) in enumerate(((0, 0), (1, 0), (0, 1), (1, 1))):
+            kernel[:, :, dy, dx] = w[:, part * c:(part + 1) * c]
+        out_shape = (2 * c, shape[1] // 2, shape[2] // 2)
+        self.if_pop(name, out_shape, merge.act, bias)
+        for source in stream:
+            self.file.add_projection("conv2d", source, name, weight=kernel, **_conv_geometry(2, 0), groups=1)
+        return out_shape
+
+    def run(self):
+        m, cfg, f = self.model, self.cfg, self.file
+        res = cfg.image_size // cfg.patch
+        shape = (cfg.embed_dim, res, res)
+        a, b = bn_affine(m.embed_norm)
+        f.inputs["image"] = dict(
+            attrs=dict(target="embed", kind="conv2d", scale=1.0 / 255.0, offset=0.0, groups=np.int64(1)),
+            data=dict(shape=np.array([cfg.in_channels, 28, 28], np.int64),
+                      pad_to=np.array([cfg.image_size] * 2, np.int64),
+                      weight=m.patch_embed.weight.detach() * a[:, None, None, None],
+                      bias=m.patch_embed.bias.detach() * a + b,
+                      **_conv_geometry(cfg.patch, 0)))
+        self.if_pop("embed", shape, m.embed_act)
+        stream = ["embed"]
+        for s, blocks in enumerate(m.stages):
+            for j, blk in enumerate(blocks):
+                stream = self.block(f"s{s}.b{j}.", blk, shape, stream)
+            if s < len(m.merges):
+                shape = self.merge(f"merge{s}", m.merges[s], shape, stream)
+                stream = [f"merge{s}"]
+        final = self.stream_reader("final", shape, m.norm, m.act, stream)
+        # average pooling then the head: one dense map, weight W[:, c] / (H*W) at every position
+        positions = shape[1] * shape[2]
+        w = m.head.weight.detach()[:, :, None].expand(-1, -1, positions).reshape(cfg.classes, -1)
+        f.add_readout("logits", cfg.classes, m.head.bias.detach())
+        f.add_projection("dense", final, "logits", weight=w / positions)
+        return f
+
+
+def export(model, path, name="mst-tiny", provenance=None):
+    """Writes `model` (an MSTTiny, put in eval mode) to `path`."""
+    model.eval()
+    with torch.no_grad():
+        graph = _Exporter(model, name).run()
+    info = {"model_config": model.cfg.to_dict(), "dataset": "Fashion-MNIST",
+            "input": f"28x28 uint8 image, scaled by 1/255, zero-padded (centred) to {data.IMAGE_SIZE}x{data.IMAGE_SIZE}"}
+    info.update(provenance or {})
+    graph.write(path, info)
+    return graph
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("checkpoint", help="a .pt written by train.py")
+    p.add_argument("output", help="the .h5 model file to write")
+    p.add_argument("--name", help="model name (default: from the mask ratio)")
+    args = p.parse_args(argv)
+    model, info = load_checkpoint(args.checkpoint)
+    name = args.name or f"mst-tiny-r{model.cfg.mask_ratio:g}"
+    prov = {"checkpoint": os.path.basename(args.checkpoint),
+            "training": {k: info.get(k) for k in ("parameters", "train_seconds", "test_acc")}}
+    graph = export(model, args.output, name, prov)
+    print(f"{args.output}: {len(graph.populations)} populations, {len(graph.projections)} projections, "
+          f"{len(graph.operators)} operators")
+
+
+if __name__ == "__main__":
+    main()
