@@ -86,6 +86,7 @@ public:
         return connect(Projection{"", source, target, std::move(c), delay, release});
     }
     std::size_t population_count() const { return populations_.size(); }
+    const Population& population(PopulationId p) const { return populations_.at(p); }
 
     Network build() const;
 
