@@ -263,7 +263,7 @@ void export_for_brian2(const std::filesystem::path& dir, const LayeredShape& sha
 }
 
 void usage() {
-    std::cout << "bench_propagate [--json] [--reps N] [--quick] [--only layered|crossover]\n"
+    std::cout << "bench_propagate [--json | --json-out FILE] [--reps N] [--quick] [--only layered|crossover]\n"
                  "                [--export DIR] [--export-ticks T]\n"
                  "  Transmitted synaptic events per second on one core (see docs/performance.md).\n";
 }
@@ -273,7 +273,7 @@ void usage() {
 int main(int argc, char** argv) {
     bool json = false, quick = false;
     int reps = 5;
-    std::string only, export_dir;
+    std::string only, export_dir, json_out;
     Tick export_ticks = 1000;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -282,6 +282,7 @@ int main(int argc, char** argv) {
             return argv[++i];
         };
         if (a == "--json") json = true;
+        else if (a == "--json-out") json_out = next();
         else if (a == "--quick") quick = true;
         else if (a == "--reps") reps = std::stoi(next());
         else if (a == "--only") only = next();
@@ -320,7 +321,7 @@ int main(int argc, char** argv) {
         const std::vector<double> ps = quick ? std::vector<double>{0.1, 0.5}
                                              : std::vector<double>{0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 0.9};
         for (FanoutKind kind : {FanoutKind::dense, FanoutKind::sparse_long, FanoutKind::sparse_short}) {
-            const std::uint64_t samples = quick ? 2 : kind == FanoutKind::sparse_short ? 40 : 8;
+            const std::uint64_t samples = quick ? 2 : kind == FanoutKind::sparse_short ? 20 : 4;
             auto conn = std::make_shared<const Connectivity>(single_connectivity(kind));
             cases.push_back(Case{Measurement{"crossover", fanout_name(kind), "none", "-", 1.0, {}, 0, 0, 0},
                                  [conn] { return single_projection(*conn, Release{}); }, ticks, samples});
@@ -336,23 +337,24 @@ int main(int argc, char** argv) {
     for (int r = 0; r < reps; ++r)
         for (auto& c : cases) c.m.seconds.push_back(time_case(c));
 
+    std::ostringstream js;
+    js << "{\n  \"geometric_below\": " << ReleasePlan::geometric_below << ",\n  \"reps\": " << reps
+       << ",\n  \"results\": [\n";
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+        const auto& m = cases[i].m;
+        js << "    {\"group\": \"" << m.group << "\", \"fanout\": \"" << json_escape(m.fanout) << "\", \"mode\": \""
+           << m.mode << "\", \"sampling\": \"" << m.sampling << "\", \"p\": " << m.p << ", \"samples\": " << cases[i].samples
+           << ", \"ticks\": " << cases[i].ticks << ", \"spikes\": " << m.spikes << ", \"attempted\": " << m.attempted
+           << ", \"transmitted\": " << m.transmitted << ", \"median_seconds\": " << m.median_seconds()
+           << ", \"events_per_second\": " << m.events_per_second() << ", \"ns_per_attempted\": " << m.ns_per_attempted()
+           << "}" << (i + 1 < cases.size() ? "," : "") << "\n";
+    }
+    js << "  ]\n}\n";
     if (json) {
-        std::cout << "{\n  \"geometric_below\": " << ReleasePlan::geometric_below << ",\n  \"reps\": " << reps
-                  << ",\n  \"results\": [\n";
-        for (std::size_t i = 0; i < cases.size(); ++i) {
-            const auto& m = cases[i].m;
-            std::cout << "    {\"group\": \"" << m.group << "\", \"fanout\": \"" << json_escape(m.fanout) << "\", \"mode\": \""
-                      << m.mode << "\", \"sampling\": \"" << m.sampling << "\", \"p\": " << m.p
-                      << ", \"samples\": " << cases[i].samples << ", \"ticks\": " << cases[i].ticks
-                      << ", \"spikes\": " << m.spikes << ", \"attempted\": " << m.attempted
-                      << ", \"transmitted\": " << m.transmitted << ", \"median_seconds\": " << m.median_seconds()
-                      << ", \"events_per_second\": " << m.events_per_second()
-                      << ", \"ns_per_attempted\": " << m.ns_per_attempted() << "}" << (i + 1 < cases.size() ? "," : "")
-                      << "\n";
-        }
-        std::cout << "  ]\n}\n";
+        std::cout << js.str();
         return 0;
     }
+    if (!json_out.empty()) std::ofstream(json_out) << js.str();
 
     std::printf("%d repetitions, medians; one thread; %s\n", reps, "transmitted events per second");
     std::string group;
