@@ -64,9 +64,10 @@ class ModelFile:
         self.readout = name
         return name
 
-    def add_projection(self, kind, source, target, ratio=0.0, name=None, **arrays):
-        name = name or f"{source}->{target}"
-        attrs = dict(kind=kind, source=source, target=target, delay=np.int64(0),
+    def add_projection(self, kind, source, dest, ratio=0.0, name=None, **arrays):
+        # `dest`, not `target`: a sparse projection has a dataset called "target"
+        name = name or f"{source}->{dest}"
+        attrs = dict(kind=kind, source=source, target=dest, delay=np.int64(0),
                      release="spike" if ratio > 0 else "none", mask_ratio=float(ratio))
         groups = arrays.pop("groups", None)
         if groups is not None:
@@ -126,10 +127,60 @@ def _per_neuron(channel_values, shape):
     return channel_values[:, None].expand(-1, int(np.prod(shape[1:]))).reshape(-1)
 
 
+class _WindowLayout:
+    """Index maps between a (C, H, W) population and the format-v1 attention layout
+    (windows, heads, tokens, head_dim) of the cyclically shifted map, and the sparse (CSR)
+    projections that compose a token-wise linear map with that permutation."""
+
+    def __init__(self, shape, heads, window, shift):
+        c, h, w = shape
+        y, x = np.divmod(np.arange(h * w), w)
+        ys, xs = (y - shift) % h, (x - shift) % w
+        win = (ys // window) * (w // window) + xs // window
+        tok = (ys % window) * window + xs % window
+        hd = c // heads
+        ch = np.arange(c)[:, None]
+        # neuron index in the window layout of channel ch at image position p: [C, H*W]
+        self.index = ((win[None] * heads + ch // hd) * window * window + tok[None]) * hd + ch % hd
+        self.c, self.positions = c, h * w
+
+    def bias(self, channel_bias):
+        out = np.empty(self.c * self.positions, np.float32)
+        out[self.index.reshape(-1)] = np.repeat(channel_bias.numpy(), self.positions)
+        return out
+
+    def _csr(self, source, target, weight):
+        """Synapses given per (source neuron, output channel), sources sorted for CSR."""
+        order = np.argsort(source, kind="stable")
+        fanout = weight.shape[-1]
+        return dict(row_begin=np.arange(len(order) + 1, dtype=np.uint64) * fanout,
+                    target=target[order].reshape(-1).astype(np.uint32),
+                    weight=weight[order].reshape(-1).astype(np.float32))
+
+    def to_windows(self, w):
+        """Token-wise map W [C_out, C_in] from image layout into the window layout."""
+        w = w.numpy()
+        src = np.arange(self.c * self.positions)                       # (c_in, p) row-major
+        tgt = self.index.T[None].repeat(self.c, 0)                      # [C_in, P, C_out]
+        weight = np.broadcast_to(w.T[:, None, :], tgt.shape)            # W[o, c_in]
+        return self._csr(src, tgt.reshape(len(src), -1), weight.reshape(len(src), -1))
+
+    def from_windows(self, w):
+        """Token-wise map W [C_out, C_in] from the window layout back to image layout."""
+        w = w.numpy()
+        p = np.arange(self.positions)
+        src = self.index.reshape(-1)                                    # (c_in, p) row-major
+        tgt = (np.arange(w.shape[0])[None, None, :] * self.positions + p[None, :, None])
+        tgt = np.broadcast_to(tgt, (self.c, self.positions, w.shape[0]))
+        weight = np.broadcast_to(w.T[:, None, :], tgt.shape)
+        return self._csr(src, tgt.reshape(len(src), -1), weight.reshape(len(src), -1))
+
+
 class _Exporter:
-    def __init__(self, model, name):
+    def __init__(self, model, name, layout="image"):
         self.model, self.cfg = model, model.cfg
         self.file = ModelFile(name)
+        self.layout = layout
 
     def if_pop(self, name, shape, act, bias=None):
         return self.file.add_if(name, shape, act.lam.item(), act.levels, bias)
@@ -147,19 +198,27 @@ class _Exporter:
         h = self.stream_reader(prefix + "act1", shape, blk.norm1, blk.act1, stream)
         c = shape[0]
         qkv_w, qkv_b = attn.qkv.weight.detach(), attn.qkv.bias.detach()
-        for i, part in enumerate("qkv"):
-            pop = self.if_pop(prefix + part, shape, getattr(attn, "act_" + part), qkv_b[i * c:(i + 1) * c])
-            f.add_projection("conv2d", h, pop, weight=qkv_w[i * c:(i + 1) * c, :, None, None],
-                             **_conv_geometry(1, 0), groups=1)
         windows = (shape[1] // blk.window) ** 2
         tokens = blk.window ** 2
+        layout = _WindowLayout(shape, attn.heads, blk.window, blk.shift) if self.layout == "windows" else None
+        att_shape = (windows, attn.heads, tokens, c // attn.heads) if layout else shape
+        for i, part in enumerate("qkv"):
+            w, b = qkv_w[i * c:(i + 1) * c], qkv_b[i * c:(i + 1) * c]
+            act = getattr(attn, "act_" + part)
+            if layout:    # format v1: token-wise map composed with the shifted window partition
+                self.file.add_if(prefix + part, att_shape, act.lam.item(), act.levels, layout.bias(b))
+                f.add_projection("sparse", h, prefix + part, **layout.to_windows(w))
+            else:
+                self.if_pop(prefix + part, shape, act, b)
+                f.add_projection("conv2d", h, prefix + part, weight=w[:, :, None, None],
+                                 **_conv_geometry(1, 0), groups=1)
         scores = self.if_pop(prefix + "scores", (windows, attn.heads, tokens, tokens), attn.act_attn)
-        av = self.if_pop(prefix + "av", shape, attn.act_av)
-        ratio = self.cfg.mask_ratio
+        av = self.if_pop(prefix + "av", att_shape, attn.act_av)
         op_attrs = dict(op="softmax_attention", q=prefix + "q", k=prefix + "k", v=prefix + "v",
-                        scores=scores, output=av, scale=float(attn.scale),
-                        layout="image", heads=np.int64(attn.heads), window=np.int64(blk.window),
-                        shift=np.int64(blk.shift))
+                        scores=scores, output=av, scale=float(attn.scale))
+        if not layout:
+            op_attrs.update(layout="image", heads=np.int64(attn.heads), window=np.int64(blk.window),
+                            shift=np.int64(blk.shift))
         for part, mask in (("q", attn.mask_q), ("k", attn.mask_k), ("score", attn.mask_attn)):
             op_attrs[part + "_release"] = "spike" if mask.ratio > 0 else "none"
             op_attrs[part + "_mask_ratio"] = float(mask.ratio)
@@ -168,7 +227,11 @@ class _Exporter:
             arrays["mask"] = blk.shift_mask
         f.add_operator(prefix + "attention", op_attrs, arrays)
         proj = self.if_pop(prefix + "proj", shape, attn.act_proj, attn.proj.bias)
-        f.add_conv1x1(attn.proj, av, proj, attn.mask_proj.ratio)
+        if layout:
+            f.add_projection("sparse", av, proj, attn.mask_proj.ratio,
+                             **layout.from_windows(attn.proj.weight.detach()))
+        else:
+            f.add_conv1x1(attn.proj, av, proj, attn.mask_proj.ratio)
         stream = stream + [proj]
 
         h = self.stream_reader(prefix + "act2", shape, blk.norm2, blk.act2, stream)
@@ -224,11 +287,13 @@ class _Exporter:
         return f
 
 
-def export(model, path, name="mst-tiny", provenance=None):
-    """Writes `model` (an MSTTiny, put in eval mode) to `path`."""
+def export(model, path, name="mst-tiny", provenance=None, layout="image"):
+    """Writes `model` (an MSTTiny, put in eval mode) to `path`. layout "image" (default): attention
+    operators in the proposed image layout, all token-wise maps 1x1 conv2d; "windows": format
+    version 1 as written, q/k/v/proj as sparse projections (larger file)."""
     model.eval()
     with torch.no_grad():
-        graph = _Exporter(model, name).run()
+        graph = _Exporter(model, name, layout).run()
     info = {"model_config": model.cfg.to_dict(), "dataset": "Fashion-MNIST",
             "input": f"28x28 uint8 image, scaled by 1/255, zero-padded (centred) to {data.IMAGE_SIZE}x{data.IMAGE_SIZE}"}
     info.update(provenance or {})
@@ -241,12 +306,14 @@ def main(argv=None):
     p.add_argument("checkpoint", help="a .pt written by train.py")
     p.add_argument("output", help="the .h5 model file to write")
     p.add_argument("--name", help="model name (default: from the mask ratio)")
+    p.add_argument("--layout", choices=("image", "windows"), default="image",
+                   help="attention layout: image (proposal, compact) or windows (format v1, sparse)")
     args = p.parse_args(argv)
     model, info = load_checkpoint(args.checkpoint)
     name = args.name or f"mst-tiny-r{model.cfg.mask_ratio:g}"
     prov = {"checkpoint": os.path.basename(args.checkpoint),
             "training": {k: info.get(k) for k in ("parameters", "train_seconds", "test_acc")}}
-    graph = export(model, args.output, name, prov)
+    graph = export(model, args.output, name, prov, args.layout)
     print(f"{args.output}: {len(graph.populations)} populations, {len(graph.projections)} projections, "
           f"{len(graph.operators)} operators")
 

@@ -110,3 +110,20 @@ def test_snn_approaches_ann(exported, test_images):
     snn = reference.evaluate(net, x, y, ticks=32, batch=100)
     assert snn["accuracy"]["32"] >= ann - 0.15
     assert snn["total_spikes_per_sample"] > 0
+
+
+def test_window_layout_equals_image_layout(tmp_path, test_images):
+    """Format-v1 window layout (sparse q/k/v/proj) and the image layout run identically."""
+    images, labels = test_images
+    model = small_model(images)
+    paths = {layout: str(tmp_path / f"{layout}.h5") for layout in ("image", "windows")}
+    for layout, path in paths.items():
+        export.export(model, path, layout=layout)
+    x, y = torch.from_numpy(images[:20, None]), torch.from_numpy(labels[:20])
+    runs = {layout: reference.evaluate(reference.Network(path), x, y, ticks=8, batch=20)
+            for layout, path in paths.items()}
+    assert runs["image"]["predictions"] == runs["windows"]["predictions"]
+    assert runs["image"]["spikes_per_sample"] == runs["windows"]["spikes_per_sample"]
+    with h5py.File(paths["windows"], "r") as f:
+        assert "layout" not in f["operators"]["s0.b1.attention"].attrs
+        assert f["populations"]["s0.b1.q"]["shape"][()].tolist() == [4, 2, 16, 8]
