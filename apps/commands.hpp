@@ -9,6 +9,7 @@
 namespace quantal::cli {
 
 void add_demo_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
 
 // Per-layer table of the ledger (spikes, events, energy) and the totals against the ANN.
 void print_energy_report(std::ostream& out, const Network& net, const EnergyLedger& ledger, const EnergyCosts& costs);

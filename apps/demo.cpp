@@ -1,9 +1,12 @@
 // `quantal demo`: a built-in layered network (Bernoulli input -> dense IF layers -> readout) run
 // over a batch of samples, with the energy report. The smallest complete end-to-end run.
+#include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <sstream>
 
 #include "apps/commands.hpp"
+#include "io/spike_trace.hpp"
 #include "sim/engine.hpp"
 #include "sim/random.hpp"
 
@@ -20,6 +23,8 @@ struct DemoOptions {
     Tick ticks = 64;
     std::uint64_t samples = 8;
     int threads = 0;
+    std::string trace;   // SONATA spike trace to write (samples then run one after another)
+    double dt_ms = 1.0;  // ms per tick in the trace
 };
 
 Network demo_network(const DemoOptions& o) {
@@ -45,17 +50,61 @@ Network demo_network(const DemoOptions& o) {
     return b.build();
 }
 
+// The index of the largest readout value at the last observed tick (-1 without a readout).
+std::int64_t prediction(const SampleResult& r) {
+    if (r.readouts.empty() || r.readouts[0].ticks.empty()) return -1;
+    const auto& v = r.readouts[0].values;
+    const std::size_t n = v.size() / r.readouts[0].ticks.size();
+    const auto last = v.begin() + std::ptrdiff_t(v.size() - n);
+    return std::max_element(last, v.end()) - last;
+}
+
+// Samples one after another on one engine, streaming spikes into the trace: memory stays
+// bounded however many samples run (run_batch would keep every sample's result).
+EnergyLedger run_traced(const Network& net, const DemoOptions& o, const RunOptions& run) {
+    TraceOptions options;
+    options.ticks_per_sample = o.ticks;
+    options.dt_ms = o.dt_ms;
+    RunMetadata meta;
+    meta.model = "demo";
+    meta.seed = o.seed;
+    meta.release = o.mask > 0 ? o.release : "none";
+    meta.mask_ratio = o.mask;
+    meta.version = QUANTAL_VERSION;
+    std::ostringstream cmd; // the options that shaped the run, as a command that repeats it
+    cmd << "quantal demo --samples " << o.samples << " --ticks " << o.ticks << " --seed " << o.seed << " --rate "
+        << o.input_rate << " --mask " << o.mask << " --release " << o.release << " --dt " << o.dt_ms << " --trace " << o.trace;
+    meta.command_line = cmd.str();
+    SpikeTraceWriter trace(o.trace, net, options, meta);
+    Engine engine(net);
+    const Stimulus stimulus = Stimulus::for_network(net);
+    EnergyLedger total;
+    for (std::uint64_t k = 0; k < o.samples; ++k) {
+        trace.begin_sample(k);
+        const auto r = engine.run(stimulus, run, k, &trace);
+        trace.end_sample(prediction(r), r.ledger);
+        total += r.ledger;
+    }
+    trace.finish();
+    std::cout << "trace: " << o.trace << " (" << trace.spikes_written() << " spikes, " << trace.samples_written()
+              << " samples)\n";
+    return total;
+}
+
 void run_demo(const DemoOptions& o) {
     const Network net = demo_network(o);
-    std::vector<Stimulus> stimuli(o.samples, Stimulus::for_network(net));
     RunOptions run;
     run.ticks = o.ticks;
     run.seed = o.seed;
     const auto start = std::chrono::steady_clock::now();
-    const auto results = run_batch(net, stimuli, run, 0, o.threads);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     EnergyLedger total;
-    for (const auto& r : results) total += r.ledger;
+    if (!o.trace.empty()) {
+        total = run_traced(net, o, run);
+    } else {
+        std::vector<Stimulus> stimuli(o.samples, Stimulus::for_network(net));
+        for (const auto& r : run_batch(net, stimuli, run, 0, o.threads)) total += r.ledger;
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::cout << "demo: " << o.samples << " samples x " << o.ticks << " ticks, release "
               << (o.mask > 0 ? o.release : "none") << " mask " << o.mask << ", seed " << o.seed << ", " << seconds << " s\n";
     print_energy_report(std::cout, net, total, EnergyCosts{});
@@ -73,6 +122,8 @@ void add_demo_command(CLI::App& app) {
     cmd->add_option("--samples", o->samples, "Number of samples");
     cmd->add_option("--threads", o->threads, "OpenMP threads (0: default)");
     cmd->add_option("--rate", o->input_rate, "Input spike probability per tick")->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--trace", o->trace, "Write the spikes to this SONATA trace (HDF5); samples run one after another");
+    cmd->add_option("--dt", o->dt_ms, "Milliseconds per tick in the trace")->check(CLI::PositiveNumber);
     cmd->callback([o] { run_demo(*o); });
 }
 

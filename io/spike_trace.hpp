@@ -41,7 +41,7 @@ struct RunMetadata {
     std::string model;          // model file path or a description ("demo")
     std::uint64_t seed = 0;
     std::string release;        // command-level release mode ("none", "spike", "synapse")
-    double mask_ratio = 0.0;    // command-level mask ratio (per-projection values: /run/projections)
+    double mask_ratio = 0.0;    // command-level mask ratio (per-projection values: /energy/projections)
     std::string version;        // quantal version
     std::string command_line;
     std::vector<std::pair<std::string, std::string>> extra; // more string attributes on /run
@@ -49,8 +49,8 @@ struct RunMetadata {
 
 enum class TraceStatus { complete, interrupted };
 
-// Not thread-safe: one writer is fed by one engine, sample after sample, in any sample order
-// (indices need not be contiguous). Throws InputError naming the file (and object) when HDF5
+// Not thread-safe: one writer is fed by one engine, sample after sample, in increasing sample
+// index (indices need not be contiguous), so every population stays sorted by time. Throws InputError naming the file (and object) when HDF5
 // cannot create or write it, or when an option names an unknown population.
 class SpikeTraceWriter : public SpikeSink {
 public:
@@ -75,5 +75,56 @@ private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
+
+// A trace read back (quantal inspect): counts and tables, not the spikes themselves. Reads any
+// SONATA spike file; /samples, /run and /energy are optional. Throws InputError naming the file
+// and the object for a file that is not a valid trace (missing dataset, lengths that differ,
+// unsorted timestamps under sorting=by_time, unreadable data).
+struct TraceSummary {
+    struct Population {
+        std::string name;
+        std::uint64_t neurons = 0;  // from /energy/populations/size, else the largest node id + 1
+        std::uint64_t spikes = 0;
+        std::string sorting;        // "none", "by_id", "by_time" or "" when absent
+        double first_ms = 0, last_ms = 0;
+        double rate_hz = 0;         // spikes per neuron per second of recorded time
+    };
+    struct Sample {
+        std::uint64_t index = 0;
+        double start_ms = 0;
+        std::int64_t label = -1, prediction = -1;
+        bool recorded = true;
+        std::uint64_t spikes = 0;
+        double snn_pj = 0;
+    };
+    struct PopulationEnergy {
+        std::string name, model;
+        std::uint64_t size = 0, spikes = 0, updates = 0, macs = 0; // totals over the samples
+        double energy_pj = 0;                                      // E_MAC x MACs, total
+    };
+    struct ProjectionEnergy {
+        std::string name, source, target, release;
+        double mask_ratio = 0;
+        std::uint64_t synapses = 0, spikes_in = 0, masked_spikes = 0, attempted = 0, transmitted = 0; // totals
+        double energy_pj = 0;                                                                       // E_AC x transmitted, total
+    };
+
+    std::string path;
+    std::vector<std::pair<std::string, std::string>> run; // /run attributes as text
+    double dt_ms = 1.0;
+    std::int64_t ticks_per_sample = 0;
+    double recorded_ms = 0; // time the rates are averaged over
+    std::vector<Population> populations;
+    std::vector<Sample> samples;
+    bool has_energy = false;
+    double e_ac_pj = 0, e_mac_pj = 0, snn_pj = 0, ann_pj = 0; // energies: totals over energy_samples
+    std::uint64_t energy_samples = 0;
+    std::vector<PopulationEnergy> population_energy;
+    std::vector<ProjectionEnergy> projection_energy;
+
+    std::uint64_t total_spikes() const;
+};
+
+TraceSummary read_trace_summary(const std::string& path);
 
 } // namespace quantal

@@ -1,0 +1,242 @@
+// `quantal inspect TRACE.h5`: what a spike trace holds (spikes and rates per population, energy
+// per layer, samples), as text or JSON, and raster/rate plots drawn by traces/plot_trace.py.
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <vector>
+
+#include "apps/commands.hpp"
+#include "io/spike_trace.hpp"
+#include "sim/errors.hpp"
+
+extern char** environ;
+
+namespace quantal::cli {
+
+namespace {
+
+struct InspectOptions {
+    std::string trace;
+    bool json = false;
+    std::string plot_dir;
+    std::size_t max_samples = 20; // rows of the sample table shown as text
+};
+
+std::string json_string(const std::string& s) {
+    std::string out = "\"";
+    for (char c : s) {
+        switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\t': out += "\\t"; break;
+        default:
+            if (static_cast<unsigned char>(c) < 0x20) {
+                char buf[8];
+                std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                out += buf;
+            } else {
+                out += c;
+            }
+        }
+    }
+    return out + "\"";
+}
+
+std::string json_number(double v) {
+    if (!std::isfinite(v)) return "null";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return buf;
+}
+
+void print_json(std::ostream& out, const TraceSummary& s) {
+    out << "{\n  \"trace\": " << json_string(s.path) << ",\n  \"run\": {";
+    for (std::size_t i = 0; i < s.run.size(); ++i)
+        out << (i ? ", " : "") << json_string(s.run[i].first) << ": " << json_string(s.run[i].second);
+    out << "},\n  \"dt_ms\": " << json_number(s.dt_ms) << ",\n  \"ticks_per_sample\": " << s.ticks_per_sample
+        << ",\n  \"recorded_ms\": " << json_number(s.recorded_ms) << ",\n  \"total_spikes\": " << s.total_spikes()
+        << ",\n  \"populations\": [";
+    for (std::size_t i = 0; i < s.populations.size(); ++i) {
+        const auto& p = s.populations[i];
+        out << (i ? "," : "") << "\n    {\"name\": " << json_string(p.name) << ", \"neurons\": " << p.neurons
+            << ", \"spikes\": " << p.spikes << ", \"rate_hz\": " << json_number(p.rate_hz)
+            << ", \"first_ms\": " << json_number(p.first_ms) << ", \"last_ms\": " << json_number(p.last_ms)
+            << ", \"sorting\": " << json_string(p.sorting) << "}";
+    }
+    out << "\n  ],\n  \"samples\": [";
+    for (std::size_t i = 0; i < s.samples.size(); ++i) {
+        const auto& k = s.samples[i];
+        out << (i ? "," : "") << "\n    {\"index\": " << k.index << ", \"start_ms\": " << json_number(k.start_ms)
+            << ", \"label\": " << k.label << ", \"prediction\": " << k.prediction
+            << ", \"recorded\": " << (k.recorded ? "true" : "false") << ", \"spikes\": " << k.spikes
+            << ", \"snn_pj\": " << json_number(k.snn_pj) << "}";
+    }
+    out << "\n  ]";
+    if (s.has_energy) {
+        out << ",\n  \"energy\": {\"samples\": " << s.energy_samples << ", \"e_ac_pj\": " << json_number(s.e_ac_pj)
+            << ", \"e_mac_pj\": " << json_number(s.e_mac_pj) << ", \"snn_pj\": " << json_number(s.snn_pj)
+            << ", \"ann_pj\": " << json_number(s.ann_pj) << ",\n    \"populations\": [";
+        for (std::size_t i = 0; i < s.population_energy.size(); ++i) {
+            const auto& p = s.population_energy[i];
+            out << (i ? "," : "") << "\n      {\"name\": " << json_string(p.name) << ", \"model\": " << json_string(p.model)
+                << ", \"size\": " << p.size << ", \"spikes\": " << p.spikes << ", \"updates\": " << p.updates
+                << ", \"macs\": " << p.macs << ", \"energy_pj\": " << json_number(p.energy_pj) << "}";
+        }
+        out << "\n    ],\n    \"projections\": [";
+        for (std::size_t i = 0; i < s.projection_energy.size(); ++i) {
+            const auto& p = s.projection_energy[i];
+            out << (i ? "," : "") << "\n      {\"name\": " << json_string(p.name) << ", \"source\": " << json_string(p.source)
+                << ", \"target\": " << json_string(p.target) << ", \"release\": " << json_string(p.release)
+                << ", \"mask_ratio\": " << json_number(p.mask_ratio) << ", \"synapses\": " << p.synapses
+                << ", \"spikes_in\": " << p.spikes_in << ", \"masked_spikes\": " << p.masked_spikes
+                << ", \"attempted\": " << p.attempted << ", \"transmitted\": " << p.transmitted
+                << ", \"energy_pj\": " << json_number(p.energy_pj) << "}";
+        }
+        out << "\n    ]}";
+    }
+    out << "\n}\n";
+}
+
+void print_text(std::ostream& out, const TraceSummary& s, std::size_t max_samples) {
+    char line[320];
+    out << "trace " << s.path << '\n';
+    for (const auto& [key, value] : s.run) out << "  " << key << ": " << value << '\n';
+    std::uint64_t recorded = 0, labelled = 0, correct = 0;
+    for (const auto& k : s.samples) {
+        recorded += k.recorded;
+        if (k.label >= 0) ++labelled, correct += k.label == k.prediction;
+    }
+    std::snprintf(line, sizeof line, "samples: %zu (%llu with spikes recorded), %lld ticks x %g ms each\n",
+                  s.samples.size(), (unsigned long long)recorded, (long long)s.ticks_per_sample, s.dt_ms);
+    out << line;
+    if (labelled) {
+        std::snprintf(line, sizeof line, "accuracy: %llu / %llu = %.4f\n", (unsigned long long)correct,
+                      (unsigned long long)labelled, double(correct) / double(labelled));
+        out << line;
+    }
+    std::snprintf(line, sizeof line, "spikes: %llu over %g ms\n", (unsigned long long)s.total_spikes(), s.recorded_ms);
+    out << line;
+    std::snprintf(line, sizeof line, "  %-28s %10s %12s %12s %12s %12s %8s\n", "population", "neurons", "spikes",
+                  "rate Hz", "first ms", "last ms", "sorting");
+    out << line;
+    for (const auto& p : s.populations) {
+        std::snprintf(line, sizeof line, "  %-28s %10llu %12llu %12.3f %12g %12g %8s\n", p.name.c_str(),
+                      (unsigned long long)p.neurons, (unsigned long long)p.spikes, p.rate_hz, p.first_ms, p.last_ms,
+                      p.sorting.c_str());
+        out << line;
+    }
+    if (s.has_energy && s.energy_samples) {
+        const double n = double(s.energy_samples);
+        out << "energy per layer (per sample, E_AC " << s.e_ac_pj << " pJ, E_MAC " << s.e_mac_pj << " pJ):\n";
+        std::snprintf(line, sizeof line, "  %-28s %-16s %6s %14s %14s %14s %12s\n", "projection", "release", "mask",
+                      "attempted", "transmitted", "failed", "energy pJ");
+        out << line;
+        for (const auto& p : s.projection_energy) {
+            std::snprintf(line, sizeof line, "  %-28s %-16s %6.3f %14.1f %14.1f %14.1f %12.1f\n", p.name.c_str(),
+                          p.release.c_str(), p.mask_ratio, double(p.attempted) / n, double(p.transmitted) / n,
+                          double(p.attempted - p.transmitted) / n, p.energy_pj / n);
+            out << line;
+        }
+        std::snprintf(line, sizeof line, "  %-28s %-16s %14s %14s %14s %12s\n", "population", "model", "spikes", "updates",
+                      "MACs", "energy pJ");
+        out << line;
+        for (const auto& p : s.population_energy) {
+            std::snprintf(line, sizeof line, "  %-28s %-16s %14.1f %14.1f %14.1f %12.1f\n", p.name.c_str(), p.model.c_str(),
+                          double(p.spikes) / n, double(p.updates) / n, double(p.macs) / n, p.energy_pj / n);
+            out << line;
+        }
+        std::snprintf(line, sizeof line, "energy per sample: SNN %.4g pJ, ANN %.4g pJ, ratio %.3f\n", s.snn_pj / n,
+                      s.ann_pj / n, s.ann_pj > 0 ? s.snn_pj / s.ann_pj : 0.0);
+        out << line;
+    }
+    if (!s.samples.empty()) {
+        std::snprintf(line, sizeof line, "  %8s %12s %6s %10s %9s %10s %14s\n", "sample", "start ms", "label",
+                      "prediction", "recorded", "spikes", "energy pJ");
+        out << line;
+        for (std::size_t i = 0; i < s.samples.size() && i < max_samples; ++i) {
+            const auto& k = s.samples[i];
+            std::snprintf(line, sizeof line, "  %8llu %12g %6lld %10lld %9s %10llu %14.1f\n", (unsigned long long)k.index,
+                          k.start_ms, (long long)k.label, (long long)k.prediction, k.recorded ? "yes" : "no",
+                          (unsigned long long)k.spikes, k.snn_pj);
+            out << line;
+        }
+        if (s.samples.size() > max_samples) out << "  ... " << s.samples.size() - max_samples << " more (--json lists all)\n";
+    }
+}
+
+// The plotting script: $QUANTAL_PLOT_SCRIPT, else beside the executable's source tree layout
+// (<prefix>/share/quantal/plot_trace.py), else the source tree this binary was built from.
+std::filesystem::path plot_script() {
+    namespace fs = std::filesystem;
+    if (const char* env = std::getenv("QUANTAL_PLOT_SCRIPT")) return env;
+    std::error_code ec;
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        const fs::path installed = exe.parent_path().parent_path() / "share" / "quantal" / "plot_trace.py";
+        if (fs::exists(installed)) return installed;
+    }
+    return fs::path(QUANTAL_SOURCE_DIR) / "traces" / "plot_trace.py";
+}
+
+// Runs the script without a shell (no quoting issues with file names); returns its exit status.
+int run_plot_script(const std::string& trace, const std::string& dir) {
+    const std::filesystem::path script = plot_script();
+    if (!std::filesystem::exists(script)) throw std::runtime_error("plot script " + script.string() + " not found");
+    const char* python_env = std::getenv("QUANTAL_PYTHON");
+    const std::string python = python_env ? python_env : "/usr/bin/python3"; // Debian's, with h5py and matplotlib
+    const std::string script_s = script.string();
+    std::vector<char*> argv{const_cast<char*>(python.c_str()), const_cast<char*>(script_s.c_str()),
+                            const_cast<char*>(trace.c_str()), const_cast<char*>("--out"), const_cast<char*>(dir.c_str()),
+                            nullptr};
+    pid_t pid = 0;
+    if (posix_spawn(&pid, python.c_str(), nullptr, nullptr, argv.data(), environ) != 0)
+        throw std::runtime_error("cannot start " + python);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) throw std::runtime_error("waiting for " + python + " failed");
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+void run_inspect(const InspectOptions& o) {
+    const TraceSummary summary = read_trace_summary(o.trace); // InputError: exit code 2
+    if (o.json) print_json(std::cout, summary);
+    else print_text(std::cout, summary, o.max_samples);
+    if (!o.plot_dir.empty()) {
+        std::cout.flush();
+        std::error_code ec;
+        std::filesystem::create_directories(o.plot_dir, ec);
+        if (ec) throw InputError(o.plot_dir + ": cannot create the plot directory (" + ec.message() + ")");
+        if (const int rc = run_plot_script(o.trace, o.plot_dir); rc != 0)
+            throw std::runtime_error("plotting " + o.trace + " failed (plot_trace.py exit status " + std::to_string(rc) + ")");
+    }
+}
+
+} // namespace
+
+void add_inspect_command(CLI::App& app) {
+    auto o = std::make_shared<InspectOptions>();
+    auto* cmd = app.add_subcommand("inspect", "Summarise a spike trace (spikes, rates, energy per layer, samples); plot it");
+    cmd->add_option("trace", o->trace, "Trace file (HDF5, SONATA spike layout)")->required();
+    cmd->add_flag("--json", o->json, "Machine-readable output");
+    cmd->add_option("--plot", o->plot_dir, "Write raster and rate plots (PNG) into this directory");
+    cmd->add_option("--max-samples", o->max_samples, "Sample rows shown as text");
+    cmd->callback([o] {
+        try {
+            run_inspect(*o);
+        } catch (const std::runtime_error& e) {
+            if (dynamic_cast<const InputError*>(&e)) throw;
+            std::cerr << "quantal inspect: " << e.what() << '\n';
+            std::exit(1);
+        }
+    });
+}
+
+} // namespace quantal::cli

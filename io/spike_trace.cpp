@@ -1,0 +1,850 @@
+#include "io/spike_trace.hpp"
+
+#include <hdf5.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <stdexcept>
+
+#include "io/hdf5_access.hpp"
+#include "sim/errors.hpp"
+
+namespace quantal {
+
+namespace {
+
+using h5::Handle;
+
+// Rows of the small per-sample tables are appended one at a time; a chunk holds this many.
+constexpr hsize_t sample_chunk_rows = 256;
+
+const char* status_name(TraceStatus s) { return s == TraceStatus::complete ? "complete" : "interrupted"; }
+
+// Per-sample and total counters, by name, in the order they are written.
+struct PopulationCounter {
+    const char* name;
+    std::uint64_t PopulationCounts::*field;
+};
+struct ProjectionCounter {
+    const char* name;
+    std::uint64_t ProjectionCounts::*field;
+};
+constexpr PopulationCounter population_counters[] = {{"spikes", &PopulationCounts::spikes},
+                                                     {"updates", &PopulationCounts::updates},
+                                                     {"drift_ticks", &PopulationCounts::drift_ticks},
+                                                     {"wakeups", &PopulationCounts::wakeups},
+                                                     {"macs", &PopulationCounts::macs}};
+constexpr ProjectionCounter projection_counters[] = {{"spikes_in", &ProjectionCounts::spikes_in},
+                                                     {"masked_spikes", &ProjectionCounts::masked_spikes},
+                                                     {"attempted", &ProjectionCounts::attempted},
+                                                     {"transmitted", &ProjectionCounts::transmitted}};
+
+// The writes a trace needs, on top of h5::Handle: extendible datasets grown by appending,
+// attributes rewritten as the run advances. Errors name the file and the object.
+class TraceFile {
+public:
+    explicit TraceFile(const std::string& path) : path_(path) {
+        h5::silence_errors();
+        // Groups remember creation order, so readers list populations in network order.
+        Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
+        H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+        file_ = Handle(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl, H5P_DEFAULT), H5Fclose);
+        if (!file_.valid()) throw InputError("trace " + path + ": cannot create the file");
+    }
+
+    Handle create_group(const std::string& name) {
+        Handle gcpl(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);
+        H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+        return check(Handle(H5Gcreate2(file_, name.c_str(), H5P_DEFAULT, gcpl, H5P_DEFAULT), H5Gclose), name,
+                     "create group");
+    }
+
+    // A dataset of `type` with the first dimension unlimited, stored in chunks of `chunk`.
+    Handle create_extendible(const std::string& name, hid_t type, std::vector<hsize_t> dims, std::vector<hsize_t> chunk) {
+        std::vector<hsize_t> max = dims;
+        max[0] = H5S_UNLIMITED;
+        Handle space(H5Screate_simple(int(dims.size()), dims.data(), max.data()), H5Sclose);
+        Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+        H5Pset_chunk(dcpl, int(chunk.size()), chunk.data());
+        // Room for the chunk being filled (and one more) so appends never re-read it from disk,
+        // and no more: memory stays bounded by the number of recorded populations.
+        std::size_t chunk_bytes = H5Tget_size(type);
+        for (hsize_t c : chunk) chunk_bytes *= c;
+        Handle dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
+        H5Pset_chunk_cache(dapl, 13, 2 * chunk_bytes + 1, 1.0);
+        return check(Handle(H5Dcreate2(file_, name.c_str(), type, space, H5P_DEFAULT, dcpl, dapl), H5Dclose), name,
+                     "create dataset");
+    }
+
+    // Appends n elements (1-D) at offset `at`, growing the dataset to at + n.
+    void append(hid_t dset, hid_t memtype, const void* data, hsize_t at, hsize_t n) {
+        if (n == 0) return;
+        const hsize_t size = at + n;
+        status(H5Dset_extent(dset, &size), dset, "extend");
+        Handle filespace(H5Dget_space(dset), H5Sclose);
+        status(H5Sselect_hyperslab(filespace, H5S_SELECT_SET, &at, nullptr, &n, nullptr), dset, "select");
+        Handle memspace(H5Screate_simple(1, &n, nullptr), H5Sclose);
+        status(H5Dwrite(dset, memtype, memspace, filespace, H5P_DEFAULT, data), dset, "write");
+    }
+
+    // Appends one row of `width` elements to a 2-D dataset that has `row` rows.
+    void append_row(hid_t dset, hid_t memtype, const void* data, hsize_t row, hsize_t width) {
+        const hsize_t size[2] = {row + 1, width};
+        status(H5Dset_extent(dset, size), dset, "extend");
+        if (width == 0) return;
+        Handle filespace(H5Dget_space(dset), H5Sclose);
+        const hsize_t start[2] = {row, 0}, count[2] = {1, width};
+        status(H5Sselect_hyperslab(filespace, H5S_SELECT_SET, start, nullptr, count, nullptr), dset, "select");
+        Handle memspace(H5Screate_simple(1, &width, nullptr), H5Sclose);
+        status(H5Dwrite(dset, memtype, memspace, filespace, H5P_DEFAULT, data), dset, "write");
+    }
+
+    void resize(hid_t dset, hsize_t size) { status(H5Dset_extent(dset, &size), dset, "shrink"); }
+
+    void overwrite(hid_t dset, hid_t memtype, const void* data) {
+        status(H5Dwrite(dset, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), dset, "write");
+    }
+
+    Handle write_u64(const std::string& name, const std::vector<std::uint64_t>& v) {
+        return write_fixed(name, H5T_STD_U64LE, H5T_NATIVE_UINT64, v.data(), v.size());
+    }
+    Handle write_f64(const std::string& name, const std::vector<double>& v) {
+        return write_fixed(name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, v.data(), v.size());
+    }
+    void write_strings(const std::string& name, const std::vector<std::string>& v) {
+        std::vector<const char*> ptrs;
+        for (const auto& s : v) ptrs.push_back(s.c_str());
+        Handle type = string_type();
+        write_fixed(name, type, type, ptrs.data(), v.size());
+    }
+
+    void attribute_string(const std::string& object, const std::string& name, const std::string& value) {
+        Handle type = string_type();
+        const char* p = value.c_str();
+        write_attribute(object, name, type, type, &p, 0);
+    }
+    void attribute_u32(const std::string& object, const std::string& name, const std::vector<std::uint32_t>& v) {
+        write_attribute(object, name, H5T_STD_U32LE, H5T_NATIVE_UINT32, v.data(), v.size() == 1 ? 0 : v.size());
+    }
+    void attribute_u64(const std::string& object, const std::string& name, std::uint64_t v) {
+        write_attribute(object, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &v, 0);
+    }
+    void attribute_i64(const std::string& object, const std::string& name, std::int64_t v) {
+        write_attribute(object, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v, 0);
+    }
+    void attribute_f64(const std::string& object, const std::string& name, double v) {
+        write_attribute(object, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v, 0);
+    }
+    // SONATA's `sorting`: an enum over uint8 {none=0, by_id=1, by_time=2}, as libsonata's test data has it.
+    void attribute_sorting(const std::string& object, std::uint8_t value) {
+        Handle type(H5Tenum_create(H5T_NATIVE_UINT8), H5Tclose);
+        const std::uint8_t none = 0, by_id = 1, by_time = 2;
+        H5Tenum_insert(type, "none", &none);
+        H5Tenum_insert(type, "by_id", &by_id);
+        H5Tenum_insert(type, "by_time", &by_time);
+        write_attribute(object, "sorting", type, type, &value, 0);
+    }
+
+    void flush() { status(H5Fflush(file_, H5F_SCOPE_GLOBAL), file_, "flush"); }
+    void close() {
+        file_ = Handle(); // every object handle is closed before this, so the file really closes
+    }
+
+private:
+    static Handle string_type() {
+        Handle t(H5Tcopy(H5T_C_S1), H5Tclose);
+        H5Tset_size(t, H5T_VARIABLE);
+        H5Tset_cset(t, H5T_CSET_UTF8);
+        return t;
+    }
+
+    Handle write_fixed(const std::string& name, hid_t filetype, hid_t memtype, const void* data, hsize_t n) {
+        Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+        Handle d = check(Handle(H5Dcreate2(file_, name.c_str(), filetype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                                H5Dclose),
+                         name, "create dataset");
+        if (n) status(H5Dwrite(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), d, "write");
+        return d;
+    }
+
+    // Creates the attribute, replacing an earlier value (n == 0: scalar). Replacing rather than
+    // rewriting in place: HDF5 1.10 fails to rewrite an attribute opened by name in some groups.
+    void write_attribute(const std::string& object, const std::string& name, hid_t filetype, hid_t memtype,
+                         const void* data, hsize_t n) {
+        const std::string what = object + (object == "/" ? "" : "/") + "@" + name;
+        if (H5Aexists_by_name(file_, object.c_str(), name.c_str(), H5P_DEFAULT) > 0 &&
+            H5Adelete_by_name(file_, object.c_str(), name.c_str(), H5P_DEFAULT) < 0)
+            throw InputError("trace " + path_ + ": cannot replace " + what);
+        Handle space(n ? H5Screate_simple(1, &n, nullptr) : H5Screate(H5S_SCALAR), H5Sclose);
+        Handle a(H5Acreate_by_name(file_, object.c_str(), name.c_str(), filetype, space, H5P_DEFAULT, H5P_DEFAULT,
+                                   H5P_DEFAULT),
+                 H5Aclose);
+        if (!a.valid() || H5Awrite(a, memtype, data) < 0) throw InputError("trace " + path_ + ": cannot write " + what);
+    }
+
+    Handle check(Handle h, const std::string& name, const char* action) {
+        if (!h.valid()) throw InputError("trace " + path_ + ": cannot " + action + " " + name);
+        return h;
+    }
+    void status(herr_t r, hid_t object, const char* action) {
+        if (r >= 0) return;
+        char name[512] = "?";
+        H5Iget_name(object, name, sizeof name);
+        throw InputError("trace " + path_ + ": cannot " + action + " " + name);
+    }
+
+    std::string path_;
+    Handle file_;
+};
+
+// One recorded population: its two datasets and the spikes not yet appended to them.
+struct PopulationTrace {
+    PopulationId population = 0;
+    std::string name;
+    Handle timestamps, node_ids;
+    std::vector<double> time_buffer;
+    std::vector<std::uint64_t> id_buffer;
+    hsize_t written = 0;   // elements in the datasets
+    hsize_t committed = 0; // elements at the end of the last completed sample
+};
+
+} // namespace
+
+struct SpikeTraceWriter::Impl {
+    Impl(const std::string& p, const Network& n, TraceOptions o) : path(p), net(n), options(std::move(o)), file(p) {}
+
+    std::string path;
+    const Network& net;
+    TraceOptions options;
+    TraceFile file;
+    std::vector<PopulationTrace> recorded;
+    std::vector<int> slot; // population id -> index in `recorded`, or -1
+    Handle run_group;
+    // /samples columns
+    Handle s_index, s_start_ms, s_start_tick, s_label, s_prediction, s_recorded, s_spikes;
+    // /energy per-sample tables (rows appended) and totals (rewritten)
+    std::vector<Handle> pop_rows, proj_rows, pop_totals, proj_totals;
+    Handle snn_rows, ann_rows;
+    EnergyLedger total;
+    double total_snn_pj = 0, total_ann_pj = 0;
+
+    hsize_t samples = 0;
+    std::uint64_t spikes_committed = 0;
+    bool open = false;         // a sample was begun and not ended
+    bool recording = false;    // the open sample's spikes are kept
+    bool finished = false;
+    bool any_sample = false;
+    std::uint64_t current = 0; // index of the open (or last) sample
+    std::int64_t label = -1;
+    Tick start_tick = 0;
+
+    void create_layout(const RunMetadata& metadata);
+    void create_spikes();
+    void create_samples();
+    void create_energy();
+    void flush_population(PopulationTrace& pt);
+    void drop_open_sample();
+    void write_totals();
+    void close(const char* status);
+};
+
+void SpikeTraceWriter::Impl::create_layout(const RunMetadata& m) {
+    // bmtk's root attributes; libsonata ignores them, bmtk checks them.
+    const std::uint32_t magic = 0x0A7A, version[2] = {0, 1};
+    file.attribute_u32("/", "magic", {magic});
+    file.attribute_u32("/", "version", {version[0], version[1]});
+
+    run_group = file.create_group("/run");
+    file.attribute_string("/run", "model", m.model);
+    file.attribute_u64("/run", "seed", m.seed);
+    file.attribute_string("/run", "release", m.release.empty() ? "none" : m.release);
+    file.attribute_f64("/run", "mask_ratio", m.mask_ratio);
+    file.attribute_f64("/run", "dt_ms", options.dt_ms);
+    file.attribute_i64("/run", "ticks_per_sample", options.ticks_per_sample);
+    file.attribute_string("/run", "version", m.version);
+    file.attribute_string("/run", "command_line", m.command_line);
+    for (const auto& [key, value] : m.extra) file.attribute_string("/run", key, value);
+    file.attribute_string("/run", "status", "running");
+    file.attribute_u64("/run", "samples_completed", 0);
+
+    create_spikes();
+    create_samples();
+    create_energy();
+    file.flush();
+}
+
+void SpikeTraceWriter::Impl::create_spikes() {
+    const auto n = net.populations().size();
+    slot.assign(n, -1);
+    std::vector<PopulationId> ids;
+    if (options.populations.empty()) {
+        for (PopulationId p = 0; p < n; ++p)
+            if (!is_readout(net.population(p).model)) ids.push_back(p);
+    } else {
+        for (const auto& name : options.populations) {
+            const auto p = net.find_population(name);
+            if (!p) throw InputError("trace " + path + ": population '" + name + "' to record is not in the network");
+            if (slot[*p] < 0) ids.push_back(*p), slot[*p] = 0;
+        }
+    }
+    file.create_group("/spikes");
+    const hsize_t chunk = std::max<std::uint32_t>(options.chunk_spikes, 1);
+    for (PopulationId p : ids) {
+        const std::string& name = net.population(p).name;
+        if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
+            throw InputError("trace " + path + ": population name '" + name + "' cannot be an HDF5 group name");
+        const std::string group = "/spikes/" + name;
+        file.create_group(group);
+        file.attribute_sorting(group, 2); // by_time: a continuous recording is written in time order
+        PopulationTrace pt;
+        pt.population = p;
+        pt.name = name;
+        pt.timestamps = file.create_extendible(group + "/timestamps", H5T_IEEE_F64LE, {0}, {chunk});
+        file.attribute_string(group + "/timestamps", "units", "ms");
+        pt.node_ids = file.create_extendible(group + "/node_ids", H5T_STD_U64LE, {0}, {chunk});
+        slot[p] = int(recorded.size());
+        recorded.push_back(std::move(pt));
+    }
+}
+
+void SpikeTraceWriter::Impl::create_samples() {
+    file.create_group("/samples");
+    file.attribute_i64("/samples", "ticks_per_sample", options.ticks_per_sample);
+    file.attribute_f64("/samples", "dt_ms", options.dt_ms);
+    auto column = [&](const char* name, hid_t type) {
+        return file.create_extendible(std::string("/samples/") + name, type, {0}, {sample_chunk_rows});
+    };
+    s_index = column("index", H5T_STD_U64LE);
+    s_start_ms = column("start_ms", H5T_IEEE_F64LE);
+    s_start_tick = column("start_tick", H5T_STD_I64LE);
+    s_label = column("label", H5T_STD_I64LE);
+    s_prediction = column("prediction", H5T_STD_I64LE);
+    s_recorded = column("recorded", H5T_STD_U8LE);
+    s_spikes = column("spikes", H5T_STD_U64LE);
+}
+
+void SpikeTraceWriter::Impl::create_energy() {
+    const auto n_pop = net.populations().size(), n_proj = net.projections().size();
+    total = EnergyLedger::for_network(net, std::uint64_t(options.ticks_per_sample));
+    total.samples = 0;
+
+    file.create_group("/energy");
+    file.attribute_f64("/energy", "e_ac_pj", options.costs.e_ac_pj);
+    file.attribute_f64("/energy", "e_mac_pj", options.costs.e_mac_pj);
+    file.attribute_i64("/energy", "ticks_per_sample", options.ticks_per_sample);
+
+    // Static tables: what each row/column of the counters refers to.
+    file.create_group("/energy/populations");
+    std::vector<std::string> names, models, sources, targets, releases;
+    std::vector<std::uint64_t> sizes, synapses;
+    std::vector<double> ratios;
+    for (const auto& p : net.populations()) {
+        names.push_back(p.name);
+        models.push_back(model_name(p.model));
+        sizes.push_back(p.size());
+    }
+    file.write_strings("/energy/populations/name", names);
+    file.write_strings("/energy/populations/model", models);
+    file.write_u64("/energy/populations/size", sizes);
+
+    file.create_group("/energy/projections");
+    names.clear();
+    for (ProjectionId j = 0; j < n_proj; ++j) {
+        const auto& pr = net.projection(j);
+        names.push_back(pr.name);
+        sources.push_back(net.population(pr.source).name);
+        targets.push_back(net.population(pr.target).name);
+        releases.push_back(mode_name(pr.release.mode));
+        ratios.push_back(pr.release.mode == ReleaseMode::none ? 0.0 : pr.release.mask_ratio);
+        synapses.push_back(net.synapses(j));
+    }
+    file.write_strings("/energy/projections/name", names);
+    file.write_strings("/energy/projections/source", sources);
+    file.write_strings("/energy/projections/target", targets);
+    file.write_strings("/energy/projections/release", releases);
+    file.write_f64("/energy/projections/mask_ratio", ratios);
+    file.write_u64("/energy/projections/synapses", synapses);
+
+    // Counters: one row per completed sample (rows match /samples), and running totals.
+    file.create_group("/energy/per_sample");
+    file.create_group("/energy/per_sample/populations");
+    file.create_group("/energy/per_sample/projections");
+    file.create_group("/energy/total");
+    file.create_group("/energy/total/populations");
+    file.create_group("/energy/total/projections");
+    auto rows = [&](const std::string& name, hsize_t width) {
+        const hsize_t chunk_rows = std::clamp<hsize_t>(4096 / std::max<hsize_t>(width, 1), 1, sample_chunk_rows);
+        return file.create_extendible(name, H5T_STD_U64LE, {0, width}, {chunk_rows, std::max<hsize_t>(width, 1)});
+    };
+    for (const auto& c : population_counters) {
+        pop_rows.push_back(rows(std::string("/energy/per_sample/populations/") + c.name, n_pop));
+        pop_totals.push_back(file.write_u64(std::string("/energy/total/populations/") + c.name,
+                                            std::vector<std::uint64_t>(n_pop, 0)));
+    }
+    for (const auto& c : projection_counters) {
+        proj_rows.push_back(rows(std::string("/energy/per_sample/projections/") + c.name, n_proj));
+        proj_totals.push_back(file.write_u64(std::string("/energy/total/projections/") + c.name,
+                                             std::vector<std::uint64_t>(n_proj, 0)));
+    }
+    snn_rows = file.create_extendible("/energy/per_sample/snn_pj", H5T_IEEE_F64LE, {0}, {sample_chunk_rows});
+    ann_rows = file.create_extendible("/energy/per_sample/ann_pj", H5T_IEEE_F64LE, {0}, {sample_chunk_rows});
+    file.attribute_u64("/energy/total", "samples", 0);
+    file.attribute_f64("/energy/total", "snn_pj", 0.0);
+    file.attribute_f64("/energy/total", "ann_pj", 0.0);
+}
+
+void SpikeTraceWriter::Impl::flush_population(PopulationTrace& pt) {
+    if (pt.time_buffer.empty()) return;
+    file.append(pt.timestamps, H5T_NATIVE_DOUBLE, pt.time_buffer.data(), pt.written, pt.time_buffer.size());
+    file.append(pt.node_ids, H5T_NATIVE_UINT64, pt.id_buffer.data(), pt.written, pt.id_buffer.size());
+    pt.written += pt.time_buffer.size();
+    pt.time_buffer.clear();
+    pt.id_buffer.clear();
+}
+
+void SpikeTraceWriter::Impl::drop_open_sample() {
+    for (auto& pt : recorded) {
+        pt.time_buffer.clear();
+        pt.id_buffer.clear();
+        if (pt.written != pt.committed) {
+            file.resize(pt.timestamps, pt.committed);
+            file.resize(pt.node_ids, pt.committed);
+            pt.written = pt.committed;
+        }
+    }
+    open = false;
+}
+
+void SpikeTraceWriter::Impl::write_totals() {
+    const auto n_pop = net.populations().size(), n_proj = net.projections().size();
+    std::vector<std::uint64_t> v;
+    for (std::size_t c = 0; c < std::size(population_counters); ++c) {
+        v.resize(n_pop);
+        for (std::size_t p = 0; p < n_pop; ++p) v[p] = total.populations[p].*population_counters[c].field;
+        file.overwrite(pop_totals[c], H5T_NATIVE_UINT64, v.data());
+    }
+    for (std::size_t c = 0; c < std::size(projection_counters); ++c) {
+        v.resize(n_proj);
+        for (std::size_t j = 0; j < n_proj; ++j) v[j] = total.projections[j].*projection_counters[c].field;
+        file.overwrite(proj_totals[c], H5T_NATIVE_UINT64, v.data());
+    }
+    file.attribute_u64("/energy/total", "samples", total.samples);
+    file.attribute_f64("/energy/total", "snn_pj", total_snn_pj);
+    file.attribute_f64("/energy/total", "ann_pj", total_ann_pj);
+}
+
+void SpikeTraceWriter::Impl::close(const char* status) {
+    if (finished) return;
+    finished = true;
+    if (open) drop_open_sample();
+    file.attribute_string("/run", "status", status);
+    file.flush();
+    recorded.clear();
+    run_group = Handle();
+    for (Handle* h : {&s_index, &s_start_ms, &s_start_tick, &s_label, &s_prediction, &s_recorded, &s_spikes}) *h = Handle();
+    pop_rows.clear(), proj_rows.clear(), pop_totals.clear(), proj_totals.clear();
+    snn_rows = Handle(), ann_rows = Handle();
+    file.close();
+}
+
+SpikeTraceWriter::SpikeTraceWriter(const std::string& path, const Network& net, TraceOptions options,
+                                   const RunMetadata& metadata)
+    : impl_(std::make_unique<Impl>(path, net, std::move(options))) {
+    auto& o = impl_->options;
+    if (o.ticks_per_sample <= 0) throw InputError("trace " + path + ": ticks per sample must be > 0");
+    if (!(o.dt_ms > 0)) throw InputError("trace " + path + ": dt must be > 0 ms");
+    std::sort(o.samples.begin(), o.samples.end());
+    impl_->create_layout(metadata);
+}
+
+SpikeTraceWriter::~SpikeTraceWriter() {
+    try {
+        if (impl_) impl_->close("incomplete");
+    } catch (...) {
+        // A destructor must not throw; the file keeps what the last flush wrote.
+    }
+}
+
+void SpikeTraceWriter::begin_sample(std::uint64_t sample, std::int64_t label) {
+    auto& s = *impl_;
+    if (s.finished) throw std::logic_error("SpikeTraceWriter::begin_sample after finish");
+    if (s.open) throw std::logic_error("SpikeTraceWriter::begin_sample: sample " + std::to_string(s.current) + " is still open");
+    // Timestamps must not go backwards, or the population groups would not be sorted by time.
+    if (s.any_sample && sample <= s.current)
+        throw std::logic_error("SpikeTraceWriter::begin_sample: sample " + std::to_string(sample) + " after sample " +
+                               std::to_string(s.current) + " (indices must increase)");
+    s.open = true;
+    s.any_sample = true;
+    s.current = sample;
+    s.label = label;
+    s.start_tick = Tick(sample) * s.options.ticks_per_sample;
+    s.recording = s.options.samples.empty() || std::binary_search(s.options.samples.begin(), s.options.samples.end(), sample);
+}
+
+void SpikeTraceWriter::on_spikes(PopulationId population, Tick tick, std::span<const std::uint32_t> neurons) {
+    auto& s = *impl_;
+    if (!s.open) throw std::logic_error("SpikeTraceWriter::on_spikes outside begin_sample/end_sample");
+    if (!s.recording || population >= s.slot.size() || s.slot[population] < 0) return;
+    if (tick < 0 || tick >= s.options.ticks_per_sample)
+        throw std::logic_error("SpikeTraceWriter::on_spikes: tick " + std::to_string(tick) + " outside the sample");
+    auto& pt = s.recorded[std::size_t(s.slot[population])];
+    const double t_ms = double(s.start_tick + tick) * s.options.dt_ms;
+    const std::size_t chunk = std::max<std::uint32_t>(s.options.chunk_spikes, 1);
+    for (std::uint32_t j : neurons) {
+        pt.time_buffer.push_back(t_ms);
+        pt.id_buffer.push_back(j);
+        if (pt.time_buffer.size() >= chunk) s.flush_population(pt);
+    }
+}
+
+void SpikeTraceWriter::end_sample(std::int64_t prediction, const EnergyLedger& ledger) {
+    auto& s = *impl_;
+    if (!s.open) throw std::logic_error("SpikeTraceWriter::end_sample without begin_sample");
+    const auto n_pop = s.net.populations().size(), n_proj = s.net.projections().size();
+    if (ledger.populations.size() != n_pop || ledger.projections.size() != n_proj)
+        throw std::logic_error("SpikeTraceWriter::end_sample: ledger does not fit the network");
+
+    std::uint64_t spikes = 0;
+    for (auto& pt : s.recorded) {
+        s.flush_population(pt);
+        spikes += pt.written - pt.committed;
+        pt.committed = pt.written;
+    }
+    s.spikes_committed += spikes;
+
+    const hsize_t row = s.samples;
+    const std::uint64_t index = s.current;
+    const double start_ms = double(s.start_tick) * s.options.dt_ms;
+    const std::int64_t start_tick = s.start_tick;
+    const std::uint8_t recorded = s.recording ? 1 : 0;
+    s.file.append(s.s_index, H5T_NATIVE_UINT64, &index, row, 1);
+    s.file.append(s.s_start_ms, H5T_NATIVE_DOUBLE, &start_ms, row, 1);
+    s.file.append(s.s_start_tick, H5T_NATIVE_INT64, &start_tick, row, 1);
+    s.file.append(s.s_label, H5T_NATIVE_INT64, &s.label, row, 1);
+    s.file.append(s.s_prediction, H5T_NATIVE_INT64, &prediction, row, 1);
+    s.file.append(s.s_recorded, H5T_NATIVE_UINT8, &recorded, row, 1);
+    s.file.append(s.s_spikes, H5T_NATIVE_UINT64, &spikes, row, 1);
+
+    std::vector<std::uint64_t> v;
+    for (std::size_t c = 0; c < std::size(population_counters); ++c) {
+        v.resize(n_pop);
+        for (std::size_t p = 0; p < n_pop; ++p) v[p] = ledger.populations[p].*population_counters[c].field;
+        s.file.append_row(s.pop_rows[c], H5T_NATIVE_UINT64, v.data(), row, n_pop);
+    }
+    for (std::size_t c = 0; c < std::size(projection_counters); ++c) {
+        v.resize(n_proj);
+        for (std::size_t j = 0; j < n_proj; ++j) v[j] = ledger.projections[j].*projection_counters[c].field;
+        s.file.append_row(s.proj_rows[c], H5T_NATIVE_UINT64, v.data(), row, n_proj);
+    }
+    EnergyLedger one = ledger;
+    one.samples = 1; // summarize() reports per sample
+    const auto summary = summarize(one, s.net, s.options.costs);
+    s.file.append(s.snn_rows, H5T_NATIVE_DOUBLE, &summary.snn_pj, row, 1);
+    s.file.append(s.ann_rows, H5T_NATIVE_DOUBLE, &summary.ann_pj, row, 1);
+
+    const auto samples_before = s.total.samples;
+    s.total += ledger;
+    s.total.samples = samples_before + 1;
+    s.total_snn_pj += summary.snn_pj;
+    s.total_ann_pj += summary.ann_pj;
+    s.write_totals();
+
+    s.samples = row + 1;
+    s.file.attribute_u64("/run", "samples_completed", s.samples);
+    s.open = false;
+    s.file.flush(); // everything up to this sample survives a stop before the next one
+}
+
+void SpikeTraceWriter::finish(TraceStatus status) { impl_->close(status_name(status)); }
+
+const std::string& SpikeTraceWriter::path() const { return impl_->path; }
+std::uint64_t SpikeTraceWriter::samples_written() const { return impl_->samples; }
+std::uint64_t SpikeTraceWriter::spikes_written() const { return impl_->spikes_committed; }
+
+// ---------------------------------------------------------------------------------------------
+// Reading a trace back.
+
+namespace {
+
+std::string number_text(double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return buf;
+}
+
+// Any attribute as text: strings as they are, numbers in full precision, arrays joined by ','.
+std::string attribute_text(hid_t loc, const std::string& name, const std::string& where) {
+    Handle a(H5Aopen(loc, name.c_str(), H5P_DEFAULT), H5Aclose);
+    Handle type(H5Aget_type(a), H5Tclose);
+    Handle space(H5Aget_space(a), H5Sclose);
+    if (!a.valid() || !type.valid() || !space.valid()) throw InputError(where + ": attribute '" + name + "' cannot be read");
+    const auto cls = H5Tget_class(type);
+    if (cls == H5T_STRING) {
+        auto v = h5::read_string_array_attribute(loc, name, where);
+        std::string out;
+        for (std::size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + v[i];
+        return out;
+    }
+    const auto n = std::size_t(std::max<hssize_t>(H5Sget_simple_extent_npoints(space), 0));
+    std::string out;
+    if (cls == H5T_INTEGER) {
+        const bool is_signed = H5Tget_sign(type) == H5T_SGN_2;
+        std::vector<std::uint64_t> v(n);
+        if (H5Aread(a, is_signed ? H5T_NATIVE_INT64 : H5T_NATIVE_UINT64, v.data()) < 0)
+            throw InputError(where + ": attribute '" + name + "' cannot be read");
+        for (std::size_t i = 0; i < n; ++i)
+            out += (i ? "," : "") + (is_signed ? std::to_string(std::int64_t(v[i])) : std::to_string(v[i]));
+    } else if (cls == H5T_FLOAT) {
+        std::vector<double> v(n);
+        if (H5Aread(a, H5T_NATIVE_DOUBLE, v.data()) < 0) throw InputError(where + ": attribute '" + name + "' cannot be read");
+        for (std::size_t i = 0; i < n; ++i) out += (i ? "," : "") + number_text(v[i]);
+    } else {
+        out = "(unsupported type)";
+    }
+    return out;
+}
+
+// SONATA `sorting`: an enum (libsonata) or a string (bmtk); "" when absent.
+std::string read_sorting(hid_t group, const std::string& where) {
+    if (!h5::has_attribute(group, "sorting")) return "";
+    Handle a(H5Aopen(group, "sorting", H5P_DEFAULT), H5Aclose);
+    Handle type(H5Aget_type(a), H5Tclose);
+    if (!a.valid() || !type.valid()) throw InputError(where + ": attribute 'sorting' cannot be read");
+    if (H5Tget_class(type) == H5T_STRING) return h5::read_string_attribute(group, "sorting", where);
+    if (H5Tget_class(type) != H5T_ENUM) throw InputError(where + ": attribute 'sorting' is neither an enum nor a string");
+    Handle mem(H5Tget_native_type(type, H5T_DIR_ASCEND), H5Tclose);
+    unsigned char value[16] = {};
+    if (H5Tget_size(mem) > sizeof value || H5Aread(a, mem, value) < 0)
+        throw InputError(where + ": attribute 'sorting' cannot be read");
+    char name[64] = {};
+    if (H5Tenum_nameof(mem, value, name, sizeof name) < 0)
+        throw InputError(where + ": attribute 'sorting' has a value outside its enum");
+    return name;
+}
+
+hsize_t length_1d(hid_t dset, const std::string& where) {
+    Handle space(H5Dget_space(dset), H5Sclose);
+    if (!space.valid() || H5Sget_simple_extent_ndims(space) != 1) throw InputError(where + ": should be one-dimensional");
+    hsize_t n = 0;
+    H5Sget_simple_extent_dims(space, &n, nullptr);
+    return n;
+}
+
+// Streams one population's spikes in blocks: memory stays bounded for traces of any length.
+void scan_population(hid_t group, TraceSummary::Population& pop, const std::string& where) {
+    Handle ts = h5::open_dataset(group, "timestamps", where);
+    Handle ids = h5::open_dataset(group, "node_ids", where);
+    {
+        Handle t(H5Dget_type(ts), H5Tclose), i(H5Dget_type(ids), H5Tclose);
+        if (H5Tget_class(t) != H5T_FLOAT) throw InputError(where + "/timestamps: not a floating-point dataset");
+        if (H5Tget_class(i) != H5T_INTEGER) throw InputError(where + "/node_ids: not an integer dataset");
+    }
+    if (!h5::has_attribute(ts, "units"))
+        throw InputError(where + "/timestamps: attribute 'units' is missing (SONATA requires it)");
+    const std::string units = h5::read_string_attribute(ts, "units", where + "/timestamps");
+    if (units != "ms" && units != "s") throw InputError(where + "/timestamps: units '" + units + "' (expected \"ms\")");
+    const double scale = units == "s" ? 1000.0 : 1.0;
+    const hsize_t n = length_1d(ts, where + "/timestamps");
+    if (length_1d(ids, where + "/node_ids") != n)
+        throw InputError(where + ": node_ids and timestamps have different lengths");
+    pop.spikes = n;
+
+    const hsize_t block = 1 << 20;
+    std::vector<double> t(std::min(n, block));
+    std::vector<std::uint64_t> id(t.size());
+    std::uint64_t max_id = 0;
+    double previous = -std::numeric_limits<double>::infinity();
+    Handle file_t(H5Dget_space(ts), H5Sclose), file_i(H5Dget_space(ids), H5Sclose);
+    for (hsize_t at = 0; at < n; at += block) {
+        hsize_t count = std::min(block, n - at);
+        Handle mem(H5Screate_simple(1, &count, nullptr), H5Sclose);
+        H5Sselect_hyperslab(file_t, H5S_SELECT_SET, &at, nullptr, &count, nullptr);
+        H5Sselect_hyperslab(file_i, H5S_SELECT_SET, &at, nullptr, &count, nullptr);
+        if (H5Dread(ts, H5T_NATIVE_DOUBLE, mem, file_t, H5P_DEFAULT, t.data()) < 0)
+            throw InputError(where + "/timestamps: cannot be read (truncated or corrupt file?)");
+        if (H5Dread(ids, H5T_NATIVE_UINT64, mem, file_i, H5P_DEFAULT, id.data()) < 0)
+            throw InputError(where + "/node_ids: cannot be read (truncated or corrupt file?)");
+        for (hsize_t k = 0; k < count; ++k) {
+            const double ms = t[k] * scale;
+            if (!std::isfinite(ms)) throw InputError(where + "/timestamps: element " + std::to_string(at + k) + " is not finite");
+            if (pop.sorting == "by_time" && ms < previous)
+                throw InputError(where + "/timestamps: element " + std::to_string(at + k) +
+                                 " goes back in time although sorting is by_time");
+            previous = ms;
+            if (at + k == 0) pop.first_ms = pop.last_ms = ms;
+            pop.first_ms = std::min(pop.first_ms, ms);
+            pop.last_ms = std::max(pop.last_ms, ms);
+            max_id = std::max(max_id, id[k]);
+        }
+    }
+    pop.neurons = n ? max_id + 1 : 0;
+}
+
+template <class T> std::vector<T> read_column(hid_t loc, const std::string& name, hid_t memtype, const std::string& where) {
+    Handle d = h5::open_dataset(loc, name, where);
+    std::vector<T> v(length_1d(d, where + "/" + name));
+    if (!v.empty() && H5Dread(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0)
+        throw InputError(where + "/" + name + ": cannot be read (truncated or corrupt file?)");
+    return v;
+}
+
+void expect_length(std::size_t n, std::size_t expected, const std::string& object) {
+    if (n != expected)
+        throw InputError(object + ": has " + std::to_string(n) + " entries, expected " + std::to_string(expected));
+}
+
+void read_samples(hid_t file, TraceSummary& s) {
+    const std::string where = s.path + ": /samples";
+    Handle g = h5::open_group(file, "samples", s.path);
+    if (h5::has_attribute(g, "ticks_per_sample")) s.ticks_per_sample = h5::read_int_attribute(g, "ticks_per_sample", where);
+    if (h5::has_attribute(g, "dt_ms")) s.dt_ms = h5::read_double_attribute(g, "dt_ms", where);
+    const auto index = read_column<std::uint64_t>(g, "index", H5T_NATIVE_UINT64, where);
+    const auto start = read_column<double>(g, "start_ms", H5T_NATIVE_DOUBLE, where);
+    const auto label = read_column<std::int64_t>(g, "label", H5T_NATIVE_INT64, where);
+    const auto prediction = read_column<std::int64_t>(g, "prediction", H5T_NATIVE_INT64, where);
+    const auto recorded = read_column<std::uint8_t>(g, "recorded", H5T_NATIVE_UINT8, where);
+    const auto spikes = read_column<std::uint64_t>(g, "spikes", H5T_NATIVE_UINT64, where);
+    const std::size_t n = index.size();
+    expect_length(start.size(), n, where + "/start_ms");
+    expect_length(label.size(), n, where + "/label");
+    expect_length(prediction.size(), n, where + "/prediction");
+    expect_length(recorded.size(), n, where + "/recorded");
+    expect_length(spikes.size(), n, where + "/spikes");
+    for (std::size_t k = 0; k < n; ++k)
+        s.samples.push_back({index[k], start[k], label[k], prediction[k], recorded[k] != 0, spikes[k], 0.0});
+}
+
+void read_energy(hid_t file, TraceSummary& s) {
+    const std::string where = s.path + ": /energy";
+    Handle g = h5::open_group(file, "energy", s.path);
+    s.has_energy = true;
+    s.e_ac_pj = h5::read_double_attribute(g, "e_ac_pj", where);
+    s.e_mac_pj = h5::read_double_attribute(g, "e_mac_pj", where);
+    Handle total = h5::open_group(g, "total", where);
+    s.energy_samples = std::uint64_t(h5::read_int_attribute(total, "samples", where + "/total"));
+    s.snn_pj = h5::read_double_attribute(total, "snn_pj", where + "/total");
+    s.ann_pj = h5::read_double_attribute(total, "ann_pj", where + "/total");
+
+    std::vector<std::int64_t> shape;
+    {
+        const std::string w = where + "/populations";
+        Handle pops = h5::open_group(g, "populations", where);
+        Handle totals = h5::open_group(total, "populations", where + "/total");
+        const auto names = h5::read_strings(pops, "name", shape, w);
+        const auto models = h5::read_strings(pops, "model", shape, w);
+        const auto sizes = h5::read_uint64s(pops, "size", w);
+        const auto spikes = h5::read_uint64s(totals, "spikes", where + "/total/populations");
+        const auto updates = h5::read_uint64s(totals, "updates", where + "/total/populations");
+        const auto macs = h5::read_uint64s(totals, "macs", where + "/total/populations");
+        const std::size_t n = names.size();
+        expect_length(models.size(), n, w + "/model");
+        expect_length(sizes.size(), n, w + "/size");
+        expect_length(spikes.size(), n, where + "/total/populations/spikes");
+        expect_length(updates.size(), n, where + "/total/populations/updates");
+        expect_length(macs.size(), n, where + "/total/populations/macs");
+        for (std::size_t p = 0; p < n; ++p)
+            s.population_energy.push_back(
+                {names[p], models[p], sizes[p], spikes[p], updates[p], macs[p], s.e_mac_pj * double(macs[p])});
+    }
+    {
+        const std::string w = where + "/projections", wt = where + "/total/projections";
+        Handle projs = h5::open_group(g, "projections", where);
+        Handle totals = h5::open_group(total, "projections", where + "/total");
+        const auto names = h5::read_strings(projs, "name", shape, w);
+        const auto sources = h5::read_strings(projs, "source", shape, w);
+        const auto targets = h5::read_strings(projs, "target", shape, w);
+        const auto releases = h5::read_strings(projs, "release", shape, w);
+        const auto ratios = read_column<double>(projs, "mask_ratio", H5T_NATIVE_DOUBLE, w);
+        const auto synapses = h5::read_uint64s(projs, "synapses", w);
+        const auto spikes_in = h5::read_uint64s(totals, "spikes_in", wt);
+        const auto masked = h5::read_uint64s(totals, "masked_spikes", wt);
+        const auto attempted = h5::read_uint64s(totals, "attempted", wt);
+        const auto transmitted = h5::read_uint64s(totals, "transmitted", wt);
+        const std::size_t n = names.size();
+        expect_length(sources.size(), n, w + "/source");
+        expect_length(targets.size(), n, w + "/target");
+        expect_length(releases.size(), n, w + "/release");
+        expect_length(ratios.size(), n, w + "/mask_ratio");
+        expect_length(synapses.size(), n, w + "/synapses");
+        expect_length(spikes_in.size(), n, wt + "/spikes_in");
+        expect_length(masked.size(), n, wt + "/masked_spikes");
+        expect_length(attempted.size(), n, wt + "/attempted");
+        expect_length(transmitted.size(), n, wt + "/transmitted");
+        for (std::size_t j = 0; j < n; ++j)
+            s.projection_energy.push_back({names[j], sources[j], targets[j], releases[j], ratios[j], synapses[j],
+                                           spikes_in[j], masked[j], attempted[j], transmitted[j],
+                                           s.e_ac_pj * double(transmitted[j])});
+    }
+    if (h5::has_link(g, "per_sample/snn_pj")) {
+        const auto snn = read_column<double>(g, "per_sample/snn_pj", H5T_NATIVE_DOUBLE, where);
+        if (snn.size() == s.samples.size())
+            for (std::size_t k = 0; k < snn.size(); ++k) s.samples[k].snn_pj = snn[k];
+    }
+}
+
+} // namespace
+
+std::uint64_t TraceSummary::total_spikes() const {
+    std::uint64_t n = 0;
+    for (const auto& p : populations) n += p.spikes;
+    return n;
+}
+
+TraceSummary read_trace_summary(const std::string& path) {
+    Handle file = h5::open_file(path);
+    TraceSummary s;
+    s.path = path;
+
+    if (h5::is_group(file, "run")) {
+        Handle run = h5::open_group(file, "run", path);
+        H5O_info_t info;
+        if (H5Oget_info(run, &info) < 0) throw InputError(path + ": /run cannot be read");
+        for (hsize_t i = 0; i < info.num_attrs; ++i) {
+            char name[256] = {};
+            if (H5Aget_name_by_idx(run, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT) < 0)
+                throw InputError(path + ": /run attributes cannot be read");
+            s.run.emplace_back(name, attribute_text(run, name, path + ": /run"));
+        }
+        if (h5::has_attribute(run, "dt_ms")) s.dt_ms = h5::read_double_attribute(run, "dt_ms", path + ": /run");
+        if (h5::has_attribute(run, "ticks_per_sample"))
+            s.ticks_per_sample = h5::read_int_attribute(run, "ticks_per_sample", path + ": /run");
+    }
+    if (h5::is_group(file, "samples") || h5::has_link(file, "samples")) read_samples(file, s);
+    if (h5::is_group(file, "energy") || h5::has_link(file, "energy")) read_energy(file, s);
+
+    Handle spikes = h5::open_group(file, "spikes", path);
+    for (const auto& name : h5::member_names(spikes, path + ": /spikes")) {
+        const std::string where = path + ": /spikes/" + name;
+        if (!h5::is_group(spikes, name)) throw InputError(where + ": is not a group");
+        Handle g = h5::open_group(spikes, name, path + ": /spikes");
+        TraceSummary::Population pop;
+        pop.name = name;
+        pop.sorting = read_sorting(g, where);
+        scan_population(g, pop, where);
+        for (const auto& e : s.population_energy)
+            if (e.name == name) {
+                if (pop.spikes && pop.neurons > e.size)
+                    throw InputError(where + "/node_ids: id " + std::to_string(pop.neurons - 1) + " is outside the population of " +
+                                     std::to_string(e.size) + " neurons");
+                pop.neurons = e.size;
+            }
+        s.populations.push_back(std::move(pop));
+    }
+
+    // Rates are averaged over the recorded samples when the trace says which they are, else
+    // over [0, last spike].
+    std::uint64_t recorded = 0;
+    for (const auto& k : s.samples) recorded += k.recorded ? 1 : 0;
+    if (!s.samples.empty() && s.ticks_per_sample > 0) {
+        s.recorded_ms = double(recorded) * double(s.ticks_per_sample) * s.dt_ms;
+    } else {
+        for (const auto& p : s.populations) s.recorded_ms = std::max(s.recorded_ms, p.last_ms + s.dt_ms);
+    }
+    for (auto& p : s.populations)
+        p.rate_hz = p.neurons && s.recorded_ms > 0 ? double(p.spikes) / double(p.neurons) / (s.recorded_ms / 1000.0) : 0.0;
+    return s;
+}
+
+} // namespace quantal

@@ -1,0 +1,350 @@
+// SONATA spike traces: a real multi-sample run written by SpikeTraceWriter and read back with the
+// HDF5 C API must hold exactly the engine's spikes (count, ids, times) in the FORMATS.md layout.
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "io/spike_trace.hpp"
+#include "sim/engine.hpp"
+#include "sim/errors.hpp"
+
+using namespace quantal;
+
+namespace {
+
+// A temporary file removed at scope exit.
+struct TempPath {
+    std::string path;
+    explicit TempPath(const std::string& name)
+        : path((std::filesystem::temp_directory_path() / ("quantal_test_" + std::to_string(::getpid()) + "_" + name)).string()) {}
+    ~TempPath() { std::remove(path.c_str()); }
+};
+
+Network layered_network() {
+    NetworkBuilder b;
+    const auto in = b.add_population("input", {60}, BernoulliSource{{0.15}, 1.0});
+    const auto h1 = b.add_population("hidden1", {40}, IfNeuron{ThresholdRule{}, 0.5, 1.0});
+    const auto h2 = b.add_population("hidden2", {25}, LifNeuron{ThresholdRule{}, 6.0, 0.0, 0.0, 1.0});
+    const auto out = b.add_population("readout", {5}, ReadoutNeuron{});
+    std::vector<float> w1(40 * 60), w2(25 * 40), w3(5 * 25);
+    for (std::size_t i = 0; i < w1.size(); ++i) w1[i] = float((i * 7919) % 13) / 25.0f - 0.1f;
+    for (std::size_t i = 0; i < w2.size(); ++i) w2[i] = float((i * 104729) % 11) / 15.0f - 0.1f;
+    for (std::size_t i = 0; i < w3.size(); ++i) w3[i] = float((i * 31) % 7) / 7.0f - 0.3f;
+    b.connect(Projection{"fc1", in, h1, Dense{w1}, 0, Release{ReleaseMode::synapse, 0.3}});
+    b.connect(Projection{"fc2", h1, h2, Dense{w2}, 1, Release{}});
+    b.connect(Projection{"fc3", h2, out, Dense{w3}, 0, Release{}});
+    return b.build();
+}
+
+constexpr Tick ticks = 40;
+constexpr double dt = 0.5;
+
+// Runs `samples` samples through one writer; returns each sample's result (spikes recorded).
+std::vector<SampleResult> run_traced(const Network& net, const std::string& path, TraceOptions options,
+                                     std::uint64_t samples) {
+    options.ticks_per_sample = ticks;
+    options.dt_ms = dt;
+    SpikeTraceWriter writer(path, net, options, RunMetadata{"test network", 7, "synapse", 0.3, "0.1.0", "test", {}});
+    Engine engine(net);
+    RunOptions run;
+    run.ticks = ticks;
+    run.seed = 7;
+    run.record_spikes = true;
+    std::vector<SampleResult> results;
+    for (std::uint64_t k = 0; k < samples; ++k) {
+        writer.begin_sample(k, std::int64_t(k % 3));
+        results.push_back(engine.run(Stimulus::for_network(net), run, k, &writer));
+        writer.end_sample(std::int64_t(k % 2), results.back().ledger);
+    }
+    writer.finish();
+    return results;
+}
+
+// --- reading with the plain HDF5 C API -------------------------------------------------------
+
+struct H5 {
+    hid_t id;
+    herr_t (*close)(hid_t);
+    ~H5() {
+        if (id >= 0) close(id);
+    }
+    operator hid_t() const { return id; }
+};
+
+template <class T> std::vector<T> read_1d(hid_t file, const std::string& name, hid_t memtype) {
+    H5 d{H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose};
+    REQUIRE(d.id >= 0);
+    H5 space{H5Dget_space(d), H5Sclose};
+    std::vector<T> v(std::size_t(H5Sget_simple_extent_npoints(space)));
+    if (!v.empty()) REQUIRE(H5Dread(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) >= 0);
+    return v;
+}
+
+bool same_type(hid_t file, const std::string& dataset, hid_t expected) {
+    H5 d{H5Dopen2(file, dataset.c_str(), H5P_DEFAULT), H5Dclose};
+    H5 t{H5Dget_type(d), H5Tclose};
+    return H5Tequal(t, expected) > 0;
+}
+
+std::string string_attribute(hid_t object, const char* name) {
+    H5 a{H5Aopen(object, name, H5P_DEFAULT), H5Aclose};
+    REQUIRE(a.id >= 0);
+    H5 t{H5Aget_type(a), H5Tclose};
+    REQUIRE(H5Tget_class(t) == H5T_STRING);
+    REQUIRE(H5Tis_variable_str(t) > 0);
+    char* value = nullptr;
+    H5 mem{H5Tcopy(H5T_C_S1), H5Tclose};
+    H5Tset_size(mem, H5T_VARIABLE);
+    H5Tset_cset(mem, H5T_CSET_UTF8); // HDF5 does not convert between character sets
+    REQUIRE(H5Aread(a, mem, &value) >= 0);
+    std::string s = value;
+    H5free_memory(value);
+    return s;
+}
+
+struct Spikes {
+    std::vector<double> times;
+    std::vector<std::uint64_t> ids;
+};
+
+// What the trace must hold: the engine's spikes, population by population, sample k shifted by k*T.
+std::map<std::string, Spikes> expected_spikes(const Network& net, const std::vector<SampleResult>& results,
+                                              const std::vector<std::uint64_t>& samples = {}) {
+    std::map<std::string, Spikes> out;
+    for (const auto& r : results) {
+        if (!samples.empty() && std::find(samples.begin(), samples.end(), r.sample) == samples.end()) continue;
+        for (const auto& s : r.spikes) {
+            auto& e = out[net.population(s.population).name];
+            e.times.push_back(double(Tick(r.sample) * ticks + s.tick) * dt);
+            e.ids.push_back(s.neuron);
+        }
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("a multi-sample trace holds exactly the simulated spikes in the SONATA layout", "[trace]") {
+    const Network net = layered_network();
+    TempPath file("trace_all.h5");
+    TraceOptions options;
+    options.chunk_spikes = 64; // small chunks: many buffer flushes within each sample
+    const auto results = run_traced(net, file.path, options, 5);
+    const auto expected = expected_spikes(net, results);
+    REQUIRE(expected.size() == 3); // input, hidden1, hidden2 all spike
+    std::uint64_t total = 0;
+    for (const auto& [name, e] : expected) total += e.ids.size();
+    REQUIRE(total > 1000);
+
+    H5 f{H5Fopen(file.path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose};
+    REQUIRE(f.id >= 0);
+
+    SECTION("spikes: count, ids and times equal the engine's") {
+        for (const auto& [name, e] : expected) {
+            INFO(name);
+            const auto times = read_1d<double>(f, "/spikes/" + name + "/timestamps", H5T_NATIVE_DOUBLE);
+            const auto ids = read_1d<std::uint64_t>(f, "/spikes/" + name + "/node_ids", H5T_NATIVE_UINT64);
+            CHECK(times.size() == e.times.size());
+            CHECK(times == e.times);
+            CHECK(ids == e.ids);
+            CHECK(std::is_sorted(times.begin(), times.end()));
+        }
+        // A population that never spikes (readout) is not recorded by default.
+        CHECK(H5Lexists(f, "/spikes/readout", H5P_DEFAULT) == 0);
+    }
+
+    SECTION("layout: dtypes, units, sorting enum, magic and version") {
+        for (const auto& [name, e] : expected) {
+            INFO(name);
+            const std::string g = "/spikes/" + name;
+            CHECK(same_type(f, g + "/timestamps", H5T_IEEE_F64LE));
+            CHECK(same_type(f, g + "/node_ids", H5T_STD_U64LE));
+            H5 ts{H5Dopen2(f, (g + "/timestamps").c_str(), H5P_DEFAULT), H5Dclose};
+            CHECK(string_attribute(ts, "units") == "ms");
+
+            H5 group{H5Gopen2(f, g.c_str(), H5P_DEFAULT), H5Gclose};
+            H5 a{H5Aopen(group, "sorting", H5P_DEFAULT), H5Aclose};
+            REQUIRE(a.id >= 0);
+            H5 type{H5Aget_type(a), H5Tclose};
+            REQUIRE(H5Tget_class(type) == H5T_ENUM);
+            H5 base{H5Tget_super(type), H5Tclose};
+            CHECK(H5Tequal(base, H5T_STD_U8LE) > 0);
+            CHECK(H5Tget_nmembers(type) == 3);
+            for (auto [member, value] : {std::pair{"none", 0}, {"by_id", 1}, {"by_time", 2}}) {
+                std::uint8_t v = 255;
+                CHECK(H5Tenum_valueof(type, member, &v) >= 0);
+                CHECK(int(v) == value);
+            }
+            std::uint8_t sorting = 255;
+            CHECK(H5Aread(a, type, &sorting) >= 0);
+            CHECK(int(sorting) == 2);
+        }
+        H5 root{H5Gopen2(f, "/", H5P_DEFAULT), H5Gclose};
+        H5 magic{H5Aopen(root, "magic", H5P_DEFAULT), H5Aclose};
+        H5 magic_type{H5Aget_type(magic), H5Tclose};
+        CHECK(H5Tequal(magic_type, H5T_STD_U32LE) > 0);
+        std::uint32_t m = 0;
+        CHECK(H5Aread(magic, H5T_NATIVE_UINT32, &m) >= 0);
+        CHECK(m == 0x0A7A);
+        H5 version{H5Aopen(root, "version", H5P_DEFAULT), H5Aclose};
+        H5 version_space{H5Aget_space(version), H5Sclose};
+        CHECK(H5Sget_simple_extent_npoints(version_space) == 2);
+        std::uint32_t v[2] = {9, 9};
+        CHECK(H5Aread(version, H5T_NATIVE_UINT32, v) >= 0);
+        CHECK(v[0] == 0);
+        CHECK(v[1] == 1);
+    }
+
+    SECTION("samples table, run metadata and energy ledger") {
+        const auto index = read_1d<std::uint64_t>(f, "/samples/index", H5T_NATIVE_UINT64);
+        const auto start = read_1d<double>(f, "/samples/start_ms", H5T_NATIVE_DOUBLE);
+        const auto label = read_1d<std::int64_t>(f, "/samples/label", H5T_NATIVE_INT64);
+        const auto prediction = read_1d<std::int64_t>(f, "/samples/prediction", H5T_NATIVE_INT64);
+        const auto spikes = read_1d<std::uint64_t>(f, "/samples/spikes", H5T_NATIVE_UINT64);
+        REQUIRE(index.size() == 5);
+        for (std::size_t k = 0; k < 5; ++k) {
+            CHECK(index[k] == k);
+            CHECK(start[k] == double(k) * ticks * dt);
+            CHECK(label[k] == std::int64_t(k % 3));
+            CHECK(prediction[k] == std::int64_t(k % 2));
+            CHECK(spikes[k] == results[k].spikes.size());
+        }
+        H5 run{H5Gopen2(f, "/run", H5P_DEFAULT), H5Gclose};
+        CHECK(string_attribute(run, "model") == "test network");
+        CHECK(string_attribute(run, "status") == "complete");
+        CHECK(string_attribute(run, "release") == "synapse");
+
+        // Per-sample rows equal each sample's ledger; totals equal their sum.
+        const auto n_pop = net.populations().size();
+        const auto rows = read_1d<std::uint64_t>(f, "/energy/per_sample/populations/spikes", H5T_NATIVE_UINT64);
+        const auto transmitted = read_1d<std::uint64_t>(f, "/energy/per_sample/projections/transmitted", H5T_NATIVE_UINT64);
+        REQUIRE(rows.size() == 5 * n_pop);
+        REQUIRE(transmitted.size() == 5 * net.projections().size());
+        EnergyLedger sum = EnergyLedger::for_network(net, ticks);
+        for (std::size_t k = 0; k < 5; ++k) {
+            for (std::size_t p = 0; p < n_pop; ++p) CHECK(rows[k * n_pop + p] == results[k].ledger.populations[p].spikes);
+            for (std::size_t j = 0; j < net.projections().size(); ++j)
+                CHECK(transmitted[k * net.projections().size() + j] == results[k].ledger.projections[j].transmitted);
+            sum += results[k].ledger;
+        }
+        const auto total_spikes = read_1d<std::uint64_t>(f, "/energy/total/populations/spikes", H5T_NATIVE_UINT64);
+        const auto total_transmitted = read_1d<std::uint64_t>(f, "/energy/total/projections/transmitted", H5T_NATIVE_UINT64);
+        for (std::size_t p = 0; p < n_pop; ++p) CHECK(total_spikes[p] == sum.populations[p].spikes);
+        for (std::size_t j = 0; j < net.projections().size(); ++j) CHECK(total_transmitted[j] == sum.projections[j].transmitted);
+        // The ledger counts exactly the spikes the trace holds (every population recorded).
+        for (const auto& [name, e] : expected) CHECK(total_spikes[*net.find_population(name)] == e.ids.size());
+    }
+}
+
+TEST_CASE("a trace records a subset of populations and samples; the ledger covers all", "[trace]") {
+    const Network net = layered_network();
+    TempPath file("trace_subset.h5");
+    TraceOptions options;
+    options.populations = {"hidden2"};
+    options.samples = {1, 3};
+    const auto results = run_traced(net, file.path, options, 4);
+    const auto expected = expected_spikes(net, results, {1, 3});
+
+    H5 f{H5Fopen(file.path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose};
+    CHECK(H5Lexists(f, "/spikes/input", H5P_DEFAULT) == 0);
+    CHECK(H5Lexists(f, "/spikes/hidden1", H5P_DEFAULT) == 0);
+    const auto times = read_1d<double>(f, "/spikes/hidden2/timestamps", H5T_NATIVE_DOUBLE);
+    const auto ids = read_1d<std::uint64_t>(f, "/spikes/hidden2/node_ids", H5T_NATIVE_UINT64);
+    REQUIRE(!times.empty());
+    CHECK(times == expected.at("hidden2").times);
+    CHECK(ids == expected.at("hidden2").ids);
+    const auto recorded = read_1d<std::uint8_t>(f, "/samples/recorded", H5T_NATIVE_UINT8);
+    CHECK(recorded == std::vector<std::uint8_t>{0, 1, 0, 1});
+    const auto rows = read_1d<std::uint64_t>(f, "/energy/per_sample/populations/spikes", H5T_NATIVE_UINT64);
+    CHECK(rows.size() == 4 * net.populations().size());
+}
+
+TEST_CASE("an unfinished sample is dropped: completed samples stay intact", "[trace]") {
+    const Network net = layered_network();
+    TempPath file("trace_interrupted.h5");
+    std::vector<SampleResult> results;
+    {
+        TraceOptions options;
+        options.ticks_per_sample = ticks;
+        options.dt_ms = dt;
+        options.chunk_spikes = 16; // the open sample's spikes reach the file before they are dropped
+        SpikeTraceWriter writer(file.path, net, options, RunMetadata{});
+        Engine engine(net);
+        RunOptions run;
+        run.ticks = ticks;
+        run.record_spikes = true;
+        for (std::uint64_t k = 0; k < 3; ++k) {
+            writer.begin_sample(k);
+            results.push_back(engine.run(Stimulus::for_network(net), run, k, &writer));
+            if (k < 2) writer.end_sample(-1, results.back().ledger);
+        }
+        CHECK(writer.samples_written() == 2);
+        writer.finish(TraceStatus::interrupted);
+    }
+    results.pop_back();
+    const auto expected = expected_spikes(net, results);
+    const auto summary = read_trace_summary(file.path);
+    CHECK(summary.samples.size() == 2);
+    for (const auto& p : summary.populations) CHECK(p.spikes == expected.at(p.name).ids.size());
+    H5 f{H5Fopen(file.path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose};
+    CHECK(read_1d<double>(f, "/spikes/hidden1/timestamps", H5T_NATIVE_DOUBLE) == expected.at("hidden1").times);
+    H5 run{H5Gopen2(f, "/run", H5P_DEFAULT), H5Gclose};
+    CHECK(string_attribute(run, "status") == "interrupted");
+}
+
+TEST_CASE("the trace summary reports spikes, rates and energy", "[trace]") {
+    const Network net = layered_network();
+    TempPath file("trace_summary.h5");
+    const auto results = run_traced(net, file.path, TraceOptions{}, 3);
+    const auto s = read_trace_summary(file.path);
+    CHECK(s.samples.size() == 3);
+    CHECK(s.ticks_per_sample == ticks);
+    CHECK(s.dt_ms == dt);
+    CHECK(s.recorded_ms == 3 * ticks * dt);
+    REQUIRE(s.populations.size() == 3);
+    CHECK(s.populations[0].name == "input"); // network order
+    CHECK(s.populations[0].sorting == "by_time");
+    CHECK(s.populations[0].neurons == 60);
+    std::uint64_t spikes = 0;
+    for (const auto& r : results) spikes += r.spikes.size();
+    CHECK(s.total_spikes() == spikes);
+    // Input: Bernoulli p = 0.15 per 0.5 ms tick -> 300 Hz, within a loose statistical band.
+    CHECK(s.populations[0].rate_hz == Approx(300.0).epsilon(0.1));
+    REQUIRE(s.projection_energy.size() == 3);
+    CHECK(s.projection_energy[0].release == "synapse");
+    CHECK(s.projection_energy[0].mask_ratio == 0.3);
+    CHECK(s.projection_energy[0].energy_pj == Approx(0.9 * double(s.projection_energy[0].transmitted)));
+    CHECK(s.energy_samples == 3);
+}
+
+TEST_CASE("bad traces and options give errors naming the file and the object", "[trace]") {
+    const Network net = layered_network();
+    TempPath file("trace_bad.h5");
+    TraceOptions options;
+    options.populations = {"nope"};
+    CHECK_THROWS_WITH(SpikeTraceWriter(file.path, net, options, RunMetadata{}),
+                      Catch::Contains(file.path) && Catch::Contains("'nope'"));
+
+    run_traced(net, file.path, TraceOptions{}, 1);
+    {
+        H5 f{H5Fopen(file.path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose};
+        REQUIRE(H5Ldelete(f, "/spikes/hidden1/node_ids", H5P_DEFAULT) >= 0);
+    }
+    CHECK_THROWS_AS(read_trace_summary(file.path), InputError);
+    CHECK_THROWS_WITH(read_trace_summary(file.path),
+                      Catch::Contains(file.path) && Catch::Contains("/spikes/hidden1") && Catch::Contains("node_ids"));
+
+    TempPath text("not_hdf5.h5");
+    if (std::FILE* out = std::fopen(text.path.c_str(), "w")) {
+        std::fputs("not an HDF5 file\n", out);
+        std::fclose(out);
+    }
+    CHECK_THROWS_WITH(read_trace_summary(text.path), Catch::Contains(text.path));
+}
