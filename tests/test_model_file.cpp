@@ -1,0 +1,191 @@
+// Model files (docs/model-format.md): write -> read round trip, the same simulation before and
+// after, analog inputs, and errors that name the file and the object.
+#include <hdf5.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <filesystem>
+
+#include "io/model_file.hpp"
+#include "sim/engine.hpp"
+#include "sim/errors.hpp"
+
+using namespace quantal;
+using Catch::Matchers::Contains;
+
+namespace {
+
+std::string temp_path(const std::string& name) {
+    return (std::filesystem::temp_directory_path() / ("quantal_test_model_" + name)).string();
+}
+
+// Every population model and projection kind, with delays and release settings.
+Network every_kind() {
+    NetworkBuilder b;
+    auto src = b.add_population("input", {1, 4, 4}, BernoulliSource{{0.3}, 1.0});
+    auto spikes = b.add_population("spikes", {3}, SpikeSource{2.0});
+    IfNeuron qcfs{ThresholdRule{0.75, Comparison::greater_equal, ResetMode::subtract, 0.0}, 0.375, 0.75};
+    auto conv = b.add_population("conv", {2, 4, 4}, qcfs, {0.0625});
+    LifNeuron lif{ThresholdRule{1.0, Comparison::greater, ResetMode::to_value, -0.25}, 6.0, 0.125, 0.0, 1.0};
+    auto pool = b.add_population("pool", {2, 2, 2}, lif);
+    auto dense = b.add_population("dense", {5}, IfNeuron{}, {0.1, 0.2, 0.3, 0.4, 0.5});
+    auto out = b.add_population("logits", {5}, ReadoutNeuron{0.5});
+
+    Conv2d c;
+    c.kernel = {3, 3};
+    c.padding = {1, 1};
+    for (int i = 0; i < 2 * 9; ++i) c.weight.push_back(float(i % 5) * 0.125f - 0.25f);
+    b.connect(Projection{"c1", src, conv, c, 0, Release{ReleaseMode::spike, 0.25, SynapseSampling::automatic}});
+    b.connect(Projection{"p1", conv, pool, Pool2d{PoolKind::average, {2, 2}, {2, 2}, {0, 0}}, 2, {}});
+    Dense d;
+    for (int i = 0; i < 5 * 8; ++i) d.weight.push_back(float((i * 7) % 11) * 0.0625f);
+    b.connect(Projection{"fc", pool, dense, d, 1, Release{ReleaseMode::synapse, 0.5, SynapseSampling::automatic}});
+    b.connect(Projection{"skip", dense, out, OneToOne{{0.5f, 1.0f, 1.5f, 2.0f, 2.5f}}, 0, {}});
+    Sparse s;
+    s.row_begin = {0, 2, 3, 5};
+    s.target = {0, 4, 2, 1, 3};
+    s.weight = {0.5f, -0.25f, 1.0f, 0.75f, 0.125f};
+    s.delay = {0, 3, 1, 2, 0};
+    s.probability = {1.0f, 0.5f, 0.75f, 1.0f, 0.25f};
+    b.connect(Projection{"sparse", spikes, dense, s, 0, {}});
+    return b.build();
+}
+
+std::vector<SpikeRecord> simulate(const Network& net) {
+    Stimulus stim = Stimulus::for_network(net);
+    stim.spikes[1] = {{0, 0}, {3, 1}, {5, 2}, {9, 0}};
+    RunOptions o;
+    o.ticks = 40;
+    o.seed = 7;
+    o.record_spikes = true;
+    return Engine(net).run(stim, o, 0).spikes;
+}
+
+} // namespace
+
+TEST_CASE("a model file round trip keeps every population, projection and setting", "[model_file]") {
+    const Network net = every_kind();
+    const auto path = temp_path("roundtrip.h5");
+    AnalogInput in;
+    in.name = "image";
+    in.target = "conv";
+    in.shape = {1, 2, 2};
+    in.pad_to = std::array<std::int64_t, 2>{4, 4};
+    Conv2d c;
+    c.kernel = {1, 1};
+    c.weight = {0.5f, -1.0f};
+    in.map = c;
+    in.bias = {0.25, -0.25};
+    in.scale = 1.0 / 255.0;
+    write_model_file(path, net, ModelFileInfo{"every-kind", "tests", "{\"test\": 1}"}, std::span(&in, 1), "logits");
+
+    const LoadedModel loaded = read_model_file(path);
+    CHECK(loaded.name == "every-kind");
+    CHECK(loaded.producer == "tests");
+    CHECK(loaded.provenance == "{\"test\": 1}");
+    CHECK(loaded.readout == "logits");
+    const Network& back = loaded.network;
+    REQUIRE(back.populations().size() == net.populations().size());
+    REQUIRE(back.projections().size() == net.projections().size());
+    for (PopulationId p = 0; p < net.populations().size(); ++p) {
+        const auto &a = net.population(p), &b = back.population(p);
+        INFO(a.name);
+        CHECK(a.name == b.name);
+        CHECK(a.shape == b.shape);
+        CHECK(a.bias == b.bias);
+        CHECK(std::string(model_name(a.model)) == model_name(b.model));
+        CHECK(spike_value(a.model) == spike_value(b.model));
+        CHECK(initial_potential(a.model) == initial_potential(b.model));
+    }
+    const auto& lif = std::get<LifNeuron>(back.population(3).model);
+    CHECK(lif.tau_ticks == 6.0);
+    CHECK(lif.v_leak == 0.125);
+    CHECK(lif.rule.comparison == Comparison::greater);
+    CHECK(lif.rule.reset == ResetMode::to_value);
+    CHECK(lif.rule.v_reset == -0.25);
+    CHECK(std::get<BernoulliSource>(back.population(0).model).probability == std::vector<double>{0.3});
+    for (ProjectionId p = 0; p < net.projections().size(); ++p) {
+        const auto &a = net.projection(p), &b = back.projection(p);
+        INFO(a.name);
+        CHECK(a.name == b.name);
+        CHECK(a.source == b.source);
+        CHECK(a.target == b.target);
+        CHECK(a.delay == b.delay);
+        CHECK(a.release.mode == b.release.mode);
+        CHECK(a.release.mask_ratio == b.release.mask_ratio);
+        CHECK(std::string(kind_name(a.connectivity)) == kind_name(b.connectivity));
+    }
+    const auto& sparse = std::get<Sparse>(back.projection(4).connectivity);
+    CHECK(sparse.delay == std::vector<std::uint32_t>{0, 3, 1, 2, 0});
+    CHECK(sparse.probability == std::vector<float>{1.0f, 0.5f, 0.75f, 1.0f, 0.25f});
+    CHECK(std::get<Conv2d>(back.projection(0).connectivity).weight == std::get<Conv2d>(net.projection(0).connectivity).weight);
+    CHECK(std::get<Pool2d>(back.projection(1).connectivity).kind == PoolKind::average);
+
+    // The same network: the same spikes, bit for bit (release draws included).
+    const auto before = simulate(net), after = simulate(back);
+    CHECK(before.size() > 20);
+    CHECK(before == after);
+
+    REQUIRE(loaded.inputs.size() == 1);
+    const auto& rin = loaded.inputs[0];
+    CHECK(rin.target == "conv");
+    CHECK(rin.shape == Shape{1, 2, 2});
+    CHECK(rin.pad_to == in.pad_to);
+    CHECK(rin.scale == in.scale);
+    CHECK(rin.bias == in.bias);
+    // Analog drive: pixel values centred in a 4x4 zero frame, 1x1 conv with 2 output channels.
+    const std::vector<double> raw{255, 0, 510, 255};
+    const auto drive = analog_drive(rin, back, raw);
+    REQUIRE(drive.current.size() == 32);
+    CHECK(drive.current[0] == Approx(0.25));                  // channel 0, corner: padding -> bias only
+    CHECK(drive.current[1 * 4 + 1] == Approx(0.5 * 1 + 0.25)); // channel 0 at (1,1): pixel 255/255
+    CHECK(drive.current[2 * 4 + 1] == Approx(0.5 * 2 + 0.25)); // (2,1): pixel 510/255
+    CHECK(drive.current[16 + 2 * 4 + 2] == Approx(-1.0 - 0.25)); // channel 1 at (2,2)
+    CHECK(drive.macs == 32);
+    std::filesystem::remove(path);
+}
+
+TEST_CASE("model file errors name the file and the object", "[model_file]") {
+    const auto path = temp_path("bad.h5");
+    SECTION("missing file") {
+        REQUIRE_THROWS_AS(read_model_file(temp_path("does-not-exist.h5")), InputError);
+        REQUIRE_THROWS_WITH(read_model_file(temp_path("does-not-exist.h5")), Contains("does-not-exist.h5"));
+    }
+    SECTION("not HDF5") {
+        std::FILE* f = std::fopen(path.c_str(), "w");
+        std::fputs("hello", f);
+        std::fclose(f);
+        REQUIRE_THROWS_WITH(read_model_file(path), Contains(path) && Contains("not a readable HDF5 file"));
+    }
+    SECTION("a population without shape, an operator, an unknown source") {
+        write_model_file(path, every_kind(), ModelFileInfo{});
+        hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+        SECTION("missing dataset") {
+            H5Ldelete(f, "/populations/dense/shape", H5P_DEFAULT);
+            H5Fclose(f);
+            REQUIRE_THROWS_WITH(read_model_file(path), Contains(path) && Contains("population 'dense'") &&
+                                                           Contains("dataset 'shape' is missing"));
+        }
+        SECTION("operator") {
+            hid_t ops = H5Gcreate2(f, "/operators", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            hid_t op = H5Gcreate2(ops, "attn0", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            H5Gclose(op);
+            H5Gclose(ops);
+            H5Fclose(f);
+            REQUIRE_THROWS_WITH(read_model_file(path), Contains(path) && Contains("operator 'attn0'"));
+        }
+        SECTION("weight of the wrong size") {
+            H5Ldelete(f, "/projections/fc/weight", H5P_DEFAULT);
+            hsize_t n = 3;
+            hid_t space = H5Screate_simple(1, &n, nullptr);
+            hid_t ds = H5Dcreate2(f, "/projections/fc/weight", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            const float w[3] = {1, 2, 3};
+            H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w);
+            H5Dclose(ds);
+            H5Sclose(space);
+            H5Fclose(f);
+            REQUIRE_THROWS_WITH(read_model_file(path), Contains(path) && Contains("projection 'fc'"));
+        }
+    }
+    std::filesystem::remove(path);
+}
