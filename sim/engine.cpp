@@ -191,11 +191,26 @@ void Engine::State::apply(const Event& e) {
     }
 }
 
+// Touched neurons in ascending order, whatever the delivery order. Dense fan-outs deliver in
+// order already; when many neurons are touched (sparse fan-outs with random targets), one scan of
+// the flags is cheaper than sorting them (docs/performance.md).
+static void canonical_order(PopulationState& ps) {
+    auto& list = ps.touched_list;
+    if (std::is_sorted(list.begin(), list.end())) return;
+    if (list.size() < ps.touched.size() / 16) {
+        std::sort(list.begin(), list.end());
+        return;
+    }
+    std::size_t n = 0;
+    for (std::uint32_t j = 0; j < ps.touched.size(); ++j)
+        if (ps.touched[j]) list[n++] = j;
+}
+
 void Engine::State::update(PopulationId p, Tick t) {
     auto& ps = pops[p];
     auto& counts = result.ledger.populations[p];
     fired.clear();
-    std::sort(ps.touched_list.begin(), ps.touched_list.end()); // canonical order, whatever the delivery order
+    canonical_order(ps);
 
     auto integrate = [&](auto drift, auto&& on_value) {
         for (std::uint32_t j : ps.touched_list) {
@@ -297,9 +312,13 @@ void Engine::State::deliver(ProjectionId pr, std::uint32_t src, std::uint64_t gr
     std::uint64_t begin = 0, end = 0;
     if (const auto* sparse = std::get_if<SparseFanout>(&fanout)) begin = sparse->groups[group].begin, end = sparse->groups[group].end;
     const double value = pops[projection.source].spike_value;
+    // Raw pointers held in locals: stores to the uint8_t flags may alias anything, so going through
+    // the vectors would reload their data pointers for every synapse.
+    double* const input = target.input.data();
+    std::uint8_t* const touched = target.touched.data();
     counts.transmitted += transmit(fanout, src, begin, end, value, plans[pr], proj_rng[pr], [&](std::uint32_t k, double x) {
-        target.input[k] += x;
-        target.touch(k);
+        input[k] += x;
+        if (!touched[k]) touched[k] = 1, target.touched_list.push_back(k);
     });
     counts.attempted += std::holds_alternative<SparseFanout>(fanout)
                             ? end - begin
