@@ -9,6 +9,7 @@
 namespace quantal::cli {
 
 void add_demo_command(CLI::App& app);
+void add_run_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 
 // Per-layer table of the ledger (spikes, events, energy) and the totals against the ANN.

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", "quantal " QUANTAL_VERSION);
     app.require_subcommand(1);
     quantal::cli::add_demo_command(app);
+    quantal::cli::add_run_command(app);
     quantal::cli::add_inspect_command(app);
     try {
         app.parse(argc, argv);

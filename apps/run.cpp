@@ -1,0 +1,271 @@
+// `quantal run`: one network (a quantal model file or a NIR graph) over one or more samples,
+// recorded as a SONATA spike trace, with the energy report. SIGINT/SIGTERM stop the run after the
+// current sample; the trace is closed cleanly and the exit status is 128 + signal.
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#include "apps/commands.hpp"
+#include "io/idx.hpp"
+#include "io/model_file.hpp"
+#include "io/nir.hpp"
+#include "io/spike_trace.hpp"
+#include "sim/engine.hpp"
+#include "sim/errors.hpp"
+
+namespace quantal::cli {
+
+namespace {
+
+// The one piece of global state: which signal asked the run to stop (0: none).
+volatile std::sig_atomic_t stop_signal = 0;
+
+extern "C" void on_stop_signal(int sig) {
+    stop_signal = sig;
+    std::signal(sig, SIG_DFL); // a second Ctrl-C ends the process at once
+}
+
+struct RunCommandOptions {
+    std::string model;
+    Tick ticks = 0;
+    std::string input, labels;
+    std::uint64_t samples = 1, offset = 0;
+    std::optional<double> mask;
+    std::string release = "synapse";
+    std::uint64_t seed = 1;
+    double dt = 1.0;
+    int threads = 1;
+    std::string trace;
+    std::vector<std::string> record;
+};
+
+bool ends_with(const std::string& s, const std::string& tail) {
+    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+LoadedModel load_model(const RunCommandOptions& o) {
+    if (ends_with(o.model, ".nir")) return read_nir(o.model, NirOptions{o.dt});
+    return read_model_file(o.model);
+}
+
+// --mask/--release set the release of every projection (MST's paper text: all spiking inputs).
+Network with_release(const Network& net, const Release& release) {
+    NetworkBuilder b;
+    for (const auto& p : net.populations()) b.add_population(p);
+    for (auto p : net.projections()) {
+        p.release = release;
+        b.connect(std::move(p));
+    }
+    return b.build();
+}
+
+std::string command_line(const RunCommandOptions& o) {
+    std::ostringstream s;
+    s << "quantal run --model " << o.model << " --ticks " << o.ticks;
+    if (!o.input.empty()) s << " --input " << o.input;
+    if (!o.labels.empty()) s << " --labels " << o.labels;
+    s << " --samples " << o.samples << " --offset " << o.offset;
+    if (o.mask) s << " --mask " << *o.mask << " --release " << o.release;
+    s << " --seed " << o.seed << " --dt " << o.dt << " --threads " << o.threads;
+    if (!o.trace.empty()) s << " --trace " << o.trace;
+    for (const auto& r : o.record) s << " --record " << r;
+    return s.str();
+}
+
+// Builds one stimulus per sample: nothing (input nodes stay silent) or an IDX image fed through
+// the model's analog inputs.
+class Stimuli {
+public:
+    Stimuli(const RunCommandOptions& o, const LoadedModel& model, const Network& net) : model_(model), net_(net) {
+        if (o.input.empty()) {
+            count_ = o.samples;
+            return;
+        }
+        if (model.inputs.empty())
+            throw InputError(o.model + ": has no /inputs, so it cannot take --input " + o.input);
+        images_ = read_idx_images(o.input, o.offset, o.samples);
+        count_ = images_->count;
+        if (!o.labels.empty()) {
+            labels_ = read_idx_labels(o.labels, o.offset, o.samples);
+            if (labels_.size() < count_)
+                throw InputError(o.labels + ": has " + std::to_string(labels_.size()) + " labels from offset " +
+                                 std::to_string(o.offset) + ", fewer than the " + std::to_string(count_) + " images");
+        }
+    }
+    std::uint64_t count() const { return count_; }
+    std::int64_t label(std::uint64_t k) const { return k < labels_.size() ? labels_[k] : -1; }
+    Stimulus make(std::uint64_t k) const {
+        Stimulus s = Stimulus::for_network(net_);
+        if (!images_) return s;
+        const auto pixels = images_->image(k);
+        const std::vector<double> raw(pixels.begin(), pixels.end());
+        for (const auto& in : model_.inputs) {
+            const auto target = *net_.find_population(in.target);
+            const auto drive = analog_drive(in, net_, raw);
+            auto& current = s.current[target];
+            current.resize(drive.current.size(), 0.0);
+            for (std::size_t j = 0; j < current.size(); ++j) current[j] += drive.current[j];
+            s.current_macs[target] += drive.macs;
+        }
+        return s;
+    }
+
+private:
+    const LoadedModel& model_;
+    const Network& net_;
+    std::optional<IdxImages> images_;
+    std::vector<std::uint8_t> labels_;
+    std::uint64_t count_ = 0;
+};
+
+// argmax of the readout's value at the last tick (a readout integrates: the sum over ticks).
+std::int64_t prediction(const SampleResult& r, std::optional<PopulationId> readout) {
+    if (!readout) return -1;
+    for (const auto& ro : r.readouts) {
+        if (ro.population != *readout || ro.ticks.empty()) continue;
+        const std::size_t n = ro.values.size() / ro.ticks.size();
+        const auto last = ro.values.begin() + std::ptrdiff_t((ro.ticks.size() - 1) * n);
+        return std::int64_t(std::max_element(last, last + std::ptrdiff_t(n)) - last);
+    }
+    return -1;
+}
+
+// Feeds a finished sample's recorded spikes to the trace in simulation order, one call per
+// (tick, population), as the engine would have while running.
+void replay(const SampleResult& r, SpikeSink& sink) {
+    std::vector<std::uint32_t> group;
+    for (std::size_t i = 0; i < r.spikes.size();) {
+        const auto& first = r.spikes[i];
+        group.clear();
+        for (; i < r.spikes.size() && r.spikes[i].tick == first.tick && r.spikes[i].population == first.population; ++i)
+            group.push_back(r.spikes[i].neuron);
+        sink.on_spikes(first.population, first.tick, group);
+    }
+}
+
+int run_command(const RunCommandOptions& o) {
+    const LoadedModel model = load_model(o);
+    Release release;
+    if (o.mask) {
+        release.mode = *o.mask > 0 ? (o.release == "spike" ? ReleaseMode::spike : ReleaseMode::synapse) : ReleaseMode::none;
+        release.mask_ratio = *o.mask;
+    }
+    const Network net = o.mask ? with_release(model.network, release) : model.network;
+    const Stimuli stimuli(o, model, net);
+    const auto readout = model.readout.empty() ? std::nullopt : net.find_population(model.readout);
+
+    std::optional<SpikeTraceWriter> trace;
+    if (!o.trace.empty()) {
+        TraceOptions topts;
+        topts.ticks_per_sample = o.ticks;
+        topts.dt_ms = o.dt;
+        topts.populations = o.record;
+        RunMetadata meta;
+        meta.model = o.model;
+        meta.seed = o.seed;
+        meta.release = o.mask ? mode_name(release.mode) : "file";
+        meta.mask_ratio = o.mask.value_or(0.0);
+        meta.version = QUANTAL_VERSION;
+        meta.command_line = command_line(o);
+        trace.emplace(o.trace, net, topts, meta);
+    }
+
+    stop_signal = 0;
+    struct sigaction action {};
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    struct sigaction old_int {}, old_term {};
+    sigaction(SIGINT, &action, &old_int);
+    sigaction(SIGTERM, &action, &old_term);
+
+    RunOptions run;
+    run.ticks = o.ticks;
+    run.seed = o.seed;
+    EnergyLedger total = EnergyLedger::for_network(net, std::uint64_t(o.ticks));
+    std::uint64_t done = 0, correct = 0, labelled = 0;
+    auto finish_sample = [&](std::uint64_t k, const SampleResult& r) {
+        const auto predicted = prediction(r, readout);
+        if (trace) trace->end_sample(predicted, r.ledger);
+        total += r.ledger;
+        if (stimuli.label(k) >= 0) {
+            ++labelled;
+            correct += predicted == stimuli.label(k);
+        }
+        ++done;
+    };
+    // One thread: stream each sample's spikes straight into the trace. More: simulate a batch of
+    // samples in parallel (spikes kept in memory per sample), then write them in sample order.
+    const std::uint64_t batch = o.threads > 1 ? std::uint64_t(o.threads) : 1;
+    Engine engine(net);
+    while (done < stimuli.count() && !stop_signal) {
+        const std::uint64_t first = done, n = std::min(batch, stimuli.count() - done);
+        if (n == 1) {
+            const auto stimulus = stimuli.make(first);
+            if (trace) trace->begin_sample(o.offset + first, stimuli.label(first));
+            const auto r = engine.run(stimulus, run, o.offset + first, trace ? &*trace : nullptr);
+            finish_sample(first, r);
+            continue;
+        }
+        std::vector<Stimulus> inputs;
+        for (std::uint64_t k = first; k < first + n; ++k) inputs.push_back(stimuli.make(k));
+        RunOptions recorded = run;
+        recorded.record_spikes = trace.has_value();
+        const auto results = run_batch(net, inputs, recorded, o.offset + first, o.threads);
+        for (std::uint64_t k = 0; k < n; ++k) {
+            if (trace) {
+                trace->begin_sample(o.offset + first + k, stimuli.label(first + k));
+                replay(results[k], *trace);
+            }
+            finish_sample(first + k, results[k]);
+        }
+    }
+    sigaction(SIGINT, &old_int, nullptr);
+    sigaction(SIGTERM, &old_term, nullptr);
+    const int signal = stop_signal;
+    if (trace) trace->finish(signal ? TraceStatus::interrupted : TraceStatus::complete);
+
+    std::cout << "run: " << model.name << " (" << net.populations().size() << " populations, "
+              << net.projections().size() << " projections), " << done << " of " << stimuli.count() << " samples x "
+              << o.ticks << " ticks, dt " << o.dt << " ms, seed " << o.seed << "\n";
+    if (labelled) std::cout << "accuracy: " << correct << " / " << labelled << "\n";
+    print_energy_report(std::cout, net, total, EnergyCosts{});
+    if (signal) {
+        std::cerr << "quantal run: interrupted by " << (signal == SIGINT ? "SIGINT" : "SIGTERM") << " after " << done
+                  << " of " << stimuli.count() << " samples"
+                  << (trace ? "; " + o.trace + " holds the completed samples" : std::string()) << '\n';
+        return 128 + signal;
+    }
+    return 0;
+}
+
+} // namespace
+
+void add_run_command(CLI::App& app) {
+    auto o = std::make_shared<RunCommandOptions>();
+    auto* cmd = app.add_subcommand("run", "Run one network (model file .h5 or NIR graph .nir) and record its spikes");
+    cmd->add_option("--model", o->model, "Model file: quantal HDF5 (.h5) or NIR (.nir)")->required();
+    cmd->add_option("--ticks", o->ticks, "Ticks per sample")->required()->check(CLI::PositiveNumber);
+    cmd->add_option("--input", o->input, "IDX images (.gz or plain), one sample each, fed through the model's /inputs");
+    cmd->add_option("--labels", o->labels, "IDX labels matching --input (accuracy, trace labels)");
+    cmd->add_option("--samples", o->samples, "Samples to run (with --input: at most this many images)")->check(CLI::PositiveNumber);
+    cmd->add_option("--offset", o->offset, "First image of --input");
+    cmd->add_option("--mask", o->mask, "Mask ratio for every projection (overrides the file; 0: no failures)")
+        ->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--release", o->release, "Release mode with --mask")->check(CLI::IsMember({"spike", "synapse"}));
+    cmd->add_option("--seed", o->seed, "Run seed");
+    cmd->add_option("--dt", o->dt, "ms per tick (NIR time constants and delays; trace timestamps)")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--threads", o->threads, "Samples simulated in parallel (1: streaming, lowest memory)");
+    cmd->add_option("--trace", o->trace, "SONATA spike trace to write (HDF5)");
+    cmd->add_option("--record", o->record, "Populations whose spikes are recorded (default: all spiking)")->delimiter(',');
+    cmd->callback([o] {
+        const int status = run_command(*o);
+        std::cout.flush();
+        if (status) std::exit(status); // every file is closed by now
+    });
+}
+
+} // namespace quantal::cli
