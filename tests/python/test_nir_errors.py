@@ -1,0 +1,151 @@
+"""Bad NIR files: one line on stderr naming the file and the object at fault, exit code 2, no
+trace presented as complete."""
+import h5py
+import numpy as np
+import pytest
+
+from nir_reference import f32, run_quantal, write_nir
+
+
+def good_graph():
+    nodes = {"input": {"type": "Input", "shape": np.array([4])},
+             "fc1": {"type": "Affine", "weight": f32(np.full((3, 4), 0.5)), "bias": f32(np.full(3, 0.5))},
+             "if1": {"type": "IF", "r": f32(np.ones(3)), "v_threshold": f32(np.ones(3)), "v_reset": f32(np.zeros(3))},
+             "delay": {"type": "Delay", "delay": f32(np.full(3, 2.0))},
+             "fc2": {"type": "Linear", "weight": f32(np.full((2, 3), 0.75))},
+             "if2": {"type": "IF", "r": f32(np.ones(2)), "v_threshold": f32(np.ones(2)), "v_reset": f32(np.zeros(2))},
+             "output": {"type": "Output", "shape": np.array([2])}}
+    edges = [("input", "fc1"), ("fc1", "if1"), ("if1", "delay"), ("delay", "fc2"), ("fc2", "if2"), ("if2", "output")]
+    return nodes, edges
+
+
+def expect_error(tmp_path, path, *fragments):
+    trace = tmp_path / "trace.h5"
+    proc = run_quantal("--model", path, "--ticks", 10, "--trace", trace, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert str(path.name) in lines[0], lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert not trace.exists(), "a trace was written for a model that failed to load"
+    return lines[0]
+
+
+def test_good_graph_runs(tmp_path):
+    nodes, edges = good_graph()
+    path = tmp_path / "good.nir"
+    write_nir(path, nodes, edges)
+    run_quantal("--model", path, "--ticks", 10, "--trace", tmp_path / "t.h5")
+
+
+def test_missing_dataset(tmp_path):
+    nodes, edges = good_graph()
+    del nodes["fc1"]["weight"]
+    path = tmp_path / "missing.nir"
+    write_nir(path, nodes, edges)
+    expect_error(tmp_path, path, "node 'fc1'", "'weight' is missing")
+
+
+def test_wrong_shape(tmp_path):
+    nodes, edges = good_graph()
+    nodes["fc2"]["weight"] = f32(np.full((2, 5), 0.75))
+    path = tmp_path / "shape.nir"
+    write_nir(path, nodes, edges)
+    expect_error(tmp_path, path, "node 'fc2'", "(2, 5)", "(2, 3)")
+
+
+def test_wrong_bias_shape(tmp_path):
+    nodes, edges = good_graph()
+    nodes["fc1"]["bias"] = f32(np.full(4, 0.5))
+    path = tmp_path / "bias.nir"
+    write_nir(path, nodes, edges)
+    expect_error(tmp_path, path, "node 'fc1'", "bias")
+
+
+def test_unknown_node_type(tmp_path):
+    nodes, edges = good_graph()
+    nodes["if1"]["type"] = "Izhikevich"
+    path = tmp_path / "unknown.nir"
+    write_nir(path, nodes, edges)
+    expect_error(tmp_path, path, "node 'if1'", "unknown node type 'Izhikevich'")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_weight(tmp_path, bad):
+    nodes, edges = good_graph()
+    nodes["fc1"]["weight"][1, 2] = bad
+    path = tmp_path / "nan.nir"
+    write_nir(path, nodes, edges)
+    expect_error(tmp_path, path, "node 'fc1'", "weight[6] is not finite")
+
+
+def test_negative_delay(tmp_path):
+    nodes, edges = good_graph()
+    nodes["delay"]["delay"] = f32(np.full(3, -1.0))
+    path = tmp_path / "delay.nir"
+    write_nir(path, nodes, edges)
+    expect_error(tmp_path, path, "node 'delay'", "negative")
+
+
+def test_delay_off_the_tick_grid(tmp_path):
+    nodes, edges = good_graph()
+    nodes["delay"]["delay"] = f32(np.full(3, 1.5))
+    path = tmp_path / "grid.nir"
+    write_nir(path, nodes, edges)
+    expect_error(tmp_path, path, "node 'delay'", "whole number of ticks")
+
+
+def test_edge_to_missing_node(tmp_path):
+    nodes, edges = good_graph()
+    edges.append(("if2", "ghost"))
+    path = tmp_path / "edge.nir"
+    write_nir(path, nodes, edges)
+    expect_error(tmp_path, path, "'ghost'", "does not exist")
+
+
+def test_truncated_file(tmp_path):
+    nodes, edges = good_graph()
+    path = tmp_path / "truncated.nir"
+    write_nir(path, nodes, edges)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    expect_error(tmp_path, path)
+
+
+def test_not_hdf5(tmp_path):
+    path = tmp_path / "text.nir"
+    path.write_text("not a graph\n")
+    expect_error(tmp_path, path, "not a readable HDF5 file")
+
+
+def test_missing_file(tmp_path):
+    expect_error(tmp_path, tmp_path / "absent.nir", "cannot be opened")
+
+
+def test_edges_of_wrong_shape(tmp_path):
+    nodes, edges = good_graph()
+    path = tmp_path / "edges.nir"
+    write_nir(path, nodes, edges)
+    with h5py.File(path, "a") as f:
+        del f["node/edges"]
+        f["node"].create_dataset("edges", data=np.array(["input", "fc1", "if1"], dtype=object), dtype=h5py.string_dtype())
+    expect_error(tmp_path, path, "'edges'", "(E, 2)")
+
+
+def test_non_uniform_time_constant(tmp_path):
+    nodes, edges = good_graph()
+    nodes["if1"] = {"type": "LIF", "tau": f32([4, 5, 6]), "r": f32(np.ones(3)), "v_leak": f32(np.zeros(3)),
+                    "v_threshold": f32(np.ones(3)), "v_reset": f32(np.zeros(3))}
+    path = tmp_path / "tau.nir"
+    write_nir(path, nodes, edges)
+    expect_error(tmp_path, path, "node 'if1'", "'tau' differs between neurons")
+
+
+def test_dt_longer_than_tau(tmp_path):
+    nodes, edges = good_graph()
+    nodes["if1"] = {"type": "LIF", "tau": f32(np.full(3, 0.5)), "r": f32(np.ones(3)), "v_leak": f32(np.zeros(3)),
+                    "v_threshold": f32(np.ones(3)), "v_reset": f32(np.zeros(3))}
+    path = tmp_path / "euler.nir"
+    write_nir(path, nodes, edges)
+    expect_error(tmp_path, path, "node 'if1'", "smaller --dt")
