@@ -1,0 +1,125 @@
+"""`quantal run` on a model file (docs/model-format.md) written with h5py, fed Fashion-MNIST
+images through its /inputs analog map: spike counts equal a numpy time-stepped reference of the
+model-file semantics; labels and predictions land in the trace; --mask overrides every release."""
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from nir_reference import dyadic, run_quantal
+
+DATA = "/usr/share/datasets/fashion-mnist"
+IMAGES, LABELS = f"{DATA}/t10k-images-idx3-ubyte.gz", f"{DATA}/t10k-labels-idx1-ubyte.gz"
+TICKS = 32
+
+
+def write_model(path, rng):
+    """image (1, 28, 28) -> dense analog input -> hidden IF (24) -> dense -> readout (10)."""
+    w_in = dyadic(rng, (24, 784), 0.125, bits=6)
+    b_in = dyadic(rng, 24, 0.25)
+    w_out = dyadic(rng, (10, 24), 1.0)
+    with h5py.File(path, "w") as f:
+        f.attrs.update(format="quantal-model", format_version=np.int64(1), name="tiny", producer="test",
+                       provenance="{}")
+        pops = f.create_group("populations")
+        pops.attrs["order"] = ["hidden", "logits"]
+        h = pops.create_group("hidden")
+        h.attrs.update(model="IF", threshold=1.0, comparison=">=", reset="subtract", v0=0.5, spike_value=1.0)
+        h["shape"] = np.array([24], np.int64)
+        o = pops.create_group("logits")
+        o.attrs.update(model="readout")
+        o["shape"] = np.array([10], np.int64)
+        o["bias"] = np.full(10, 0.0625, np.float32)
+        prj = f.create_group("projections")
+        p = prj.create_group("out")
+        p.attrs.update(kind="dense", source="hidden", target="logits", delay=np.int64(0), release="none",
+                       mask_ratio=0.0)
+        p["weight"] = w_out
+        ins = f.create_group("inputs").create_group("image")
+        ins.attrs.update(target="hidden", kind="dense", scale=1.0 / 256.0, offset=0.0)
+        ins["shape"] = np.array([1, 28, 28], np.int64)
+        ins["weight"] = w_in
+        ins["bias"] = b_in
+        f.create_group("readout").attrs.update(population="logits", accumulate="sum")
+    return w_in, b_in, w_out
+
+
+def read_idx(path, offset, count):
+    import gzip
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    magic = int.from_bytes(data[:4], "big")
+    header = 16 if magic == 0x803 else 8
+    item = 784 if magic == 0x803 else 1
+    return np.frombuffer(data[header + offset * item:header + (offset + count) * item], np.uint8).reshape(count, -1)
+
+
+def reference(w_in, b_in, w_out, image):
+    current = w_in.astype(np.float64) @ (image.astype(np.float64) / 256.0) + b_in
+    v = np.full(24, 0.5)
+    counts = np.zeros(24, np.int64)
+    logits = np.zeros(10)
+    for _ in range(TICKS):
+        v += current
+        z = v >= 1.0
+        v[z] -= 1.0
+        counts += z
+        logits += 0.0625 + w_out.astype(np.float64) @ z
+    return counts, logits
+
+
+@pytest.mark.skipif(not os.path.exists(IMAGES), reason="Fashion-MNIST (dataset-fashion-mnist) is not installed")
+def test_images_through_analog_input(tmp_path):
+    rng = np.random.default_rng(21)
+    model, trace = tmp_path / "tiny.h5", tmp_path / "trace.h5"
+    w_in, b_in, w_out = write_model(model, rng)
+    offset, count = 3, 5
+    proc = run_quantal("--model", model, "--ticks", TICKS, "--input", IMAGES, "--labels", LABELS,
+                       "--samples", count, "--offset", offset, "--trace", trace)
+    assert "accuracy:" in proc.stdout
+    images, labels = read_idx(IMAGES, offset, count), read_idx(LABELS, offset, count).reshape(-1)
+    with h5py.File(trace, "r") as f:
+        np.testing.assert_array_equal(f["samples/index"][()], np.arange(offset, offset + count))
+        np.testing.assert_array_equal(f["samples/label"][()], labels)
+        ts, ids = f["spikes/hidden/timestamps"][()], f["spikes/hidden/node_ids"][()]
+        predictions = f["samples/prediction"][()]
+        macs = f["energy/per_sample/populations/macs"][()]
+    assert ts.size > 0
+    for k in range(count):
+        expected, logits = reference(w_in, b_in, w_out, images[k])
+        in_sample = (ts >= (offset + k) * TICKS) & (ts < (offset + k + 1) * TICKS)
+        np.testing.assert_array_equal(np.bincount(ids[in_sample].astype(np.int64), minlength=24), expected)
+        assert predictions[k] == int(np.argmax(logits))
+        assert macs[k, 0] == 784 * 24 * TICKS  # the analog map is charged every tick
+
+
+def test_without_input_the_model_runs_silent_inputs(tmp_path):
+    model, trace = tmp_path / "tiny.h5", tmp_path / "trace.h5"
+    write_model(model, np.random.default_rng(22))
+    run_quantal("--model", model, "--ticks", TICKS, "--samples", 2, "--trace", trace)
+    with h5py.File(trace, "r") as f:
+        assert len(f["samples/index"]) == 2
+        assert len(f["spikes/hidden/timestamps"]) == 0  # no drive at all: v0 = 0.5 < threshold
+
+
+@pytest.mark.skipif(not os.path.exists(IMAGES), reason="Fashion-MNIST is not installed")
+def test_mask_overrides_every_projection(tmp_path):
+    model, trace = tmp_path / "tiny.h5", tmp_path / "trace.h5"
+    write_model(model, np.random.default_rng(23))
+    run_quantal("--model", model, "--ticks", TICKS, "--input", IMAGES, "--samples", 2, "--mask", 0.5, "--release",
+                "spike", "--trace", trace)
+    with h5py.File(trace, "r") as f:
+        release = [r.decode() if isinstance(r, bytes) else r for r in f["energy/projections/release"][()]]
+        assert release == ["spike"]
+        assert f["energy/projections/mask_ratio"][()].tolist() == [0.5]
+        assert f["energy/total/projections/masked_spikes"][()][0] > 0
+
+
+def test_input_for_a_model_without_inputs_is_an_error(tmp_path):
+    from nir_reference import write_nir
+    path = tmp_path / "m.nir"
+    write_nir(path, {"input": {"type": "Input", "shape": np.array([2])}}, [])
+    proc = run_quantal("--model", path, "--ticks", 5, "--input", IMAGES, check=False)
+    assert proc.returncode == 2
+    assert "m.nir" in proc.stderr and "/inputs" in proc.stderr
