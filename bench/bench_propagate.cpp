@@ -262,9 +262,25 @@ void export_for_brian2(const std::filesystem::path& dir, const LayeredShape& sha
               << " M events/s (1 thread)\n";
 }
 
+// One timed run of the exported sample (same network, same input spikes), for brian2_dense.py to
+// interleave with its own runs: both see the same machine load.
+void time_layered(const LayeredShape& shape, Tick ticks) {
+    const Network net = layered_network(shape, layered_weights(shape), Release{});
+    Engine engine(net);
+    const Stimulus stimulus = Stimulus::for_network(net);
+    RunOptions o;
+    o.ticks = ticks;
+    o.seed = 1;
+    engine.run(stimulus, o, 0); // warm-up: first-touch page faults of the state vectors
+    const auto start = std::chrono::steady_clock::now();
+    const SampleResult res = engine.run(stimulus, o, 0);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::cout << "{\"seconds\": " << seconds << ", \"transmitted\": " << res.ledger.total_transmitted() << "}\n";
+}
+
 void usage() {
     std::cout << "bench_propagate [--json | --json-out FILE] [--reps N] [--quick] [--only layered|crossover]\n"
-                 "                [--export DIR] [--export-ticks T]\n"
+                 "                [--export DIR] [--export-ticks T] [--time-layered T]\n"
                  "  Transmitted synaptic events per second on one core (see docs/performance.md).\n";
 }
 
@@ -288,6 +304,7 @@ int main(int argc, char** argv) {
         else if (a == "--only") only = next();
         else if (a == "--export") export_dir = next();
         else if (a == "--export-ticks") export_ticks = std::stol(next());
+        else if (a == "--time-layered") return time_layered(LayeredShape{}, std::stol(next())), 0;
         else if (a == "--help" || a == "-h") return usage(), 0;
         else return usage(), 2;
     }
@@ -319,7 +336,7 @@ int main(int argc, char** argv) {
     }
     if (only.empty() || only == "crossover") {
         const std::vector<double> ps = quick ? std::vector<double>{0.1, 0.5}
-                                             : std::vector<double>{0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 0.9};
+                                             : std::vector<double>{0.05, 0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.75, 0.9};
         for (FanoutKind kind : {FanoutKind::dense, FanoutKind::sparse_long, FanoutKind::sparse_short}) {
             const std::uint64_t samples = quick ? 2 : kind == FanoutKind::sparse_short ? 20 : 4;
             auto conn = std::make_shared<const Connectivity>(single_connectivity(kind));

@@ -17,12 +17,13 @@ so all sums are exact in double and the spike trains must be identical.
 Timing: Brian2's own measure of its main loop (Network::_last_run_time, excluding process start,
 array loading and result writing), median over repeated runs of the compiled binary; code
 generation + compilation reported apart. quantal's time is Engine::run for the same sample.
-Usage: brian2_dense.py EXPORT_DIR [--reps N] [--json OUT] [--workdir DIR]
+Usage: brian2_dense.py EXPORT_DIR [--reps N] [--json OUT] [--workdir DIR] [--quantal BENCH_BINARY]
 """
 import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -50,6 +51,8 @@ def main():
     ap.add_argument('--reps', type=int, default=5)
     ap.add_argument('--json', help='write the results here')
     ap.add_argument('--workdir', default=None, help='Brian2 project directory (default: EXPORT/brian2_project)')
+    ap.add_argument('--quantal', help='bench_propagate binary: time quantal (--time-layered) between '
+                    "Brian2's runs, so both see the same load (default: the timing in the export)")
     ap.add_argument('--default-schedule', action='store_true',
                     help="keep Brian2's default schedule (shows the one-step-per-layer latency)")
     args = ap.parse_args()
@@ -102,11 +105,20 @@ def main():
     build_seconds = time.perf_counter() - t0
 
     loop_seconds, process_seconds = [], []
+    quantal_seconds = list(meta['run_seconds'])
+    if args.quantal:
+        quantal_seconds = []
     for _ in range(args.reps):
         t0 = time.perf_counter()
         b2.device.run(workdir, with_output=False, run_args=[])
         process_seconds.append(time.perf_counter() - t0)
         loop_seconds.append(b2.device._last_run_time)
+        if args.quantal:
+            out = subprocess.run([args.quantal, '--time-layered', str(ticks)], check=True, capture_output=True,
+                                 text=True).stdout
+            timed = json.loads(out)
+            assert timed['transmitted'] == meta['transmitted'], 'quantal timing run differs from the export'
+            quantal_seconds.append(timed['seconds'])
 
     # Spikes: identical trains expected.
     counts, identical = [], True
@@ -126,14 +138,14 @@ def main():
     transmitted = sum(counts[l - 1]['brian2'] * sizes[l] for l in range(1, len(sizes)))
     loop = statistics.median(loop_seconds)
     brian_eps = transmitted / loop
-    quantal_eps = meta['events_per_second']
+    quantal_eps = meta['transmitted'] / statistics.median(quantal_seconds)
     result = {
         'ticks': ticks, 'sizes': sizes, 'synapses': int(sum(sizes[l - 1] * sizes[l] for l in range(1, len(sizes)))),
         'spikes': counts, 'identical_spikes': identical,
         'transmitted_brian2': transmitted, 'transmitted_quantal': meta['transmitted'],
         'brian2_build_seconds': build_seconds, 'brian2_loop_seconds': loop_seconds,
         'brian2_process_seconds': process_seconds, 'brian2_events_per_second': brian_eps,
-        'quantal_run_seconds': meta['run_seconds'], 'quantal_events_per_second': quantal_eps,
+        'quantal_run_seconds': quantal_seconds, 'quantal_events_per_second': quantal_eps,
         'ratio_quantal_over_brian2': quantal_eps / brian_eps,
         'brian2_version': b2.__version__,
         'brian2_compile_args': list(b2.prefs.codegen.cpp.extra_compile_args_gcc),
@@ -146,6 +158,8 @@ def main():
     print(f"  code generation + compile: {build_seconds:.1f} s")
     print(f"  Brian2 main loop: median {loop:.3f} s of {len(loop_seconds)} runs "
           f"(whole process median {statistics.median(process_seconds):.3f} s)")
+    print(f"  quantal Engine::run: median {statistics.median(quantal_seconds):.3f} s of {len(quantal_seconds)} runs"
+          f"{' (interleaved with Brian2' + chr(39) + 's)' if args.quantal else ''}")
     print(f"  transmitted events: brian2 {transmitted}, quantal {meta['transmitted']}")
     print(f"  events/s: quantal {quantal_eps / 1e6:.1f} M, brian2 {brian_eps / 1e6:.1f} M, "
           f"ratio quantal/brian2 {quantal_eps / brian_eps:.2f}")

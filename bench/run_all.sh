@@ -23,7 +23,8 @@ echo "commit: $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown
 
 echo "== quantal vs Brian2 (same network, same input spikes, one thread)"
 "$build/bench/bench_propagate" --export "$out/export" --export-ticks "$ticks" --reps "$reps"
-/usr/bin/python3 "$src/bench/brian2_dense.py" "$out/export" --reps "$reps" --json "$out/brian2.json" 2>&1 |
+/usr/bin/python3 "$src/bench/brian2_dense.py" "$out/export" --reps "$reps" --json "$out/brian2.json" \
+  --quantal "$build/bench/bench_propagate" 2>&1 |
   grep -v -e 'Warning' -e 'if not hasattr(numpy' -e 'obj = getattr(themodule'
 
 echo "== quantal propagation throughput (one thread)"
