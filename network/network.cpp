@@ -91,6 +91,18 @@ PopulationId NetworkBuilder::add_population(Population p) {
     return PopulationId(populations_.size() - 1);
 }
 
+std::uint32_t NetworkBuilder::add_operator(Operator op) {
+    operators_.push_back(std::move(op));
+    return std::uint32_t(operators_.size() - 1);
+}
+
+std::uint64_t Network::ann_macs() const {
+    std::uint64_t n = 0;
+    for (auto s : synapses_) n += s;
+    for (const auto& a : attention_) n += a.ann_macs();
+    return n;
+}
+
 ProjectionId NetworkBuilder::connect(Projection p) {
     projections_.push_back(std::move(p));
     return ProjectionId(projections_.size() - 1);
@@ -148,10 +160,45 @@ Network NetworkBuilder::build() const {
         boost::add_edge(pr.source, pr.target, id, net.graph_);
     }
 
+    // Operators: validated and compiled; their data flow is zero-delay, like a projection's.
+    net.operators_ = operators_;
+    net.operators_into_.assign(n_pop, {});
+    net.operator_targets_.assign(n_pop, {});
+    std::vector<std::pair<PopulationId, PopulationId>> operator_edges;
+    names.clear();
+    for (std::uint32_t id = 0; id < net.operators_.size(); ++id) {
+        const auto& op = std::get<SoftmaxAttention>(net.operators_[id]);
+        const std::string where = "operator '" + op.name + "'";
+        require(!op.name.empty() && names.insert(op.name).second, where, "name must be non-empty and unique");
+        for (PopulationId p : {op.q, op.k, op.v, op.scores, op.output}) {
+            require(p < n_pop, where, "refers to a population that does not exist");
+            require(!is_source(net.populations_[p].model) && !is_readout(net.populations_[p].model), where,
+                    "population '" + net.populations_[p].name + "' must be a spiking neuron population");
+        }
+        const Shape& map = net.populations_[op.q].shape;
+        for (PopulationId p : {op.k, op.v, op.output})
+            require(net.populations_[p].shape == map, where,
+                    "q, k, v and output must have one shape; '" + net.populations_[p].name + "' differs");
+        for (const Release* r : {&op.q_release, &op.k_release, &op.score_release}) {
+            require(r->mode != ReleaseMode::synapse, where, "release must be 'none' or 'spike' (per-element masks)");
+            require(std::isfinite(r->mask_ratio) && r->mask_ratio >= 0.0 && r->mask_ratio <= 1.0, where,
+                    "mask ratio " + std::to_string(r->mask_ratio) + " is outside [0, 1]");
+        }
+        net.attention_.emplace_back(op, map, net.populations_[op.scores].shape, where);
+        net.operators_into_[op.scores].push_back(id);
+        net.operators_into_[op.output].push_back(id);
+        for (auto [from, to] : {std::pair{op.q, op.scores}, {op.k, op.scores}, {op.scores, op.output}, {op.v, op.output}}) {
+            operator_edges.emplace_back(from, to);
+            auto& targets = net.operator_targets_[from];
+            if (std::find(targets.begin(), targets.end(), to) == targets.end()) targets.push_back(to);
+        }
+    }
+
     // Stages: a topological order of the zero-delay sub-graph; a zero-delay cycle is an error.
     PopulationGraph instant(n_pop);
     for (ProjectionId id = 0; id < net.projections_.size(); ++id)
         if (net.min_delay_[id] == 0) boost::add_edge(net.projections_[id].source, net.projections_[id].target, id, instant);
+    for (auto [from, to] : operator_edges) boost::add_edge(from, to, ProjectionId(-1), instant);
     std::vector<std::size_t> reversed;
     try {
         boost::topological_sort(instant, std::back_inserter(reversed));

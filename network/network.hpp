@@ -10,8 +10,10 @@
 
 #include "neurons/models.hpp"
 #include "sim/time.hpp"
+#include "synapses/attention.hpp"
 #include "synapses/connectivity.hpp"
 #include "synapses/fanout.hpp"
+#include "synapses/operators.hpp"
 #include "synapses/release.hpp"
 
 namespace quantal {
@@ -58,6 +60,15 @@ public:
     std::uint64_t synapses(ProjectionId p) const { return synapses_[p]; } // = MACs of the ANN layer
     const PopulationGraph& graph() const { return graph_; }
 
+    std::span<const Operator> operators() const { return operators_; }
+    const WindowAttention& attention(std::size_t op) const { return attention_[op]; }
+    // Operators whose result is input to population p (computed just before p is updated).
+    std::span<const std::uint32_t> operators_into(PopulationId p) const { return operators_into_[p]; }
+    // Populations fed through an operator by p's spikes (updated in the same tick when p fires).
+    std::span<const PopulationId> operator_targets(PopulationId p) const { return operator_targets_[p]; }
+    // Multiply-accumulates of the equivalent ANN for one time step: one per synapse, plus attention.
+    std::uint64_t ann_macs() const;
+
 private:
     friend class NetworkBuilder;
     std::vector<Population> populations_;
@@ -69,6 +80,10 @@ private:
     std::vector<std::uint32_t> stage_;
     std::vector<PopulationId> by_stage_;
     PopulationGraph graph_;
+    std::vector<Operator> operators_;
+    std::vector<WindowAttention> attention_;
+    std::vector<std::vector<std::uint32_t>> operators_into_;
+    std::vector<std::vector<PopulationId>> operator_targets_;
 };
 
 // Collects a description; build() validates it all in one place (shapes, finite parameters,
@@ -85,6 +100,7 @@ public:
                          Release release = {}) {
         return connect(Projection{"", source, target, std::move(c), delay, release});
     }
+    std::uint32_t add_operator(Operator op);
     std::size_t population_count() const { return populations_.size(); }
     const Population& population(PopulationId p) const { return populations_.at(p); }
 
@@ -93,6 +109,7 @@ public:
 private:
     std::vector<Population> populations_;
     std::vector<Projection> projections_;
+    std::vector<Operator> operators_;
 };
 
 } // namespace quantal

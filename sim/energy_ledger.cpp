@@ -14,10 +14,16 @@ ProjectionCounts& ProjectionCounts::operator+=(const ProjectionCounts& o) {
     return *this;
 }
 
+OperatorCounts& OperatorCounts::operator+=(const OperatorCounts& o) {
+    coincidences += o.coincidences, deliveries += o.deliveries, macs += o.macs, masked_spikes += o.masked_spikes;
+    return *this;
+}
+
 EnergyLedger EnergyLedger::for_network(const Network& net, std::uint64_t ticks) {
     EnergyLedger l;
     l.populations.resize(net.populations().size());
     l.projections.resize(net.projections().size());
+    l.operators.resize(net.operators().size());
     l.ticks = ticks;
     return l;
 }
@@ -26,8 +32,10 @@ EnergyLedger& EnergyLedger::operator+=(const EnergyLedger& o) {
     if (populations.empty() && projections.empty()) {
         populations.resize(o.populations.size());
         projections.resize(o.projections.size());
+        operators.resize(o.operators.size());
         ticks = o.ticks;
     }
+    for (std::size_t i = 0; i < o.operators.size(); ++i) operators[i] += o.operators[i];
     for (std::size_t i = 0; i < o.populations.size(); ++i) populations[i] += o.populations[i];
     for (std::size_t i = 0; i < o.projections.size(); ++i) projections[i] += o.projections[i];
     samples += o.samples;
@@ -37,12 +45,14 @@ EnergyLedger& EnergyLedger::operator+=(const EnergyLedger& o) {
 std::uint64_t EnergyLedger::total_transmitted() const {
     std::uint64_t n = 0;
     for (const auto& p : projections) n += p.transmitted;
+    for (const auto& o : operators) n += o.coincidences + o.deliveries;
     return n;
 }
 
 std::uint64_t EnergyLedger::total_macs() const {
     std::uint64_t n = 0;
     for (const auto& p : populations) n += p.macs;
+    for (const auto& o : operators) n += o.macs;
     return n;
 }
 
@@ -57,9 +67,11 @@ EnergySummary summarize(const EnergyLedger& ledger, const Network& net, const En
     const double samples = ledger.samples ? double(ledger.samples) : 1.0;
     std::uint64_t synapses = 0;
     for (ProjectionId p = 0; p < net.projections().size(); ++p) synapses += net.synapses(p);
+    std::uint64_t input_macs = 0; // the analog input's map is MAC work in both the SNN and the ANN
+    for (const auto& p : ledger.populations) input_macs += p.macs;
     s.sops = double(ledger.total_transmitted()) / samples;
     s.snn_pj = (costs.e_ac_pj * double(ledger.total_transmitted()) + costs.e_mac_pj * double(ledger.total_macs())) / samples;
-    s.ann_pj = costs.e_mac_pj * double(synapses);
+    s.ann_pj = costs.e_mac_pj * (double(net.ann_macs()) + (ledger.ticks ? double(input_macs) / samples / double(ledger.ticks) : 0.0));
     s.spikes_per_synapse = synapses ? s.sops / double(synapses) : 0.0;
     return s;
 }

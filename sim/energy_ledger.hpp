@@ -26,16 +26,26 @@ struct ProjectionCounts {
     ProjectionCounts& operator+=(const ProjectionCounts& o);
 };
 
+// Operator nodes (attention): spike-driven accumulates and non-spiking work.
+struct OperatorCounts {
+    std::uint64_t coincidences = 0;  // q-k spike pairs accumulated into attention scores (AC)
+    std::uint64_t deliveries = 0;    // softmax weight x value-spike accumulations (AC)
+    std::uint64_t macs = 0;          // softmax elements evaluated (MAC-class, not spike-driven)
+    std::uint64_t masked_spikes = 0; // q, k and score spikes dropped by RSM
+    OperatorCounts& operator+=(const OperatorCounts& o);
+};
+
 struct EnergyLedger {
     std::vector<PopulationCounts> populations;
     std::vector<ProjectionCounts> projections;
+    std::vector<OperatorCounts> operators;
     std::uint64_t samples = 0;
     std::uint64_t ticks = 0; // per sample
 
     static EnergyLedger for_network(const Network& net, std::uint64_t ticks);
     EnergyLedger& operator+=(const EnergyLedger& o);
-    std::uint64_t total_transmitted() const;
-    std::uint64_t total_macs() const;
+    std::uint64_t total_transmitted() const; // synaptic accumulates, operators' included
+    std::uint64_t total_macs() const;        // non-spiking work, operators' included
     std::uint64_t total_spikes() const;
 };
 
@@ -47,8 +57,8 @@ struct EnergyCosts {
 
 struct EnergySummary {
     double snn_pj = 0;        // per sample: E_AC * transmitted + E_MAC * MACs
-    double ann_pj = 0;        // per sample: the same network as an ANN, every synapse one MAC
-    double sops = 0;          // transmitted synaptic events per sample
+    double ann_pj = 0;        // per sample: the same network as an ANN for one step (Network::ann_macs)
+    double sops = 0;          // accumulates per sample: transmitted synaptic events and operator ACs
     double spikes_per_synapse = 0;
 };
 

@@ -17,8 +17,9 @@
 namespace quantal {
 
 namespace {
-// Stream ids: projections take their own index, populations are offset past them.
+// Stream ids: projections take their own index, populations and operators are offset past them.
 constexpr std::uint64_t population_stream = std::uint64_t{1} << 32;
+constexpr std::uint64_t operator_stream = std::uint64_t{2} << 32;
 } // namespace
 
 Stimulus Stimulus::for_network(const Network& net) {
@@ -35,6 +36,8 @@ struct PopulationState {
     std::vector<std::uint8_t> touched;
     std::vector<std::uint32_t> touched_list;
     Tick queued_for = -1;       // an update event for this tick is already queued
+    std::vector<std::uint32_t> fired; // the spikes of the last update that had any ...
+    Tick fired_tick = -1;             // ... and its tick (operators read them within the tick)
     double spike_value = 0;
     RandomEngine rng;           // Bernoulli sources
 
@@ -48,14 +51,16 @@ struct Engine::State {
         for (const auto& pr : net.projections()) plans.emplace_back(pr.release);
         pops.resize(net.populations().size());
         proj_rng.resize(net.projections().size());
+        operator_rng.resize(3 * net.operators().size());
     }
 
     const Network& net;
     std::vector<ReleasePlan> plans;
     std::vector<PopulationState> pops;
     std::vector<RandomEngine> proj_rng;
+    std::vector<RandomEngine> operator_rng; // per operator: q, k and score masks
     EventQueue queue;
-    std::vector<std::uint32_t> fired;
+    std::vector<std::uint32_t> kept_a, kept_b; // masked spike lists handed to operators
     Tick horizon = 0;
     SampleResult result;
     SpikeSink* sink = nullptr;
@@ -68,6 +73,9 @@ struct Engine::State {
     void apply(const Event& e);
     void update(PopulationId p, Tick t);
     void propagate(PopulationId p, Tick t);
+    void apply_operator(std::uint32_t op, PopulationId p, Tick t);
+    std::span<const std::uint32_t> kept(PopulationId source, const Release& r, RandomEngine& rng,
+                                        std::vector<std::uint32_t>& out, std::uint64_t& masked);
     void deliver(ProjectionId pr, std::uint32_t src, std::uint64_t group, Tick t);
     void observe(Tick t);
 };
@@ -104,6 +112,7 @@ void Engine::State::reset(const Stimulus& s, const RunOptions& o, std::uint64_t 
     result.ledger = EnergyLedger::for_network(net, std::uint64_t(o.ticks));
     result.ledger.samples = 1;
     for (ProjectionId pr = 0; pr < proj_rng.size(); ++pr) proj_rng[pr] = make_stream(o.seed, sample, pr);
+    for (std::size_t r = 0; r < operator_rng.size(); ++r) operator_rng[r] = make_stream(o.seed, sample, operator_stream + r);
 
     for (PopulationId p = 0; p < pops.size(); ++p) {
         const auto& pop = net.population(p);
@@ -120,6 +129,8 @@ void Engine::State::reset(const Stimulus& s, const RunOptions& o, std::uint64_t 
         ps.touched.assign(n, 0);
         ps.touched_list.clear();
         ps.queued_for = -1;
+        ps.fired.clear();
+        ps.fired_tick = -1;
         ps.spike_value = spike_value(pop.model);
         ps.rng = make_stream(o.seed, sample, population_stream + p);
         result.ledger.populations[p].macs = s.current_macs[p] * std::uint64_t(o.ticks);
@@ -209,7 +220,9 @@ static void canonical_order(PopulationState& ps) {
 void Engine::State::update(PopulationId p, Tick t) {
     auto& ps = pops[p];
     auto& counts = result.ledger.populations[p];
+    auto& fired = ps.fired;
     fired.clear();
+    for (std::uint32_t op : net.operators_into(p)) apply_operator(op, p, t);
     canonical_order(ps);
 
     auto integrate = [&](auto drift, auto&& on_value) {
@@ -253,14 +266,53 @@ void Engine::State::update(PopulationId p, Tick t) {
     for (std::uint32_t j : ps.touched_list) ps.touched[j] = 0;
     ps.touched_list.clear();
     if (fired.empty()) return;
+    ps.fired_tick = t;
     counts.spikes += fired.size();
     if (sink) sink->on_spikes(p, t, fired);
     if (record)
         for (std::uint32_t j : fired) result.spikes.push_back({t, p, j});
     propagate(p, t);
+    for (PopulationId target : net.operator_targets(p)) request_update(target, t);
+}
+
+// Per-spike release (RSM) on an operator's input: the spikes that survive, drawn per tick.
+std::span<const std::uint32_t> Engine::State::kept(PopulationId source, const Release& r, RandomEngine& rng,
+                                                   std::vector<std::uint32_t>& out, std::uint64_t& masked) {
+    const auto& fired = pops[source].fired;
+    if (r.mode == ReleaseMode::none || r.mask_ratio == 0.0) return fired;
+    const BernoulliThreshold keep(1.0 - r.mask_ratio);
+    out.clear();
+    for (std::uint32_t j : fired)
+        if (keep(rng)) out.push_back(j);
+    masked += fired.size() - out.size();
+    return out;
+}
+
+// Computes an operator's input to population p for tick t from its sources' spikes of tick t.
+void Engine::State::apply_operator(std::uint32_t op, PopulationId p, Tick t) {
+    const auto& a = std::get<SoftmaxAttention>(net.operators()[op]);
+    const auto& attention = net.attention(op);
+    auto& counts = result.ledger.operators[op];
+    auto& target = pops[p];
+    auto add = [&](std::uint32_t n, double x) {
+        target.input[n] += x;
+        target.touch(n);
+    };
+    auto fired_now = [&](PopulationId q) { return pops[q].fired_tick == t; };
+    if (p == a.scores && fired_now(a.q) && fired_now(a.k)) {
+        const auto q = kept(a.q, a.q_release, operator_rng[3 * op], kept_a, counts.masked_spikes);
+        const auto k = kept(a.k, a.k_release, operator_rng[3 * op + 1], kept_b, counts.masked_spikes);
+        attention.coincide(q, k, a.scale * pops[a.q].spike_value * pops[a.k].spike_value, add, counts);
+    }
+    if (p == a.output && fired_now(a.v)) {
+        std::span<const std::uint32_t> scores;
+        if (fired_now(a.scores)) scores = kept(a.scores, a.score_release, operator_rng[3 * op + 2], kept_a, counts.masked_spikes);
+        attention.attend(scores, pops[a.scores].spike_value, pops[a.v].fired, pops[a.v].spike_value, add, counts);
+    }
 }
 
 void Engine::State::propagate(PopulationId p, Tick t) {
+    const auto& fired = pops[p].fired;
     for (ProjectionId pr : net.outgoing(p)) {
         const auto& projection = net.projection(pr);
         const auto& fanout = net.fanout(pr);

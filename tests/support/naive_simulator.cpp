@@ -63,6 +63,57 @@ void project(const Projection& pr, const Shape& src_shape, const Shape& dst_shap
     }
 }
 
+// Window attention computed densely, with the partition written from the window side: token
+// (ty, tx) of window (wy, wx) is the map position ((wy win + ty + shift) mod H, (wx win + tx + shift) mod W).
+struct DenseAttention {
+    const SoftmaxAttention& op;
+    std::int64_t C, H, W, win, heads, hd, T, wcols, windows;
+
+    DenseAttention(const SoftmaxAttention& a, const Shape& map)
+        : op(a), C(map[0]), H(map[1]), W(map[2]), win(a.window), heads(a.heads), hd(map[0] / a.heads), T(a.window * a.window),
+          wcols(map[2] / a.window), windows((map[1] / a.window) * (map[2] / a.window)) {}
+
+    std::int64_t position(std::int64_t w, std::int64_t token) const {
+        const auto y = ((w / wcols) * win + token / win + op.shift) % H;
+        const auto x = ((w % wcols) * win + token % win + op.shift) % W;
+        return y * W + x;
+    }
+    double at(const std::vector<double>& map, std::int64_t w, std::int64_t h, std::int64_t token, std::int64_t d) const {
+        return map[std::size_t((h * hd + d) * H * W + position(w, token))];
+    }
+    // scores input: scale * q k^T per window and head (q, k already multiplied by their spike values)
+    void scores(const std::vector<double>& q, const std::vector<double>& k, std::vector<double>& out) const {
+        for (std::int64_t w = 0; w < windows; ++w)
+            for (std::int64_t h = 0; h < heads; ++h)
+                for (std::int64_t i = 0; i < T; ++i)
+                    for (std::int64_t j = 0; j < T; ++j) {
+                        double dot = 0;
+                        for (std::int64_t d = 0; d < hd; ++d) dot += at(q, w, h, i, d) * at(k, w, h, j, d);
+                        out[std::size_t(((w * heads + h) * T + i) * T + j)] += op.scale * dot;
+                    }
+    }
+    // output input: softmax(s + bias + mask) v per window and head
+    void attend(const std::vector<double>& s, const std::vector<double>& v, std::vector<double>& out) const {
+        for (std::int64_t w = 0; w < windows; ++w)
+            for (std::int64_t h = 0; h < heads; ++h)
+                for (std::int64_t i = 0; i < T; ++i) {
+                    std::vector<double> a(static_cast<std::size_t>(T));
+                    double top = -1e300, sum = 0;
+                    for (std::int64_t j = 0; j < T; ++j) {
+                        a[j] = s[std::size_t(((w * heads + h) * T + i) * T + j)] + op.bias[std::size_t((h * T + i) * T + j)] +
+                               (op.mask.empty() ? 0.0 : op.mask[std::size_t((w * T + i) * T + j)]);
+                        top = std::max(top, a[j]);
+                    }
+                    for (auto& x : a) sum += x = std::exp(x - top);
+                    for (std::int64_t d = 0; d < hd; ++d) {
+                        double acc = 0;
+                        for (std::int64_t j = 0; j < T; ++j) acc += a[j] / sum * at(v, w, h, j, d);
+                        if (acc != 0.0) out[std::size_t((h * hd + d) * H * W + position(w, i))] += acc;
+                    }
+                }
+    }
+};
+
 std::vector<std::uint32_t> delays_of(const Projection& pr) {
     const auto* sp = std::get_if<Sparse>(&pr.connectivity);
     if (!sp || sp->delay.empty()) return {pr.delay};
@@ -82,17 +133,21 @@ Run simulate(const Network& net, const Stimulus& stim, Tick ticks) {
     const std::size_t P = pops.size();
     // An order in which every zero-delay source comes before its target (Kahn's algorithm).
     std::vector<int> indegree(P, 0);
+    std::vector<std::pair<PopulationId, PopulationId>> instant;
     for (const auto& pr : net.projections())
         for (auto d : delays_of(pr))
-            if (d == 0) ++indegree[pr.target];
+            if (d == 0) instant.emplace_back(pr.source, pr.target);
+    for (const auto& op : net.operators()) {
+        const auto& a = std::get<SoftmaxAttention>(op);
+        instant.insert(instant.end(), {{a.q, a.scores}, {a.k, a.scores}, {a.scores, a.output}, {a.v, a.output}});
+    }
+    for (auto [from, to] : instant) ++indegree[to];
     std::vector<PopulationId> order;
     for (PopulationId p = 0; p < P; ++p)
         if (indegree[p] == 0) order.push_back(p);
     for (std::size_t k = 0; k < order.size(); ++k)
-        for (const auto& pr : net.projections())
-            if (pr.source == order[k])
-                for (auto d : delays_of(pr))
-                    if (d == 0 && --indegree[pr.target] == 0) order.push_back(pr.target);
+        for (auto [from, to] : instant)
+            if (from == order[k] && --indegree[to] == 0) order.push_back(to);
 
     Run run;
     run.v.resize(P);
@@ -114,12 +169,19 @@ Run simulate(const Network& net, const Stimulus& stim, Tick ticks) {
         if (slot[p].empty()) slot[p].assign(pops[p].size(), 0.0);
         return slot[p];
     };
+    std::vector<std::vector<double>> output(P); // this tick's spikes x spike value
     for (Tick t = 0; t < ticks; ++t) {
         for (PopulationId p : order) {
             const auto& pop = pops[p];
             const auto n = pop.size();
             std::vector<double> s(n, 0.0);
-            const std::vector<double> in = inbox(t, p);
+            std::vector<double> in = inbox(t, p);
+            for (const auto& op : net.operators()) {
+                const auto& a = std::get<SoftmaxAttention>(op);
+                const DenseAttention dense(a, pops[a.q].shape);
+                if (a.scores == p) dense.scores(output[a.q], output[a.k], in);
+                if (a.output == p) dense.attend(output[a.scores], output[a.v], in);
+            }
             auto& v = run.v[p];
             auto spiking = [&](const ThresholdRule& rule, auto step) {
                 for (std::uint32_t j = 0; j < n; ++j) {
@@ -140,6 +202,8 @@ Run simulate(const Network& net, const Stimulus& stim, Tick ticks) {
             }
             for (std::uint32_t j = 0; j < n; ++j)
                 if (s[j] != 0.0) run.spikes.push_back({t, p, j});
+            output[p] = s;
+            for (auto& x : output[p]) x *= spike_value(pop.model);
             for (const auto& pr : net.projections()) {
                 if (pr.source != p) continue;
                 const double value = spike_value(pop.model);
