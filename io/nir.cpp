@@ -64,7 +64,7 @@ private:
     void read_graph(hid_t group, const std::string& prefix, bool top, Scope& scope);
     RawNode read_node(hid_t group, const std::string& name, const std::string& type, bool top);
     std::vector<std::size_t> resolve(const Scope& scope, const std::string& name, bool as_source,
-                                     const std::string& edge) const;
+                                     const std::string& edge, const std::string& full = {}) const;
 
     // interpretation
     Role role(std::size_t n) const;
@@ -179,22 +179,24 @@ void NirFile::read_graph(hid_t group, const std::string& prefix, bool top, Scope
 // A name in a graph scope: a node, a nested graph (its Output nodes as a source, its Input nodes
 // as a target), or a dotted path into a nested graph.
 std::vector<std::size_t> NirFile::resolve(const Scope& scope, const std::string& name, bool as_source,
-                                          const std::string& edge) const {
+                                          const std::string& edge, const std::string& full) const {
+    const std::string& shown = full.empty() ? name : full;
     auto it = scope.entries.find(name);
     if (it != scope.entries.end()) {
         if (it->second.node != none) return {it->second.node};
         const auto& inner = *it->second.graph;
         const auto& ends = as_source ? inner.outputs : inner.inputs;
         if (ends.empty())
-            throw InputError(path_ + ": edge " + edge + ": nested graph '" + name + "' has no " +
+            throw InputError(path_ + ": edge " + edge + ": nested graph '" + shown + "' has no " +
                              (as_source ? "Output" : "Input") + " node");
         return ends;
     }
     for (auto dot = name.find('.'); dot != std::string::npos; dot = name.find('.', dot + 1)) {
         auto g = scope.entries.find(name.substr(0, dot));
-        if (g != scope.entries.end() && g->second.graph) return resolve(*g->second.graph, name.substr(dot + 1), as_source, edge);
+        if (g != scope.entries.end() && g->second.graph)
+            return resolve(*g->second.graph, name.substr(dot + 1), as_source, edge, shown);
     }
-    throw InputError(path_ + ": edge " + edge + ": node '" + name + "' does not exist");
+    throw InputError(path_ + ": edge " + edge + ": node '" + shown + "' does not exist");
 }
 
 // ---- shapes and fields --------------------------------------------------------------------
@@ -710,7 +712,7 @@ LoadedModel NirFile::load() {
         const bool direct = std::all_of(preds_[n].begin(), preds_[n].end(), [&](auto p) { return role(p) != Role::linear; });
         if (direct) {
             if (preds_[n].size() == 1 && out.readout.empty() && role(preds_[n][0]) == Role::neuron &&
-                !specs[preds_[n][0]].spiking)
+                std::holds_alternative<ReadoutNeuron>(specs[preds_[n][0]].model))
                 out.readout = nodes_[preds_[n][0]].name;
             continue;
         }
