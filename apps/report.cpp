@@ -31,6 +31,21 @@ void print_energy_report(std::ostream& out, const Network& net, const EnergyLedg
                       costs.e_ac_pj * double(c.transmitted) / samples);
         out << line;
     }
+    if (!net.operators().empty()) {
+        out << "operators (per sample):\n";
+        std::snprintf(line, sizeof line, "  %-24s %14s %14s %14s %12s %12s\n", "name", "coincidences", "deliveries",
+                      "softmax MACs", "masked", "energy pJ");
+        out << line;
+        for (std::size_t o = 0; o < net.operators().size(); ++o) {
+            const auto& c = ledger.operators[o];
+            const auto& name = std::visit([](const auto& op) -> const std::string& { return op.name; }, net.operators()[o]);
+            std::snprintf(line, sizeof line, "  %-24s %14.1f %14.1f %14.1f %12.1f %12.1f\n", name.c_str(),
+                          double(c.coincidences) / samples, double(c.deliveries) / samples, double(c.macs) / samples,
+                          double(c.masked_spikes) / samples,
+                          (costs.e_ac_pj * double(c.coincidences + c.deliveries) + costs.e_mac_pj * double(c.macs)) / samples);
+            out << line;
+        }
+    }
     const auto s = summarize(ledger, net, costs);
     std::snprintf(line, sizeof line,
                   "energy per sample: SNN %.4g pJ (E_AC %.2f pJ x %.4g SOPs + E_MAC %.2f pJ x %.4g MACs), "
