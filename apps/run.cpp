@@ -51,13 +51,21 @@ LoadedModel load_model(const RunCommandOptions& o) {
     return read_model_file(o.model);
 }
 
-// --mask/--release set the release of every projection (MST's paper text: all spiking inputs).
+// --mask/--release set the release of every projection (MST's paper text: all spiking inputs)
+// and of every attention operator's q, k and score inputs (operators know only per-spike release).
 Network with_release(const Network& net, const Release& release) {
     NetworkBuilder b;
     for (const auto& p : net.populations()) b.add_population(p);
     for (auto p : net.projections()) {
         p.release = release;
         b.connect(std::move(p));
+    }
+    Release per_spike = release;
+    if (per_spike.mode == ReleaseMode::synapse) per_spike.mode = ReleaseMode::spike;
+    for (auto op : net.operators()) {
+        auto& a = std::get<SoftmaxAttention>(op);
+        a.q_release = a.k_release = a.score_release = per_spike;
+        b.add_operator(std::move(op));
     }
     return b.build();
 }

@@ -185,6 +185,38 @@ Shape mapped_shape(const AnalogInput& in) {
     return s;
 }
 
+template <class Find>
+SoftmaxAttention read_attention(hid_t g, const std::string& name, const Find& find, const std::string& where) {
+    const auto layout = string_or(g, "layout", "windows", where);
+    if (layout != "image") fail(where, "layout '" + layout + "' is not supported (version 1 defines 'image')");
+    SoftmaxAttention a;
+    a.name = name;
+    a.q = find(h5::read_string_attribute(g, "q", where), where);
+    a.k = find(h5::read_string_attribute(g, "k", where), where);
+    a.v = find(h5::read_string_attribute(g, "v", where), where);
+    a.scores = find(h5::read_string_attribute(g, "scores", where), where);
+    a.output = find(h5::read_string_attribute(g, "output", where), where);
+    a.heads = h5::read_int_attribute(g, "heads", where);
+    a.window = h5::read_int_attribute(g, "window", where);
+    a.shift = h5::has_attribute(g, "shift") ? h5::read_int_attribute(g, "shift", where) : 0;
+    a.scale = double_or(g, "scale", 1.0, where);
+    a.bias = float_values(g, "bias", where);
+    if (h5::has_link(g, "mask")) a.mask = float_values(g, "mask", where);
+    auto release = [&](const std::string& prefix) {
+        Release r;
+        const auto mode = string_or(g, prefix + "_release", "none", where);
+        if (mode == "none") r.mode = ReleaseMode::none;
+        else if (mode == "spike") r.mode = ReleaseMode::spike;
+        else fail(where, "attribute '" + prefix + "_release' is '" + mode + "', expected 'none' or 'spike'");
+        r.mask_ratio = double_or(g, prefix + "_mask_ratio", 0.0, where);
+        return r;
+    };
+    a.q_release = release("q");
+    a.k_release = release("k");
+    a.score_release = release("score");
+    return a;
+}
+
 // ---- writing -------------------------------------------------------------------------------
 
 std::vector<hsize_t> dims(std::initializer_list<std::int64_t> d) { return {d.begin(), d.end()}; }
@@ -279,17 +311,6 @@ LoadedModel read_model_file(const std::string& path) {
     out.producer = string_or(file, "producer", "", root);
     out.provenance = string_or(file, "provenance", "", root);
 
-    if (h5::has_link(file, "operators")) {
-        auto ops = h5::open_group(file, "operators", root);
-        auto names = h5::member_names(ops, root + ": /operators");
-        if (!names.empty()) {
-            auto g = h5::open_group(ops, names.front(), root);
-            const auto op = string_or(g, "op", "?", root + ": operator '" + names.front() + "'");
-            fail(root, "operator '" + names.front() + "' (op '" + op +
-                           "') is not executable by this version of quantal");
-        }
-    }
-
     NetworkBuilder builder;
     auto pops = h5::open_group(file, "populations", root);
     const std::vector<std::string> pop_names = ordered_members(pops, root + ": /populations");
@@ -320,6 +341,17 @@ LoadedModel read_model_file(const std::string& path) {
             }
             p.release = read_release(g, where);
             builder.connect(std::move(p));
+        }
+    }
+    if (h5::has_link(file, "operators")) {
+        auto ops = h5::open_group(file, "operators", root);
+        for (const auto& name : ordered_members(ops, root + ": /operators")) {
+            const std::string where = root + ": operator '" + name + "'";
+            auto g = h5::open_group(ops, name, where);
+            const auto op = string_or(g, "op", "", where);
+            if (op != "softmax_attention")
+                fail(where, "op '" + op + "' is not executable by this version of quantal (it knows 'softmax_attention')");
+            builder.add_operator(read_attention(g, name, find, where));
         }
     }
     try {
@@ -391,6 +423,37 @@ void write_model_file(const std::string& path, const Network& net, const ModelFi
             order.push_back(p.name);
         }
         h5::write_string_array_attribute(prjs, "order", order);
+
+        if (!net.operators().empty()) {
+            auto ops = h5::create_group(file, "operators", path);
+            order.clear();
+            for (const auto& op : net.operators()) {
+                const auto& a = std::get<SoftmaxAttention>(op);
+                auto g = h5::create_group(ops, a.name, path);
+                h5::write_string_attribute(g, "op", "softmax_attention");
+                h5::write_string_attribute(g, "layout", "image");
+                h5::write_string_attribute(g, "q", net.population(a.q).name);
+                h5::write_string_attribute(g, "k", net.population(a.k).name);
+                h5::write_string_attribute(g, "v", net.population(a.v).name);
+                h5::write_string_attribute(g, "scores", net.population(a.scores).name);
+                h5::write_string_attribute(g, "output", net.population(a.output).name);
+                h5::write_int_attribute(g, "heads", a.heads);
+                h5::write_int_attribute(g, "window", a.window);
+                h5::write_int_attribute(g, "shift", a.shift);
+                h5::write_double_attribute(g, "scale", a.scale);
+                const auto& scores = net.population(a.scores).shape; // (windows, heads, tokens, tokens)
+                const std::int64_t tokens = scores.size() == 4 ? scores[3] : 0;
+                h5::write_dataset(g, "bias", a.bias, dims({a.heads, tokens, tokens}));
+                if (!a.mask.empty()) h5::write_dataset(g, "mask", a.mask, dims({scores.empty() ? 0 : scores[0], tokens, tokens}));
+                for (const auto& [prefix, r] : {std::pair<std::string, Release>{"q", a.q_release}, {"k", a.k_release},
+                                                {"score", a.score_release}}) {
+                    h5::write_string_attribute(g, prefix + "_release", mode_name(r.mode));
+                    h5::write_double_attribute(g, prefix + "_mask_ratio", r.mask_ratio);
+                }
+                order.push_back(a.name);
+            }
+            h5::write_string_array_attribute(ops, "order", order);
+        }
 
         if (!inputs.empty()) {
             auto ins = h5::create_group(file, "inputs", path);

@@ -3,6 +3,7 @@
 #include <hdf5.h>
 
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -187,5 +188,57 @@ TEST_CASE("model file errors name the file and the object", "[model_file]") {
             REQUIRE_THROWS_WITH(read_model_file(path), Contains(path) && Contains("projection 'fc'"));
         }
     }
+    std::filesystem::remove(path);
+}
+
+TEST_CASE("a model file round trip keeps a window attention operator", "[model_file]") {
+    const std::int64_t heads = 2, hd = 2, win = 2, H = 4, W = 4, C = heads * hd, T = win * win, windows = 4;
+    NetworkBuilder b;
+    const auto in = b.add_population("in", {C, H, W}, SpikeSource{});
+    auto spiking = [&](const char* name, Shape shape, double lambda) {
+        return b.add_population(name, std::move(shape), IfNeuron{ThresholdRule{lambda}, lambda / 2, lambda}, {0.03125});
+    };
+    const auto q = spiking("q", {C, H, W}, 0.75), k = spiking("k", {C, H, W}, 1.25), v = spiking("v", {C, H, W}, 1.0);
+    const auto scores = spiking("scores", {windows, heads, T, T}, 0.5);
+    const auto out = spiking("out", {C, H, W}, 0.375);
+    for (auto target : {q, k, v}) b.connect(in, target, OneToOne{{0.875f}});
+    SoftmaxAttention a;
+    a.name = "attn";
+    a.q = q, a.k = k, a.v = v, a.scores = scores, a.output = out;
+    a.heads = heads, a.window = win, a.shift = 1, a.scale = 1.0 / std::sqrt(double(hd));
+    for (std::int64_t e = 0; e < heads * T * T; ++e) a.bias.push_back(float(e % 7) * 0.125f - 0.375f);
+    for (std::int64_t e = 0; e < windows * T * T; ++e) a.mask.push_back(e % 5 == 0 ? -100.0f : 0.0f);
+    a.q_release = a.k_release = Release{ReleaseMode::spike, 0.25};
+    b.add_operator(a);
+    const Network net = b.build();
+    const auto path = temp_path("attention.h5");
+    write_model_file(path, net, ModelFileInfo{});
+    const auto loaded = read_model_file(path);
+    REQUIRE(loaded.network.operators().size() == 1);
+    const auto& back = std::get<SoftmaxAttention>(loaded.network.operators()[0]);
+    CHECK(back.name == "attn");
+    CHECK(back.scores == scores);
+    CHECK(back.shift == 1);
+    CHECK(back.scale == a.scale);
+    CHECK(back.bias == a.bias);
+    CHECK(back.mask == a.mask);
+    CHECK(back.q_release.mode == ReleaseMode::spike);
+    CHECK(back.k_release.mask_ratio == 0.25);
+    CHECK(back.score_release.mode == ReleaseMode::none);
+
+    auto run = [&](const Network& n) {
+        Stimulus s = Stimulus::for_network(n);
+        for (Tick t = 0; t < 16; ++t)
+            for (std::uint32_t j = 0; j < std::uint32_t(C * H * W); ++j)
+                if ((j * 7 + std::uint32_t(t) * 3) % 5 < 2) s.spikes[in].push_back({t, j});
+        RunOptions o;
+        o.ticks = 16;
+        o.seed = 3;
+        o.record_spikes = true;
+        return Engine(n).run(s, o, 0).spikes;
+    };
+    const auto before = run(net);
+    CHECK(before.size() > 50);
+    CHECK(before == run(loaded.network));
     std::filesystem::remove(path);
 }

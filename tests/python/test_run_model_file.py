@@ -123,3 +123,20 @@ def test_input_for_a_model_without_inputs_is_an_error(tmp_path):
     proc = run_quantal("--model", path, "--ticks", 5, "--input", IMAGES, check=False)
     assert proc.returncode == 2
     assert "m.nir" in proc.stderr and "/inputs" in proc.stderr
+
+
+@pytest.mark.skipif(not os.path.exists(IMAGES), reason="Fashion-MNIST is not installed")
+def test_threads_write_the_same_trace(tmp_path):
+    """--threads N simulates samples in parallel and writes them in order: the same file content."""
+    model = tmp_path / "tiny.h5"
+    write_model(model, np.random.default_rng(24))
+    traces = []
+    for threads in (1, 3):
+        trace = tmp_path / f"trace{threads}.h5"
+        run_quantal("--model", model, "--ticks", TICKS, "--input", IMAGES, "--samples", 7, "--mask", 0.25,
+                    "--threads", threads, "--seed", 9, "--trace", trace)
+        traces.append(trace)
+    with h5py.File(traces[0], "r") as a, h5py.File(traces[1], "r") as b:
+        for key in ("spikes/hidden/timestamps", "spikes/hidden/node_ids", "samples/index", "samples/prediction",
+                    "energy/per_sample/projections/transmitted"):
+            np.testing.assert_array_equal(a[key][()], b[key][()], err_msg=key)
