@@ -28,6 +28,28 @@ extern "C" void on_stop_signal(int sig) {
     std::signal(sig, SIG_DFL); // a second Ctrl-C ends the process at once
 }
 
+// While alive, SIGINT/SIGTERM only raise stop_signal; the previous handlers come back after.
+class StopOnSignal {
+public:
+    StopOnSignal() {
+        stop_signal = 0;
+        struct sigaction action {};
+        action.sa_handler = on_stop_signal;
+        sigemptyset(&action.sa_mask);
+        sigaction(SIGINT, &action, &old_int_);
+        sigaction(SIGTERM, &action, &old_term_);
+    }
+    ~StopOnSignal() {
+        sigaction(SIGINT, &old_int_, nullptr);
+        sigaction(SIGTERM, &old_term_, nullptr);
+    }
+    StopOnSignal(const StopOnSignal&) = delete;
+    StopOnSignal& operator=(const StopOnSignal&) = delete;
+
+private:
+    struct sigaction old_int_ {}, old_term_ {};
+};
+
 struct RunCommandOptions {
     std::string model;
     Tick ticks = 0;
@@ -165,6 +187,8 @@ int run_command(const RunCommandOptions& o) {
     const Stimuli stimuli(o, model, net);
     const auto readout = model.readout.empty() ? std::nullopt : net.find_population(model.readout);
 
+    if (stimuli.count() > 0) (void)stimuli.make(0); // a sample that does not fit fails before the trace exists
+
     std::optional<SpikeTraceWriter> trace;
     if (!o.trace.empty()) {
         TraceOptions topts;
@@ -181,13 +205,7 @@ int run_command(const RunCommandOptions& o) {
         trace.emplace(o.trace, net, topts, meta);
     }
 
-    stop_signal = 0;
-    struct sigaction action {};
-    action.sa_handler = on_stop_signal;
-    sigemptyset(&action.sa_mask);
-    struct sigaction old_int {}, old_term {};
-    sigaction(SIGINT, &action, &old_int);
-    sigaction(SIGTERM, &action, &old_term);
+    const StopOnSignal stop_guard;
 
     RunOptions run;
     run.ticks = o.ticks;
@@ -230,8 +248,6 @@ int run_command(const RunCommandOptions& o) {
             finish_sample(first + k, results[k]);
         }
     }
-    sigaction(SIGINT, &old_int, nullptr);
-    sigaction(SIGTERM, &old_term, nullptr);
     const int signal = stop_signal;
     if (trace) trace->finish(signal ? TraceStatus::interrupted : TraceStatus::complete);
 
