@@ -8,13 +8,15 @@
 // With --export DIR it also writes the layered network's weights, one sample's input spikes and
 // every layer's spikes, for bench/brian2_dense.py (the same network run by Brian2).
 //
-// Timing: std::chrono around Engine::run (one thread), repeated; configurations are interleaved
-// within each repetition so that load from other processes hits them alike; medians reported.
+// Timing: CPU time (std::clock, as Brian2 measures its own loop) and wall time around Engine::run
+// (one thread), repeated; configurations are interleaved within each repetition so that load from
+// other processes hits them alike; medians reported.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -132,21 +134,42 @@ Network single_projection(const Connectivity& c, Release release) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// CPU time of this (single-threaded) process, as Brian2's standalone main loop measures itself
+// (std::clock without OpenMP): on a machine shared with other jobs, wall time also counts the
+// time the scheduler gave to them. Wall time is kept alongside.
+struct Elapsed {
+    double cpu, wall;
+};
+class Stopwatch {
+public:
+    Stopwatch() : cpu_(std::clock()), wall_(std::chrono::steady_clock::now()) {}
+    Elapsed elapsed() const {
+        return {double(std::clock() - cpu_) / CLOCKS_PER_SEC,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_).count()};
+    }
+
+private:
+    std::clock_t cpu_;
+    std::chrono::steady_clock::time_point wall_;
+};
+
+double median(std::vector<double> s) {
+    std::sort(s.begin(), s.end());
+    const auto n = s.size();
+    return n == 0 ? 0.0 : n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+}
+
 struct Measurement {
     std::string group;   // "layered" or "crossover"
     std::string fanout;
     std::string mode;    // none, spike, synapse
     std::string sampling; // "-", automatic, geometric, bernoulli
     double p = 1.0;      // release probability
-    std::vector<double> seconds; // one per repetition
+    std::vector<double> seconds; // CPU time, one per repetition
     std::uint64_t attempted = 0, transmitted = 0, spikes = 0; // per repetition (identical across them)
+    std::vector<double> wall;    // wall time, one per repetition
 
-    double median_seconds() const {
-        auto s = seconds;
-        std::sort(s.begin(), s.end());
-        const auto n = s.size();
-        return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-    }
+    double median_seconds() const { return median(seconds); }
     double events_per_second() const { return double(transmitted) / median_seconds(); }
     double ns_per_attempted() const { return 1e9 * median_seconds() / double(attempted); }
 };
@@ -170,7 +193,7 @@ const char* sampling_name(SynapseSampling s) {
 }
 
 // Runs `samples` samples on one Engine (one thread) and returns the wall time.
-double time_case(Case& c) {
+Elapsed time_case(Case& c) {
     const Network net = c.build();
     Engine engine(net);
     const Stimulus stimulus = Stimulus::for_network(net);
@@ -178,9 +201,9 @@ double time_case(Case& c) {
     o.ticks = c.ticks;
     o.seed = 1;
     EnergyLedger total;
-    const auto start = std::chrono::steady_clock::now();
+    const Stopwatch watch;
     for (std::uint64_t s = 0; s < c.samples; ++s) total += engine.run(stimulus, o, s).ledger;
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const Elapsed seconds = watch.elapsed();
     std::uint64_t attempted = 0;
     for (const auto& pc : total.projections) attempted += pc.attempted;
     c.m.attempted = attempted;
@@ -217,18 +240,16 @@ void export_for_brian2(const std::filesystem::path& dir, const LayeredShape& sha
 
     // The same run without recording, timed: the throughput to compare with Brian2's.
     o.record_spikes = false;
-    std::vector<double> seconds;
+    std::vector<double> seconds, wall;
     std::uint64_t transmitted = 0;
     for (int r = 0; r < reps; ++r) {
-        const auto start = std::chrono::steady_clock::now();
+        const Stopwatch watch;
         const SampleResult res = engine.run(stimulus, o, 0);
-        seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        const Elapsed e = watch.elapsed();
+        seconds.push_back(e.cpu), wall.push_back(e.wall);
         transmitted = res.ledger.total_transmitted();
     }
-    std::vector<double> sorted = seconds;
-    std::sort(sorted.begin(), sorted.end());
-    const double median = sorted.size() % 2 ? sorted[sorted.size() / 2]
-                                             : 0.5 * (sorted[sorted.size() / 2 - 1] + sorted[sorted.size() / 2]);
+    const double cpu_median = median(seconds);
 
     for (std::size_t l = 0; l < weights.size(); ++l)
         write_raw(dir / ("weight" + std::to_string(l + 1) + ".f32"), weights[l].data(), weights[l].size() * sizeof(float));
@@ -254,12 +275,14 @@ void export_for_brian2(const std::filesystem::path& dir, const LayeredShape& sha
     for (std::size_t p = 0; p < spikes.size(); ++p) meta << (p ? ", " : "") << spikes[p].size() / 2;
     meta << "],\n  \"transmitted\": " << transmitted << ",\n  \"run_seconds\": [";
     for (std::size_t r = 0; r < seconds.size(); ++r) meta << (r ? ", " : "") << seconds[r];
-    meta << "],\n  \"run_seconds_median\": " << median << ",\n  \"events_per_second\": " << double(transmitted) / median
-         << "\n}\n";
+    meta << "],\n  \"run_wall_seconds\": [";
+    for (std::size_t r = 0; r < wall.size(); ++r) meta << (r ? ", " : "") << wall[r];
+    meta << "],\n  \"run_seconds_median\": " << cpu_median
+         << ",\n  \"events_per_second\": " << double(transmitted) / cpu_median << "\n}\n";
     std::cout << "exported to " << dir.string() << ": " << ticks << " ticks, spikes per population";
     for (const auto& s : spikes) std::cout << ' ' << s.size() / 2;
-    std::cout << ", " << transmitted << " transmitted, median " << median << " s = " << double(transmitted) / median / 1e6
-              << " M events/s (1 thread)\n";
+    std::cout << ", " << transmitted << " transmitted, median " << cpu_median << " s CPU (" << median(wall)
+              << " s wall) = " << double(transmitted) / cpu_median / 1e6 << " M events/s (1 thread)\n";
 }
 
 // One timed run of the exported sample (same network, same input spikes), for brian2_dense.py to
@@ -272,10 +295,11 @@ void time_layered(const LayeredShape& shape, Tick ticks) {
     o.ticks = ticks;
     o.seed = 1;
     engine.run(stimulus, o, 0); // warm-up: first-touch page faults of the state vectors
-    const auto start = std::chrono::steady_clock::now();
+    const Stopwatch watch;
     const SampleResult res = engine.run(stimulus, o, 0);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::cout << "{\"seconds\": " << seconds << ", \"transmitted\": " << res.ledger.total_transmitted() << "}\n";
+    const Elapsed e = watch.elapsed();
+    std::cout << "{\"seconds\": " << e.cpu << ", \"wall_seconds\": " << e.wall
+              << ", \"transmitted\": " << res.ledger.total_transmitted() << "}\n";
 }
 
 void usage() {
@@ -352,7 +376,10 @@ int main(int argc, char** argv) {
     }
 
     for (int r = 0; r < reps; ++r)
-        for (auto& c : cases) c.m.seconds.push_back(time_case(c));
+        for (auto& c : cases) {
+            const Elapsed e = time_case(c);
+            c.m.seconds.push_back(e.cpu), c.m.wall.push_back(e.wall);
+        }
 
     std::ostringstream js;
     js << "{\n  \"geometric_below\": " << ReleasePlan::geometric_below << ",\n  \"reps\": " << reps
@@ -363,6 +390,7 @@ int main(int argc, char** argv) {
            << m.mode << "\", \"sampling\": \"" << m.sampling << "\", \"p\": " << m.p << ", \"samples\": " << cases[i].samples
            << ", \"ticks\": " << cases[i].ticks << ", \"spikes\": " << m.spikes << ", \"attempted\": " << m.attempted
            << ", \"transmitted\": " << m.transmitted << ", \"median_seconds\": " << m.median_seconds()
+           << ", \"median_wall_seconds\": " << median(m.wall)
            << ", \"events_per_second\": " << m.events_per_second() << ", \"ns_per_attempted\": " << m.ns_per_attempted()
            << "}" << (i + 1 < cases.size() ? "," : "") << "\n";
     }
@@ -373,18 +401,19 @@ int main(int argc, char** argv) {
     }
     if (!json_out.empty()) std::ofstream(json_out) << js.str();
 
-    std::printf("%d repetitions, medians; one thread; %s\n", reps, "transmitted events per second");
+    std::printf("%d repetitions, medians of CPU time (wall time in the last column); one thread\n", reps);
     std::string group;
     for (const auto& c : cases) {
         const auto& m = c.m;
         if (m.group != group) {
             group = m.group;
-            std::printf("\n%-10s %-24s %-8s %-10s %5s %10s %12s %10s %9s\n", group.c_str(), "fan-out", "mode",
-                        "sampling", "p", "spikes", "transmitted", "M ev/s", "ns/att");
+            std::printf("\n%-10s %-24s %-8s %-10s %5s %10s %12s %10s %9s %11s\n", group.c_str(), "fan-out", "mode",
+                        "sampling", "p", "spikes", "transmitted", "M ev/s", "ns/att", "M ev/s wall");
         }
-        std::printf("%-10s %-24s %-8s %-10s %5.2f %10llu %12llu %10.1f %9.3f\n", "", m.fanout.c_str(), m.mode.c_str(),
-                    m.sampling.c_str(), m.p, (unsigned long long)m.spikes, (unsigned long long)m.transmitted,
-                    m.events_per_second() / 1e6, m.ns_per_attempted());
+        std::printf("%-10s %-24s %-8s %-10s %5.2f %10llu %12llu %10.1f %9.3f %11.1f\n", "", m.fanout.c_str(),
+                    m.mode.c_str(), m.sampling.c_str(), m.p, (unsigned long long)m.spikes,
+                    (unsigned long long)m.transmitted, m.events_per_second() / 1e6, m.ns_per_attempted(),
+                    double(m.transmitted) / median(m.wall) / 1e6);
     }
     // The crossover: per fan-out, the largest p at which geometric is still faster than bernoulli.
     std::map<std::string, std::vector<std::pair<double, double>>> ratio; // fanout -> (p, t_geo / t_bern)

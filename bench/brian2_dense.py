@@ -14,14 +14,17 @@ object in the 'thresholds' slot instead, ordered input, syn1, thr1, reset1, syn2
 which gives exactly quantal's order: weights are multiples of 2^-12 and v0 = 0.5, theta = 1,
 so all sums are exact in double and the spike trains must be identical.
 
-Timing: Brian2's own measure of its main loop (Network::_last_run_time, excluding process start,
-array loading and result writing), median over repeated runs of the compiled binary; code
-generation + compilation reported apart. quantal's time is Engine::run for the same sample.
+Timing: Brian2's own measure of its main loop (Network::_last_run_time: std::clock(), i.e. CPU
+time, without OpenMP; it excludes process start, array loading and result writing), median over
+repeated runs of the compiled binary; code generation + compilation (from clean) reported apart.
+quantal's time is the CPU time of Engine::run for the same sample (bench_propagate
+--time-layered, run between Brian2's runs with --quantal so both see the same machine load).
 Usage: brian2_dense.py EXPORT_DIR [--reps N] [--json OUT] [--workdir DIR] [--quantal BENCH_BINARY]
 """
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -101,24 +104,29 @@ def main():
     net.run(ticks * ms)
 
     t0 = time.perf_counter()
-    b2.device.build(directory=workdir, compile=True, run=False, with_output=False)
+    b2.device.build(directory=workdir, compile=True, run=False, with_output=False, clean=True)
     build_seconds = time.perf_counter() - t0
 
-    loop_seconds, process_seconds = [], []
+    loop_seconds, process_seconds, process_cpu_seconds = [], [], []
     quantal_seconds = list(meta['run_seconds'])
+    quantal_wall = list(meta.get('run_wall_seconds', []))
     if args.quantal:
-        quantal_seconds = []
+        quantal_seconds, quantal_wall = [], []
     for _ in range(args.reps):
         t0 = time.perf_counter()
+        c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         b2.device.run(workdir, with_output=False, run_args=[])
+        c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         process_seconds.append(time.perf_counter() - t0)
-        loop_seconds.append(b2.device._last_run_time)
+        process_cpu_seconds.append(c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime)
+        loop_seconds.append(b2.device._last_run_time)  # std::clock(): CPU time of the main loop
         if args.quantal:
             out = subprocess.run([args.quantal, '--time-layered', str(ticks)], check=True, capture_output=True,
                                  text=True).stdout
             timed = json.loads(out)
             assert timed['transmitted'] == meta['transmitted'], 'quantal timing run differs from the export'
             quantal_seconds.append(timed['seconds'])
+            quantal_wall.append(timed['wall_seconds'])
 
     # Spikes: identical trains expected.
     counts, identical = [], True
@@ -127,6 +135,9 @@ def main():
         ours = np.lexsort((np.asarray(mon.i), ticks_b))
         b = np.stack([ticks_b[ours], np.asarray(mon.i)[ours]], axis=1)
         q = spikes[name].astype(np.int64)
+        if args.default_schedule:  # expect quantal's trains delayed by one step per layer
+            lag = names.index(name)
+            q = q[q[:, 0] + lag < ticks] + np.array([lag, 0])
         q = q[np.lexsort((q[:, 1], q[:, 0]))]
         same = b.shape == q.shape and bool(np.all(b == q))
         identical &= same
@@ -144,8 +155,8 @@ def main():
         'spikes': counts, 'identical_spikes': identical,
         'transmitted_brian2': transmitted, 'transmitted_quantal': meta['transmitted'],
         'brian2_build_seconds': build_seconds, 'brian2_loop_seconds': loop_seconds,
-        'brian2_process_seconds': process_seconds, 'brian2_events_per_second': brian_eps,
-        'quantal_run_seconds': quantal_seconds, 'quantal_events_per_second': quantal_eps,
+        'brian2_process_seconds': process_seconds, 'brian2_process_cpu_seconds': process_cpu_seconds, 'brian2_events_per_second': brian_eps,
+        'quantal_run_seconds': quantal_seconds, 'quantal_run_wall_seconds': quantal_wall, 'quantal_events_per_second': quantal_eps,
         'ratio_quantal_over_brian2': quantal_eps / brian_eps,
         'brian2_version': b2.__version__,
         'brian2_compile_args': list(b2.prefs.codegen.cpp.extra_compile_args_gcc),
@@ -154,12 +165,14 @@ def main():
           f"({result['synapses']} synapses), {ticks} ticks")
     for c in counts:
         print(f"  {c['population']:8s} spikes quantal {c['quantal']:8d}  brian2 {c['brian2']:8d}  "
-              f"rate {c['rate_quantal']:.4f}/tick  {'identical' if c['identical'] else 'DIFFERENT'}")
+              f"rate {c['rate_quantal']:.4f}/tick  {'identical' if c['identical'] else 'DIFFERENT'}"
+          f"{' (quantal delayed by one step per layer)' if args.default_schedule else ''}")
     print(f"  code generation + compile: {build_seconds:.1f} s")
-    print(f"  Brian2 main loop: median {loop:.3f} s of {len(loop_seconds)} runs "
-          f"(whole process median {statistics.median(process_seconds):.3f} s)")
-    print(f"  quantal Engine::run: median {statistics.median(quantal_seconds):.3f} s of {len(quantal_seconds)} runs"
-          f"{' (interleaved with Brian2' + chr(39) + 's)' if args.quantal else ''}")
+    print(f"  Brian2 main loop: median {loop:.3f} s CPU of {len(loop_seconds)} runs (whole process median "
+          f"{statistics.median(process_cpu_seconds):.3f} s CPU, {statistics.median(process_seconds):.3f} s wall)")
+    print(f"  quantal Engine::run: median {statistics.median(quantal_seconds):.3f} s CPU of {len(quantal_seconds)} runs"
+          f" ({statistics.median(quantal_wall) if quantal_wall else float('nan'):.3f} s wall)"
+          f"{', interleaved with Brian2' + chr(39) + 's' if args.quantal else ''}")
     print(f"  transmitted events: brian2 {transmitted}, quantal {meta['transmitted']}")
     print(f"  events/s: quantal {quantal_eps / 1e6:.1f} M, brian2 {brian_eps / 1e6:.1f} M, "
           f"ratio quantal/brian2 {quantal_eps / brian_eps:.2f}")

@@ -7,6 +7,8 @@
 # Environment: REPS (default 5), TICKS (Brian2 comparison, default 1000).
 set -euo pipefail
 
+main() { # parsed whole before it runs: editing this file during a run is harmless
+
 src="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${1:-$src/build-bench}"
 reps="${REPS:-5}"
@@ -30,3 +32,6 @@ echo "== quantal vs Brian2 (same network, same input spikes, one thread)"
 echo "== quantal propagation throughput (one thread)"
 "$build/bench/bench_propagate" --reps "$reps" --json-out "$out/propagate.json" | tee "$out/propagate.txt"
 echo "results in $out"
+}
+main "$@"
+exit
