@@ -347,7 +347,7 @@ int main(int argc, char** argv) {
         auto add = [&](ReleaseMode mode, double mask, SynapseSampling sampling) {
             Release r{mode, mask, sampling};
             Measurement m{"layered", "dense 1000-500-500-500", mode_name(mode),
-                          mode == ReleaseMode::synapse ? sampling_name(sampling) : "-", r.probability(), {}, 0, 0, 0};
+                          mode == ReleaseMode::synapse ? sampling_name(sampling) : "-", r.probability(), {}, 0, 0, 0, {}};
             cases.push_back(Case{m, [&shape, weights, r] { return layered_network(shape, weights, r); }, ticks, samples});
         };
         add(ReleaseMode::none, 0.0, SynapseSampling::automatic);
@@ -364,12 +364,12 @@ int main(int argc, char** argv) {
         for (FanoutKind kind : {FanoutKind::dense, FanoutKind::sparse_long, FanoutKind::sparse_short}) {
             const std::uint64_t samples = quick ? 2 : kind == FanoutKind::sparse_short ? 20 : 4;
             auto conn = std::make_shared<const Connectivity>(single_connectivity(kind));
-            cases.push_back(Case{Measurement{"crossover", fanout_name(kind), "none", "-", 1.0, {}, 0, 0, 0},
+            cases.push_back(Case{Measurement{"crossover", fanout_name(kind), "none", "-", 1.0, {}, 0, 0, 0, {}},
                                  [conn] { return single_projection(*conn, Release{}); }, ticks, samples});
             for (double p : ps)
                 for (SynapseSampling s : {SynapseSampling::geometric, SynapseSampling::bernoulli}) {
                     Release r{ReleaseMode::synapse, 1.0 - p, s};
-                    cases.push_back(Case{Measurement{"crossover", fanout_name(kind), "synapse", sampling_name(s), p, {}, 0, 0, 0},
+                    cases.push_back(Case{Measurement{"crossover", fanout_name(kind), "synapse", sampling_name(s), p, {}, 0, 0, 0, {}},
                                          [conn, r] { return single_projection(*conn, r); }, ticks, samples});
                 }
         }
