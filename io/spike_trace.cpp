@@ -68,12 +68,12 @@ public:
         Handle space(H5Screate_simple(int(dims.size()), dims.data(), max.data()), H5Sclose);
         Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
         H5Pset_chunk(dcpl, int(chunk.size()), chunk.data());
-        // Room for the chunk being filled (and one more) so appends never re-read it from disk,
-        // and no more: memory stays bounded by the number of recorded populations.
+        // Room for the one chunk being filled, so appends never re-read it from disk, and no
+        // more: the cache is per dataset, and a trace may have hundreds of them.
         std::size_t chunk_bytes = H5Tget_size(type);
         for (hsize_t c : chunk) chunk_bytes *= c;
         Handle dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
-        H5Pset_chunk_cache(dapl, 13, 2 * chunk_bytes + 1, 1.0);
+        H5Pset_chunk_cache(dapl, 7, chunk_bytes, 1.0);
         return check(Handle(H5Dcreate2(file_, name.c_str(), type, space, H5P_DEFAULT, dcpl, dapl), H5Dclose), name,
                      "create dataset");
     }
@@ -290,7 +290,13 @@ void SpikeTraceWriter::Impl::create_spikes() {
         }
     }
     file.create_group("/spikes");
-    const hsize_t chunk = std::max<std::uint32_t>(options.chunk_spikes, 1);
+    if (options.chunk_spikes == 0) {
+        // Per recorded population: a buffer (16 bytes per spike) and two datasets' caches of one chunk (8 each).
+        constexpr std::size_t bytes_per_spike = 32, largest = 1 << 16, smallest = 1 << 10;
+        const std::size_t share = options.memory_budget_bytes / (bytes_per_spike * std::max<std::size_t>(ids.size(), 1));
+        options.chunk_spikes = std::uint32_t(std::clamp(share, smallest, largest));
+    }
+    const hsize_t chunk = options.chunk_spikes;
     for (PopulationId p : ids) {
         const std::string& name = net.population(p).name;
         if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
@@ -491,7 +497,8 @@ void SpikeTraceWriter::on_spikes(PopulationId population, Tick tick, std::span<c
         throw std::logic_error("SpikeTraceWriter::on_spikes: tick " + std::to_string(tick) + " outside the sample");
     auto& pt = s.recorded[std::size_t(s.slot[population])];
     const double t_ms = double(s.start_tick + tick) * s.options.dt_ms;
-    const std::size_t chunk = std::max<std::uint32_t>(s.options.chunk_spikes, 1);
+    const std::size_t chunk = s.options.chunk_spikes;
+    if (pt.time_buffer.capacity() == 0) pt.time_buffer.reserve(chunk), pt.id_buffer.reserve(chunk); // exactly one chunk
     for (std::uint32_t j : neurons) {
         pt.time_buffer.push_back(t_ms);
         pt.id_buffer.push_back(j);

@@ -266,6 +266,26 @@ TEST_CASE("a trace records a subset of populations and samples; the ledger cover
     CHECK(rows.size() == 4 * net.populations().size());
 }
 
+TEST_CASE("chunks shrink so that all recorded populations fit the memory budget", "[trace]") {
+    const Network net = layered_network();
+    auto chunk_of = [&](const TraceOptions& options) {
+        TempPath file("trace_chunks.h5");
+        run_traced(net, file.path, options, 1);
+        H5 f{H5Fopen(file.path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose};
+        H5 d{H5Dopen2(f, "/spikes/hidden1/timestamps", H5P_DEFAULT), H5Dclose};
+        H5 plist{H5Dget_create_plist(d), H5Pclose};
+        hsize_t chunk = 0;
+        REQUIRE(H5Pget_chunk(plist, 1, &chunk) == 1);
+        return chunk;
+    };
+    TraceOptions options;
+    CHECK(chunk_of(options) == 65536); // 3 populations x 32 B x 65,536 = 6 MB fit the default 32 MB
+    options.memory_budget_bytes = 1 << 20;
+    CHECK(chunk_of(options) == (1 << 20) / (32 * 3));
+    options.chunk_spikes = 100; // explicit
+    CHECK(chunk_of(options) == 100);
+}
+
 TEST_CASE("an unfinished sample is dropped: completed samples stay intact", "[trace]") {
     const Network net = layered_network();
     TempPath file("trace_interrupted.h5");
