@@ -175,6 +175,22 @@ TEST_CASE("NIR LI never spikes; I is the readout; Threshold is memoryless", "[ni
     const auto ticks = spike_ticks(model, 10);
     CHECK(ticks.count("li") == 0);
     CHECK(ticks.at("thr").size() == 10); // neuron 0: 0.5 > 0.25 every tick; neuron 1 never
+
+    // The integrator's value after T ticks is T dt R b (here dt = 0.5 ms, R = 1).
+    const auto half = read_nir(write_nir(g, "li"), NirOptions{0.5});
+    RunOptions o;
+    o.ticks = 12;
+    const auto r = Engine(half.network).run(Stimulus::for_network(half.network), o, 0);
+    const auto integ = *half.network.find_population("integ");
+    bool found = false;
+    for (const auto& ro : r.readouts)
+        if (ro.population == integ) {
+            found = true;
+            REQUIRE(ro.values.size() == 2);
+            CHECK(ro.values[0] == Approx(12 * 0.5 * 0.5));
+            CHECK(ro.values[1] == Approx(-12 * 0.5 * 0.5));
+        }
+    CHECK(found);
 }
 
 TEST_CASE("NIR Delay shifts spikes by delay/dt ticks; off-grid delays are rejected", "[nir]") {
