@@ -100,6 +100,14 @@ void print_json(std::ostream& out, const TraceSummary& s) {
                 << ", \"attempted\": " << p.attempted << ", \"transmitted\": " << p.transmitted
                 << ", \"energy_pj\": " << json_number(p.energy_pj) << "}";
         }
+        out << "\n    ],\n    \"operators\": [";
+        for (std::size_t i = 0; i < s.operator_energy.size(); ++i) {
+            const auto& p = s.operator_energy[i];
+            out << (i ? "," : "") << "\n      {\"name\": " << json_string(p.name) << ", \"kind\": " << json_string(p.kind)
+                << ", \"output\": " << json_string(p.output) << ", \"coincidences\": " << p.coincidences
+                << ", \"deliveries\": " << p.deliveries << ", \"macs\": " << p.macs
+                << ", \"masked_spikes\": " << p.masked_spikes << ", \"energy_pj\": " << json_number(p.energy_pj) << "}";
+        }
         out << "\n    ]}";
     }
     out << "\n}\n";
@@ -152,6 +160,17 @@ void print_text(std::ostream& out, const TraceSummary& s, std::size_t max_sample
             std::snprintf(line, sizeof line, "  %-28s %-16s %14.1f %14.1f %14.1f %12.1f\n", p.name.c_str(), p.model.c_str(),
                           double(p.spikes) / n, double(p.updates) / n, double(p.macs) / n, p.energy_pj / n);
             out << line;
+        }
+        if (!s.operator_energy.empty()) {
+            std::snprintf(line, sizeof line, "  %-28s %-16s %14s %14s %14s %12s\n", "operator", "kind", "coincidences",
+                          "deliveries", "MACs", "energy pJ");
+            out << line;
+            for (const auto& p : s.operator_energy) {
+                std::snprintf(line, sizeof line, "  %-28s %-16s %14.1f %14.1f %14.1f %12.1f\n", p.name.c_str(),
+                              p.kind.c_str(), double(p.coincidences) / n, double(p.deliveries) / n, double(p.macs) / n,
+                              p.energy_pj / n);
+                out << line;
+            }
         }
         std::snprintf(line, sizeof line, "energy per sample: SNN %.4g pJ, ANN %.4g pJ, ratio %.3f\n", s.snn_pj / n,
                       s.ann_pj / n, s.ann_pj > 0 ? s.snn_pj / s.ann_pj : 0.0);

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <limits>
 #include <stdexcept>
+#include <type_traits>
+#include <variant>
 
 #include "io/hdf5_access.hpp"
 #include "sim/errors.hpp"
@@ -40,6 +42,22 @@ constexpr ProjectionCounter projection_counters[] = {{"spikes_in", &ProjectionCo
                                                      {"masked_spikes", &ProjectionCounts::masked_spikes},
                                                      {"attempted", &ProjectionCounts::attempted},
                                                      {"transmitted", &ProjectionCounts::transmitted}};
+struct OperatorCounter {
+    const char* name;
+    std::uint64_t OperatorCounts::*field;
+};
+constexpr OperatorCounter operator_counters[] = {{"coincidences", &OperatorCounts::coincidences},
+                                                 {"deliveries", &OperatorCounts::deliveries},
+                                                 {"macs", &OperatorCounts::macs},
+                                                 {"masked_spikes", &OperatorCounts::masked_spikes}};
+
+const char* operator_kind(const Operator& op) {
+    return std::visit([](const auto& o) -> const char* {
+        using O = std::decay_t<decltype(o)>;
+        if constexpr (std::is_same_v<O, SoftmaxAttention>) return "softmax_attention";
+        else return "operator";
+    }, op);
+}
 
 // The writes a trace needs, on top of h5::Handle: extendible datasets grown by appending,
 // attributes rewritten as the run advances. Errors name the file and the object.
@@ -64,7 +82,8 @@ public:
     // A dataset of `type` with the first dimension unlimited, stored in chunks of `chunk`.
     Handle create_extendible(const std::string& name, hid_t type, std::vector<hsize_t> dims, std::vector<hsize_t> chunk) {
         std::vector<hsize_t> max = dims;
-        max[0] = H5S_UNLIMITED;
+        for (std::size_t i = 0; i < max.size(); ++i)
+            if (i == 0 || max[i] == 0) max[i] = H5S_UNLIMITED; // a zero width cannot hold a chunk of 1
         Handle space(H5Screate_simple(int(dims.size()), dims.data(), max.data()), H5Sclose);
         Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
         H5Pset_chunk(dcpl, int(chunk.size()), chunk.data());
@@ -104,6 +123,8 @@ public:
     void resize(hid_t dset, hsize_t size) { status(H5Dset_extent(dset, &size), dset, "shrink"); }
 
     void overwrite(hid_t dset, hid_t memtype, const void* data) {
+        Handle space(H5Dget_space(dset), H5Sclose);
+        if (H5Sget_simple_extent_npoints(space) == 0) return;
         status(H5Dwrite(dset, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), dset, "write");
     }
 
@@ -225,7 +246,7 @@ struct SpikeTraceWriter::Impl {
     // /samples columns
     Handle s_index, s_start_ms, s_start_tick, s_label, s_prediction, s_recorded, s_spikes;
     // /energy per-sample tables (rows appended) and totals (rewritten)
-    std::vector<Handle> pop_rows, proj_rows, pop_totals, proj_totals;
+    std::vector<Handle> pop_rows, proj_rows, op_rows, pop_totals, proj_totals, op_totals;
     Handle snn_rows, ann_rows;
     EnergyLedger total;
     double total_snn_pj = 0, total_ann_pj = 0;
@@ -373,13 +394,29 @@ void SpikeTraceWriter::Impl::create_energy() {
     file.write_f64("/energy/projections/mask_ratio", ratios);
     file.write_u64("/energy/projections/synapses", synapses);
 
+    // Operator nodes (attention): their own counters, priced E_AC x (coincidences + deliveries) + E_MAC x macs.
+    file.create_group("/energy/operators");
+    std::vector<std::string> op_names, op_kinds, op_outputs;
+    for (const auto& op : net.operators()) {
+        std::visit([&](const auto& o) {
+            op_names.push_back(o.name);
+            op_outputs.push_back(net.population(o.output).name);
+        }, op);
+        op_kinds.push_back(operator_kind(op));
+    }
+    file.write_strings("/energy/operators/name", op_names);
+    file.write_strings("/energy/operators/kind", op_kinds);
+    file.write_strings("/energy/operators/output", op_outputs);
+
     // Counters: one row per completed sample (rows match /samples), and running totals.
     file.create_group("/energy/per_sample");
     file.create_group("/energy/per_sample/populations");
     file.create_group("/energy/per_sample/projections");
+    file.create_group("/energy/per_sample/operators");
     file.create_group("/energy/total");
     file.create_group("/energy/total/populations");
     file.create_group("/energy/total/projections");
+    file.create_group("/energy/total/operators");
     auto rows = [&](const std::string& name, hsize_t width) {
         const hsize_t chunk_rows = std::clamp<hsize_t>(4096 / std::max<hsize_t>(width, 1), 1, sample_chunk_rows);
         return file.create_extendible(name, H5T_STD_U64LE, {0, width}, {chunk_rows, std::max<hsize_t>(width, 1)});
@@ -393,6 +430,12 @@ void SpikeTraceWriter::Impl::create_energy() {
         proj_rows.push_back(rows(std::string("/energy/per_sample/projections/") + c.name, n_proj));
         proj_totals.push_back(file.write_u64(std::string("/energy/total/projections/") + c.name,
                                              std::vector<std::uint64_t>(n_proj, 0)));
+    }
+    const auto n_op = net.operators().size();
+    for (const auto& c : operator_counters) {
+        op_rows.push_back(rows(std::string("/energy/per_sample/operators/") + c.name, n_op));
+        op_totals.push_back(file.write_u64(std::string("/energy/total/operators/") + c.name,
+                                           std::vector<std::uint64_t>(n_op, 0)));
     }
     snn_rows = file.create_extendible("/energy/per_sample/snn_pj", H5T_IEEE_F64LE, {0}, {sample_chunk_rows});
     ann_rows = file.create_extendible("/energy/per_sample/ann_pj", H5T_IEEE_F64LE, {0}, {sample_chunk_rows});
@@ -436,6 +479,12 @@ void SpikeTraceWriter::Impl::write_totals() {
         for (std::size_t j = 0; j < n_proj; ++j) v[j] = total.projections[j].*projection_counters[c].field;
         file.overwrite(proj_totals[c], H5T_NATIVE_UINT64, v.data());
     }
+    const auto n_op = net.operators().size();
+    for (std::size_t c = 0; c < std::size(operator_counters) && n_op; ++c) {
+        v.resize(n_op);
+        for (std::size_t i = 0; i < n_op; ++i) v[i] = total.operators[i].*operator_counters[c].field;
+        file.overwrite(op_totals[c], H5T_NATIVE_UINT64, v.data());
+    }
     file.attribute_u64("/energy/total", "samples", total.samples);
     file.attribute_f64("/energy/total", "snn_pj", total_snn_pj);
     file.attribute_f64("/energy/total", "ann_pj", total_ann_pj);
@@ -450,7 +499,7 @@ void SpikeTraceWriter::Impl::close(const char* status) {
     recorded.clear();
     run_group = Handle();
     for (Handle* h : {&s_index, &s_start_ms, &s_start_tick, &s_label, &s_prediction, &s_recorded, &s_spikes}) *h = Handle();
-    pop_rows.clear(), proj_rows.clear(), pop_totals.clear(), proj_totals.clear();
+    pop_rows.clear(), proj_rows.clear(), op_rows.clear(), pop_totals.clear(), proj_totals.clear(), op_totals.clear();
     snn_rows = Handle(), ann_rows = Handle();
     file.close();
 }
@@ -509,8 +558,8 @@ void SpikeTraceWriter::on_spikes(PopulationId population, Tick tick, std::span<c
 void SpikeTraceWriter::end_sample(std::int64_t prediction, const EnergyLedger& ledger) {
     auto& s = *impl_;
     if (!s.open) throw std::logic_error("SpikeTraceWriter::end_sample without begin_sample");
-    const auto n_pop = s.net.populations().size(), n_proj = s.net.projections().size();
-    if (ledger.populations.size() != n_pop || ledger.projections.size() != n_proj)
+    const auto n_pop = s.net.populations().size(), n_proj = s.net.projections().size(), n_op = s.net.operators().size();
+    if (ledger.populations.size() != n_pop || ledger.projections.size() != n_proj || ledger.operators.size() != n_op)
         throw std::logic_error("SpikeTraceWriter::end_sample: ledger does not fit the network");
 
     std::uint64_t spikes = 0;
@@ -544,6 +593,11 @@ void SpikeTraceWriter::end_sample(std::int64_t prediction, const EnergyLedger& l
         v.resize(n_proj);
         for (std::size_t j = 0; j < n_proj; ++j) v[j] = ledger.projections[j].*projection_counters[c].field;
         s.file.append_row(s.proj_rows[c], H5T_NATIVE_UINT64, v.data(), row, n_proj);
+    }
+    for (std::size_t c = 0; c < std::size(operator_counters); ++c) {
+        v.resize(n_op);
+        for (std::size_t i = 0; i < n_op; ++i) v[i] = ledger.operators[i].*operator_counters[c].field;
+        s.file.append_row(s.op_rows[c], H5T_NATIVE_UINT64, v.data(), row, n_op);
     }
     EnergyLedger one = ledger;
     one.samples = 1; // summarize() reports per sample
@@ -783,6 +837,28 @@ void read_energy(hid_t file, TraceSummary& s) {
             s.projection_energy.push_back({names[j], sources[j], targets[j], releases[j], ratios[j], synapses[j],
                                            spikes_in[j], masked[j], attempted[j], transmitted[j],
                                            s.e_ac_pj * double(transmitted[j])});
+    }
+    if (h5::is_group(g, "operators")) { // traces from before operator nodes have none
+        const std::string w = where + "/operators", wt = where + "/total/operators";
+        Handle ops = h5::open_group(g, "operators", where);
+        Handle totals = h5::open_group(total, "operators", where + "/total");
+        const auto names = h5::read_strings(ops, "name", shape, w);
+        const auto kinds = h5::read_strings(ops, "kind", shape, w);
+        const auto outputs = h5::read_strings(ops, "output", shape, w);
+        const auto coincidences = h5::read_uint64s(totals, "coincidences", wt);
+        const auto deliveries = h5::read_uint64s(totals, "deliveries", wt);
+        const auto macs = h5::read_uint64s(totals, "macs", wt);
+        const auto masked = h5::read_uint64s(totals, "masked_spikes", wt);
+        const std::size_t n = names.size();
+        expect_length(kinds.size(), n, w + "/kind");
+        expect_length(outputs.size(), n, w + "/output");
+        expect_length(coincidences.size(), n, wt + "/coincidences");
+        expect_length(deliveries.size(), n, wt + "/deliveries");
+        expect_length(macs.size(), n, wt + "/macs");
+        expect_length(masked.size(), n, wt + "/masked_spikes");
+        for (std::size_t i = 0; i < n; ++i)
+            s.operator_energy.push_back({names[i], kinds[i], outputs[i], coincidences[i], deliveries[i], macs[i], masked[i],
+                                         s.e_ac_pj * double(coincidences[i] + deliveries[i]) + s.e_mac_pj * double(macs[i])});
     }
     if (h5::has_link(g, "per_sample/snn_pj")) {
         const auto snn = read_column<double>(g, "per_sample/snn_pj", H5T_NATIVE_DOUBLE, where);

@@ -113,6 +113,12 @@ struct TraceSummary {
         double energy_pj = 0;                                                                       // E_AC x transmitted, total
     };
 
+    struct OperatorEnergy {
+        std::string name, kind, output;
+        std::uint64_t coincidences = 0, deliveries = 0, macs = 0, masked_spikes = 0; // totals
+        double energy_pj = 0; // E_AC x (coincidences + deliveries) + E_MAC x macs, total
+    };
+
     std::string path;
     std::vector<std::pair<std::string, std::string>> run; // /run attributes as text
     double dt_ms = 1.0;
@@ -125,6 +131,7 @@ struct TraceSummary {
     std::uint64_t energy_samples = 0;
     std::vector<PopulationEnergy> population_energy;
     std::vector<ProjectionEnergy> projection_energy;
+    std::vector<OperatorEnergy> operator_energy;
 
     std::uint64_t total_spikes() const;
 };

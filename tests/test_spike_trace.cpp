@@ -344,6 +344,45 @@ TEST_CASE("the trace summary reports spikes, rates and energy", "[trace]") {
     CHECK(s.energy_samples == 3);
 }
 
+TEST_CASE("operator nodes (attention) have their ledger in the trace", "[trace]") {
+    NetworkBuilder b;
+    const auto in = b.add_population("in", {4, 2, 2}, BernoulliSource{{0.4}, 1.0});
+    auto spiking = [&](const char* name, Shape shape) { return b.add_population(name, std::move(shape), IfNeuron{ThresholdRule{}, 0.5, 1.0}); };
+    const auto q = spiking("q", {4, 2, 2}), k = spiking("k", {4, 2, 2}), v = spiking("v", {4, 2, 2});
+    const auto scores = spiking("scores", {1, 1, 4, 4});
+    const auto out = spiking("out", {4, 2, 2});
+    for (auto target : {q, k, v}) b.connect(in, target, OneToOne{{1.2f}});
+    SoftmaxAttention a;
+    a.name = "attention";
+    a.q = q, a.k = k, a.v = v, a.scores = scores, a.output = out;
+    a.heads = 1, a.window = 2, a.scale = 0.5;
+    a.bias.assign(16, 0.1f);
+    b.add_operator(a);
+    const Network net = b.build();
+
+    TempPath file("trace_operators.h5");
+    const auto results = run_traced(net, file.path, TraceOptions{}, 3);
+    std::uint64_t coincidences = 0;
+    for (const auto& r : results) coincidences += r.ledger.operators.at(0).coincidences;
+    REQUIRE(coincidences > 0);
+
+    H5 f{H5Fopen(file.path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose};
+    const auto rows = read_1d<std::uint64_t>(f, "/energy/per_sample/operators/coincidences", H5T_NATIVE_UINT64);
+    REQUIRE(rows.size() == 3);
+    for (std::size_t k2 = 0; k2 < 3; ++k2) CHECK(rows[k2] == results[k2].ledger.operators[0].coincidences);
+    CHECK(read_1d<std::uint64_t>(f, "/energy/total/operators/coincidences", H5T_NATIVE_UINT64) ==
+          std::vector<std::uint64_t>{coincidences});
+
+    const auto s = read_trace_summary(file.path);
+    REQUIRE(s.operator_energy.size() == 1);
+    const auto& op = s.operator_energy[0];
+    CHECK(op.name == "attention");
+    CHECK(op.kind == "softmax_attention");
+    CHECK(op.output == "out");
+    CHECK(op.coincidences == coincidences);
+    CHECK(op.energy_pj == Approx(0.9 * double(op.coincidences + op.deliveries) + 4.6 * double(op.macs)));
+}
+
 TEST_CASE("bad traces and options give errors naming the file and the object", "[trace]") {
     const Network net = layered_network();
     TempPath file("trace_bad.h5");

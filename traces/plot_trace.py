@@ -218,6 +218,13 @@ def plot_energy(f, path, args):
             names.append(as_text(name) + " (MAC)")
             values.append(e_mac * float(macs) / samples)
             colors.append("tab:orange")
+    if "operators" in e and "operators" in e["total"]:  # attention: spike-driven ACs and softmax MACs
+        t = e["total/operators"]
+        for i, name in enumerate(e["operators/name"][()]):
+            ac = float(t["coincidences"][i]) + float(t["deliveries"][i])
+            names.append(as_text(name) + " (operator)")
+            values.append((e_ac * ac + e_mac * float(t["macs"][i])) / samples)
+            colors.append("tab:green")
     fig, ax = plt.subplots(figsize=(11, 1.5 + 0.3 * max(len(names), 1)))
     y = np.arange(len(names))
     ax.barh(y, values, color=colors)
