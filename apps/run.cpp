@@ -187,7 +187,11 @@ int run_command(const RunCommandOptions& o) {
     const Stimuli stimuli(o, model, net);
     const auto readout = model.readout.empty() ? std::nullopt : net.find_population(model.readout);
 
-    if (stimuli.count() > 0) (void)stimuli.make(0); // a sample that does not fit fails before the trace exists
+    // What can be checked is checked before the trace file exists.
+    if (stimuli.count() > 0) (void)stimuli.make(0);
+    for (const auto& name : o.record)
+        if (!net.find_population(name))
+            throw InputError(o.model + ": --record names population '" + name + "', which is not in the model");
 
     std::optional<SpikeTraceWriter> trace;
     if (!o.trace.empty()) {

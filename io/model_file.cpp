@@ -187,7 +187,8 @@ Shape mapped_shape(const AnalogInput& in) {
 
 template <class Find>
 SoftmaxAttention read_attention(hid_t g, const std::string& name, const Find& find, const std::string& where) {
-    const auto layout = string_or(g, "layout", "windows", where);
+    if (!h5::has_attribute(g, "layout")) fail(where, "attribute 'layout' is missing (version 1 defines 'image')");
+    const auto layout = h5::read_string_attribute(g, "layout", where);
     if (layout != "image") fail(where, "layout '" + layout + "' is not supported (version 1 defines 'image')");
     SoftmaxAttention a;
     a.name = name;

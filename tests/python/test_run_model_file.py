@@ -140,3 +140,23 @@ def test_threads_write_the_same_trace(tmp_path):
         for key in ("spikes/hidden/timestamps", "spikes/hidden/node_ids", "samples/index", "samples/prediction",
                     "energy/per_sample/projections/transmitted"):
             np.testing.assert_array_equal(a[key][()], b[key][()], err_msg=key)
+
+
+def test_record_a_subset_of_populations(tmp_path):
+    from nir_reference import write_nir, f32
+    rng = np.random.default_rng(25)
+    nodes = {"input": {"type": "Input", "shape": np.array([2])},
+             "fc1": {"type": "Affine", "weight": dyadic(rng, (4, 2)), "bias": f32(np.full(4, 0.375))},
+             "a": {"type": "IF", "r": f32(np.ones(4)), "v_threshold": f32(np.ones(4)), "v_reset": f32(np.zeros(4))},
+             "fc2": {"type": "Affine", "weight": f32(np.ones((3, 4))), "bias": f32(np.zeros(3))},
+             "b": {"type": "IF", "r": f32(np.ones(3)), "v_threshold": f32(np.ones(3)), "v_reset": f32(np.zeros(3))}}
+    path, trace = tmp_path / "m.nir", tmp_path / "t.h5"
+    write_nir(path, nodes, [("input", "fc1"), ("fc1", "a"), ("a", "fc2"), ("fc2", "b")])
+    run_quantal("--model", path, "--ticks", 20, "--record", "b", "--trace", trace)
+    with h5py.File(trace, "r") as f:
+        assert list(f["spikes"]) == ["b"]
+        assert len(f["spikes/b/node_ids"]) > 0
+        assert f["energy/total/populations/spikes"][()].sum() > len(f["spikes/b/node_ids"])  # ledger is complete
+    proc = run_quantal("--model", path, "--ticks", 20, "--record", "nope", "--trace", tmp_path / "u.h5", check=False)
+    assert proc.returncode == 2 and "nope" in proc.stderr
+    assert not (tmp_path / "u.h5").exists()
