@@ -99,15 +99,15 @@ def test_shipped_files_agree_with_their_checkpoints(test_images):
 
 
 def test_snn_approaches_ann(exported, test_images):
-    """A short SNN run: accuracy at T=32 is not far below the ANN on 100 images (sanity)."""
+    """A short SNN run: accuracy at T=32 is not far below the ANN on 50 images (sanity)."""
     _, path = exported
     if not os.path.exists(SHIPPED):
         pytest.skip("needs a trained model")
     images, labels = test_images
     net = reference.Network(path)
-    x, y = torch.from_numpy(images[:100, None]), torch.from_numpy(labels[:100])
+    x, y = torch.from_numpy(images[:50, None]), torch.from_numpy(labels[:50])
     ann = reference.evaluate(net, x, y, ann=True)["accuracy"]
-    snn = reference.evaluate(net, x, y, ticks=32, batch=100)
+    snn = reference.evaluate(net, x, y, ticks=32, batch=50)
     assert snn["accuracy"]["32"] >= ann - 0.15
     assert snn["total_spikes_per_sample"] > 0
 
