@@ -23,8 +23,8 @@ struct DemoOptions {
     Tick ticks = 64;
     std::uint64_t samples = 8;
     int threads = 0;
-    std::string trace;   // SONATA spike trace to write (samples then run one after another)
-    double dt_ms = 1.0;  // ms per tick in the trace
+    std::string trace;  // SONATA spike trace to write (samples then run one after another)
+    double dt_ms = 1.0; // ms per tick in the trace
 };
 
 Network demo_network(const DemoOptions& o) {
@@ -73,7 +73,8 @@ EnergyLedger run_traced(const Network& net, const DemoOptions& o, const RunOptio
     meta.version = QUANTAL_VERSION;
     std::ostringstream cmd; // the options that shaped the run, as a command that repeats it
     cmd << "quantal demo --samples " << o.samples << " --ticks " << o.ticks << " --seed " << o.seed << " --rate "
-        << o.input_rate << " --mask " << o.mask << " --release " << o.release << " --dt " << o.dt_ms << " --trace " << o.trace;
+        << o.input_rate << " --mask " << o.mask << " --release " << o.release << " --dt " << o.dt_ms << " --trace "
+        << o.trace;
     meta.command_line = cmd.str();
     SpikeTraceWriter trace(o.trace, net, options, meta);
     Engine engine(net);
@@ -106,7 +107,8 @@ void run_demo(const DemoOptions& o) {
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::cout << "demo: " << o.samples << " samples x " << o.ticks << " ticks, release "
-              << (o.mask > 0 ? o.release : "none") << " mask " << o.mask << ", seed " << o.seed << ", " << seconds << " s\n";
+              << (o.mask > 0 ? o.release : "none") << " mask " << o.mask << ", seed " << o.seed << ", " << seconds
+              << " s\n";
     print_energy_report(std::cout, net, total, EnergyCosts{});
 }
 

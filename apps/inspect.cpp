@@ -33,10 +33,18 @@ std::string json_string(const std::string& s) {
     std::string out = "\"";
     for (char c : s) {
         switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\t': out += "\\t"; break;
+        case '"':
+            out += "\\\"";
+            break;
+        case '\\':
+            out += "\\\\";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        case '\t':
+            out += "\\t";
+            break;
         default:
             if (static_cast<unsigned char>(c) < 0x20) {
                 char buf[8];
@@ -86,27 +94,29 @@ void print_json(std::ostream& out, const TraceSummary& s) {
             << ", \"ann_pj\": " << json_number(s.ann_pj) << ",\n    \"populations\": [";
         for (std::size_t i = 0; i < s.population_energy.size(); ++i) {
             const auto& p = s.population_energy[i];
-            out << (i ? "," : "") << "\n      {\"name\": " << json_string(p.name) << ", \"model\": " << json_string(p.model)
-                << ", \"size\": " << p.size << ", \"spikes\": " << p.spikes << ", \"updates\": " << p.updates
-                << ", \"macs\": " << p.macs << ", \"energy_pj\": " << json_number(p.energy_pj) << "}";
+            out << (i ? "," : "") << "\n      {\"name\": " << json_string(p.name)
+                << ", \"model\": " << json_string(p.model) << ", \"size\": " << p.size << ", \"spikes\": " << p.spikes
+                << ", \"updates\": " << p.updates << ", \"macs\": " << p.macs
+                << ", \"energy_pj\": " << json_number(p.energy_pj) << "}";
         }
         out << "\n    ],\n    \"projections\": [";
         for (std::size_t i = 0; i < s.projection_energy.size(); ++i) {
             const auto& p = s.projection_energy[i];
-            out << (i ? "," : "") << "\n      {\"name\": " << json_string(p.name) << ", \"source\": " << json_string(p.source)
-                << ", \"target\": " << json_string(p.target) << ", \"release\": " << json_string(p.release)
-                << ", \"mask_ratio\": " << json_number(p.mask_ratio) << ", \"synapses\": " << p.synapses
-                << ", \"spikes_in\": " << p.spikes_in << ", \"masked_spikes\": " << p.masked_spikes
-                << ", \"attempted\": " << p.attempted << ", \"transmitted\": " << p.transmitted
-                << ", \"energy_pj\": " << json_number(p.energy_pj) << "}";
+            out << (i ? "," : "") << "\n      {\"name\": " << json_string(p.name)
+                << ", \"source\": " << json_string(p.source) << ", \"target\": " << json_string(p.target)
+                << ", \"release\": " << json_string(p.release) << ", \"mask_ratio\": " << json_number(p.mask_ratio)
+                << ", \"synapses\": " << p.synapses << ", \"spikes_in\": " << p.spikes_in
+                << ", \"masked_spikes\": " << p.masked_spikes << ", \"attempted\": " << p.attempted
+                << ", \"transmitted\": " << p.transmitted << ", \"energy_pj\": " << json_number(p.energy_pj) << "}";
         }
         out << "\n    ],\n    \"operators\": [";
         for (std::size_t i = 0; i < s.operator_energy.size(); ++i) {
             const auto& p = s.operator_energy[i];
-            out << (i ? "," : "") << "\n      {\"name\": " << json_string(p.name) << ", \"kind\": " << json_string(p.kind)
-                << ", \"output\": " << json_string(p.output) << ", \"coincidences\": " << p.coincidences
-                << ", \"deliveries\": " << p.deliveries << ", \"macs\": " << p.macs
-                << ", \"masked_spikes\": " << p.masked_spikes << ", \"energy_pj\": " << json_number(p.energy_pj) << "}";
+            out << (i ? "," : "") << "\n      {\"name\": " << json_string(p.name)
+                << ", \"kind\": " << json_string(p.kind) << ", \"output\": " << json_string(p.output)
+                << ", \"coincidences\": " << p.coincidences << ", \"deliveries\": " << p.deliveries
+                << ", \"macs\": " << p.macs << ", \"masked_spikes\": " << p.masked_spikes
+                << ", \"energy_pj\": " << json_number(p.energy_pj) << "}";
         }
         out << "\n    ]}";
     }
@@ -122,9 +132,11 @@ void print_text(std::ostream& out, const TraceSummary& s, std::size_t max_sample
         recorded += k.recorded;
         if (k.label >= 0) ++labelled, correct += k.label == k.prediction;
     }
-    std::snprintf(line, sizeof line, "samples: %zu (%llu with spikes recorded), %lld ticks x %g ms each\n",
-                  s.samples.size(), (unsigned long long)recorded, (long long)s.ticks_per_sample, s.dt_ms);
-    out << line;
+    if (!s.samples.empty()) { // a plain SONATA file (bmtk, libsonata) has no /samples
+        std::snprintf(line, sizeof line, "samples: %zu (%llu with spikes recorded), %lld ticks x %g ms each\n",
+                      s.samples.size(), (unsigned long long)recorded, (long long)s.ticks_per_sample, s.dt_ms);
+        out << line;
+    }
     if (labelled) {
         std::snprintf(line, sizeof line, "accuracy: %llu / %llu = %.4f\n", (unsigned long long)correct,
                       (unsigned long long)labelled, double(correct) / double(labelled));
@@ -153,12 +165,13 @@ void print_text(std::ostream& out, const TraceSummary& s, std::size_t max_sample
                           double(p.attempted - p.transmitted) / n, p.energy_pj / n);
             out << line;
         }
-        std::snprintf(line, sizeof line, "  %-28s %-16s %14s %14s %14s %12s\n", "population", "model", "spikes", "updates",
-                      "MACs", "energy pJ");
+        std::snprintf(line, sizeof line, "  %-28s %-16s %14s %14s %14s %12s\n", "population", "model", "spikes",
+                      "updates", "MACs", "energy pJ");
         out << line;
         for (const auto& p : s.population_energy) {
-            std::snprintf(line, sizeof line, "  %-28s %-16s %14.1f %14.1f %14.1f %12.1f\n", p.name.c_str(), p.model.c_str(),
-                          double(p.spikes) / n, double(p.updates) / n, double(p.macs) / n, p.energy_pj / n);
+            std::snprintf(line, sizeof line, "  %-28s %-16s %14.1f %14.1f %14.1f %12.1f\n", p.name.c_str(),
+                          p.model.c_str(), double(p.spikes) / n, double(p.updates) / n, double(p.macs) / n,
+                          p.energy_pj / n);
             out << line;
         }
         if (!s.operator_energy.empty()) {
@@ -182,12 +195,13 @@ void print_text(std::ostream& out, const TraceSummary& s, std::size_t max_sample
         out << line;
         for (std::size_t i = 0; i < s.samples.size() && i < max_samples; ++i) {
             const auto& k = s.samples[i];
-            std::snprintf(line, sizeof line, "  %8llu %12g %6lld %10lld %9s %10llu %14.1f\n", (unsigned long long)k.index,
-                          k.start_ms, (long long)k.label, (long long)k.prediction, k.recorded ? "yes" : "no",
-                          (unsigned long long)k.spikes, k.snn_pj);
+            std::snprintf(line, sizeof line, "  %8llu %12g %6lld %10lld %9s %10llu %14.1f\n",
+                          (unsigned long long)k.index, k.start_ms, (long long)k.label, (long long)k.prediction,
+                          k.recorded ? "yes" : "no", (unsigned long long)k.spikes, k.snn_pj);
             out << line;
         }
-        if (s.samples.size() > max_samples) out << "  ... " << s.samples.size() - max_samples << " more (--json lists all)\n";
+        if (s.samples.size() > max_samples)
+            out << "  ... " << s.samples.size() - max_samples << " more (--json lists all)\n";
     }
 }
 
@@ -213,8 +227,8 @@ int run_plot_script(const std::string& trace, const std::string& dir) {
     const std::string python = python_env ? python_env : "/usr/bin/python3"; // Debian's, with h5py and matplotlib
     const std::string script_s = script.string();
     std::vector<char*> argv{const_cast<char*>(python.c_str()), const_cast<char*>(script_s.c_str()),
-                            const_cast<char*>(trace.c_str()), const_cast<char*>("--out"), const_cast<char*>(dir.c_str()),
-                            nullptr};
+                            const_cast<char*>(trace.c_str()),  const_cast<char*>("--out"),
+                            const_cast<char*>(dir.c_str()),    nullptr};
     pid_t pid = 0;
     if (posix_spawn(&pid, python.c_str(), nullptr, nullptr, argv.data(), environ) != 0)
         throw std::runtime_error("cannot start " + python);
@@ -226,15 +240,18 @@ int run_plot_script(const std::string& trace, const std::string& dir) {
 
 void run_inspect(const InspectOptions& o) {
     const TraceSummary summary = read_trace_summary(o.trace); // InputError: exit code 2
-    if (o.json) print_json(std::cout, summary);
-    else print_text(std::cout, summary, o.max_samples);
+    if (o.json)
+        print_json(std::cout, summary);
+    else
+        print_text(std::cout, summary, o.max_samples);
     if (!o.plot_dir.empty()) {
         std::cout.flush();
         std::error_code ec;
         std::filesystem::create_directories(o.plot_dir, ec);
         if (ec) throw InputError(o.plot_dir + ": cannot create the plot directory (" + ec.message() + ")");
         if (const int rc = run_plot_script(o.trace, o.plot_dir); rc != 0)
-            throw std::runtime_error("plotting " + o.trace + " failed (plot_trace.py exit status " + std::to_string(rc) + ")");
+            throw std::runtime_error("plotting " + o.trace + " failed (plot_trace.py exit status " +
+                                     std::to_string(rc) + ")");
     }
 }
 
@@ -242,7 +259,8 @@ void run_inspect(const InspectOptions& o) {
 
 void add_inspect_command(CLI::App& app) {
     auto o = std::make_shared<InspectOptions>();
-    auto* cmd = app.add_subcommand("inspect", "Summarise a spike trace (spikes, rates, energy per layer, samples); plot it");
+    auto* cmd =
+        app.add_subcommand("inspect", "Summarise a spike trace (spikes, rates, energy per layer, samples); plot it");
     cmd->add_option("trace", o->trace, "Trace file (HDF5, SONATA spike layout)")->required();
     cmd->add_flag("--json", o->json, "Machine-readable output");
     cmd->add_option("--plot", o->plot_dir, "Write raster and rate plots (PNG) into this directory");

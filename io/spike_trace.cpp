@@ -52,11 +52,15 @@ constexpr OperatorCounter operator_counters[] = {{"coincidences", &OperatorCount
                                                  {"masked_spikes", &OperatorCounts::masked_spikes}};
 
 const char* operator_kind(const Operator& op) {
-    return std::visit([](const auto& o) -> const char* {
-        using O = std::decay_t<decltype(o)>;
-        if constexpr (std::is_same_v<O, SoftmaxAttention>) return "softmax_attention";
-        else return "operator";
-    }, op);
+    return std::visit(
+        [](const auto& o) -> const char* {
+            using O = std::decay_t<decltype(o)>;
+            if constexpr (std::is_same_v<O, SoftmaxAttention>)
+                return "softmax_attention";
+            else
+                return "operator";
+        },
+        op);
 }
 
 // The writes a trace needs, on top of h5::Handle: extendible datasets grown by appending,
@@ -80,7 +84,8 @@ public:
     }
 
     // A dataset of `type` with the first dimension unlimited, stored in chunks of `chunk`.
-    Handle create_extendible(const std::string& name, hid_t type, std::vector<hsize_t> dims, std::vector<hsize_t> chunk) {
+    Handle create_extendible(const std::string& name, hid_t type, std::vector<hsize_t> dims,
+                             std::vector<hsize_t> chunk) {
         std::vector<hsize_t> max = dims;
         for (std::size_t i = 0; i < max.size(); ++i)
             if (i == 0 || max[i] == 0) max[i] = H5S_UNLIMITED; // a zero width cannot hold a chunk of 1
@@ -183,9 +188,9 @@ private:
 
     Handle write_fixed(const std::string& name, hid_t filetype, hid_t memtype, const void* data, hsize_t n) {
         Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
-        Handle d = check(Handle(H5Dcreate2(file_, name.c_str(), filetype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                                H5Dclose),
-                         name, "create dataset");
+        Handle d = check(
+            Handle(H5Dcreate2(file_, name.c_str(), filetype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose),
+            name, "create dataset");
         if (n) status(H5Dwrite(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), d, "write");
         return d;
     }
@@ -253,8 +258,8 @@ struct SpikeTraceWriter::Impl {
 
     hsize_t samples = 0;
     std::uint64_t spikes_committed = 0;
-    bool open = false;         // a sample was begun and not ended
-    bool recording = false;    // the open sample's spikes are kept
+    bool open = false;      // a sample was begun and not ended
+    bool recording = false; // the open sample's spikes are kept
     bool finished = false;
     bool any_sample = false;
     std::uint64_t current = 0; // index of the open (or last) sample
@@ -314,7 +319,8 @@ void SpikeTraceWriter::Impl::create_spikes() {
     if (options.chunk_spikes == 0) {
         // Per recorded population: a buffer (16 bytes per spike) and two datasets' caches of one chunk (8 each).
         constexpr std::size_t bytes_per_spike = 32, largest = 1 << 16, smallest = 1 << 10;
-        const std::size_t share = options.memory_budget_bytes / (bytes_per_spike * std::max<std::size_t>(ids.size(), 1));
+        const std::size_t share =
+            options.memory_budget_bytes / (bytes_per_spike * std::max<std::size_t>(ids.size(), 1));
         options.chunk_spikes = std::uint32_t(std::clamp(share, smallest, largest));
     }
     const hsize_t chunk = options.chunk_spikes;
@@ -398,10 +404,12 @@ void SpikeTraceWriter::Impl::create_energy() {
     file.create_group("/energy/operators");
     std::vector<std::string> op_names, op_kinds, op_outputs;
     for (const auto& op : net.operators()) {
-        std::visit([&](const auto& o) {
-            op_names.push_back(o.name);
-            op_outputs.push_back(net.population(o.output).name);
-        }, op);
+        std::visit(
+            [&](const auto& o) {
+                op_names.push_back(o.name);
+                op_outputs.push_back(net.population(o.output).name);
+            },
+            op);
         op_kinds.push_back(operator_kind(op));
     }
     file.write_strings("/energy/operators/name", op_names);
@@ -423,19 +431,19 @@ void SpikeTraceWriter::Impl::create_energy() {
     };
     for (const auto& c : population_counters) {
         pop_rows.push_back(rows(std::string("/energy/per_sample/populations/") + c.name, n_pop));
-        pop_totals.push_back(file.write_u64(std::string("/energy/total/populations/") + c.name,
-                                            std::vector<std::uint64_t>(n_pop, 0)));
+        pop_totals.push_back(
+            file.write_u64(std::string("/energy/total/populations/") + c.name, std::vector<std::uint64_t>(n_pop, 0)));
     }
     for (const auto& c : projection_counters) {
         proj_rows.push_back(rows(std::string("/energy/per_sample/projections/") + c.name, n_proj));
-        proj_totals.push_back(file.write_u64(std::string("/energy/total/projections/") + c.name,
-                                             std::vector<std::uint64_t>(n_proj, 0)));
+        proj_totals.push_back(
+            file.write_u64(std::string("/energy/total/projections/") + c.name, std::vector<std::uint64_t>(n_proj, 0)));
     }
     const auto n_op = net.operators().size();
     for (const auto& c : operator_counters) {
         op_rows.push_back(rows(std::string("/energy/per_sample/operators/") + c.name, n_op));
-        op_totals.push_back(file.write_u64(std::string("/energy/total/operators/") + c.name,
-                                           std::vector<std::uint64_t>(n_op, 0)));
+        op_totals.push_back(
+            file.write_u64(std::string("/energy/total/operators/") + c.name, std::vector<std::uint64_t>(n_op, 0)));
     }
     snn_rows = file.create_extendible("/energy/per_sample/snn_pj", H5T_IEEE_F64LE, {0}, {sample_chunk_rows});
     ann_rows = file.create_extendible("/energy/per_sample/ann_pj", H5T_IEEE_F64LE, {0}, {sample_chunk_rows});
@@ -498,7 +506,8 @@ void SpikeTraceWriter::Impl::close(const char* status) {
     file.flush();
     recorded.clear();
     run_group = Handle();
-    for (Handle* h : {&s_index, &s_start_ms, &s_start_tick, &s_label, &s_prediction, &s_recorded, &s_spikes}) *h = Handle();
+    for (Handle* h : {&s_index, &s_start_ms, &s_start_tick, &s_label, &s_prediction, &s_recorded, &s_spikes})
+        *h = Handle();
     pop_rows.clear(), proj_rows.clear(), op_rows.clear(), pop_totals.clear(), proj_totals.clear(), op_totals.clear();
     snn_rows = Handle(), ann_rows = Handle();
     file.close();
@@ -525,7 +534,9 @@ SpikeTraceWriter::~SpikeTraceWriter() {
 void SpikeTraceWriter::begin_sample(std::uint64_t sample, std::int64_t label) {
     auto& s = *impl_;
     if (s.finished) throw std::logic_error("SpikeTraceWriter::begin_sample after finish");
-    if (s.open) throw std::logic_error("SpikeTraceWriter::begin_sample: sample " + std::to_string(s.current) + " is still open");
+    if (s.open)
+        throw std::logic_error("SpikeTraceWriter::begin_sample: sample " + std::to_string(s.current) +
+                               " is still open");
     // Timestamps must not go backwards, or the population groups would not be sorted by time.
     if (s.any_sample && sample <= s.current)
         throw std::logic_error("SpikeTraceWriter::begin_sample: sample " + std::to_string(sample) + " after sample " +
@@ -535,7 +546,8 @@ void SpikeTraceWriter::begin_sample(std::uint64_t sample, std::int64_t label) {
     s.current = sample;
     s.label = label;
     s.start_tick = Tick(sample) * s.options.ticks_per_sample;
-    s.recording = s.options.samples.empty() || std::binary_search(s.options.samples.begin(), s.options.samples.end(), sample);
+    s.recording =
+        s.options.samples.empty() || std::binary_search(s.options.samples.begin(), s.options.samples.end(), sample);
 }
 
 void SpikeTraceWriter::on_spikes(PopulationId population, Tick tick, std::span<const std::uint32_t> neurons) {
@@ -640,7 +652,8 @@ std::string attribute_text(hid_t loc, const std::string& name, const std::string
     Handle a(H5Aopen(loc, name.c_str(), H5P_DEFAULT), H5Aclose);
     Handle type(H5Aget_type(a), H5Tclose);
     Handle space(H5Aget_space(a), H5Sclose);
-    if (!a.valid() || !type.valid() || !space.valid()) throw InputError(where + ": attribute '" + name + "' cannot be read");
+    if (!a.valid() || !type.valid() || !space.valid())
+        throw InputError(where + ": attribute '" + name + "' cannot be read");
     const auto cls = H5Tget_class(type);
     if (cls == H5T_STRING) {
         auto v = h5::read_string_array_attribute(loc, name, where);
@@ -659,7 +672,8 @@ std::string attribute_text(hid_t loc, const std::string& name, const std::string
             out += (i ? "," : "") + (is_signed ? std::to_string(std::int64_t(v[i])) : std::to_string(v[i]));
     } else if (cls == H5T_FLOAT) {
         std::vector<double> v(n);
-        if (H5Aread(a, H5T_NATIVE_DOUBLE, v.data()) < 0) throw InputError(where + ": attribute '" + name + "' cannot be read");
+        if (H5Aread(a, H5T_NATIVE_DOUBLE, v.data()) < 0)
+            throw InputError(where + ": attribute '" + name + "' cannot be read");
         for (std::size_t i = 0; i < n; ++i) out += (i ? "," : "") + number_text(v[i]);
     } else {
         out = "(unsupported type)";
@@ -674,7 +688,8 @@ std::string read_sorting(hid_t group, const std::string& where) {
     Handle type(H5Aget_type(a), H5Tclose);
     if (!a.valid() || !type.valid()) throw InputError(where + ": attribute 'sorting' cannot be read");
     if (H5Tget_class(type) == H5T_STRING) return h5::read_string_attribute(group, "sorting", where);
-    if (H5Tget_class(type) != H5T_ENUM) throw InputError(where + ": attribute 'sorting' is neither an enum nor a string");
+    if (H5Tget_class(type) != H5T_ENUM)
+        throw InputError(where + ": attribute 'sorting' is neither an enum nor a string");
     Handle mem(H5Tget_native_type(type, H5T_DIR_ASCEND), H5Tclose);
     unsigned char value[16] = {};
     if (H5Tget_size(mem) > sizeof value || H5Aread(a, mem, value) < 0)
@@ -687,7 +702,8 @@ std::string read_sorting(hid_t group, const std::string& where) {
 
 hsize_t length_1d(hid_t dset, const std::string& where) {
     Handle space(H5Dget_space(dset), H5Sclose);
-    if (!space.valid() || H5Sget_simple_extent_ndims(space) != 1) throw InputError(where + ": should be one-dimensional");
+    if (!space.valid() || H5Sget_simple_extent_ndims(space) != 1)
+        throw InputError(where + ": should be one-dimensional");
     hsize_t n = 0;
     H5Sget_simple_extent_dims(space, &n, nullptr);
     return n;
@@ -729,7 +745,8 @@ void scan_population(hid_t group, TraceSummary::Population& pop, const std::stri
             throw InputError(where + "/node_ids: cannot be read (truncated or corrupt file?)");
         for (hsize_t k = 0; k < count; ++k) {
             const double ms = t[k] * scale;
-            if (!std::isfinite(ms)) throw InputError(where + "/timestamps: element " + std::to_string(at + k) + " is not finite");
+            if (!std::isfinite(ms))
+                throw InputError(where + "/timestamps: element " + std::to_string(at + k) + " is not finite");
             if (pop.sorting == "by_time" && ms < previous)
                 throw InputError(where + "/timestamps: element " + std::to_string(at + k) +
                                  " goes back in time although sorting is by_time");
@@ -743,7 +760,8 @@ void scan_population(hid_t group, TraceSummary::Population& pop, const std::stri
     pop.neurons = n ? max_id + 1 : 0;
 }
 
-template <class T> std::vector<T> read_column(hid_t loc, const std::string& name, hid_t memtype, const std::string& where) {
+template <class T>
+std::vector<T> read_column(hid_t loc, const std::string& name, hid_t memtype, const std::string& where) {
     Handle d = h5::open_dataset(loc, name, where);
     std::vector<T> v(length_1d(d, where + "/" + name));
     if (!v.empty() && H5Dread(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0)
@@ -759,7 +777,8 @@ void expect_length(std::size_t n, std::size_t expected, const std::string& objec
 void read_samples(hid_t file, TraceSummary& s) {
     const std::string where = s.path + ": /samples";
     Handle g = h5::open_group(file, "samples", s.path);
-    if (h5::has_attribute(g, "ticks_per_sample")) s.ticks_per_sample = h5::read_int_attribute(g, "ticks_per_sample", where);
+    if (h5::has_attribute(g, "ticks_per_sample"))
+        s.ticks_per_sample = h5::read_int_attribute(g, "ticks_per_sample", where);
     if (h5::has_attribute(g, "dt_ms")) s.dt_ms = h5::read_double_attribute(g, "dt_ms", where);
     const auto index = read_column<std::uint64_t>(g, "index", H5T_NATIVE_UINT64, where);
     const auto start = read_column<double>(g, "start_ms", H5T_NATIVE_DOUBLE, where);
@@ -857,8 +876,9 @@ void read_energy(hid_t file, TraceSummary& s) {
         expect_length(macs.size(), n, wt + "/macs");
         expect_length(masked.size(), n, wt + "/masked_spikes");
         for (std::size_t i = 0; i < n; ++i)
-            s.operator_energy.push_back({names[i], kinds[i], outputs[i], coincidences[i], deliveries[i], macs[i], masked[i],
-                                         s.e_ac_pj * double(coincidences[i] + deliveries[i]) + s.e_mac_pj * double(macs[i])});
+            s.operator_energy.push_back(
+                {names[i], kinds[i], outputs[i], coincidences[i], deliveries[i], macs[i], masked[i],
+                 s.e_ac_pj * double(coincidences[i] + deliveries[i]) + s.e_mac_pj * double(macs[i])});
     }
     if (h5::has_link(g, "per_sample/snn_pj")) {
         const auto snn = read_column<double>(g, "per_sample/snn_pj", H5T_NATIVE_DOUBLE, where);
@@ -909,8 +929,8 @@ TraceSummary read_trace_summary(const std::string& path) {
         for (const auto& e : s.population_energy)
             if (e.name == name) {
                 if (pop.spikes && pop.neurons > e.size)
-                    throw InputError(where + "/node_ids: id " + std::to_string(pop.neurons - 1) + " is outside the population of " +
-                                     std::to_string(e.size) + " neurons");
+                    throw InputError(where + "/node_ids: id " + std::to_string(pop.neurons - 1) +
+                                     " is outside the population of " + std::to_string(e.size) + " neurons");
                 pop.neurons = e.size;
             }
         s.populations.push_back(std::move(pop));
@@ -926,7 +946,8 @@ TraceSummary read_trace_summary(const std::string& path) {
         for (const auto& p : s.populations) s.recorded_ms = std::max(s.recorded_ms, p.last_ms + s.dt_ms);
     }
     for (auto& p : s.populations)
-        p.rate_hz = p.neurons && s.recorded_ms > 0 ? double(p.spikes) / double(p.neurons) / (s.recorded_ms / 1000.0) : 0.0;
+        p.rate_hz =
+            p.neurons && s.recorded_ms > 0 ? double(p.spikes) / double(p.neurons) / (s.recorded_ms / 1000.0) : 0.0;
     return s;
 }
 

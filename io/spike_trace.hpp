@@ -28,8 +28,8 @@
 namespace quantal {
 
 struct TraceOptions {
-    Tick ticks_per_sample = 100;       // T: sample k starts at tick k*T
-    double dt_ms = 1.0;                // ms per tick in the timestamps
+    Tick ticks_per_sample = 100;          // T: sample k starts at tick k*T
+    double dt_ms = 1.0;                   // ms per tick in the timestamps
     std::vector<std::string> populations; // populations whose spikes are recorded; empty: every non-readout population
     std::vector<std::uint64_t> samples;   // sample indices whose spikes are recorded; empty: all
     // HDF5 chunk length and per-population buffer, in spikes; 0: the largest chunk (up to 65,536)
@@ -37,16 +37,16 @@ struct TraceOptions {
     // within memory_budget_bytes, so a network with many populations stays bounded too.
     std::uint32_t chunk_spikes = 0;
     std::size_t memory_budget_bytes = std::size_t(32) << 20;
-    EnergyCosts costs{};               // written beside the ledger so readers can price it
+    EnergyCosts costs{}; // written beside the ledger so readers can price it
 };
 
 // What the run was; written to /run when the file is created.
 struct RunMetadata {
-    std::string model;          // model file path or a description ("demo")
+    std::string model; // model file path or a description ("demo")
     std::uint64_t seed = 0;
-    std::string release;        // command-level release mode ("none", "spike", "synapse")
-    double mask_ratio = 0.0;    // command-level mask ratio (per-projection values: /energy/projections)
-    std::string version;        // quantal version
+    std::string release;     // command-level release mode ("none", "spike", "synapse")
+    double mask_ratio = 0.0; // command-level mask ratio (per-projection values: /energy/projections)
+    std::string version;     // quantal version
     std::string command_line;
     std::vector<std::pair<std::string, std::string>> extra; // more string attributes on /run
 };
@@ -54,8 +54,8 @@ struct RunMetadata {
 enum class TraceStatus { complete, interrupted };
 
 // Not thread-safe: one writer is fed by one engine, sample after sample, in increasing sample
-// index (indices need not be contiguous), so every population stays sorted by time. Throws InputError naming the file (and object) when HDF5
-// cannot create or write it, or when an option names an unknown population.
+// index (indices need not be contiguous), so every population stays sorted by time. Throws InputError naming the file
+// (and object) when HDF5 cannot create or write it, or when an option names an unknown population.
 class SpikeTraceWriter : public SpikeSink {
 public:
     SpikeTraceWriter(const std::string& path, const Network& net, TraceOptions options, const RunMetadata& metadata);
@@ -87,11 +87,11 @@ private:
 struct TraceSummary {
     struct Population {
         std::string name;
-        std::uint64_t neurons = 0;  // from /energy/populations/size, else the largest node id + 1
+        std::uint64_t neurons = 0; // from /energy/populations/size, else the largest node id + 1
         std::uint64_t spikes = 0;
-        std::string sorting;        // "none", "by_id", "by_time" or "" when absent
+        std::string sorting; // "none", "by_id", "by_time" or "" when absent
         double first_ms = 0, last_ms = 0;
-        double rate_hz = 0;         // spikes per neuron per second of recorded time
+        double rate_hz = 0; // spikes per neuron per second of recorded time
     };
     struct Sample {
         std::uint64_t index = 0;
@@ -110,7 +110,7 @@ struct TraceSummary {
         std::string name, source, target, release;
         double mask_ratio = 0;
         std::uint64_t synapses = 0, spikes_in = 0, masked_spikes = 0, attempted = 0, transmitted = 0; // totals
-        double energy_pj = 0;                                                                       // E_AC x transmitted, total
+        double energy_pj = 0; // E_AC x transmitted, total
     };
 
     struct OperatorEnergy {

@@ -23,7 +23,8 @@ namespace {
 struct TempPath {
     std::string path;
     explicit TempPath(const std::string& name)
-        : path((std::filesystem::temp_directory_path() / ("quantal_test_" + std::to_string(::getpid()) + "_" + name)).string()) {}
+        : path((std::filesystem::temp_directory_path() / ("quantal_test_" + std::to_string(::getpid()) + "_" + name))
+                   .string()) {}
     ~TempPath() { std::remove(path.c_str()); }
 };
 
@@ -224,20 +225,24 @@ TEST_CASE("a multi-sample trace holds exactly the simulated spikes in the SONATA
         // Per-sample rows equal each sample's ledger; totals equal their sum.
         const auto n_pop = net.populations().size();
         const auto rows = read_1d<std::uint64_t>(f, "/energy/per_sample/populations/spikes", H5T_NATIVE_UINT64);
-        const auto transmitted = read_1d<std::uint64_t>(f, "/energy/per_sample/projections/transmitted", H5T_NATIVE_UINT64);
+        const auto transmitted =
+            read_1d<std::uint64_t>(f, "/energy/per_sample/projections/transmitted", H5T_NATIVE_UINT64);
         REQUIRE(rows.size() == 5 * n_pop);
         REQUIRE(transmitted.size() == 5 * net.projections().size());
         EnergyLedger sum = EnergyLedger::for_network(net, ticks);
         for (std::size_t k = 0; k < 5; ++k) {
-            for (std::size_t p = 0; p < n_pop; ++p) CHECK(rows[k * n_pop + p] == results[k].ledger.populations[p].spikes);
+            for (std::size_t p = 0; p < n_pop; ++p)
+                CHECK(rows[k * n_pop + p] == results[k].ledger.populations[p].spikes);
             for (std::size_t j = 0; j < net.projections().size(); ++j)
                 CHECK(transmitted[k * net.projections().size() + j] == results[k].ledger.projections[j].transmitted);
             sum += results[k].ledger;
         }
         const auto total_spikes = read_1d<std::uint64_t>(f, "/energy/total/populations/spikes", H5T_NATIVE_UINT64);
-        const auto total_transmitted = read_1d<std::uint64_t>(f, "/energy/total/projections/transmitted", H5T_NATIVE_UINT64);
+        const auto total_transmitted =
+            read_1d<std::uint64_t>(f, "/energy/total/projections/transmitted", H5T_NATIVE_UINT64);
         for (std::size_t p = 0; p < n_pop; ++p) CHECK(total_spikes[p] == sum.populations[p].spikes);
-        for (std::size_t j = 0; j < net.projections().size(); ++j) CHECK(total_transmitted[j] == sum.projections[j].transmitted);
+        for (std::size_t j = 0; j < net.projections().size(); ++j)
+            CHECK(total_transmitted[j] == sum.projections[j].transmitted);
         // The ledger counts exactly the spikes the trace holds (every population recorded).
         for (const auto& [name, e] : expected) CHECK(total_spikes[*net.find_population(name)] == e.ids.size());
     }
@@ -347,7 +352,9 @@ TEST_CASE("the trace summary reports spikes, rates and energy", "[trace]") {
 TEST_CASE("operator nodes (attention) have their ledger in the trace", "[trace]") {
     NetworkBuilder b;
     const auto in = b.add_population("in", {4, 2, 2}, BernoulliSource{{0.4}, 1.0});
-    auto spiking = [&](const char* name, Shape shape) { return b.add_population(name, std::move(shape), IfNeuron{ThresholdRule{}, 0.5, 1.0}); };
+    auto spiking = [&](const char* name, Shape shape) {
+        return b.add_population(name, std::move(shape), IfNeuron{ThresholdRule{}, 0.5, 1.0});
+    };
     const auto q = spiking("q", {4, 2, 2}), k = spiking("k", {4, 2, 2}), v = spiking("v", {4, 2, 2});
     const auto scores = spiking("scores", {1, 1, 4, 4});
     const auto out = spiking("out", {4, 2, 2});
