@@ -3,7 +3,7 @@
 //   1. a dense layered IF network (1000 Bernoulli inputs -> 500 -> 500 -> 500 IF, 10^6 synapses)
 //      with release none, spike and synapse at mask ratio 0.75;
 //   2. one projection (Bernoulli inputs -> readouts, so activity does not depend on release),
-//      dense and sparse fan-outs, synapse release drawn by geometric skipping or by Bernoulli
+//      dense, sparse and conv2d fan-outs, synapse release drawn by geometric skipping or by Bernoulli
 //      compares at several release probabilities: the crossover for ReleasePlan::geometric_below.
 // With --export DIR it also writes the layered network's weights, one sample's input spikes and
 // every layer's spikes, for bench/brian2_dense.py (the same network run by Brian2).
@@ -86,28 +86,41 @@ Network layered_network(const LayeredShape& s, const std::vector<std::vector<flo
 
 // ---------------------------------------------------------------------------------------------
 // One projection for the sampling crossover: Bernoulli inputs into readouts (never spike).
-enum class FanoutKind { dense, sparse_long, sparse_short };
+enum class FanoutKind { dense, sparse_long, sparse_short, conv };
 
 const char* fanout_name(FanoutKind k) {
     switch (k) {
     case FanoutKind::dense: return "dense 1000x1000";
     case FanoutKind::sparse_long: return "sparse 1000/10000";
     case FanoutKind::sparse_short: return "sparse 100/10000";
+    case FanoutKind::conv: return "conv 3x3 16x32x32";
     }
     return "?";
 }
 
-constexpr std::uint32_t single_n_in = 1000;
+struct SingleProjection {
+    Connectivity connectivity;
+    Shape source, target;
+};
 
-Connectivity single_connectivity(FanoutKind kind) {
-    const std::uint32_t n_in = single_n_in;
+// Dense: 1000 -> 1000. Sparse: 1000 -> 10000 with 1000 or 100 random targets per source.
+// Conv: 16 x 32 x 32 -> 16 x 32 x 32, 3 x 3 kernel, padding 1 (fan-out 144 inside the image).
+SingleProjection single_connectivity(FanoutKind kind) {
+    const std::uint32_t n_in = 1000;
     RandomEngine rng(11);
     auto weight = [&] { return float(std::ldexp(double(int(rng() % 401) - 200), -12)); };
     if (kind == FanoutKind::dense) {
         Dense d;
         d.weight.resize(std::size_t(n_in) * 1000);
         for (auto& w : d.weight) w = weight();
-        return d;
+        return {d, {n_in}, {1000}};
+    } else if (kind == FanoutKind::conv) {
+        Conv2d c;
+        c.kernel = {3, 3};
+        c.padding = {1, 1};
+        c.weight.resize(16 * 16 * 9);
+        for (auto& w : c.weight) w = weight();
+        return {c, {16, 32, 32}, {16, 32, 32}};
     } else {
         const std::uint32_t n_out = 10000, per_row = kind == FanoutKind::sparse_long ? 1000 : 100;
         Sparse sp;
@@ -120,16 +133,15 @@ Connectivity single_connectivity(FanoutKind kind) {
             for (std::uint32_t k = 0; k < per_row; ++k) sp.target.push_back(all[k]), sp.weight.push_back(weight());
             sp.row_begin.push_back(sp.target.size());
         }
-        return sp;
+        return {sp, {n_in}, {n_out}};
     }
 }
 
-Network single_projection(const Connectivity& c, Release release) {
+Network single_projection(const SingleProjection& c, Release release) {
     NetworkBuilder b;
-    PopulationId in = b.add_population("input", {single_n_in}, BernoulliSource{{0.1}, 1.0});
-    const std::uint32_t n_out = std::holds_alternative<Dense>(c) ? 1000 : 10000;
-    PopulationId out = b.add_population("out", {n_out}, ReadoutNeuron{});
-    b.connect(Projection{"proj", in, out, c, 0, release});
+    PopulationId in = b.add_population("input", c.source, BernoulliSource{{0.1}, 1.0});
+    PopulationId out = b.add_population("out", c.target, ReadoutNeuron{});
+    b.connect(Projection{"proj", in, out, c.connectivity, 0, release});
     return b.build();
 }
 
@@ -360,10 +372,10 @@ int main(int argc, char** argv) {
     }
     if (only.empty() || only == "crossover") {
         const std::vector<double> ps = quick ? std::vector<double>{0.1, 0.5}
-                                             : std::vector<double>{0.05, 0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.75, 0.9};
-        for (FanoutKind kind : {FanoutKind::dense, FanoutKind::sparse_long, FanoutKind::sparse_short}) {
-            const std::uint64_t samples = quick ? 2 : kind == FanoutKind::sparse_short ? 20 : 4;
-            auto conn = std::make_shared<const Connectivity>(single_connectivity(kind));
+                                             : std::vector<double>{0.05, 0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.75, 0.9};
+        for (FanoutKind kind : {FanoutKind::dense, FanoutKind::sparse_long, FanoutKind::sparse_short, FanoutKind::conv}) {
+            const std::uint64_t samples = quick ? 2 : kind == FanoutKind::sparse_short ? 20 : kind == FanoutKind::conv ? 2 : 4;
+            auto conn = std::make_shared<const SingleProjection>(single_connectivity(kind));
             cases.push_back(Case{Measurement{"crossover", fanout_name(kind), "none", "-", 1.0, {}, 0, 0, 0, {}},
                                  [conn] { return single_projection(*conn, Release{}); }, ticks, samples});
             for (double p : ps)
