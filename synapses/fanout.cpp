@@ -78,7 +78,13 @@ ConvFanout compile(const Conv2d& c, const Shape& src, const Shape& dst, const st
     f.kh = kh, f.kw = kw, f.groups = c.groups;
     f.rows = WindowTaps::build(src[1], dst[1], kh, c.stride[0], c.padding[0], c.dilation[0]);
     f.cols = WindowTaps::build(src[2], dst[2], kw, c.stride[1], c.padding[1], c.dilation[1]);
-    f.weight = c.weight;
+    const std::int64_t cin_g = src[0] / c.groups, cout_g = dst[0] / c.groups;
+    f.tap_major.resize(c.weight.size());
+    for (std::int64_t co = 0; co < dst[0]; ++co) // (C_out, C_in/g, kh, kw) -> (C_in/g, kh, kw, C_out/g) per group
+        for (std::int64_t ci = 0; ci < cin_g; ++ci)
+            for (std::int64_t k = 0; k < kh * kw; ++k)
+                f.tap_major[((co / cout_g) * cin_g * kh * kw + ci * kh * kw + k) * cout_g + co % cout_g] =
+                    c.weight[(co * cin_g + ci) * kh * kw + k];
     return f;
 }
 

@@ -41,7 +41,9 @@ struct ConvFanout {
     std::int64_t c_in = 0, h_in = 0, w_in = 0, c_out = 0, h_out = 0, w_out = 0;
     std::int64_t kh = 0, kw = 0, groups = 1;
     WindowTaps rows, cols;
-    std::vector<float> weight; // (c_out, c_in / groups, kh, kw)
+    // Kernel stored (groups, c_in / groups, kh, kw, c_out / groups): for one input channel and tap,
+    // the weights to all output channels of its group are contiguous.
+    std::vector<float> tap_major;
 
     std::uint64_t size(std::uint32_t src) const {
         const auto [c, y, x] = position(src);
@@ -51,17 +53,15 @@ struct ConvFanout {
     template <class Fn> void for_each(std::uint32_t src, Fn&& fn) const {
         const auto [c, y, x] = position(src);
         const std::int64_t cin_g = c_in / groups, cout_g = c_out / groups;
-        const std::int64_t g = c / cin_g, ci = c % cin_g;
-        for (std::int64_t co = g * cout_g; co < (g + 1) * cout_g; ++co) {
-            const float* kernel = weight.data() + ((co * cin_g + ci) * kh) * kw;
-            const std::int64_t plane = co * h_out * w_out;
-            for (auto r = rows.begin[y]; r < rows.begin[y + 1]; ++r)
-                for (auto q = cols.begin[x]; q < cols.begin[x + 1]; ++q) {
-                    const auto& ty = rows.taps[r];
-                    const auto& tx = cols.taps[q];
-                    fn(std::uint32_t(plane + std::int64_t(ty.out) * w_out + tx.out), kernel[ty.k * kw + tx.k]);
-                }
-        }
+        const std::int64_t g = c / cin_g, ci = c % cin_g, plane = h_out * w_out;
+        for (auto r = rows.begin[y]; r < rows.begin[y + 1]; ++r)
+            for (auto q = cols.begin[x]; q < cols.begin[x + 1]; ++q) {
+                const auto& ty = rows.taps[r];
+                const auto& tx = cols.taps[q];
+                const float* w = tap_major.data() + (((g * cin_g + ci) * kh + ty.k) * kw + tx.k) * cout_g;
+                std::int64_t target = g * cout_g * plane + std::int64_t(ty.out) * w_out + tx.out;
+                for (std::int64_t co = 0; co < cout_g; ++co, target += plane) fn(std::uint32_t(target), w[co]);
+            }
     }
 
 private:

@@ -71,7 +71,7 @@ Sparse random_sparse(Draw& d, std::uint32_t n_in, std::uint32_t n_out, double sc
 RandomCase random_case(std::uint64_t seed, const RandomNetworkOptions& o) {
     Draw d(seed, o.exact);
     NetworkBuilder b;
-    const std::int64_t C = d.integer(1, 3), H = 4 * d.integer(1, 2), W = H;
+    const std::int64_t C = d.integer(1, 4), H = 4 * d.integer(1, 2), W = H;
     std::vector<PopulationId> layers{b.add_population("input", {C, H, W}, SpikeSource{d.chance(0.5) ? 1.0 : 0.5})};
     Shape shape{C, H, W};
     for (int l = 1; l <= o.layers; ++l) {
@@ -88,7 +88,8 @@ RandomCase random_case(std::uint64_t seed, const RandomNetworkOptions& o) {
             const std::int64_t co = d.integer(1, 4), p = d.integer(0, 1), s = d.integer(1, 2);
             const std::int64_t k = std::min<std::int64_t>(d.integer(1, 3), std::min(shape[1], shape[2]) + 2 * p);
             conv.kernel = {k, k}, conv.stride = {s, s}, conv.padding = {p, p};
-            conv.weight = d.weights(std::size_t(co * shape[0] * k * k), scale * 2);
+            conv.groups = shape[0] % 2 == 0 && co % 2 == 0 && d.chance(0.5) ? 2 : 1;
+            conv.weight = d.weights(std::size_t(co * (shape[0] / conv.groups) * k * k), scale * 2);
             c = conv;
             next = {co, (shape[1] + 2 * p - k) / s + 1, (shape[2] + 2 * p - k) / s + 1};
         } else if (kind == 3 && shape[1] % 2 == 0 && shape[2] % 2 == 0) {
