@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# The main job on the shipped defaults: installs what it needs, builds quantal, then runs the most
-# complete end-to-end pipeline the project has, writing into traces/demo/:
-#   1. the built-in layered IF demo with and without random synaptic failure (energy report),
-#      with a SONATA spike trace and raster/rate plots when the trace writer is built;
-#   2. the shipped MST-Tiny model (examples/mst/models) through the time-stepped PyTorch
-#      reference on Fashion-MNIST test images: accuracy per tick count, spikes, synaptic ops.
+# The main job on the shipped defaults: installs what it needs, builds quantal, then simulates the
+# trained MST-Tiny (examples/mst/models) spike by spike on Fashion-MNIST test images with quantal,
+# writes a SONATA spike trace, prints the energy report, plots rasters and rates, and checks the
+# spike-level run against the time-stepped PyTorch reference. Outputs go to traces/demo/.
+# Environment: MST_SAMPLES (default 100), MST_TICKS (default 64), MST_MODEL (default the ratio-0 model).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -12,23 +11,28 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" --target quantal_cli
 bin=build/apps/quantal
 out=traces/demo
+data=/usr/share/datasets/fashion-mnist
 mkdir -p "$out"
 
-for mask in 0 0.75; do
-  args=(demo --samples 16 --ticks 64 --mask "$mask" --release synapse --seed 1)
-  if "$bin" demo --help | grep -q -- --trace; then args+=(--trace "$out/demo-mask$mask.h5"); fi
-  echo "== quantal ${args[*]}"
-  "$bin" "${args[@]}"
-done
-if "$bin" --help | grep -q inspect && [ -f "$out/demo-mask0.75.h5" ]; then
-  echo "== quantal inspect $out/demo-mask0.75.h5 --plot $out"
-  "$bin" inspect "$out/demo-mask0.75.h5" --plot "$out"
+model=${MST_MODEL:-examples/mst/models/mst_r0.h5}
+samples=${MST_SAMPLES:-100}
+ticks=${MST_TICKS:-64}
+if [ ! -f "$model" ]; then
+  echo "no exported MST model at $model: running the built-in demo network instead" >&2
+  "$bin" demo --samples 16 --ticks 64 --mask 0.75 --release synapse --trace "$out/demo.h5"
+  "$bin" inspect "$out/demo.h5" --plot "$out/demo"
+  exit 0
 fi
 
-samples=${MST_SAMPLES:-200}
-for model in examples/mst/models/mst_r0.h5 examples/mst/models/mst_r0.75.h5; do
-  [ -f "$model" ] || continue
-  echo "== MST reference (time-stepped, PyTorch): $model on $samples test images"
-  /usr/bin/python3 examples/mst/reference.py --model "$model" --samples "$samples" --ticks 64
-done
-echo "outputs in $out/"
+record=()
+if "$bin" run --help | grep -q -- --record-samples; then record=(--record-samples 4); fi
+echo "== spike-level MST: $model, $samples test images x $ticks ticks"
+"$bin" run --model "$model" --input "$data/t10k-images-idx3-ubyte.gz" --labels "$data/t10k-labels-idx1-ubyte.gz" \
+  --samples "$samples" --ticks "$ticks" --threads "$(nproc)" --trace "$out/mst.h5" "${record[@]}"
+echo "== trace summary and plots: $out/mst/"
+"$bin" inspect "$out/mst.h5" --plot "$out/mst" --max-samples 5
+echo "== the same model with RSM as synaptic failure (mask 0.75, per synapse), no trace"
+"$bin" run --model "$model" --input "$data/t10k-images-idx3-ubyte.gz" --labels "$data/t10k-labels-idx1-ubyte.gz" \
+  --samples "$samples" --ticks "$ticks" --threads "$(nproc)" --mask 0.75 --release synapse | tail -n 3
+echo "== spike-level run against the time-stepped PyTorch reference (float64), 5 images x 32 ticks"
+/usr/bin/python3 examples/mst/compare_engine.py --model "$model" --quantal "$bin" --samples 5 --ticks 32 | tail -n 3
