@@ -85,6 +85,11 @@ Population read_population(hid_t g, const std::string& name, const std::string& 
         if (!h5::has_attribute(g, "tau_ticks")) fail(where, "attribute 'tau_ticks' is missing (needed by LIF)");
         p.model = LifNeuron{read_rule(g, where), double_or(g, "tau_ticks", 0.0, where), double_or(g, "v_leak", 0.0, where),
                             v0, spike_value};
+    } else if (model == "CubaLIF") {
+        for (const char* tau : {"tau_ticks", "tau_syn_ticks"})
+            if (!h5::has_attribute(g, tau)) fail(where, std::string("attribute '") + tau + "' is missing (needed by CubaLIF)");
+        p.model = CubaLifNeuron{read_rule(g, where), double_or(g, "tau_syn_ticks", 0.0, where),
+                                double_or(g, "tau_ticks", 0.0, where), double_or(g, "v_leak", 0.0, where), v0, spike_value};
     } else if (model == "readout") {
         p.model = ReadoutNeuron{v0};
     } else if (model == "spike_source") {
@@ -243,6 +248,14 @@ void write_population(hid_t g, const Population& p) {
                               h5::write_double_attribute(g, "v0", m.v0);
                               h5::write_double_attribute(g, "spike_value", m.spike_value);
                               h5::write_double_attribute(g, "tau_ticks", m.tau_ticks);
+                              h5::write_double_attribute(g, "v_leak", m.v_leak);
+                          },
+                          [&](const CubaLifNeuron& m) {
+                              write_rule(g, m.rule);
+                              h5::write_double_attribute(g, "v0", m.v0);
+                              h5::write_double_attribute(g, "spike_value", m.spike_value);
+                              h5::write_double_attribute(g, "tau_ticks", m.tau_ticks);
+                              h5::write_double_attribute(g, "tau_syn_ticks", m.tau_syn_ticks);
                               h5::write_double_attribute(g, "v_leak", m.v_leak);
                           },
                           [&](const ReadoutNeuron& m) { h5::write_double_attribute(g, "v0", m.v0); },

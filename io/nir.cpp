@@ -541,8 +541,24 @@ NirFile::NeuronSpec NirFile::neuron(std::size_t n, std::int64_t size) {
                                ResetMode::to_value, 0.0};
         spec.model = m;
         spec.gain.assign(std::size_t(size), 1.0);
-    } else { // CubaLI, CubaLIF
-        fail(n, "node type '" + type + "' needs a synaptic current state, which quantal's neuron models do not have yet");
+    } else { // CubaLI, CubaLIF: I += dt/tau_syn (-I + w_in x); v += dt/tau_mem (v_leak - v + R I)
+        // quantal's CubaLIF keeps i = (dt R / tau_mem) I, so its input gain is the product of both.
+        const auto [alpha_syn, tau_syn] = alpha_of("tau_syn");
+        const auto [alpha, tau_mem] = alpha_of("tau_mem");
+        spec.gain = per_neuron(n, "r", size);
+        const auto w_in = per_neuron(n, "w_in", size, 1.0);
+        for (std::size_t j = 0; j < spec.gain.size(); ++j) spec.gain[j] *= (dt_ / tau_mem) * (dt_ / tau_syn) * w_in[j];
+        CubaLifNeuron m;
+        m.tau_syn_ticks = tau_ticks(alpha_syn);
+        m.tau_ticks = tau_ticks(alpha);
+        m.v_leak = uniform(n, "v_leak", per_neuron(n, "v_leak", size));
+        if (type == "CubaLIF") {
+            m.rule = rule("v_threshold");
+        } else { // a current-based leaky integrator never fires
+            m.rule = ThresholdRule{std::numeric_limits<double>::max(), Comparison::greater, ResetMode::to_value, 0.0};
+            spec.spiking = false;
+        }
+        spec.model = m;
     }
     return spec;
 }

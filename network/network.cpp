@@ -43,6 +43,14 @@ void check_model(const Population& p, const std::string& where) {
                        require(std::isfinite(m.v0) && std::isfinite(m.v_leak) && std::isfinite(m.spike_value), where,
                                "v0, v_leak or spike_value is not finite");
                    },
+                   [&](const CubaLifNeuron& m) {
+                       check_rule(m.rule, where);
+                       require(std::isfinite(m.tau_ticks) && m.tau_ticks > 0 && std::isfinite(m.tau_syn_ticks) &&
+                                   m.tau_syn_ticks > 0,
+                               where, "tau and tau_syn must be positive");
+                       require(std::isfinite(m.v0) && std::isfinite(m.v_leak) && std::isfinite(m.spike_value), where,
+                               "v0, v_leak or spike_value is not finite");
+                   },
                    [&](const ReadoutNeuron& m) { require(std::isfinite(m.v0), where, "v0 is not finite"); },
                    [&](const SpikeSource& m) { require(std::isfinite(m.spike_value), where, "spike_value is not finite"); },
                    [&](const BernoulliSource& m) {

@@ -69,6 +69,45 @@ private:
     double alpha_;
 };
 
+// Current-based LIF, stepped exactly as its per-tick form: k ticks of drift cost k steps, and a
+// crossing is searched step by step (the neuron is re-examined after at most `lookahead` ticks).
+class CubaLifDynamics {
+public:
+    static constexpr Tick lookahead = 256;
+    explicit CubaLifDynamics(const CubaLifNeuron& p)
+        : rule_(p.rule), v_leak_(p.v_leak), alpha_syn_(std::exp(-1.0 / p.tau_syn_ticks)),
+          alpha_(std::exp(-1.0 / p.tau_ticks)) {}
+    const ThresholdRule& rule() const { return rule_; }
+
+    // One tick with synaptic input x.
+    void step(double& i, double& v, double drive, double x) const {
+        i = alpha_syn_ * i + drive + x;
+        v = v_leak_ + alpha_ * (v - v_leak_) + i;
+    }
+    // k - 1 ticks of drift, then the tick with input x (the engine's lazy update to tick t).
+    void advance(double& i, double& v, double drive, double x, Tick k) const {
+        for (Tick n = 1; n < k; ++n) step(i, v, drive, 0.0);
+        step(i, v, drive, x);
+    }
+    // Ticks until the drift alone crosses threshold; `lookahead` if it has not by then (a
+    // re-check), never once the state stops changing below threshold.
+    Tick ticks_to_crossing(double i, double v, double drive) const {
+        for (Tick k = 1; k <= lookahead; ++k) {
+            const double i0 = i, v0 = v;
+            step(i, v, drive, 0.0);
+            if (rule_.crossed(v)) return k;
+            if (i == i0 && v == v0) return never;
+        }
+        return lookahead;
+    }
+
+private:
+    ThresholdRule rule_;
+    double v_leak_;
+    double alpha_syn_;
+    double alpha_;
+};
+
 class ReadoutDynamics {
 public:
     explicit ReadoutDynamics(const ReadoutNeuron&) {}

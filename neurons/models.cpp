@@ -25,7 +25,8 @@ const char* model_name(const NeuronModel& m) {
                                  [](const LifNeuron&) { return "LIF"; },
                                  [](const ReadoutNeuron&) { return "readout"; },
                                  [](const SpikeSource&) { return "spike_source"; },
-                                 [](const BernoulliSource&) { return "bernoulli_source"; }},
+                                 [](const BernoulliSource&) { return "bernoulli_source"; },
+                                 [](const CubaLifNeuron&) { return "CubaLIF"; }},
                       m);
 }
 

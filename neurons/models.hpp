@@ -4,6 +4,8 @@
 //   IF:      v[t] = v[t-1] + b + I[t]
 //   LIF:     v[t] = v_leak + alpha (v[t-1] - v_leak) + b + I[t],  alpha = exp(-1 / tau_ticks)
 //   Readout: v[t] = v[t-1] + b + I[t]   (never spikes; its value is the network's output)
+//   CubaLIF: i[t] = alpha_syn i[t-1] + b + I[t];  v[t] = v_leak + alpha (v[t-1] - v_leak) + i[t]
+//            (current-based: a synaptic current filters the input; NIR's CubaLIF/CubaLI)
 // then, for spiking models, one threshold check per tick. A spike carries spike_value to the
 // weights of its synapses (QCFS: threshold lambda, spike value lambda).
 #include <variant>
@@ -27,6 +29,17 @@ struct LifNeuron {
     double spike_value = 1.0;
 };
 
+// Two states per neuron (synaptic current i, potential v); the engine steps it tick by tick
+// while it is active, so its cost is that of a clocked neuron.
+struct CubaLifNeuron {
+    ThresholdRule rule;
+    double tau_syn_ticks = 5.0;  // alpha_syn = exp(-1 / tau_syn_ticks)
+    double tau_ticks = 10.0;     // membrane: alpha = exp(-1 / tau_ticks)
+    double v_leak = 0.0;
+    double v0 = 0.0;
+    double spike_value = 1.0;
+};
+
 struct ReadoutNeuron {
     double v0 = 0.0;
 };
@@ -43,7 +56,7 @@ struct BernoulliSource {
     double spike_value = 1.0;
 };
 
-using NeuronModel = std::variant<IfNeuron, LifNeuron, ReadoutNeuron, SpikeSource, BernoulliSource>;
+using NeuronModel = std::variant<IfNeuron, LifNeuron, ReadoutNeuron, SpikeSource, BernoulliSource, CubaLifNeuron>;
 
 inline bool is_source(const NeuronModel& m) {
     return std::holds_alternative<SpikeSource>(m) || std::holds_alternative<BernoulliSource>(m);

@@ -31,6 +31,7 @@ Stimulus Stimulus::for_network(const Network& net) {
 // Per-population dynamic state of one sample.
 struct PopulationState {
     std::vector<double> v, input, drive;
+    std::vector<double> syn;    // synaptic current (CubaLIF only; empty otherwise)
     std::vector<Tick> last;     // tick of the last update; -1 before the first
     std::vector<Tick> wake_at;  // the one valid predicted crossing, or never
     std::vector<std::uint8_t> touched;
@@ -120,6 +121,7 @@ void Engine::State::reset(const Stimulus& s, const RunOptions& o, std::uint64_t 
         const std::uint32_t n = pop.size();
         ps.v.assign(n, initial_potential(pop.model));
         ps.input.assign(n, 0.0);
+        ps.syn.assign(std::holds_alternative<CubaLifNeuron>(pop.model) ? n : 0, 0.0);
         ps.drive.assign(n, pop.bias.size() == 1 ? pop.bias[0] : 0.0);
         if (pop.bias.size() == n) ps.drive = pop.bias;
         if (!s.current[p].empty())
@@ -170,6 +172,8 @@ void Engine::State::schedule_crossing(PopulationId p, std::uint32_t j, Tick now)
                 return IfDynamics(model).ticks_to_crossing(ps.v[j], ps.drive[j]);
             else if constexpr (std::is_same_v<M, LifNeuron>)
                 return LifDynamics(model).ticks_to_crossing(ps.v[j], ps.drive[j]);
+            else if constexpr (std::is_same_v<M, CubaLifNeuron>)
+                return CubaLifDynamics(model).ticks_to_crossing(ps.syn[j], ps.v[j], ps.drive[j]);
             else
                 return never;
         },
@@ -244,11 +248,26 @@ void Engine::State::update(PopulationId p, Tick t) {
         for (std::uint32_t j : ps.touched_list) schedule_crossing(p, j, t);
     };
 
+    // Current-based: the input enters the synaptic current, the threshold watches v.
+    auto current_based = [&](const CubaLifDynamics& dyn) {
+        for (std::uint32_t j : ps.touched_list) {
+            const Tick k = t - ps.last[j];
+            dyn.advance(ps.syn[j], ps.v[j], ps.drive[j], ps.input[j], k);
+            ps.input[j] = 0.0;
+            ps.last[j] = t;
+            counts.drift_ticks += std::uint64_t(k);
+            if (dyn.rule().crossed(ps.v[j])) ps.v[j] = dyn.rule().after_spike(ps.v[j]), fired.push_back(j);
+        }
+        counts.updates += ps.touched_list.size();
+        for (std::uint32_t j : ps.touched_list) schedule_crossing(p, j, t);
+    };
+
     std::visit(
         [&](const auto& model) {
             using M = std::decay_t<decltype(model)>;
             if constexpr (std::is_same_v<M, IfNeuron>) spiking(IfDynamics(model));
             else if constexpr (std::is_same_v<M, LifNeuron>) spiking(LifDynamics(model));
+            else if constexpr (std::is_same_v<M, CubaLifNeuron>) current_based(CubaLifDynamics(model));
             else if constexpr (std::is_same_v<M, ReadoutNeuron>)
                 integrate(&ReadoutDynamics::drift, [](std::uint32_t, double&) {});
             else {

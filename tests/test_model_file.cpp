@@ -242,3 +242,30 @@ TEST_CASE("a model file round trip keeps a window attention operator", "[model_f
     CHECK(before == run(loaded.network));
     std::filesystem::remove(path);
 }
+
+TEST_CASE("a model file round trip keeps a current-based LIF population", "[model_file]") {
+    NetworkBuilder b;
+    const auto in = b.add_population("in", {4}, BernoulliSource{{0.5}, 1.0});
+    CubaLifNeuron m{ThresholdRule{1.0, Comparison::greater, ResetMode::to_value, -0.125}, 3.0, 7.0, 0.0625, 0.25, 1.5};
+    b.add_population("cuba", {3}, m, {0.03125});
+    b.connect(in, 1, Dense{std::vector<float>(12, 0.375f)});
+    const Network net = b.build();
+    const auto path = temp_path("cuba.h5");
+    write_model_file(path, net, ModelFileInfo{});
+    const auto back = read_model_file(path);
+    const auto& c = std::get<CubaLifNeuron>(back.network.population(1).model);
+    CHECK(c.tau_syn_ticks == 3.0);
+    CHECK(c.tau_ticks == 7.0);
+    CHECK(c.v_leak == 0.0625);
+    CHECK(c.v0 == 0.25);
+    CHECK(c.spike_value == 1.5);
+    CHECK(c.rule.v_reset == -0.125);
+    RunOptions o;
+    o.ticks = 50;
+    o.seed = 4;
+    o.record_spikes = true;
+    const auto before = Engine(net).run(Stimulus::for_network(net), o, 0).spikes;
+    CHECK(before.size() > 60);
+    CHECK(before == Engine(back.network).run(Stimulus::for_network(back.network), o, 0).spikes);
+    std::filesystem::remove(path);
+}

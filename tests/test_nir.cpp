@@ -245,16 +245,45 @@ TEST_CASE("NIR nested graphs are flattened as outer.inner", "[nir]") {
     REQUIRE_THROWS_WITH(read_nir(write_nir(g, "nested_bad")), Contains("'block.nope' does not exist"));
 }
 
-TEST_CASE("NIR CubaLIF is rejected with an error naming the node", "[nir]") {
+TEST_CASE("NIR CubaLIF: synaptic current then membrane, forward Euler, hand-computed trace", "[nir]") {
+    // dt 1, tau_syn 2, tau_mem 4, R 1, w_in 1, input 4 every tick (the Affine bias):
+    // I: 2, 3, 3.5, ...; v: 0.5, 1.125, 1.71875 > 1.5 -> spike at tick 2, reset to 0; then every 2 ticks.
     Graph g;
     g.nodes = {{"in", input(1)},
+               {"drive", bias_source({4.0})},
                {"c", Node{"CubaLIF", {}}.set("tau_syn", {2}).set("tau_mem", {4}).set("r", {1}).set("v_leak", {0})
-                         .set("v_threshold", {1}).set("v_reset", {0}).set("w_in", {1})}};
-    g.edges = {{"in", "c"}};
-    try {
-        read_nir(write_nir(g, "cuba"));
-        SUCCEED("CubaLIF is implemented");
-    } catch (const InputError& e) {
-        CHECK_THAT(e.what(), Contains("node 'c'") && Contains("CubaLIF"));
-    }
+                         .set("v_threshold", {1.5}).set("v_reset", {0}).set("w_in", {1})}};
+    g.edges = {{"in", "drive"}, {"drive", "c"}};
+    const auto model = read_nir(write_nir(g, "cuba"));
+    CHECK(std::holds_alternative<CubaLifNeuron>(model.network.population(*model.network.find_population("c")).model));
+    CHECK(spike_ticks(model, 12)["c"] == std::vector<Tick>{2, 4, 6, 8, 10});
+    // Without v_reset (old files) the reset is to 0 as well.
+    g.nodes["c"].arrays.erase("v_reset");
+    CHECK(spike_ticks(read_nir(write_nir(g, "cuba_old")), 12)["c"] == std::vector<Tick>{2, 4, 6, 8, 10});
+}
+
+TEST_CASE("CubaLIF driven by input spikes only wakes when its filtered current crosses", "[nir]") {
+    // One input spike at tick 0 through weight 8: I jumps to 4 (dt/tau_syn w x) then halves each
+    // tick; v (tau_mem 4, R 1): 1.0, 1.25, 1.1875, ... never > 1.5 with one spike, > 1.5 with two.
+    Graph g;
+    g.nodes = {{"in", input(1)},
+               {"w", Node{"Linear", {}}.set("weight", {8.0}, {1, 1})},
+               {"c", Node{"CubaLIF", {}}.set("tau_syn", {2}).set("tau_mem", {4}).set("r", {1}).set("v_leak", {0})
+                         .set("v_threshold", {1.5}).set("v_reset", {0}).set("w_in", {1})}};
+    g.edges = {{"in", "w"}, {"w", "c"}};
+    const auto model = read_nir(write_nir(g, "cuba_spikes"));
+    RunOptions o;
+    o.ticks = 30;
+    o.record_spikes = true;
+    Stimulus one = Stimulus::for_network(model.network), two = one;
+    const auto in = *model.network.find_population("in");
+    one.spikes[in] = {{0, 0}};
+    two.spikes[in] = {{0, 0}, {1, 0}};
+    CHECK(Engine(model.network).run(one, o, 0).spikes.size() == 1);  // the input spike only
+    const auto r = Engine(model.network).run(two, o, 0);
+    std::vector<Tick> c_ticks;
+    for (const auto& s : r.spikes)
+        if (s.population != in) c_ticks.push_back(s.tick);
+    // I: 4, 2+4 = 6, 3, 1.5, ...; v: 1, 0.75 + 1.5 = 2.25 > 1.5 at tick 1.
+    CHECK(c_ticks == std::vector<Tick>{1});
 }

@@ -4,6 +4,8 @@ reference of quantal's documented discretisation (docs/nir.md), independent of t
 Reference, per tick t (dt in ms; the input I[t] of a tick is held over the tick):
   I:   v += dt*r*I                     IF:  the same, then z = v > v_threshold, v[z] = v_reset
   LI:  v += dt/tau*(v_leak - v + r*I)  LIF: the same, then threshold and reset
+  CubaLI: I_syn += dt/tau_syn*(-I_syn + w_in*I); v += dt/tau_mem*(v_leak - v + r*I_syn)
+  CubaLIF: the same, then threshold and reset
   Threshold: z = I > threshold (no state);  Delay: y[t] = x[t - delay/dt]
 Nodes are evaluated in topological order within a tick: a spike reaches the next neuron layer in
 the same tick (weight nodes have no delay of their own).
@@ -179,7 +181,7 @@ def simulate(nodes, edges, ticks, dt=1.0):
                 y = line[-1 - steps] if len(line) > steps else np.zeros_like(x)
             else:
                 y = _neuron(n, node, x, state, dt)
-                if typ in ("IF", "LIF", "Threshold"):
+                if typ in ("IF", "LIF", "Threshold", "CubaLIF"):
                     counts[n] = counts.get(n, 0) + y.reshape(-1).astype(np.int64)
             out[n] = y
     return counts
@@ -201,10 +203,17 @@ def _flat_neuron(n, node, i, state, dt):
     r = node["r"].astype(np.float64).reshape(-1)
     if typ in ("I", "IF"):
         v = v + dt * r * i
+    elif typ in ("CubaLI", "CubaLIF"):
+        syn = state.get(n + "/syn", np.zeros(shape))
+        w_in = node["w_in"].astype(np.float64).reshape(-1) if "w_in" in node else 1.0
+        syn = syn + dt / node["tau_syn"].astype(np.float64).reshape(-1) * (-syn + w_in * i)
+        state[n + "/syn"] = syn
+        tau = node["tau_mem"].astype(np.float64).reshape(-1)
+        v = v + dt / tau * (node["v_leak"].astype(np.float64).reshape(-1) - v + r * syn)
     else:
         tau = node["tau"].astype(np.float64).reshape(-1)
         v = v + dt / tau * (node["v_leak"].astype(np.float64).reshape(-1) - v + r * i)
-    if typ in ("I", "LI"):
+    if typ in ("I", "LI", "CubaLI"):
         state[n] = v
         return v
     z = v > node["v_threshold"].astype(np.float64).reshape(-1)

@@ -158,15 +158,25 @@ def test_avgpool_after_conv(tmp_path):
     assert counts["if2"].sum() > 0
 
 
-def test_cuba_lif_is_rejected_clearly(tmp_path):
-    nodes = {"input": {"type": "Input", "shape": np.array([2])},
-             "cuba": {"type": "CubaLIF", "tau_syn": f32([2, 2]), "tau_mem": f32([4, 4]), "r": f32([1, 1]),
-                      "v_leak": f32([0, 0]), "v_threshold": f32([1, 1]), "v_reset": f32([0, 0]), "w_in": f32([1, 1])},
+def test_cuba_lif(tmp_path):
+    """Current-based LIF (and a CubaLI readout): the synaptic current filters the input."""
+    rng = np.random.default_rng(8)
+
+    def cuba(n, typ="CubaLIF", tau_syn=4.0, tau_mem=8.0, r=2.0, w_in=1.5, v_leak=0.0, threshold=1.0, v_reset=0.0):
+        node = {"type": typ, "tau_syn": f32(np.full(n, tau_syn)), "tau_mem": f32(np.full(n, tau_mem)),
+                "r": f32(np.full(n, r)), "v_leak": f32(np.full(n, v_leak)), "w_in": f32(np.full(n, w_in))}
+        if typ == "CubaLIF":
+            node.update(v_threshold=f32(np.full(n, threshold)), v_reset=f32(np.full(n, v_reset)))
+        return node
+
+    nodes = {"input": {"type": "Input", "shape": np.array([3])},
+             "fc1": affine(rng, 8, 3, 2.0), "cuba1": cuba(8, v_leak=0.125),
+             "fc2": affine(rng, 5, 8, 0.5, 4.0), "cuba2": cuba(5, tau_syn=2.0, tau_mem=4.0, r=1.0, w_in=2.0, v_reset=-0.25),
+             "fc3": affine(rng, 2, 5, 0.25), "li": cuba(2, "CubaLI"),
              "output": {"type": "Output", "shape": np.array([2])}}
-    path = tmp_path / "cuba.nir"
-    write_nir(path, nodes, [("input", "cuba"), ("cuba", "output")])
-    proc = run_quantal("--model", path, "--ticks", 10, check=False)
-    if proc.returncode == 0:
-        pytest.skip("CubaLIF is implemented")
-    assert proc.returncode == 2
-    assert "cuba" in proc.stderr and "CubaLIF" in proc.stderr
+    nodes["fc1"]["bias"] = np.abs(nodes["fc1"]["bias"]) + np.float32(0.25)
+    edges = [("input", "fc1"), ("fc1", "cuba1"), ("cuba1", "fc2"), ("fc2", "cuba2"), ("cuba2", "fc3"), ("fc3", "li"),
+             ("li", "output")]
+    for dt in (1.0, 0.5):
+        counts = check_graph(tmp_path, nodes, edges, ticks=150, dt=dt, min_spikes=30)
+        assert counts["cuba1"].sum() > 0 and counts["cuba2"].sum() > 0
