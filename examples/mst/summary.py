@@ -52,8 +52,8 @@ def file_summary(path):
     with h5py.File(path, "r") as f:
         pops = f["populations"]
         neurons = sum(int(np.prod(pops[n]["shape"][()])) for n in pops)
-        kinds = Counter(f["projections"][n].attrs["kind"] for n in f["projections"])
-        weights = sum(f["projections"][n]["weight"].size for n in f["projections"]
+        kinds = Counter(str(f["projections"][n].attrs["kind"]) for n in f["projections"])
+        weights = sum(int(f["projections"][n]["weight"].size) for n in f["projections"]
                       if "weight" in f["projections"][n])
         return {"populations": len(pops), "neurons": neurons, "projections": len(f["projections"]),
                 "projection_kinds": dict(kinds), "stored_weights": weights,
