@@ -438,9 +438,9 @@ NirFile::Op NirFile::make_op(std::size_t n) {
         if (whole > double(1 << 24)) fail(n, "delay of " + std::to_string(whole) + " ticks is out of range");
         o.delay = std::uint32_t(whole);
     } else { // nested Input / Output: pass-through
-        o.out = o.in;
         if (o.in.empty() && has(n, "shape"))
-            for (double d : field(n, "shape").values) o.out.push_back(std::int64_t(d)), o.in = o.out;
+            for (double d : field(n, "shape").values) o.in.push_back(std::int64_t(d));
+        o.out = o.in;
     }
     return o;
 }
@@ -618,9 +618,10 @@ Projection NirFile::compose(std::size_t source, const Path& path, std::size_t ta
         if (const auto* d = std::get_if<Dense>(&o.map); d && sizes_match) {
             Dense scaled = *d;
             for (std::int64_t j = 0; j < n_dst; ++j)
-                for (std::int64_t i = 0; i < n_src; ++i) scaled.weight[std::size_t(j * n_src + i)] *= float(gain[std::size_t(j)]);
-            if (uniform_gain) // multiply once, in the same order as a reference would
-                for (std::size_t k = 0; k < scaled.weight.size(); ++k) scaled.weight[k] = float(double(d->weight[k]) * gain.front());
+                for (std::int64_t i = 0; i < n_src; ++i) {
+                    auto& w = scaled.weight[std::size_t(j * n_src + i)];
+                    w = float(double(w) * gain[std::size_t(j)]);
+                }
             proj.connectivity = scaled;
             return proj;
         }
@@ -647,37 +648,45 @@ Projection NirFile::compose(std::size_t source, const Path& path, std::size_t ta
     for (auto n : path)
         fans.push_back(op(n).identity ? Fanout{OneToOneFanout{{1.0f}}}
                                       : compile_fanout(op(n).map, op(n).in, op(n).out, 0, where(n)));
+    // One source row at a time: a sparse vector pushed through each map, accumulated in a dense
+    // buffer per map whose touched entries alone are read back and cleared (cost ~ non-zeros).
+    std::vector<std::vector<double>> acc(path.size());
+    std::vector<std::vector<char>> seen(path.size());
+    for (std::size_t k = 0; k < path.size(); ++k) {
+        acc[k].assign(std::size_t(count_of(op(path[k]).out)), 0.0);
+        seen[k].assign(acc[k].size(), 0);
+    }
     Sparse sparse;
     sparse.row_begin.push_back(0);
-    std::vector<double> cur, next;
-    std::vector<std::uint32_t> cur_idx, next_idx;
-    std::vector<char> touched;
+    std::vector<std::pair<std::uint32_t, double>> cur, next;
     for (std::int64_t s = 0; s < n_src; ++s) {
-        cur_idx = {std::uint32_t(s)};
-        cur.assign(std::size_t(n_src), 0.0);
-        cur[std::size_t(s)] = 1.0;
+        cur = {{std::uint32_t(s), 1.0}};
         for (std::size_t k = 0; k < path.size(); ++k) {
-            const auto n_out = std::size_t(count_of(op(path[k]).out));
-            next.assign(n_out, 0.0);
-            touched.assign(n_out, 0);
-            next_idx.clear();
+            auto& sum = acc[k];
+            auto& flag = seen[k];
+            std::vector<std::uint32_t> order;
             std::visit(overloaded{[&](const SparseFanout&) {},
                                   [&](const auto& fan) {
-                                      for (auto i : cur_idx)
+                                      for (const auto& [i, x] : cur)
                                           fan.for_each(i, [&](std::uint32_t j, float w) {
-                                              next[j] += cur[i] * double(w);
-                                              if (!touched[j]) touched[j] = 1, next_idx.push_back(j);
+                                              sum[j] += x * double(w);
+                                              if (!flag[j]) flag[j] = 1, order.push_back(j);
                                           });
                                   }},
                        fans[k]);
+            next.clear();
+            for (auto j : order) {
+                next.emplace_back(j, sum[j]);
+                sum[j] = 0.0;
+                flag[j] = 0;
+            }
             std::swap(cur, next);
-            std::swap(cur_idx, next_idx);
         }
-        std::sort(cur_idx.begin(), cur_idx.end());
-        for (auto j : cur_idx)
-            if (cur[j] != 0.0) {
+        std::sort(cur.begin(), cur.end());
+        for (const auto& [j, x] : cur)
+            if (x != 0.0) {
                 sparse.target.push_back(j);
-                sparse.weight.push_back(float(cur[j] * gain[j]));
+                sparse.weight.push_back(float(x * gain[j]));
             }
         sparse.row_begin.push_back(sparse.target.size());
     }
