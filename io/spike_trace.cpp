@@ -247,7 +247,6 @@ struct SpikeTraceWriter::Impl {
     TraceFile file;
     std::vector<PopulationTrace> recorded;
     std::vector<int> slot; // population id -> index in `recorded`, or -1
-    Handle run_group;
     // /samples columns
     Handle s_index, s_start_ms, s_start_tick, s_label, s_prediction, s_recorded, s_spikes;
     // /energy per-sample tables (rows appended) and totals (rewritten)
@@ -277,12 +276,12 @@ struct SpikeTraceWriter::Impl {
 };
 
 void SpikeTraceWriter::Impl::create_layout(const RunMetadata& m) {
-    // bmtk's root attributes; libsonata ignores them, bmtk checks them.
+    // Root attributes as bmtk writes them; readers do not need them.
     const std::uint32_t magic = 0x0A7A, version[2] = {0, 1};
     file.attribute_u32("/", "magic", {magic});
     file.attribute_u32("/", "version", {version[0], version[1]});
 
-    run_group = file.create_group("/run");
+    file.create_group("/run");
     file.attribute_string("/run", "model", m.model);
     file.attribute_u64("/run", "seed", m.seed);
     file.attribute_string("/run", "release", m.release.empty() ? "none" : m.release);
@@ -310,8 +309,7 @@ void SpikeTraceWriter::Impl::create_spikes() {
             if (!is_readout(net.population(p).model)) ids.push_back(p);
     } else {
         for (const auto& name : options.populations) {
-            const auto p = net.find_population(name);
-            if (!p) throw InputError("trace " + path + ": population '" + name + "' to record is not in the network");
+            const auto p = net.find_population(name); // validated() checked it exists
             if (slot[*p] < 0) ids.push_back(*p), slot[*p] = 0;
         }
     }
@@ -505,7 +503,6 @@ void SpikeTraceWriter::Impl::close(const char* status) {
     file.attribute_string("/run", "status", status);
     file.flush();
     recorded.clear();
-    run_group = Handle();
     for (Handle* h : {&s_index, &s_start_ms, &s_start_tick, &s_label, &s_prediction, &s_recorded, &s_spikes})
         *h = Handle();
     pop_rows.clear(), proj_rows.clear(), op_rows.clear(), pop_totals.clear(), proj_totals.clear(), op_totals.clear();
@@ -513,13 +510,23 @@ void SpikeTraceWriter::Impl::close(const char* status) {
     file.close();
 }
 
+namespace {
+// Options that cannot work are refused before the file is created (and an old one truncated).
+TraceOptions validated(const std::string& path, const Network& net, TraceOptions o) {
+    if (o.ticks_per_sample <= 0) throw InputError("trace " + path + ": ticks per sample must be > 0");
+    if (!(o.dt_ms > 0) || !std::isfinite(o.dt_ms))
+        throw InputError("trace " + path + ": dt must be a positive number of ms");
+    for (const auto& name : o.populations)
+        if (!net.find_population(name))
+            throw InputError("trace " + path + ": population '" + name + "' to record is not in the network");
+    std::sort(o.samples.begin(), o.samples.end());
+    return o;
+}
+} // namespace
+
 SpikeTraceWriter::SpikeTraceWriter(const std::string& path, const Network& net, TraceOptions options,
                                    const RunMetadata& metadata)
-    : impl_(std::make_unique<Impl>(path, net, std::move(options))) {
-    auto& o = impl_->options;
-    if (o.ticks_per_sample <= 0) throw InputError("trace " + path + ": ticks per sample must be > 0");
-    if (!(o.dt_ms > 0)) throw InputError("trace " + path + ": dt must be > 0 ms");
-    std::sort(o.samples.begin(), o.samples.end());
+    : impl_(std::make_unique<Impl>(path, net, validated(path, net, std::move(options)))) {
     impl_->create_layout(metadata);
 }
 

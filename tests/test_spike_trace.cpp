@@ -397,6 +397,7 @@ TEST_CASE("bad traces and options give errors naming the file and the object", "
     options.populations = {"nope"};
     CHECK_THROWS_WITH(SpikeTraceWriter(file.path, net, options, RunMetadata{}),
                       Catch::Contains(file.path) && Catch::Contains("'nope'"));
+    CHECK_FALSE(std::filesystem::exists(file.path)); // refused before the file is created
 
     run_traced(net, file.path, TraceOptions{}, 1);
     {
