@@ -22,8 +22,11 @@ public:
     const GeometricGaps& gaps() const { return gaps_; }
     const BernoulliThreshold& keep() const { return keep_; }
 
-    // Below this release probability geometric skipping beats one compare per synapse (bench/).
-    static constexpr double geometric_below = 0.3;
+    // Below this release probability geometric skipping beats one compare per synapse: measured
+    // crossover ~0.5 for dense and ~0.42 for sparse fan-outs (docs/performance.md, "Propagation
+    // throughput"; bench/bench_propagate). Conv/pool fan-outs cross over near 0.12 (their geometric
+    // path counts down through every synapse), so this favours geometric too long for them.
+    static constexpr double geometric_below = 0.45;
 
 private:
     Release release_;
