@@ -7,6 +7,7 @@
 #include <iostream>
 #include <optional>
 #include <sstream>
+#include <unistd.h>
 
 #include "apps/commands.hpp"
 #include "io/idx.hpp"
@@ -151,11 +152,12 @@ private:
     std::uint64_t count_ = 0;
 };
 
+constexpr PopulationId no_readout = ~PopulationId{0};
+
 // argmax of the readout's value at the last tick (a readout integrates: the sum over ticks).
-std::int64_t prediction(const SampleResult& r, std::optional<PopulationId> readout) {
-    if (!readout) return -1;
+std::int64_t prediction(const SampleResult& r, PopulationId readout) {
     for (const auto& ro : r.readouts) {
-        if (ro.population != *readout || ro.ticks.empty()) continue;
+        if (ro.population != readout || ro.ticks.empty()) continue;
         const std::size_t n = ro.values.size() / ro.ticks.size();
         const auto last = ro.values.begin() + std::ptrdiff_t((ro.ticks.size() - 1) * n);
         return std::int64_t(std::max_element(last, last + std::ptrdiff_t(n)) - last);
@@ -185,7 +187,7 @@ int run_command(const RunCommandOptions& o) {
     }
     const Network net = o.mask ? with_release(model.network, release) : model.network;
     const Stimuli stimuli(o, model, net);
-    const auto readout = model.readout.empty() ? std::nullopt : net.find_population(model.readout);
+    const PopulationId readout = net.find_population(model.readout).value_or(no_readout);
 
     // What can be checked is checked before the trace file exists.
     if (stimuli.count() > 0) (void)stimuli.make(0);
@@ -216,6 +218,7 @@ int run_command(const RunCommandOptions& o) {
     run.seed = o.seed;
     EnergyLedger total = EnergyLedger::for_network(net, std::uint64_t(o.ticks));
     std::uint64_t done = 0, correct = 0, labelled = 0;
+    const bool progress = isatty(STDERR_FILENO) && stimuli.count() > 1; // a progress line on a terminal only
     auto finish_sample = [&](std::uint64_t k, const SampleResult& r) {
         const auto predicted = prediction(r, readout);
         if (trace) trace->end_sample(predicted, r.ledger);
@@ -225,6 +228,7 @@ int run_command(const RunCommandOptions& o) {
             correct += predicted == stimuli.label(k);
         }
         ++done;
+        if (progress) std::cerr << "\rquantal run: " << done << " / " << stimuli.count() << " samples" << std::flush;
     };
     // One thread: stream each sample's spikes straight into the trace. More: simulate a batch of
     // samples in parallel (spikes kept in memory per sample), then write them in sample order.
@@ -253,6 +257,7 @@ int run_command(const RunCommandOptions& o) {
         }
     }
     const int signal = stop_signal;
+    if (progress) std::cerr << '\n';
     if (trace) trace->finish(signal ? TraceStatus::interrupted : TraceStatus::complete);
 
     std::cout << "run: " << model.name << " (" << net.populations().size() << " populations, "
