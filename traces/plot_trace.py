@@ -19,6 +19,7 @@ import numpy as np
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
+import matplotlib.colors  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
 BLOCK = 1 << 20  # spikes read at a time
@@ -132,7 +133,8 @@ def parse_range(text, n):
     return max(0, min(a, n)), max(0, min(b, n))
 
 
-def plot_raster(f, path, args):
+def raster_window(f, args):
+    """(t0, t1, sample boundaries, title) of the raster: the chosen recorded samples."""
     dt, ticks, starts, recorded, index = run_info(f)
     sample_ms = ticks * dt
     rows = [i for i in range(len(starts)) if recorded[i]]
@@ -143,40 +145,68 @@ def plot_raster(f, path, args):
         t0 = float(starts[rows[a]])
         t1 = float(starts[rows[b - 1]]) + sample_ms
         boundaries = [float(starts[r]) for r in rows[a:b]] + [t1]
-        title = "samples %d..%d" % (int(index[rows[a]]), int(index[rows[b - 1]]))
-    else:
-        t0, t1 = 0.0, last_time(f) + dt
-        boundaries, title = [], "whole trace"
+        if b - a == 1:
+            title = "sample %d" % int(index[rows[a]])
+        else:
+            title = "samples %d..%d" % (int(index[rows[a]]), int(index[rows[b - 1]]))
+        return t0, t1, boundaries, title
+    return 0.0, last_time(f) + dt, [], "whole trace"
 
+
+def plot_raster(f, path, args):
+    t0, t1, boundaries, title = raster_window(f, args)
     pops = populations(f)
     sizes = population_sizes(f)
-    n = max(1, len(pops))
-    fig, axes = plt.subplots(n, 1, figsize=(11, 1.2 + 1.6 * n), sharex=True, squeeze=False)
-    for ax, (name, group) in zip(axes[:, 0], pops):
-        t, ids, thinned = spikes_in_window(group, t0, t1, args.max_points)
-        size = sizes.get(name) or (int(ids.max()) + 1 if len(ids) else 1)
-        ax.scatter(t, ids, s=1.5, marker="s", linewidths=0, color="black", rasterized=True)
+    # Few populations: one panel each. Many (a transformer has dozens): one panel, a band per
+    # population, so the figure stays readable and its size bounded.
+    stacked = len(pops) > args.stack_above
+    if stacked:
+        fig, ax = plt.subplots(figsize=(12, min(4.0 + 0.22 * len(pops), 24.0)))
+        per_population = max(args.max_points // max(len(pops), 1), 2000)
+        total = 0
+        for p, (name, group) in enumerate(pops):
+            t, ids, _ = spikes_in_window(group, t0, t1, per_population)
+            size = sizes.get(name) or (int(ids.max()) + 1 if len(ids) else 1)
+            if p % 2:
+                ax.axhspan(p, p + 1, color="0.93", linewidth=0)
+            ax.scatter(t, p + (ids.astype(np.float64) + 0.5) / size, s=1.5, marker="s", linewidths=0,
+                       color="black", rasterized=True)
+            total += len(t)
+        ax.set_ylim(len(pops), 0)  # first population at the top
+        ax.set_yticks(np.arange(len(pops)) + 0.5)
+        ax.set_yticklabels([name for name, _ in pops], fontsize=max(4, min(8, 400 // max(len(pops), 1))))
+        ax.set_ylabel("population (band height = its neurons)")
         for x in boundaries:
             ax.axvline(x, color="tab:red", linewidth=0.6, alpha=0.6)
-        ax.set_ylim(-0.5, size - 0.5)
-        ax.set_ylabel("%s\nneuron" % name, fontsize=8)
-        label = "%d spikes%s" % (len(t), " (thinned)" if thinned else "")
-        ax.text(1.0, 1.0, label, transform=ax.transAxes, ha="right", va="bottom", fontsize=7)
-    axes[-1, 0].set_xlim(t0, t1)
-    axes[-1, 0].set_xlabel("time (ms)")
-    fig.suptitle("Spike raster, %s (%s)" % (title, os.path.basename(args.trace)))
+        ax.set_xlim(t0, t1)
+        ax.set_xlabel("time (ms)")
+        ax.set_title("Spike raster, %s, %d populations, %d spikes shown (%s)"
+                     % (title, len(pops), total, os.path.basename(args.trace)))
+    else:
+        n = max(1, len(pops))
+        fig, axes = plt.subplots(n, 1, figsize=(11, 1.2 + 1.6 * n), sharex=True, squeeze=False)
+        for ax, (name, group) in zip(axes[:, 0], pops):
+            t, ids, thinned = spikes_in_window(group, t0, t1, args.max_points)
+            size = sizes.get(name) or (int(ids.max()) + 1 if len(ids) else 1)
+            ax.scatter(t, ids, s=1.5, marker="s", linewidths=0, color="black", rasterized=True)
+            for x in boundaries:
+                ax.axvline(x, color="tab:red", linewidth=0.6, alpha=0.6)
+            ax.set_ylim(-0.5, size - 0.5)
+            ax.set_ylabel("%s\nneuron" % name, fontsize=8)
+            label = "%d spikes%s" % (len(t), " (thinned)" if thinned else "")
+            ax.text(1.0, 1.0, label, transform=ax.transAxes, ha="right", va="bottom", fontsize=7)
+        axes[-1, 0].set_xlim(t0, t1)
+        axes[-1, 0].set_xlabel("time (ms)")
+        fig.suptitle("Spike raster, %s (%s)" % (title, os.path.basename(args.trace)))
     fig.tight_layout()
     fig.savefig(path, dpi=args.dpi)
     plt.close(fig)
 
 
-def plot_rates(f, path, args):
-    dt, ticks, starts, recorded, _ = run_info(f)
-    end = (float(starts[-1]) + ticks * dt) if len(starts) and ticks else last_time(f) + dt
-    bin_ms = args.bin_ms or max(dt, end / 400.0)
-    edges = np.arange(0.0, end + bin_ms, bin_ms)
+def population_rates(f, edges, bin_ms):
+    """Rate per neuron (Hz) of each population in each time bin, spikes read in blocks."""
     sizes = population_sizes(f)
-    fig, ax = plt.subplots(figsize=(11, 4.5))
+    rates = []
     for name, group in populations(f):
         ts = group["timestamps"]
         scale = units_scale(ts)
@@ -188,16 +218,46 @@ def plot_rates(f, path, args):
             if len(block_ids):
                 largest = max(largest, int(block_ids.max()))
         neurons = sizes.get(name) or max(largest + 1, 1)
-        rate_hz = counts / neurons / (bin_ms / 1000.0)
-        ax.plot(edges[:-1] + bin_ms / 2, rate_hz, linewidth=1.0, label=name)
-    for i, s in enumerate(starts):
-        if not recorded[i]:
-            ax.axvspan(s, s + ticks * dt, color="0.9", linewidth=0)
-    ax.set_xlabel("time (ms)")
-    ax.set_ylabel("rate per neuron (Hz), bin %.3g ms" % bin_ms)
-    ax.set_xlim(0, end)
-    ax.legend(fontsize=8, loc="upper right")
-    ax.set_title("Population firing rates (%s)" % os.path.basename(args.trace))
+        rates.append(counts / neurons / (bin_ms / 1000.0))
+    return rates
+
+
+def plot_rates(f, path, args):
+    dt, ticks, starts, recorded, _ = run_info(f)
+    end = (float(starts[-1]) + ticks * dt) if len(starts) and ticks else last_time(f) + dt
+    bin_ms = args.bin_ms or max(dt, end / 400.0)
+    edges = np.arange(0.0, end + bin_ms, bin_ms)
+    names = [name for name, _ in populations(f)]
+    rates = population_rates(f, edges, bin_ms)
+    title = "Population firing rates (%s)" % os.path.basename(args.trace)
+    if len(names) > args.stack_above:
+        # Many populations: a heat map (population x time), log colour scale.
+        matrix = np.array(rates) if rates else np.zeros((1, len(edges) - 1))
+        positive = matrix[matrix > 0]
+        fig, ax = plt.subplots(figsize=(12, min(3.0 + 0.22 * len(names), 24.0)))
+        cmap = matplotlib.colormaps["viridis"].copy()
+        cmap.set_bad("white")  # no spikes in the bin
+        norm = matplotlib.colors.LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.size else None
+        image = ax.imshow(np.ma.masked_less_equal(matrix, 0), aspect="auto", interpolation="nearest", cmap=cmap,
+                          norm=norm, extent=(0, edges[-1], len(names), 0))
+        ax.set_yticks(np.arange(len(names)) + 0.5)
+        ax.set_yticklabels(names, fontsize=max(4, min(8, 400 // max(len(names), 1))))
+        fig.colorbar(image, ax=ax, label="rate per neuron (Hz), bin %.3g ms" % bin_ms)
+        ax.set_xlabel("time (ms)")
+        ax.set_title(title)
+    else:
+        fig, ax = plt.subplots(figsize=(11, 4.5))
+        for name, rate_hz in zip(names, rates):
+            ax.plot(edges[:-1] + bin_ms / 2, rate_hz, linewidth=1.0, label=name)
+        for i, s in enumerate(starts):
+            if not recorded[i]:
+                ax.axvspan(s, s + ticks * dt, color="0.9", linewidth=0)
+        ax.set_xlabel("time (ms)")
+        ax.set_ylabel("rate per neuron (Hz), bin %.3g ms" % bin_ms)
+        ax.set_xlim(0, end)
+        if names:
+            ax.legend(fontsize=8, loc="upper right")
+        ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=args.dpi)
     plt.close(fig)
@@ -245,6 +305,8 @@ def main(argv=None):
     p.add_argument("--samples", default="0:1", help="rows of the recorded samples shown in the raster (a:b)")
     p.add_argument("--bin-ms", type=float, default=0.0, help="rate histogram bin (default: ~400 bins)")
     p.add_argument("--max-points", type=int, default=200000, help="raster points per population before thinning")
+    p.add_argument("--stack-above", type=int, default=8,
+                   help="more populations than this: one stacked raster and a rate heat map")
     p.add_argument("--dpi", type=int, default=110)
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)

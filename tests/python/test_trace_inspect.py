@@ -116,3 +116,23 @@ def test_bmtk_style_string_sorting_is_accepted(tmp_path):
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
     assert s["populations"][0]["spikes"] == 3 and s["populations"][0]["sorting"] == "by_time"
+
+
+def test_plot_many_populations(tmp_path):
+    """A transformer has dozens of populations: one stacked raster and a rate heat map."""
+    import numpy as np
+    rng = np.random.default_rng(1)
+    path = tmp_path / "many.h5"
+    with h5py.File(path, "w") as f:
+        for p in range(20):
+            g = f.create_group("spikes/block%d.layer" % p)
+            g.attrs["sorting"] = "by_time"
+            times = np.sort(rng.integers(0, 64, 500)).astype("f8")
+            g.create_dataset("timestamps", data=times).attrs["units"] = "ms"
+            g.create_dataset("node_ids", data=rng.integers(0, 100, 500).astype("u8"))
+    out = tmp_path / "plots"
+    r = inspect(path, "--plot", out)
+    assert r.returncode == 0, r.stderr
+    for name in ("raster.png", "rates.png"):
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG) and len(data) > 10_000, name
