@@ -1,10 +1,10 @@
 #!/usr/bin/python3
 """Raster, rate and energy plots of a quantal spike trace (SONATA spike layout, docs/traces.md).
 
-    /usr/bin/python3 traces/plot_trace.py TRACE.h5 --out DIR [--samples 0:3] [--bin-ms 1]
+    /usr/bin/python3 traces/plot_trace.py TRACE.h5 --out DIR [--samples 0:2] [--bin-ms 1]
 
 Writes DIR/raster.png (spikes of every population in a time window, by default the first
-samples), DIR/rates.png (population firing rate over the whole run) and, when the trace has an
+recorded sample), DIR/rates.png (population firing rate over the whole run) and, when the trace has an
 /energy group, DIR/energy.png (energy per layer per sample). `quantal inspect --plot DIR` calls
 this script. Only h5py, numpy and matplotlib are used; memory stays bounded for long traces
 (spikes are read in blocks, the raster window is found by bisection on the sorted timestamps).
