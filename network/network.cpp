@@ -9,13 +9,11 @@
 #include <set>
 
 #include "sim/errors.hpp"
+#include "sim/overloaded.hpp"
 
 namespace quantal {
 
 namespace {
-
-template <class... F> struct overloaded : F... { using F::operator()...; };
-template <class... F> overloaded(F...) -> overloaded<F...>;
 
 [[noreturn]] void fail(const std::string& what) { throw ModelError(what); }
 

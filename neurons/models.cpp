@@ -1,11 +1,7 @@
 #include "neurons/models.hpp"
+#include "sim/overloaded.hpp"
 
 namespace quantal {
-
-namespace {
-template <class... F> struct overloaded : F... { using F::operator()...; };
-template <class... F> overloaded(F...) -> overloaded<F...>;
-} // namespace
 
 double spike_value(const NeuronModel& m) {
     return std::visit(overloaded{[](const ReadoutNeuron&) { return 0.0; },
