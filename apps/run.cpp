@@ -2,8 +2,11 @@
 // recorded as a SONATA spike trace, with the energy report. SIGINT/SIGTERM stop the run after the
 // current sample; the trace is closed cleanly and the exit status is 128 + signal.
 #include <atomic>
+#include <algorithm>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
+#include <new>
 #include <iostream>
 #include <optional>
 #include <sstream>
@@ -69,9 +72,49 @@ bool ends_with(const std::string& s, const std::string& tail) {
     return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
+// libhdf5 1.10 itself can crash on some corrupt files (a damaged heap of variable-length strings
+// makes it copy past its buffers). While a model file is read, such a crash is reported as a
+// corrupt file with exit code 2 instead of a core dump. The handler may only write() and _exit(),
+// so the message is prepared beforehand: the second piece of process-wide state in apps/.
+char corrupt_file_message[1024];
+std::size_t corrupt_file_message_length = 0;
+
+extern "C" void on_crash_while_reading(int) {
+    [[maybe_unused]] const auto written = ::write(STDERR_FILENO, corrupt_file_message, corrupt_file_message_length);
+    ::_exit(2);
+}
+
+class CrashMeansCorruptFile {
+public:
+    explicit CrashMeansCorruptFile(const std::string& path) {
+        const int n = std::snprintf(corrupt_file_message, sizeof corrupt_file_message,
+                                    "quantal: %s: is corrupt (the HDF5 library failed while reading it)\n", path.c_str());
+        corrupt_file_message_length = n < 0 ? 0 : std::min<std::size_t>(std::size_t(n), sizeof corrupt_file_message - 1);
+        struct sigaction action {};
+        action.sa_handler = on_crash_while_reading;
+        sigemptyset(&action.sa_mask);
+        sigaction(SIGSEGV, &action, &old_segv_);
+        sigaction(SIGBUS, &action, &old_bus_);
+    }
+    ~CrashMeansCorruptFile() {
+        sigaction(SIGSEGV, &old_segv_, nullptr);
+        sigaction(SIGBUS, &old_bus_, nullptr);
+    }
+    CrashMeansCorruptFile(const CrashMeansCorruptFile&) = delete;
+    CrashMeansCorruptFile& operator=(const CrashMeansCorruptFile&) = delete;
+
+private:
+    struct sigaction old_segv_ {}, old_bus_ {};
+};
+
 LoadedModel load_model(const RunCommandOptions& o) {
-    if (ends_with(o.model, ".nir")) return read_nir(o.model, NirOptions{o.dt});
-    return read_model_file(o.model);
+    const CrashMeansCorruptFile guard(o.model);
+    try {
+        if (ends_with(o.model, ".nir")) return read_nir(o.model, NirOptions{o.dt});
+        return read_model_file(o.model);
+    } catch (const std::bad_alloc&) {
+        throw InputError(o.model + ": is too large to load (or corrupt)");
+    }
 }
 
 // --mask/--release set the release of every projection (MST's paper text: all spiking inputs)

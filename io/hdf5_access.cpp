@@ -31,6 +31,9 @@ std::vector<std::string> read_string_object(hid_t obj, bool is_attribute, std::v
     if (!type.valid() || !space.valid()) fail(where, "cannot be read");
     if (H5Tget_class(type) != H5T_STRING) fail(where, "is not a string");
     shape = dataspace_shape(space);
+    double claimed = 1;
+    for (auto d : shape) claimed *= double(d);
+    if (claimed > double(1 << 24)) fail(where, "claims " + shape_text(shape) + " strings (corrupt file?)");
     const std::size_t n = element_count(shape);
     std::vector<std::string> out(n);
     if (H5Tis_variable_str(type) > 0) {
@@ -171,6 +174,27 @@ std::vector<std::string> member_names(hid_t group, const std::string& where) {
     return names;
 }
 
+namespace {
+
+// A corrupt header can claim any extent: refuse sizes the stored data cannot hold before
+// allocating for them.
+void check_extent(hid_t ds, hid_t type, const std::vector<std::int64_t>& shape, const std::string& name,
+                  const std::string& where) {
+    double n = 1;
+    for (auto d : shape) n *= double(d);
+    if (n > double(std::uint64_t{1} << 32))
+        fail(where, "'" + name + "' claims " + shape_text(shape) + " elements (corrupt file?)");
+    Handle plist(H5Dget_create_plist(ds), H5Pclose);
+    if (plist.valid() && H5Pget_layout(plist) == H5D_CONTIGUOUS && n > 0) {
+        const double needed = n * double(H5Tget_size(type));
+        if (double(H5Dget_storage_size(ds)) < needed)
+            fail(where, "'" + name + "' is truncated or corrupt: " + std::to_string(H5Dget_storage_size(ds)) +
+                            " bytes stored for " + shape_text(shape));
+    }
+}
+
+} // namespace
+
 Array read_array(hid_t loc, const std::string& name, const std::string& where) {
     Handle ds = open_dataset(loc, name, where);
     Handle type(H5Dget_type(ds), H5Tclose);
@@ -179,6 +203,7 @@ Array read_array(hid_t loc, const std::string& name, const std::string& where) {
     if (cls != H5T_FLOAT && cls != H5T_INTEGER) fail(where, "'" + name + "' is not numeric");
     Array a;
     a.shape = dataspace_shape(space);
+    check_extent(ds, type, a.shape, name, where);
     a.values.resize(element_count(a.shape));
     if (!a.values.empty() && H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, a.values.data()) < 0)
         fail(where, "'" + name + "' cannot be read (truncated or corrupt file?)");
@@ -190,6 +215,7 @@ std::vector<std::int64_t> read_ints(hid_t loc, const std::string& name, const st
     Handle type(H5Dget_type(ds), H5Tclose);
     Handle space(H5Dget_space(ds), H5Sclose);
     if (H5Tget_class(type) != H5T_INTEGER) fail(where, "'" + name + "' is not an integer array");
+    check_extent(ds, type, dataspace_shape(space), name, where);
     std::vector<std::int64_t> v(element_count(dataspace_shape(space)));
     if (!v.empty() && H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0)
         fail(where, "'" + name + "' cannot be read (truncated or corrupt file?)");
@@ -201,6 +227,7 @@ std::vector<std::uint64_t> read_uint64s(hid_t loc, const std::string& name, cons
     Handle type(H5Dget_type(ds), H5Tclose);
     Handle space(H5Dget_space(ds), H5Sclose);
     if (H5Tget_class(type) != H5T_INTEGER) fail(where, "'" + name + "' is not an integer array");
+    check_extent(ds, type, dataspace_shape(space), name, where);
     std::vector<std::uint64_t> v(element_count(dataspace_shape(space)));
     if (!v.empty() && H5Dread(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0)
         fail(where, "'" + name + "' cannot be read (truncated or corrupt file?)");
