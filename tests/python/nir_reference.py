@@ -158,6 +158,14 @@ def simulate(nodes, edges, ticks, dt=1.0):
                     xi = x.reshape(w.shape[1] * int(node.get("groups", 1)), 1, -1)
                     geom = [(1, _pair(node[k])[0]) if k != "padding" else (0, _pair(node[k])[0])
                             for k in ("stride", "padding", "dilation")]
+                elif isinstance(node["padding"], str):  # "same" (odd kernels, stride 1) or "valid"
+                    c_in = w.shape[1] * int(node.get("groups", 1))
+                    hw = x.shape[-2:]
+                    xi = x.reshape(c_in, int(hw[0]), int(hw[1]))
+                    dil = _pair(node["dilation"])
+                    pad = ((dil[0] * (w.shape[2] - 1) // 2, dil[1] * (w.shape[3] - 1) // 2)
+                           if node["padding"] == "same" else (0, 0))
+                    geom = [_pair(node["stride"]), pad, dil]
                 else:
                     c_in = w.shape[1] * int(node.get("groups", 1))
                     hw = np.asarray(node["input_shape"]).reshape(-1)[-2:] if "input_shape" in node else x.shape[-2:]

@@ -142,6 +142,26 @@ def test_every_other_node_type(tmp_path):
     assert counts["if1"].sum() > 0 and counts["if3"].sum() > 0
 
 
+def test_conv_same_padding_groups_and_readout_output(tmp_path):
+    """padding "same", grouped and dilated convolution, and an Output fed by a weight node (a readout)."""
+    rng = np.random.default_rng(9)
+    nodes = {"input": {"type": "Input", "shape": np.array([2, 5, 5])},
+             "conv": {"type": "Conv2d", "weight": dyadic(rng, (4, 1, 3, 3)), "bias": np.abs(dyadic(rng, 4, 0.5)) + 0.25,
+                      "stride": np.array([1, 1]), "padding": "same", "dilation": np.array([2, 2]), "groups": 2},
+             "if1": if_node(4 * 25),
+             "conv2": {"type": "Conv2d", "weight": dyadic(rng, (2, 4, 3, 3), 0.5), "bias": dyadic(rng, 2, 0.25),
+                       "stride": np.array([2, 2]), "padding": "valid", "dilation": np.array([1, 1]), "groups": 1},
+             "if2": if_node(2 * 2 * 2, threshold=0.5),
+             "head": affine(rng, 3, 8, 0.25),
+             "output": {"type": "Output", "shape": np.array([3])}}
+    edges = [("input", "conv"), ("conv", "if1"), ("if1", "conv2"), ("conv2", "if2"), ("if2", "head"),
+             ("head", "output")]
+    check_graph(tmp_path, nodes, edges, min_spikes=50)
+    with h5py.File(tmp_path / "trace.h5", "r") as f:
+        assert "output" not in f["spikes"]  # a readout never spikes
+        assert "output" in [n.decode() if isinstance(n, bytes) else n for n in f["energy/populations/name"][()]]
+
+
 def test_avgpool_after_conv(tmp_path):
     rng = np.random.default_rng(7)
     nodes = {"input": {"type": "Input", "shape": np.array([2, 4, 4])},
