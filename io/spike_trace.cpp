@@ -314,12 +314,13 @@ void SpikeTraceWriter::Impl::create_spikes() {
         }
     }
     file.create_group("/spikes");
-    if (options.chunk_spikes == 0) {
-        // Per recorded population: a buffer (16 bytes per spike) and two datasets' caches of one chunk (8 each).
-        constexpr std::size_t bytes_per_spike = 32, largest = 1 << 16, smallest = 1 << 10;
-        const std::size_t share =
-            options.memory_budget_bytes / (bytes_per_spike * std::max<std::size_t>(ids.size(), 1));
-        options.chunk_spikes = std::uint32_t(std::clamp(share, smallest, largest));
+    if (options.buffer_spikes == 0) {
+        // Per recorded population: the buffer (16 bytes per spike) and two one-chunk caches (8 bytes each).
+        constexpr std::size_t largest = 1 << 16, smallest = 1 << 10;
+        const std::size_t share = options.memory_budget_bytes / std::max<std::size_t>(ids.size(), 1);
+        const std::size_t caches = 16 * std::size_t(options.chunk_spikes);
+        const std::size_t buffer = share > caches ? (share - caches) / 16 : 0;
+        options.buffer_spikes = std::uint32_t(std::clamp(buffer, smallest, largest));
     }
     const hsize_t chunk = options.chunk_spikes;
     for (PopulationId p : ids) {
@@ -424,7 +425,8 @@ void SpikeTraceWriter::Impl::create_energy() {
     file.create_group("/energy/total/projections");
     file.create_group("/energy/total/operators");
     auto rows = [&](const std::string& name, hsize_t width) {
-        const hsize_t chunk_rows = std::clamp<hsize_t>(4096 / std::max<hsize_t>(width, 1), 1, sample_chunk_rows);
+        // Small chunks (<= 4 KB): every per-sample flush rewrites the one being filled.
+        const hsize_t chunk_rows = std::clamp<hsize_t>(512 / std::max<hsize_t>(width, 1), 1, sample_chunk_rows);
         return file.create_extendible(name, H5T_STD_U64LE, {0, width}, {chunk_rows, std::max<hsize_t>(width, 1)});
     };
     for (const auto& c : population_counters) {
@@ -519,6 +521,7 @@ TraceOptions validated(const std::string& path, const Network& net, TraceOptions
     for (const auto& name : o.populations)
         if (!net.find_population(name))
             throw InputError("trace " + path + ": population '" + name + "' to record is not in the network");
+    if (o.chunk_spikes == 0) o.chunk_spikes = TraceOptions{}.chunk_spikes;
     std::sort(o.samples.begin(), o.samples.end());
     return o;
 }
@@ -565,12 +568,13 @@ void SpikeTraceWriter::on_spikes(PopulationId population, Tick tick, std::span<c
         throw std::logic_error("SpikeTraceWriter::on_spikes: tick " + std::to_string(tick) + " outside the sample");
     auto& pt = s.recorded[std::size_t(s.slot[population])];
     const double t_ms = double(s.start_tick + tick) * s.options.dt_ms;
-    const std::size_t chunk = s.options.chunk_spikes;
-    if (pt.time_buffer.capacity() == 0) pt.time_buffer.reserve(chunk), pt.id_buffer.reserve(chunk); // exactly one chunk
+    const std::size_t limit = s.options.buffer_spikes;
+    if (pt.time_buffer.capacity() == 0)
+        pt.time_buffer.reserve(limit), pt.id_buffer.reserve(limit); // never grows past it
     for (std::uint32_t j : neurons) {
         pt.time_buffer.push_back(t_ms);
         pt.id_buffer.push_back(j);
-        if (pt.time_buffer.size() >= chunk) s.flush_population(pt);
+        if (pt.time_buffer.size() >= limit) s.flush_population(pt);
     }
 }
 

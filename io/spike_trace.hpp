@@ -2,7 +2,7 @@
 // SONATA spike traces (FORMATS.md, "SONATA spike report"; layout as written: docs/traces.md).
 // A multi-sample run is one continuous recording: sample k occupies ticks [k*T, (k+1)*T), so a
 // spike at tick t of sample k has the timestamp (k*T + t) * dt ms. Written streaming: each
-// recorded population buffers at most one chunk of spikes before appending it to chunked,
+// recorded population buffers a bounded number of spikes before appending them to chunked,
 // extendible datasets, so memory stays bounded whatever the length of the run. The file is
 // flushed at every end_sample(): if the process stops between samples, everything up to the
 // last completed sample is readable.
@@ -32,11 +32,14 @@ struct TraceOptions {
     double dt_ms = 1.0;                   // ms per tick in the timestamps
     std::vector<std::string> populations; // populations whose spikes are recorded; empty: every non-readout population
     std::vector<std::uint64_t> samples;   // sample indices whose spikes are recorded; empty: all
-    // HDF5 chunk length and per-population buffer, in spikes; 0: the largest chunk (up to 65,536)
-    // that keeps buffers and chunk caches (32 bytes per spike of chunk) of all recorded populations
-    // within memory_budget_bytes, so a network with many populations stays bounded too.
-    std::uint32_t chunk_spikes = 0;
+    // Spikes each recorded population holds before appending them to the file; 0: the most (up to
+    // 65,536) that keeps every recorded population's buffer (16 bytes per spike) and chunk caches
+    // (16 bytes per spike of chunk) within memory_budget_bytes, however many populations there are.
+    std::uint32_t buffer_spikes = 0;
     std::size_t memory_budget_bytes = std::size_t(32) << 20;
+    // HDF5 chunk length of the spike datasets. Each per-sample flush rewrites the chunk being
+    // filled, so small chunks keep flushes cheap (32 KB per dataset at the default).
+    std::uint32_t chunk_spikes = 4096;
     EnergyCosts costs{}; // written beside the ledger so readers can price it
 };
 

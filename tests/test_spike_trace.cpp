@@ -136,7 +136,8 @@ TEST_CASE("a multi-sample trace holds exactly the simulated spikes in the SONATA
     const Network net = layered_network();
     TempPath file("trace_all.h5");
     TraceOptions options;
-    options.chunk_spikes = 64; // small chunks: many buffer flushes within each sample
+    options.buffer_spikes = 64; // many buffer flushes within each sample
+    options.chunk_spikes = 48;  // appends that straddle chunks
     const auto results = run_traced(net, file.path, options, 5);
     const auto expected = expected_spikes(net, results);
     REQUIRE(expected.size() == 3); // input, hidden1, hidden2 all spike
@@ -271,24 +272,25 @@ TEST_CASE("a trace records a subset of populations and samples; the ledger cover
     CHECK(rows.size() == 4 * net.populations().size());
 }
 
-TEST_CASE("chunks shrink so that all recorded populations fit the memory budget", "[trace]") {
+TEST_CASE("spike datasets use the chosen chunk length; a tiny memory budget still writes every spike", "[trace]") {
     const Network net = layered_network();
-    auto chunk_of = [&](const TraceOptions& options) {
+    auto write_and_read = [&](const TraceOptions& options) {
         TempPath file("trace_chunks.h5");
-        run_traced(net, file.path, options, 1);
+        const auto results = run_traced(net, file.path, options, 2);
         H5 f{H5Fopen(file.path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose};
         H5 d{H5Dopen2(f, "/spikes/hidden1/timestamps", H5P_DEFAULT), H5Dclose};
         H5 plist{H5Dget_create_plist(d), H5Pclose};
         hsize_t chunk = 0;
         REQUIRE(H5Pget_chunk(plist, 1, &chunk) == 1);
+        CHECK(read_1d<double>(f, "/spikes/hidden1/timestamps", H5T_NATIVE_DOUBLE) ==
+              expected_spikes(net, results).at("hidden1").times);
         return chunk;
     };
     TraceOptions options;
-    CHECK(chunk_of(options) == 65536); // 3 populations x 32 B x 65,536 = 6 MB fit the default 32 MB
-    options.memory_budget_bytes = 1 << 20;
-    CHECK(chunk_of(options) == (1 << 20) / (32 * 3));
-    options.chunk_spikes = 100; // explicit
-    CHECK(chunk_of(options) == 100);
+    CHECK(write_and_read(options) == 4096);
+    options.memory_budget_bytes = 1; // buffers fall back to their minimum
+    options.chunk_spikes = 100;
+    CHECK(write_and_read(options) == 100);
 }
 
 TEST_CASE("an unfinished sample is dropped: completed samples stay intact", "[trace]") {
@@ -299,7 +301,7 @@ TEST_CASE("an unfinished sample is dropped: completed samples stay intact", "[tr
         TraceOptions options;
         options.ticks_per_sample = ticks;
         options.dt_ms = dt;
-        options.chunk_spikes = 16; // the open sample's spikes reach the file before they are dropped
+        options.buffer_spikes = 16; // the open sample's spikes reach the file before they are dropped
         SpikeTraceWriter writer(file.path, net, options, RunMetadata{});
         Engine engine(net);
         RunOptions run;
