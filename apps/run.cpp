@@ -66,6 +66,8 @@ struct RunCommandOptions {
     int threads = 1;
     std::string trace;
     std::vector<std::string> record;
+    std::optional<std::uint64_t> record_samples;
+    EnergyCosts costs;
 };
 
 bool ends_with(const std::string& s, const std::string& tail) {
@@ -146,6 +148,8 @@ std::string command_line(const RunCommandOptions& o) {
     s << " --seed " << o.seed << " --dt " << o.dt << " --threads " << o.threads;
     if (!o.trace.empty()) s << " --trace " << o.trace;
     for (const auto& r : o.record) s << " --record " << r;
+    if (o.record_samples) s << " --record-samples " << *o.record_samples;
+    s << " --e-ac " << o.costs.e_ac_pj << " --e-mac " << o.costs.e_mac_pj;
     return s.str();
 }
 
@@ -244,6 +248,10 @@ int run_command(const RunCommandOptions& o) {
         topts.ticks_per_sample = o.ticks;
         topts.dt_ms = o.dt;
         topts.populations = o.record;
+        topts.costs = o.costs;
+        if (o.record_samples)
+            for (std::uint64_t k = 0; k < std::min(*o.record_samples, stimuli.count()); ++k)
+                topts.samples.push_back(o.offset + k);
         RunMetadata meta;
         meta.model = o.model;
         meta.seed = o.seed;
@@ -289,7 +297,7 @@ int run_command(const RunCommandOptions& o) {
         std::vector<Stimulus> inputs;
         for (std::uint64_t k = first; k < first + n; ++k) inputs.push_back(stimuli.make(k));
         RunOptions recorded = run;
-        recorded.record_spikes = trace.has_value();
+        recorded.record_spikes = trace.has_value() && (!o.record_samples || first < *o.record_samples);
         const auto results = run_batch(net, inputs, recorded, o.offset + first, o.threads);
         for (std::uint64_t k = 0; k < n; ++k) {
             if (trace) {
@@ -307,7 +315,7 @@ int run_command(const RunCommandOptions& o) {
               << net.projections().size() << " projections), " << done << " of " << stimuli.count() << " samples x "
               << o.ticks << " ticks, dt " << o.dt << " ms, seed " << o.seed << "\n";
     if (labelled) std::cout << "accuracy: " << correct << " / " << labelled << "\n";
-    print_energy_report(std::cout, net, total, EnergyCosts{});
+    print_energy_report(std::cout, net, total, o.costs);
     if (signal) {
         std::cerr << "quantal run: interrupted by " << (signal == SIGINT ? "SIGINT" : "SIGTERM") << " after " << done
                   << " of " << stimuli.count() << " samples"
@@ -337,6 +345,12 @@ void add_run_command(CLI::App& app) {
     cmd->add_option("--threads", o->threads, "Samples simulated in parallel (1: streaming, lowest memory)");
     cmd->add_option("--trace", o->trace, "SONATA spike trace to write (HDF5)");
     cmd->add_option("--record", o->record, "Populations whose spikes are recorded (default: all spiking)")->delimiter(',');
+    cmd->add_option("--record-samples", o->record_samples,
+                    "Record the spikes of the first N samples only (the ledger and /samples cover all)")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--e-ac", o->costs.e_ac_pj, "Energy of one accumulate (synaptic event), pJ")
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--e-mac", o->costs.e_mac_pj, "Energy of one multiply-accumulate, pJ")->check(CLI::NonNegativeNumber);
     cmd->callback([o] {
         const int status = run_command(*o);
         std::cout.flush();

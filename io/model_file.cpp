@@ -5,13 +5,11 @@
 
 #include "io/hdf5_access.hpp"
 #include "sim/errors.hpp"
+#include "sim/overloaded.hpp"
 
 namespace quantal {
 
 namespace {
-
-template <class... F> struct overloaded : F... { using F::operator()...; };
-template <class... F> overloaded(F...) -> overloaded<F...>;
 
 [[noreturn]] void fail(const std::string& where, const std::string& what) { throw InputError(where + ": " + what); }
 

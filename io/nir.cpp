@@ -12,13 +12,11 @@
 
 #include "io/hdf5_access.hpp"
 #include "sim/errors.hpp"
+#include "sim/overloaded.hpp"
 
 namespace quantal {
 
 namespace {
-
-template <class... F> struct overloaded : F... { using F::operator()...; };
-template <class... F> overloaded(F...) -> overloaded<F...>;
 
 constexpr std::size_t none = std::numeric_limits<std::size_t>::max();
 

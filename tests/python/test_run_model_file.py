@@ -160,3 +160,29 @@ def test_record_a_subset_of_populations(tmp_path):
     proc = run_quantal("--model", path, "--ticks", 20, "--record", "nope", "--trace", tmp_path / "u.h5", check=False)
     assert proc.returncode == 2 and "nope" in proc.stderr
     assert not (tmp_path / "u.h5").exists()
+
+
+def test_record_samples_and_energy_costs(tmp_path):
+    """--record-samples N keeps the spikes of the first N samples (ledger and /samples for all);
+    --e-ac/--e-mac price the report and the trace."""
+    from nir_reference import write_nir, f32
+    rng = np.random.default_rng(26)
+    nodes = {"input": {"type": "Input", "shape": np.array([2])},
+             "fc1": {"type": "Affine", "weight": dyadic(rng, (6, 2)), "bias": f32(np.full(6, 0.375))},
+             "a": {"type": "IF", "r": f32(np.ones(6)), "v_threshold": f32(np.ones(6)), "v_reset": f32(np.zeros(6))}}
+    path = tmp_path / "m.nir"
+    write_nir(path, nodes, [("input", "fc1"), ("fc1", "a")])
+    for threads in (1, 2):
+        trace = tmp_path / f"t{threads}.h5"
+        proc = run_quantal("--model", path, "--ticks", 16, "--samples", 5, "--offset", 10, "--record-samples", 2,
+                           "--threads", threads, "--e-ac", 2.5, "--e-mac", 7.0, "--trace", trace)
+        assert "E_AC 2.50 pJ" in proc.stdout and "E_MAC 7.00 pJ" in proc.stdout
+        with h5py.File(trace, "r") as f:
+            assert f["samples/recorded"][()].tolist() == [1, 1, 0, 0, 0]
+            assert f["samples/index"][()].tolist() == [10, 11, 12, 13, 14]
+            ts = f["spikes/a/timestamps"][()]
+            assert len(ts) > 0 and ts.max() < 12 * 16
+            per_sample = f["energy/per_sample/populations/spikes"][()]
+            names = [n.decode() if isinstance(n, bytes) else n for n in f["energy/populations/name"][()]]
+            assert per_sample.shape[0] == 5 and (per_sample[:, names.index("a")] > 0).all()
+            assert f["energy"].attrs["e_ac_pj"] == 2.5 and f["energy"].attrs["e_mac_pj"] == 7.0
