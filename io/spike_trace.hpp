@@ -13,6 +13,7 @@
 //                      auto r = engine.run(stimulus, run_options, k, &trace);
 //                      trace.end_sample(prediction, r.ledger);
 //   trace.finish(TraceStatus::complete);   // or ::interrupted
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -57,8 +58,9 @@ struct RunMetadata {
 enum class TraceStatus { complete, interrupted };
 
 // Not thread-safe: one writer is fed by one engine, sample after sample, in increasing sample
-// index (indices need not be contiguous), so every population stays sorted by time. Throws InputError naming the file
-// (and object) when HDF5 cannot create or write it, or when an option names an unknown population.
+// index (indices need not be contiguous), so every population stays sorted by time. Throws
+// InputError naming the file (and object) when HDF5 cannot create or write it, or when an option
+// is invalid (unknown population, ticks or dt not positive); bad options leave no file behind.
 class SpikeTraceWriter : public SpikeSink {
 public:
     SpikeTraceWriter(const std::string& path, const Network& net, TraceOptions options, const RunMetadata& metadata);
