@@ -12,6 +12,9 @@ void add_demo_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 
+// --e-ac / --e-mac: the energy per accumulate and per multiply-accumulate, in pJ.
+void add_energy_options(CLI::App& command, EnergyCosts& costs);
+
 // Per-layer table of the ledger (spikes, events, energy) and the totals against the ANN.
 void print_energy_report(std::ostream& out, const Network& net, const EnergyLedger& ledger, const EnergyCosts& costs);
 

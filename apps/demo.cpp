@@ -25,6 +25,7 @@ struct DemoOptions {
     int threads = 0;
     std::string trace;  // SONATA spike trace to write (samples then run one after another)
     double dt_ms = 1.0; // ms per tick in the trace
+    EnergyCosts costs;
 };
 
 Network demo_network(const DemoOptions& o) {
@@ -65,6 +66,7 @@ EnergyLedger run_traced(const Network& net, const DemoOptions& o, const RunOptio
     TraceOptions options;
     options.ticks_per_sample = o.ticks;
     options.dt_ms = o.dt_ms;
+    options.costs = o.costs;
     RunMetadata meta;
     meta.model = "demo";
     meta.seed = o.seed;
@@ -109,7 +111,7 @@ void run_demo(const DemoOptions& o) {
     std::cout << "demo: " << o.samples << " samples x " << o.ticks << " ticks, release "
               << (o.mask > 0 ? o.release : "none") << " mask " << o.mask << ", seed " << o.seed << ", " << seconds
               << " s\n";
-    print_energy_report(std::cout, net, total, EnergyCosts{});
+    print_energy_report(std::cout, net, total, o.costs);
 }
 
 } // namespace
@@ -124,6 +126,7 @@ void add_demo_command(CLI::App& app) {
     cmd->add_option("--samples", o->samples, "Number of samples");
     cmd->add_option("--threads", o->threads, "OpenMP threads (0: default)");
     cmd->add_option("--rate", o->input_rate, "Input spike probability per tick")->check(CLI::Range(0.0, 1.0));
+    add_energy_options(*cmd, o->costs);
     cmd->add_option("--trace", o->trace, "Write the spikes to this SONATA trace (HDF5); samples run one after another");
     cmd->add_option("--dt", o->dt_ms, "Milliseconds per tick in the trace")->check(CLI::PositiveNumber);
     cmd->callback([o] { run_demo(*o); });

@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        return app.exit(e) == 0 ? 0 : 2; // --help and --version exit 0; a bad command line is bad input
+
     } catch (const quantal::ModelError& e) {
         std::cerr << "quantal: " << e.what() << '\n';
         return 2;
