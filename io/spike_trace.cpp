@@ -898,6 +898,21 @@ void read_energy(hid_t file, TraceSummary& s) {
     }
 }
 
+// Spikes per population that the ledger counted in the samples whose spikes were recorded;
+// empty when the trace has no per-sample ledger to check against.
+std::vector<std::uint64_t> recorded_ledger_spikes(hid_t file, const TraceSummary& s) {
+    const std::string name = "energy/per_sample/populations/spikes";
+    const std::size_t n_pop = s.population_energy.size();
+    if (s.samples.empty() || n_pop == 0 || !h5::has_link(file, name)) return {};
+    const auto rows = h5::read_uint64s(file, name, s.path + ": /energy/per_sample/populations");
+    expect_length(rows.size(), s.samples.size() * n_pop, s.path + ": /" + name);
+    std::vector<std::uint64_t> total(n_pop, 0);
+    for (std::size_t k = 0; k < s.samples.size(); ++k)
+        if (s.samples[k].recorded)
+            for (std::size_t p = 0; p < n_pop; ++p) total[p] += rows[k * n_pop + p];
+    return total;
+}
+
 } // namespace
 
 std::uint64_t TraceSummary::total_spikes() const {
@@ -928,6 +943,7 @@ TraceSummary read_trace_summary(const std::string& path) {
     if (h5::is_group(file, "samples") || h5::has_link(file, "samples")) read_samples(file, s);
     if (h5::is_group(file, "energy") || h5::has_link(file, "energy")) read_energy(file, s);
 
+    const auto ledger_spikes = recorded_ledger_spikes(file, s);
     Handle spikes = h5::open_group(file, "spikes", path);
     for (const auto& name : h5::member_names(spikes, path + ": /spikes")) {
         const std::string where = path + ": /spikes/" + name;
@@ -937,13 +953,20 @@ TraceSummary read_trace_summary(const std::string& path) {
         pop.name = name;
         pop.sorting = read_sorting(g, where);
         scan_population(g, pop, where);
-        for (const auto& e : s.population_energy)
-            if (e.name == name) {
-                if (pop.spikes && pop.neurons > e.size)
-                    throw InputError(where + "/node_ids: id " + std::to_string(pop.neurons - 1) +
-                                     " is outside the population of " + std::to_string(e.size) + " neurons");
-                pop.neurons = e.size;
-            }
+        for (std::size_t p = 0; p < s.population_energy.size(); ++p) {
+            const auto& e = s.population_energy[p];
+            if (e.name != name) continue;
+            if (pop.spikes && pop.neurons > e.size)
+                throw InputError(where + "/node_ids: id " + std::to_string(pop.neurons - 1) +
+                                 " is outside the population of " + std::to_string(e.size) + " neurons");
+            pop.neurons = e.size;
+            // The ledger counted every spike of the recorded samples: a trace that holds more or
+            // fewer was cut or altered.
+            if (!ledger_spikes.empty() && ledger_spikes[p] != pop.spikes)
+                throw InputError(where + ": holds " + std::to_string(pop.spikes) +
+                                 " spikes, the energy ledger counts " + std::to_string(ledger_spikes[p]) +
+                                 " in the recorded samples");
+        }
         s.populations.push_back(std::move(pop));
     }
 

@@ -270,6 +270,11 @@ TEST_CASE("a trace records a subset of populations and samples; the ledger cover
     CHECK(recorded == std::vector<std::uint8_t>{0, 1, 0, 1});
     const auto rows = read_1d<std::uint64_t>(f, "/energy/per_sample/populations/spikes", H5T_NATIVE_UINT64);
     CHECK(rows.size() == 4 * net.populations().size());
+    // The summary checks the spikes against the ledger of the recorded samples only.
+    const auto summary = read_trace_summary(file.path);
+    REQUIRE(summary.populations.size() == 1);
+    CHECK(summary.populations[0].spikes == ids.size());
+    CHECK(summary.recorded_ms == 2 * ticks * dt);
 }
 
 TEST_CASE("spike datasets use the chosen chunk length; a tiny memory budget still writes every spike", "[trace]") {

@@ -136,3 +136,17 @@ def test_plot_many_populations(tmp_path):
     for name in ("raster.png", "rates.png"):
         data = (out / name).read_bytes()
         assert data.startswith(PNG) and len(data) > 10_000, name
+
+
+def test_spikes_that_disagree_with_the_ledger(trace, tmp_path):
+    """A trace cut short (both datasets, same length) no longer matches its energy ledger."""
+    bad = tmp_path / "cut.h5"
+    bad.write_bytes(trace.read_bytes())
+    with h5py.File(bad, "r+") as f:
+        g = f["spikes/hidden2"]
+        for name in ("timestamps", "node_ids"):
+            data = g[name][()][:-10]
+            del g[name]
+            g[name] = data
+        g["timestamps"].attrs["units"] = "ms"
+    one_line_error(inspect(bad), str(bad), "/spikes/hidden2", "ledger")
