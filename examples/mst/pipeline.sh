@@ -8,9 +8,9 @@ set -e
 cd "$(dirname "$0")"
 M=models
 PY="nice -n 5 /usr/bin/python3"
-FT=${1:-10}
-TICKS=${2:-128}
-SAMPLES=${3:-1000}
+FT=${1:-8}
+TICKS=${2:-256}
+SAMPLES=${3:-500}
 REST_TICKS=${4:-128}
 $PY export.py $M/mst_r0.pt $M/mst_r0.h5
 for r in 50 75; do
