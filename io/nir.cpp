@@ -803,11 +803,11 @@ LoadedModel NirFile::load() {
         populations_names.push_back(p.name);
         builder.add_population(std::move(p));
     }
+    std::set<std::string> taken;
     for (auto& p : projections) {
-        if (uses[p.name] > 1) {
-            // names must be unique: add the ends
-            p.name = populations_names[p.source] + "->" + p.name + "->" + populations_names[p.target];
-        }
+        if (uses[p.name] > 1) p.name = populations_names[p.source] + "->" + p.name + "->" + populations_names[p.target];
+        const std::string base = p.name; // parallel chains between the same ends: number them
+        for (int k = 2; !taken.insert(p.name).second; ++k) p.name = base + "#" + std::to_string(k);
         builder.connect(std::move(p));
     }
     try {

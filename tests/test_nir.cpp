@@ -287,3 +287,27 @@ TEST_CASE("CubaLIF driven by input spikes only wakes when its filtered current c
     // I: 4, 2+4 = 6, 3, 1.5, ...; v: 1, 0.75 + 1.5 = 2.25 > 1.5 at tick 1.
     CHECK(c_ticks == std::vector<Tick>{1});
 }
+
+TEST_CASE("NIR parallel chains between the same populations sum, each its own projection", "[nir]") {
+    // Two delays of the same spikes into one neuron: arrivals at ticks 1 and 2 from a spike at 0.
+    Graph g;
+    g.nodes = {{"in", input(1)},
+               {"d1", Node{"Delay", {}}.set("delay", {1.0})},
+               {"d2", Node{"Delay", {}}.set("delay", {2.0})},
+               {"w", Node{"Linear", {}}.set("weight", {0.75}, {1, 1})},
+               {"out", if_node(1, 1.0)}};
+    g.edges = {{"in", "d1"}, {"in", "d2"}, {"d1", "w"}, {"d2", "w"}, {"w", "out"}};
+    const auto model = read_nir(write_nir(g, "parallel"));
+    REQUIRE(model.network.projections().size() == 2);
+    CHECK(model.network.projection(0).name != model.network.projection(1).name);
+    RunOptions o;
+    o.ticks = 6;
+    o.record_spikes = true;
+    Stimulus s = Stimulus::for_network(model.network);
+    const auto in = *model.network.find_population("in");
+    s.spikes[in] = {{0, 0}};
+    std::vector<Tick> out_ticks;
+    for (const auto& sp : Engine(model.network).run(s, o, 0).spikes)
+        if (sp.population != in) out_ticks.push_back(sp.tick);
+    CHECK(out_ticks == std::vector<Tick>{2}); // 0.75 at tick 1, 1.5 > 1 at tick 2
+}
