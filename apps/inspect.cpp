@@ -268,8 +268,11 @@ void add_inspect_command(CLI::App& app) {
     cmd->callback([o] {
         try {
             run_inspect(*o);
+        } catch (const InputError&) {
+            throw; // a bad trace: main() prints it, exit code 2
         } catch (const std::runtime_error& e) {
-            if (dynamic_cast<const InputError*>(&e)) throw;
+            // Plotting failed (no interpreter, script error): not the trace's fault. main() only
+            // handles input errors, so the exit status (1) is set here.
             std::cerr << "quantal inspect: " << e.what() << '\n';
             std::exit(1);
         }
