@@ -348,9 +348,7 @@ void add_run_command(CLI::App& app) {
     cmd->add_option("--record-samples", o->record_samples,
                     "Record the spikes of the first N samples only (the ledger and /samples cover all)")
         ->check(CLI::PositiveNumber);
-    cmd->add_option("--e-ac", o->costs.e_ac_pj, "Energy of one accumulate (synaptic event), pJ")
-        ->check(CLI::NonNegativeNumber);
-    cmd->add_option("--e-mac", o->costs.e_mac_pj, "Energy of one multiply-accumulate, pJ")->check(CLI::NonNegativeNumber);
+    add_energy_options(*cmd, o->costs);
     cmd->callback([o] {
         const int status = run_command(*o);
         std::cout.flush();
