@@ -15,9 +15,9 @@ reps="${REPS:-5}"
 ticks="${TICKS:-1000}"
 out="$build/bench-results"
 
-cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-make -C "$build" -j2 bench_propagate >/dev/null
 mkdir -p "$out"
+cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release >"$out/build.log" 2>&1 &&
+  make -C "$build" -j2 bench_propagate >>"$out/build.log" 2>&1 || { cat "$out/build.log"; exit 1; }
 
 echo "== machine"
 echo "nproc: $(nproc); $(lscpu | grep 'Model name' | sed 's/  */ /g'); load: $(cut -d' ' -f1-3 /proc/loadavg)"
