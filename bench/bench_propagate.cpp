@@ -4,7 +4,7 @@
 //      with release none, spike and synapse at mask ratio 0.75;
 //   2. one projection (Bernoulli inputs -> readouts, so activity does not depend on release),
 //      dense, sparse and conv2d fan-outs, synapse release drawn by geometric skipping or by Bernoulli
-//      compares at several release probabilities: the crossover for ReleasePlan::geometric_below.
+//      compares at several release probabilities: the crossovers ReleasePlan::geometric_below_*.
 // With --export DIR it also writes the layered network's weights, one sample's input spikes and
 // every layer's spikes, for bench/brian2_dense.py (the same network run by Brian2).
 //
@@ -394,7 +394,8 @@ int main(int argc, char** argv) {
         }
 
     std::ostringstream js;
-    js << "{\n  \"geometric_below\": " << ReleasePlan::geometric_below << ",\n  \"reps\": " << reps
+    js << "{\n  \"geometric_below_contiguous\": " << ReleasePlan::geometric_below_contiguous
+       << ",\n  \"geometric_below_windows\": " << ReleasePlan::geometric_below_windows << ",\n  \"reps\": " << reps
        << ",\n  \"results\": [\n";
     for (std::size_t i = 0; i < cases.size(); ++i) {
         const auto& m = cases[i].m;

@@ -49,7 +49,8 @@ struct PopulationState {
 
 struct Engine::State {
     explicit State(const Network& n) : net(n) {
-        for (const auto& pr : net.projections()) plans.emplace_back(pr.release);
+        for (ProjectionId pr = 0; pr < net.projections().size(); ++pr)
+            plans.emplace_back(net.projection(pr).release, net.fanout(pr));
         pops.resize(net.populations().size());
         proj_rng.resize(net.projections().size());
         operator_rng.resize(3 * net.operators().size());

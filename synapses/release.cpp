@@ -14,7 +14,7 @@ const char* mode_name(ReleaseMode m) {
 }
 
 namespace {
-ReleasePlan::Draw choose_draw(const Release& r, double p) {
+ReleasePlan::Draw choose_draw(const Release& r, double p, const Fanout& fanout) {
     using Draw = ReleasePlan::Draw;
     if (p >= 1.0) return Draw::all;
     if (p <= 0.0) return Draw::nothing;
@@ -23,12 +23,14 @@ ReleasePlan::Draw choose_draw(const Release& r, double p) {
     case SynapseSampling::bernoulli: return Draw::bernoulli;
     case SynapseSampling::automatic: break;
     }
-    return p < ReleasePlan::geometric_below ? Draw::geometric : Draw::bernoulli;
+    const bool windows = std::holds_alternative<ConvFanout>(fanout) || std::holds_alternative<PoolFanout>(fanout);
+    const double crossover = windows ? ReleasePlan::geometric_below_windows : ReleasePlan::geometric_below_contiguous;
+    return p < crossover ? Draw::geometric : Draw::bernoulli;
 }
 } // namespace
 
-ReleasePlan::ReleasePlan(const Release& r)
-    : release_(r), p_(r.probability()), draw_(choose_draw(r, p_)),
+ReleasePlan::ReleasePlan(const Release& r, const Fanout& fanout)
+    : release_(r), p_(r.probability()), draw_(choose_draw(r, p_, fanout)),
       gaps_(p_ > 0.0 && p_ < 1.0 ? p_ : 0.5), keep_(p_), spike_keep_(p_) {}
 
 } // namespace quantal

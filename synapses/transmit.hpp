@@ -14,7 +14,7 @@ class ReleasePlan {
 public:
     enum class Draw { all, nothing, geometric, bernoulli };
 
-    explicit ReleasePlan(const Release& r);
+    ReleasePlan(const Release& r, const Fanout& fanout);
     ReleaseMode mode() const { return release_.mode; }
     double probability() const { return p_; }
     bool drop_spike(RandomEngine& rng) const { return !spike_keep_(rng); } // ReleaseMode::spike
@@ -22,11 +22,12 @@ public:
     const GeometricGaps& gaps() const { return gaps_; }
     const BernoulliThreshold& keep() const { return keep_; }
 
-    // Below this release probability geometric skipping beats one compare per synapse: measured
-    // crossover ~0.5 for dense and ~0.42 for sparse fan-outs (docs/performance.md, "Propagation
-    // throughput"; bench/bench_propagate). Conv/pool fan-outs cross over near 0.12 (their geometric
-    // path counts down through every synapse), so this favours geometric too long for them.
-    static constexpr double geometric_below = 0.45;
+    // Below these release probabilities geometric skipping beats one compare per synapse, as
+    // measured (docs/performance.md, "Propagation throughput"; bench/bench_propagate): ~0.5 for
+    // dense and ~0.42 for sparse fan-outs, ~0.12 for windows (conv, pool), whose geometric path
+    // still counts down through every synapse.
+    static constexpr double geometric_below_contiguous = 0.45;
+    static constexpr double geometric_below_windows = 0.12;
 
 private:
     Release release_;
