@@ -210,28 +210,28 @@ Array read_array(hid_t loc, const std::string& name, const std::string& where) {
     return a;
 }
 
-std::vector<std::int64_t> read_ints(hid_t loc, const std::string& name, const std::string& where) {
+namespace {
+// An integer dataset of any stored width, converted by HDF5 to the native type T.
+template <class T>
+std::vector<T> read_integers(hid_t loc, const std::string& name, hid_t native, const std::string& where) {
     Handle ds = open_dataset(loc, name, where);
     Handle type(H5Dget_type(ds), H5Tclose);
     Handle space(H5Dget_space(ds), H5Sclose);
     if (H5Tget_class(type) != H5T_INTEGER) fail(where, "'" + name + "' is not an integer array");
     check_extent(ds, type, dataspace_shape(space), name, where);
-    std::vector<std::int64_t> v(element_count(dataspace_shape(space)));
-    if (!v.empty() && H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0)
+    std::vector<T> v(element_count(dataspace_shape(space)));
+    if (!v.empty() && H5Dread(ds, native, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0)
         fail(where, "'" + name + "' cannot be read (truncated or corrupt file?)");
     return v;
 }
+} // namespace
+
+std::vector<std::int64_t> read_ints(hid_t loc, const std::string& name, const std::string& where) {
+    return read_integers<std::int64_t>(loc, name, H5T_NATIVE_INT64, where);
+}
 
 std::vector<std::uint64_t> read_uint64s(hid_t loc, const std::string& name, const std::string& where) {
-    Handle ds = open_dataset(loc, name, where);
-    Handle type(H5Dget_type(ds), H5Tclose);
-    Handle space(H5Dget_space(ds), H5Sclose);
-    if (H5Tget_class(type) != H5T_INTEGER) fail(where, "'" + name + "' is not an integer array");
-    check_extent(ds, type, dataspace_shape(space), name, where);
-    std::vector<std::uint64_t> v(element_count(dataspace_shape(space)));
-    if (!v.empty() && H5Dread(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0)
-        fail(where, "'" + name + "' cannot be read (truncated or corrupt file?)");
-    return v;
+    return read_integers<std::uint64_t>(loc, name, H5T_NATIVE_UINT64, where);
 }
 
 bool is_string_dataset(hid_t loc, const std::string& name) {

@@ -236,22 +236,19 @@ void write_rule(hid_t g, const ThresholdRule& r) {
 
 void write_population(hid_t g, const Population& p) {
     h5::write_string_attribute(g, "model", model_name(p.model));
-    std::visit(overloaded{[&](const IfNeuron& m) {
-                              write_rule(g, m.rule);
-                              h5::write_double_attribute(g, "v0", m.v0);
-                              h5::write_double_attribute(g, "spike_value", m.spike_value);
-                          },
+    auto spiking = [&](const auto& m) { // what every thresholded model has
+        write_rule(g, m.rule);
+        h5::write_double_attribute(g, "v0", m.v0);
+        h5::write_double_attribute(g, "spike_value", m.spike_value);
+    };
+    std::visit(overloaded{[&](const IfNeuron& m) { spiking(m); },
                           [&](const LifNeuron& m) {
-                              write_rule(g, m.rule);
-                              h5::write_double_attribute(g, "v0", m.v0);
-                              h5::write_double_attribute(g, "spike_value", m.spike_value);
+                              spiking(m);
                               h5::write_double_attribute(g, "tau_ticks", m.tau_ticks);
                               h5::write_double_attribute(g, "v_leak", m.v_leak);
                           },
                           [&](const CubaLifNeuron& m) {
-                              write_rule(g, m.rule);
-                              h5::write_double_attribute(g, "v0", m.v0);
-                              h5::write_double_attribute(g, "spike_value", m.spike_value);
+                              spiking(m);
                               h5::write_double_attribute(g, "tau_ticks", m.tau_ticks);
                               h5::write_double_attribute(g, "tau_syn_ticks", m.tau_syn_ticks);
                               h5::write_double_attribute(g, "v_leak", m.v_leak);
