@@ -33,7 +33,8 @@ def snn_runs(ratio):
         r = _load(path)
         runs.append({"file": os.path.basename(path), "offset": r["offset"], "samples": r["samples"],
                      "accuracy": r["accuracy"], "spikes": r["total_spikes_per_sample"],
-                     "events": r["total_synaptic_events_per_sample"], "seconds": r["seconds"]})
+                     "events": r["total_synaptic_events_per_sample"], "seconds": r["seconds"],
+                     "coincidences": sum(op["coincidences"] for op in r["operator_counts_per_sample"].values())})
     for path in sorted(glob.glob(os.path.join(MODELS, f"mst_r{ratio}.snn*.json.partial"))):
         r = _load(path)
         runs.append({"file": os.path.basename(path), "offset": r["offset"], "samples": r["samples_done"],
@@ -61,19 +62,20 @@ def collect():
 
 def markdown(rows):
     head = ("| mask ratio | ANN, 10,000 images | SNN test images | ANN on those | "
-            + " | ".join(f"T={t}" for t in TICKS) + " | spikes / image | synaptic events / image |")
+            + " | ".join(f"T={t}" for t in TICKS) + " | spikes / image | synaptic events / image | q·k coincidences / image |")
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for r in rows:
         s = r["snn"]
         if not s:
-            lines.append(f"| {r['ratio']:.2f} | {100 * r['ann']:.2f} | – | – |" + " – |" * (len(TICKS) + 2))
+            lines.append(f"| {r['ratio']:.2f} | {100 * r['ann']:.2f} | – | – |" + " – |" * (len(TICKS) + 3))
             continue
         cells = [f"{100 * s['accuracy'][t]:.2f}" if t in s["accuracy"] else "–" for t in TICKS]
         images = f"{s['offset']}–{s['offset'] + s['samples'] - 1}" + (" (stopped early)" if s.get("partial") else "")
         spikes = f"{s['spikes']:,.0f}" if "spikes" in s else "–"
         events = f"{s['events']:,.0f}" if "events" in s else "–"
+        pairs = f"{s['coincidences']:,.0f}" if "coincidences" in s else "–"
         lines.append(f"| {r['ratio']:.2f} | {100 * r['ann']:.2f} | {images} | {100 * r['ann_on_snn_images']:.2f} | "
-                     + " | ".join(cells) + f" | {spikes} | {events} |")
+                     + " | ".join(cells) + f" | {spikes} | {events} | {pairs} |")
     return "\n".join(lines)
 
 
