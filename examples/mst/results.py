@@ -70,7 +70,7 @@ def markdown(rows):
             lines.append(f"| {r['ratio']:.2f} | {100 * r['ann']:.2f} | – | – |" + " – |" * (len(TICKS) + 3))
             continue
         cells = [f"{100 * s['accuracy'][t]:.2f}" if t in s["accuracy"] else "–" for t in TICKS]
-        images = f"{s['offset']}–{s['offset'] + s['samples'] - 1}" + (" (stopped early)" if s.get("partial") else "")
+        images = f"{s['offset']}–{s['offset'] + s['samples'] - 1}" + (" (partial run)" if s.get("partial") else "")
         spikes = f"{s['spikes']:,.0f}" if "spikes" in s else "–"
         events = f"{s['events']:,.0f}" if "events" in s else "–"
         pairs = f"{s['coincidences']:,.0f}" if "coincidences" in s else "–"
