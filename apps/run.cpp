@@ -33,25 +33,32 @@ extern "C" void on_stop_signal(int sig) {
 }
 
 // While alive, SIGINT/SIGTERM only raise stop_signal; the previous handlers come back after.
-class StopOnSignal {
+// Installs `handler` for two signals while alive; the previous handlers come back after.
+class ScopedSignalHandler {
 public:
-    StopOnSignal() {
-        stop_signal = 0;
+    ScopedSignalHandler(int first, int second, void (*handler)(int)) : signals_{first, second} {
         struct sigaction action {};
-        action.sa_handler = on_stop_signal;
+        action.sa_handler = handler;
         sigemptyset(&action.sa_mask);
-        sigaction(SIGINT, &action, &old_int_);
-        sigaction(SIGTERM, &action, &old_term_);
+        for (int i = 0; i < 2; ++i) sigaction(signals_[i], &action, &old_[i]);
     }
-    ~StopOnSignal() {
-        sigaction(SIGINT, &old_int_, nullptr);
-        sigaction(SIGTERM, &old_term_, nullptr);
+    ~ScopedSignalHandler() {
+        for (int i = 0; i < 2; ++i) sigaction(signals_[i], &old_[i], nullptr);
     }
-    StopOnSignal(const StopOnSignal&) = delete;
-    StopOnSignal& operator=(const StopOnSignal&) = delete;
+    ScopedSignalHandler(const ScopedSignalHandler&) = delete;
+    ScopedSignalHandler& operator=(const ScopedSignalHandler&) = delete;
 
 private:
-    struct sigaction old_int_ {}, old_term_ {};
+    int signals_[2];
+    struct sigaction old_[2] {};
+};
+
+class StopOnSignal {
+public:
+    StopOnSignal() : handler_((stop_signal = 0, SIGINT), SIGTERM, on_stop_signal) {}
+
+private:
+    ScopedSignalHandler handler_;
 };
 
 struct RunCommandOptions {
@@ -88,25 +95,17 @@ extern "C" void on_crash_while_reading(int) {
 
 class CrashMeansCorruptFile {
 public:
-    explicit CrashMeansCorruptFile(const std::string& path) {
+    explicit CrashMeansCorruptFile(const std::string& path)
+        : handler_((prepare(path), SIGSEGV), SIGBUS, on_crash_while_reading) {}
+
+private:
+    // The message is formatted now: a signal handler may not allocate.
+    static void prepare(const std::string& path) {
         const int n = std::snprintf(corrupt_file_message, sizeof corrupt_file_message,
                                     "quantal: %s: is corrupt (the HDF5 library failed while reading it)\n", path.c_str());
         corrupt_file_message_length = n < 0 ? 0 : std::min<std::size_t>(std::size_t(n), sizeof corrupt_file_message - 1);
-        struct sigaction action {};
-        action.sa_handler = on_crash_while_reading;
-        sigemptyset(&action.sa_mask);
-        sigaction(SIGSEGV, &action, &old_segv_);
-        sigaction(SIGBUS, &action, &old_bus_);
     }
-    ~CrashMeansCorruptFile() {
-        sigaction(SIGSEGV, &old_segv_, nullptr);
-        sigaction(SIGBUS, &old_bus_, nullptr);
-    }
-    CrashMeansCorruptFile(const CrashMeansCorruptFile&) = delete;
-    CrashMeansCorruptFile& operator=(const CrashMeansCorruptFile&) = delete;
-
-private:
-    struct sigaction old_segv_ {}, old_bus_ {};
+    ScopedSignalHandler handler_;
 };
 
 LoadedModel load_model(const RunCommandOptions& o) {
