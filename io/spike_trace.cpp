@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 #include <type_traits>
 #include <variant>
@@ -785,25 +786,54 @@ void expect_length(std::size_t n, std::size_t expected, const std::string& objec
         throw InputError(object + ": has " + std::to_string(n) + " entries, expected " + std::to_string(expected));
 }
 
+// A group of a table and its path for messages.
+struct At {
+    hid_t group;
+    std::string where;
+};
+
+// The columns of one table: equal-length 1-D datasets, possibly spread over several groups
+// (/energy keeps the names in one group and the totals in another). The first column read sets
+// the row count; every later one must have it.
+class Columns {
+public:
+    std::vector<std::string> strings(const At& at, const std::string& name) {
+        std::vector<std::int64_t> shape;
+        return rows(h5::read_strings(at.group, name, shape, at.where), at, name);
+    }
+    std::vector<std::uint64_t> uint64s(const At& at, const std::string& name) {
+        return rows(h5::read_uint64s(at.group, name, at.where), at, name);
+    }
+    template <class T>
+    std::vector<T> numbers(const At& at, const std::string& name, hid_t memtype) {
+        return rows(read_column<T>(at.group, name, memtype, at.where), at, name);
+    }
+
+private:
+    template <class V>
+    V rows(V column, const At& at, const std::string& name) {
+        if (!rows_) rows_ = column.size();
+        else expect_length(column.size(), *rows_, at.where + "/" + name);
+        return column;
+    }
+    std::optional<std::size_t> rows_;
+};
+
 void read_samples(hid_t file, TraceSummary& s) {
     const std::string where = s.path + ": /samples";
     Handle g = h5::open_group(file, "samples", s.path);
     if (h5::has_attribute(g, "ticks_per_sample"))
         s.ticks_per_sample = h5::read_int_attribute(g, "ticks_per_sample", where);
     if (h5::has_attribute(g, "dt_ms")) s.dt_ms = h5::read_double_attribute(g, "dt_ms", where);
-    const auto index = read_column<std::uint64_t>(g, "index", H5T_NATIVE_UINT64, where);
-    const auto start = read_column<double>(g, "start_ms", H5T_NATIVE_DOUBLE, where);
-    const auto label = read_column<std::int64_t>(g, "label", H5T_NATIVE_INT64, where);
-    const auto prediction = read_column<std::int64_t>(g, "prediction", H5T_NATIVE_INT64, where);
-    const auto recorded = read_column<std::uint8_t>(g, "recorded", H5T_NATIVE_UINT8, where);
-    const auto spikes = read_column<std::uint64_t>(g, "spikes", H5T_NATIVE_UINT64, where);
-    const std::size_t n = index.size();
-    expect_length(start.size(), n, where + "/start_ms");
-    expect_length(label.size(), n, where + "/label");
-    expect_length(prediction.size(), n, where + "/prediction");
-    expect_length(recorded.size(), n, where + "/recorded");
-    expect_length(spikes.size(), n, where + "/spikes");
-    for (std::size_t k = 0; k < n; ++k)
+    const At at{g, where};
+    Columns c;
+    const auto index = c.numbers<std::uint64_t>(at, "index", H5T_NATIVE_UINT64);
+    const auto start = c.numbers<double>(at, "start_ms", H5T_NATIVE_DOUBLE);
+    const auto label = c.numbers<std::int64_t>(at, "label", H5T_NATIVE_INT64);
+    const auto prediction = c.numbers<std::int64_t>(at, "prediction", H5T_NATIVE_INT64);
+    const auto recorded = c.numbers<std::uint8_t>(at, "recorded", H5T_NATIVE_UINT8);
+    const auto spikes = c.numbers<std::uint64_t>(at, "spikes", H5T_NATIVE_UINT64);
+    for (std::size_t k = 0; k < index.size(); ++k)
         s.samples.push_back({index[k], start[k], label[k], prediction[k], recorded[k] != 0, spikes[k], 0.0});
 }
 
@@ -818,75 +848,54 @@ void read_energy(hid_t file, TraceSummary& s) {
     s.snn_pj = h5::read_double_attribute(total, "snn_pj", where + "/total");
     s.ann_pj = h5::read_double_attribute(total, "ann_pj", where + "/total");
 
-    std::vector<std::int64_t> shape;
     {
-        const std::string w = where + "/populations";
         Handle pops = h5::open_group(g, "populations", where);
         Handle totals = h5::open_group(total, "populations", where + "/total");
-        const auto names = h5::read_strings(pops, "name", shape, w);
-        const auto models = h5::read_strings(pops, "model", shape, w);
-        const auto sizes = h5::read_uint64s(pops, "size", w);
-        const auto spikes = h5::read_uint64s(totals, "spikes", where + "/total/populations");
-        const auto updates = h5::read_uint64s(totals, "updates", where + "/total/populations");
-        const auto macs = h5::read_uint64s(totals, "macs", where + "/total/populations");
-        const std::size_t n = names.size();
-        expect_length(models.size(), n, w + "/model");
-        expect_length(sizes.size(), n, w + "/size");
-        expect_length(spikes.size(), n, where + "/total/populations/spikes");
-        expect_length(updates.size(), n, where + "/total/populations/updates");
-        expect_length(macs.size(), n, where + "/total/populations/macs");
-        for (std::size_t p = 0; p < n; ++p)
+        const At meta{pops, where + "/populations"}, sum{totals, where + "/total/populations"};
+        Columns c;
+        const auto names = c.strings(meta, "name");
+        const auto models = c.strings(meta, "model");
+        const auto sizes = c.uint64s(meta, "size");
+        const auto spikes = c.uint64s(sum, "spikes");
+        const auto updates = c.uint64s(sum, "updates");
+        const auto macs = c.uint64s(sum, "macs");
+        for (std::size_t p = 0; p < names.size(); ++p)
             s.population_energy.push_back(
                 {names[p], models[p], sizes[p], spikes[p], updates[p], macs[p], s.e_mac_pj * double(macs[p])});
     }
     {
-        const std::string w = where + "/projections", wt = where + "/total/projections";
         Handle projs = h5::open_group(g, "projections", where);
         Handle totals = h5::open_group(total, "projections", where + "/total");
-        const auto names = h5::read_strings(projs, "name", shape, w);
-        const auto sources = h5::read_strings(projs, "source", shape, w);
-        const auto targets = h5::read_strings(projs, "target", shape, w);
-        const auto releases = h5::read_strings(projs, "release", shape, w);
-        const auto ratios = read_column<double>(projs, "mask_ratio", H5T_NATIVE_DOUBLE, w);
-        const auto synapses = h5::read_uint64s(projs, "synapses", w);
-        const auto spikes_in = h5::read_uint64s(totals, "spikes_in", wt);
-        const auto masked = h5::read_uint64s(totals, "masked_spikes", wt);
-        const auto attempted = h5::read_uint64s(totals, "attempted", wt);
-        const auto transmitted = h5::read_uint64s(totals, "transmitted", wt);
-        const std::size_t n = names.size();
-        expect_length(sources.size(), n, w + "/source");
-        expect_length(targets.size(), n, w + "/target");
-        expect_length(releases.size(), n, w + "/release");
-        expect_length(ratios.size(), n, w + "/mask_ratio");
-        expect_length(synapses.size(), n, w + "/synapses");
-        expect_length(spikes_in.size(), n, wt + "/spikes_in");
-        expect_length(masked.size(), n, wt + "/masked_spikes");
-        expect_length(attempted.size(), n, wt + "/attempted");
-        expect_length(transmitted.size(), n, wt + "/transmitted");
-        for (std::size_t j = 0; j < n; ++j)
+        const At meta{projs, where + "/projections"}, sum{totals, where + "/total/projections"};
+        Columns c;
+        const auto names = c.strings(meta, "name");
+        const auto sources = c.strings(meta, "source");
+        const auto targets = c.strings(meta, "target");
+        const auto releases = c.strings(meta, "release");
+        const auto ratios = c.numbers<double>(meta, "mask_ratio", H5T_NATIVE_DOUBLE);
+        const auto synapses = c.uint64s(meta, "synapses");
+        const auto spikes_in = c.uint64s(sum, "spikes_in");
+        const auto masked = c.uint64s(sum, "masked_spikes");
+        const auto attempted = c.uint64s(sum, "attempted");
+        const auto transmitted = c.uint64s(sum, "transmitted");
+        for (std::size_t j = 0; j < names.size(); ++j)
             s.projection_energy.push_back({names[j], sources[j], targets[j], releases[j], ratios[j], synapses[j],
                                            spikes_in[j], masked[j], attempted[j], transmitted[j],
                                            s.e_ac_pj * double(transmitted[j])});
     }
     if (h5::is_group(g, "operators")) { // traces from before operator nodes have none
-        const std::string w = where + "/operators", wt = where + "/total/operators";
         Handle ops = h5::open_group(g, "operators", where);
         Handle totals = h5::open_group(total, "operators", where + "/total");
-        const auto names = h5::read_strings(ops, "name", shape, w);
-        const auto kinds = h5::read_strings(ops, "kind", shape, w);
-        const auto outputs = h5::read_strings(ops, "output", shape, w);
-        const auto coincidences = h5::read_uint64s(totals, "coincidences", wt);
-        const auto deliveries = h5::read_uint64s(totals, "deliveries", wt);
-        const auto macs = h5::read_uint64s(totals, "macs", wt);
-        const auto masked = h5::read_uint64s(totals, "masked_spikes", wt);
-        const std::size_t n = names.size();
-        expect_length(kinds.size(), n, w + "/kind");
-        expect_length(outputs.size(), n, w + "/output");
-        expect_length(coincidences.size(), n, wt + "/coincidences");
-        expect_length(deliveries.size(), n, wt + "/deliveries");
-        expect_length(macs.size(), n, wt + "/macs");
-        expect_length(masked.size(), n, wt + "/masked_spikes");
-        for (std::size_t i = 0; i < n; ++i)
+        const At meta{ops, where + "/operators"}, sum{totals, where + "/total/operators"};
+        Columns c;
+        const auto names = c.strings(meta, "name");
+        const auto kinds = c.strings(meta, "kind");
+        const auto outputs = c.strings(meta, "output");
+        const auto coincidences = c.uint64s(sum, "coincidences");
+        const auto deliveries = c.uint64s(sum, "deliveries");
+        const auto macs = c.uint64s(sum, "macs");
+        const auto masked = c.uint64s(sum, "masked_spikes");
+        for (std::size_t i = 0; i < names.size(); ++i)
             s.operator_energy.push_back(
                 {names[i], kinds[i], outputs[i], coincidences[i], deliveries[i], macs[i], masked[i],
                  s.e_ac_pj * double(coincidences[i] + deliveries[i]) + s.e_mac_pj * double(macs[i])});

@@ -422,3 +422,34 @@ TEST_CASE("bad traces and options give errors naming the file and the object", "
     }
     CHECK_THROWS_WITH(read_trace_summary(text.path), Catch::Contains(text.path));
 }
+
+namespace {
+
+// Replaces the 1-D dataset `name` with a uint64 one of `length` zeros (a damaged table column).
+void replace_with_zeros(const std::string& path, const std::string& name, hsize_t length) {
+    H5 f{H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose};
+    REQUIRE(H5Ldelete(f, name.c_str(), H5P_DEFAULT) >= 0);
+    H5 space{H5Screate_simple(1, &length, nullptr), H5Sclose};
+    H5 d{H5Dcreate2(f, name.c_str(), H5T_STD_U64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose};
+    const std::vector<std::uint64_t> zeros(length, 0);
+    REQUIRE(H5Dwrite(d, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, zeros.data()) >= 0);
+}
+
+} // namespace
+
+TEST_CASE("a table column of the wrong length is an error naming the column", "[trace]") {
+    const Network net = layered_network();
+    // (dataset, rows it must have): samples are rows of /samples, projections of the ledger's tables
+    const std::vector<std::pair<std::string, hsize_t>> columns = {
+        {"/samples/spikes", 3}, {"/energy/total/projections/attempted", 3}, {"/energy/populations/size", 4}};
+    for (const auto& [name, rows] : columns) {
+        TempPath file("trace_short_column.h5");
+        run_traced(net, file.path, TraceOptions{}, 3);
+        REQUIRE_NOTHROW(read_trace_summary(file.path));
+        replace_with_zeros(file.path, name, rows - 1);
+        CHECK_THROWS_WITH(read_trace_summary(file.path),
+                          Catch::Contains(file.path) && Catch::Contains(name) &&
+                              Catch::Contains("has " + std::to_string(rows - 1) + " entries, expected " +
+                                              std::to_string(rows)));
+    }
+}

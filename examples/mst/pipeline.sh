@@ -1,29 +1,64 @@
 #!/bin/sh
-# After the ratio-0 training: export it, fine-tune the masked models from it (one job at a time:
-# the machine has 2 cores), export them, evaluate the three as quantised ANNs on the full test
-# set, then as SNNs (T up to TICKS) on the first SAMPLES test images, then the ratio-0 SNN on the
-# remaining images up to REST_TICKS (each evaluation writes partial results after every batch).
-# Usage: sh examples/mst/pipeline.sh [FINETUNE_MINUTES] [TICKS] [SAMPLES] [REST_TICKS]
+# The MST-Tiny recipe as run for the shipped models, on a 2-core machine:
+#   1. train the ratio-0 model from scratch (TRAIN_MIN minutes, both cores);
+#   2. export it and evaluate it as the quantised ANN on the full test set;
+#   3. two lanes, one core each:
+#      a. the ratio-0 SNN on the full test set to T = 128, then every model's SNN to T = 256
+#         on the first LONG_SAMPLES images;
+#      b. fine-tune the ratio-0.5 and 0.75 models from it with their ratio on (FT_MIN minutes
+#         each), export them, evaluate them as ANNs, then their SNNs to T = 128 on the first
+#         MASKED_SAMPLES images.
+# Every evaluation writes partial results after each batch (FILE.json.partial).
+# Usage: sh examples/mst/pipeline.sh [all|train|rest]
 set -e
 cd "$(dirname "$0")"
 M=models
-PY="nice -n 5 /usr/bin/python3"
-FT=${1:-8}
-TICKS=${2:-256}
-SAMPLES=${3:-500}
-REST_TICKS=${4:-128}
-$PY export.py $M/mst_r0.pt $M/mst_r0.h5
-for r in 50 75; do
-  $PY train.py --out $M/mst_r$r --init $M/mst_r0.pt --mask-ratio 0.$r --lr 5e-4 --warmup 50 \
-      --budget-min "$FT" > $M/mst_r$r.train.log 2>&1
-  $PY export.py $M/mst_r$r.pt $M/mst_r$r.h5
-done
-for r in 0 50 75; do
-  $PY reference.py --model $M/mst_r$r.h5 --ann --predictions --out $M/mst_r$r.ann.json > $M/mst_r$r.ann.log 2>&1
-done
-for r in 0 50 75; do
-  $PY reference.py --model $M/mst_r$r.h5 --ticks "$TICKS" --samples "$SAMPLES" --predictions \
-      --out $M/mst_r$r.snn.json > $M/mst_r$r.snn.log 2>&1
-done
-$PY reference.py --model $M/mst_r0.h5 --ticks "$REST_TICKS" --offset "$SAMPLES" --samples 10000 --predictions \
-    --out $M/mst_r0.snn.rest.json > $M/mst_r0.snn.rest.log 2>&1
+PY="/usr/bin/python3"
+TRAIN_MIN=${TRAIN_MIN:-68}
+FT_MIN=${FT_MIN:-12}
+MASKED_SAMPLES=${MASKED_SAMPLES:-4000}
+LONG_SAMPLES=${LONG_SAMPLES:-500}
+
+train_r0() {
+  $PY train.py --out $M/mst_r0 --budget-min "$TRAIN_MIN" > $M/mst_r0.train.log 2>&1
+}
+
+ann() {   # ann RATIO THREADS
+  $PY export.py $M/mst_r$1.pt $M/mst_r$1.h5
+  $PY reference.py --model $M/mst_r$1.h5 --ann --predictions --threads "$2" \
+      --out $M/mst_r$1.ann.json > $M/mst_r$1.ann.log 2>&1
+}
+
+snn() {   # snn RATIO TICKS SAMPLES SUFFIX
+  $PY reference.py --model $M/mst_r$1.h5 --ticks "$2" --samples "$3" --threads 1 --predictions \
+      --out $M/mst_r$1.snn$4.json > $M/mst_r$1.snn$4.log 2>&1
+}
+
+lane_a() {
+  snn 0 128 10000 ""
+  for r in 0 50 75; do snn $r 256 "$LONG_SAMPLES" -t256; done
+}
+
+lane_b() {
+  for r in 50 75; do
+    $PY train.py --out $M/mst_r$r --init $M/mst_r0.pt --mask-ratio 0.$r --lr 5e-4 --warmup 50 \
+        --threads 1 --budget-min "$FT_MIN" > $M/mst_r$r.train.log 2>&1
+    ann $r 1
+  done
+  for r in 50 75; do snn $r 128 "$MASKED_SAMPLES" ""; done
+}
+
+rest() {
+  ann 0 2
+  lane_b & b=$!
+  lane_a
+  wait $b
+  $PY results.py
+}
+
+case "${1:-all}" in
+  train) train_r0 ;;
+  rest) rest ;;
+  all) train_r0; rest ;;
+  *) echo "usage: pipeline.sh [all|train|rest]" >&2; exit 2 ;;
+esac
