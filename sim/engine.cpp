@@ -63,6 +63,7 @@ struct Engine::State {
     std::vector<RandomEngine> operator_rng; // per operator: q, k and score masks
     EventQueue queue;
     std::vector<std::uint32_t> kept_a, kept_b; // masked spike lists handed to operators
+    WindowAttention::Scratch attention_scratch; // the network's operators are shared between threads
     Tick horizon = 0;
     SampleResult result;
     SpikeSink* sink = nullptr;
@@ -322,12 +323,14 @@ void Engine::State::apply_operator(std::uint32_t op, PopulationId p, Tick t) {
     if (p == a.scores && fired_now(a.q) && fired_now(a.k)) {
         const auto q = kept(a.q, a.q_release, operator_rng[3 * op], kept_a, counts.masked_spikes);
         const auto k = kept(a.k, a.k_release, operator_rng[3 * op + 1], kept_b, counts.masked_spikes);
-        attention.coincide(q, k, a.scale * pops[a.q].spike_value * pops[a.k].spike_value, add, counts);
+        attention.coincide(q, k, a.scale * pops[a.q].spike_value * pops[a.k].spike_value, add, counts,
+                            attention_scratch);
     }
     if (p == a.output && fired_now(a.v)) {
         std::span<const std::uint32_t> scores;
         if (fired_now(a.scores)) scores = kept(a.scores, a.score_release, operator_rng[3 * op + 2], kept_a, counts.masked_spikes);
-        attention.attend(scores, pops[a.scores].spike_value, pops[a.v].fired, pops[a.v].spike_value, add, counts);
+        attention.attend(scores, pops[a.scores].spike_value, pops[a.v].fired, pops[a.v].spike_value, add, counts,
+                         attention_scratch);
     }
 }
 
