@@ -792,6 +792,20 @@ struct At {
     std::string where;
 };
 
+// The ledger keeps a table's description in /energy/<table> and its totals in
+// /energy/total/<table>: one table, two groups.
+struct LedgerTable {
+    Handle meta_group, sum_group;
+    At meta, sum;
+};
+
+LedgerTable open_ledger_table(hid_t energy, hid_t total, const std::string& table, const std::string& where) {
+    LedgerTable t{h5::open_group(energy, table, where), h5::open_group(total, table, where + "/total"), {}, {}};
+    t.meta = {t.meta_group, where + "/" + table};
+    t.sum = {t.sum_group, where + "/total/" + table};
+    return t;
+}
+
 // The columns of one table: equal-length 1-D datasets, possibly spread over several groups
 // (/energy keeps the names in one group and the totals in another). The first column read sets
 // the row count; every later one must have it.
@@ -849,52 +863,46 @@ void read_energy(hid_t file, TraceSummary& s) {
     s.ann_pj = h5::read_double_attribute(total, "ann_pj", where + "/total");
 
     {
-        Handle pops = h5::open_group(g, "populations", where);
-        Handle totals = h5::open_group(total, "populations", where + "/total");
-        const At meta{pops, where + "/populations"}, sum{totals, where + "/total/populations"};
+        const auto t = open_ledger_table(g, total, "populations", where);
         Columns c;
-        const auto names = c.strings(meta, "name");
-        const auto models = c.strings(meta, "model");
-        const auto sizes = c.uint64s(meta, "size");
-        const auto spikes = c.uint64s(sum, "spikes");
-        const auto updates = c.uint64s(sum, "updates");
-        const auto macs = c.uint64s(sum, "macs");
+        const auto names = c.strings(t.meta, "name");
+        const auto models = c.strings(t.meta, "model");
+        const auto sizes = c.uint64s(t.meta, "size");
+        const auto spikes = c.uint64s(t.sum, "spikes");
+        const auto updates = c.uint64s(t.sum, "updates");
+        const auto macs = c.uint64s(t.sum, "macs");
         for (std::size_t p = 0; p < names.size(); ++p)
             s.population_energy.push_back(
                 {names[p], models[p], sizes[p], spikes[p], updates[p], macs[p], s.e_mac_pj * double(macs[p])});
     }
     {
-        Handle projs = h5::open_group(g, "projections", where);
-        Handle totals = h5::open_group(total, "projections", where + "/total");
-        const At meta{projs, where + "/projections"}, sum{totals, where + "/total/projections"};
+        const auto t = open_ledger_table(g, total, "projections", where);
         Columns c;
-        const auto names = c.strings(meta, "name");
-        const auto sources = c.strings(meta, "source");
-        const auto targets = c.strings(meta, "target");
-        const auto releases = c.strings(meta, "release");
-        const auto ratios = c.numbers<double>(meta, "mask_ratio", H5T_NATIVE_DOUBLE);
-        const auto synapses = c.uint64s(meta, "synapses");
-        const auto spikes_in = c.uint64s(sum, "spikes_in");
-        const auto masked = c.uint64s(sum, "masked_spikes");
-        const auto attempted = c.uint64s(sum, "attempted");
-        const auto transmitted = c.uint64s(sum, "transmitted");
+        const auto names = c.strings(t.meta, "name");
+        const auto sources = c.strings(t.meta, "source");
+        const auto targets = c.strings(t.meta, "target");
+        const auto releases = c.strings(t.meta, "release");
+        const auto ratios = c.numbers<double>(t.meta, "mask_ratio", H5T_NATIVE_DOUBLE);
+        const auto synapses = c.uint64s(t.meta, "synapses");
+        const auto spikes_in = c.uint64s(t.sum, "spikes_in");
+        const auto masked = c.uint64s(t.sum, "masked_spikes");
+        const auto attempted = c.uint64s(t.sum, "attempted");
+        const auto transmitted = c.uint64s(t.sum, "transmitted");
         for (std::size_t j = 0; j < names.size(); ++j)
             s.projection_energy.push_back({names[j], sources[j], targets[j], releases[j], ratios[j], synapses[j],
                                            spikes_in[j], masked[j], attempted[j], transmitted[j],
                                            s.e_ac_pj * double(transmitted[j])});
     }
     if (h5::is_group(g, "operators")) { // traces from before operator nodes have none
-        Handle ops = h5::open_group(g, "operators", where);
-        Handle totals = h5::open_group(total, "operators", where + "/total");
-        const At meta{ops, where + "/operators"}, sum{totals, where + "/total/operators"};
+        const auto t = open_ledger_table(g, total, "operators", where);
         Columns c;
-        const auto names = c.strings(meta, "name");
-        const auto kinds = c.strings(meta, "kind");
-        const auto outputs = c.strings(meta, "output");
-        const auto coincidences = c.uint64s(sum, "coincidences");
-        const auto deliveries = c.uint64s(sum, "deliveries");
-        const auto macs = c.uint64s(sum, "macs");
-        const auto masked = c.uint64s(sum, "masked_spikes");
+        const auto names = c.strings(t.meta, "name");
+        const auto kinds = c.strings(t.meta, "kind");
+        const auto outputs = c.strings(t.meta, "output");
+        const auto coincidences = c.uint64s(t.sum, "coincidences");
+        const auto deliveries = c.uint64s(t.sum, "deliveries");
+        const auto macs = c.uint64s(t.sum, "macs");
+        const auto masked = c.uint64s(t.sum, "masked_spikes");
         for (std::size_t i = 0; i < names.size(); ++i)
             s.operator_energy.push_back(
                 {names[i], kinds[i], outputs[i], coincidences[i], deliveries[i], macs[i], masked[i],
