@@ -23,6 +23,11 @@ std::size_t element_count(const std::vector<std::int64_t>& shape) {
     return std::size_t(std::accumulate(shape.begin(), shape.end(), std::int64_t{1}, std::multiplies<>()));
 }
 
+// The element count a (possibly corrupt) header claims, in double so that it cannot overflow.
+double claimed_count(const std::vector<std::int64_t>& shape) {
+    return std::accumulate(shape.begin(), shape.end(), 1.0, [](double n, std::int64_t d) { return n * double(d); });
+}
+
 // Reads strings from a dataset or attribute (`is_attribute`), variable or fixed length.
 std::vector<std::string> read_string_object(hid_t obj, bool is_attribute, std::vector<std::int64_t>& shape,
                                             const std::string& where) {
@@ -31,9 +36,7 @@ std::vector<std::string> read_string_object(hid_t obj, bool is_attribute, std::v
     if (!type.valid() || !space.valid()) fail(where, "cannot be read");
     if (H5Tget_class(type) != H5T_STRING) fail(where, "is not a string");
     shape = dataspace_shape(space);
-    double claimed = 1;
-    for (auto d : shape) claimed *= double(d);
-    if (claimed > double(1 << 24)) fail(where, "claims " + shape_text(shape) + " strings (corrupt file?)");
+    if (claimed_count(shape) > double(1 << 24)) fail(where, "claims " + shape_text(shape) + " strings (corrupt file?)");
     const std::size_t n = element_count(shape);
     std::vector<std::string> out(n);
     if (H5Tis_variable_str(type) > 0) {
@@ -180,8 +183,7 @@ namespace {
 // allocating for them.
 void check_extent(hid_t ds, hid_t type, const std::vector<std::int64_t>& shape, const std::string& name,
                   const std::string& where) {
-    double n = 1;
-    for (auto d : shape) n *= double(d);
+    const double n = claimed_count(shape);
     if (n > double(std::uint64_t{1} << 32))
         fail(where, "'" + name + "' claims " + shape_text(shape) + " elements (corrupt file?)");
     Handle plist(H5Dget_create_plist(ds), H5Pclose);
