@@ -6,8 +6,9 @@
 
 #include "neurons/dynamics.hpp"
 #include "sim/errors.hpp"
-#include "sim/event_queue.hpp"
+#include "sim/population_update.hpp"
 #include "sim/random.hpp"
+#include "sim/tick_calendar.hpp"
 #include "synapses/transmit.hpp"
 
 #ifdef _OPENMP
@@ -28,32 +29,40 @@ Stimulus Stimulus::for_network(const Network& net) {
                     std::vector<std::vector<TimedSpike>>(n)};
 }
 
-// Per-population dynamic state of one sample.
-struct PopulationState {
-    std::vector<double> v, input, drive;
-    std::vector<double> syn;    // synaptic current (CubaLIF only; empty otherwise)
-    std::vector<Tick> last;     // tick of the last update; -1 before the first
-    std::vector<Tick> wake_at;  // the one valid predicted crossing, or never
-    std::vector<std::uint8_t> touched;
-    std::vector<std::uint32_t> touched_list;
-    Tick queued_for = -1;       // an update event for this tick is already queued
-    std::vector<std::uint32_t> fired; // the spikes of the last update that had any ...
-    Tick fired_tick = -1;             // ... and its tick (operators read them within the tick)
-    double spike_value = 0;
-    RandomEngine rng;           // Bernoulli sources
-
-    void touch(std::uint32_t j) {
-        if (!touched[j]) touched[j] = 1, touched_list.push_back(j);
-    }
+namespace {
+struct Wake { // a neuron due at a tick without input: a predicted crossing or a source spike
+    std::uint32_t population;
+    std::uint32_t neuron;
+};
+struct Delivery { // a spike that reaches a delayed projection's synapses
+    std::uint32_t projection;
+    std::uint32_t source;
+    std::uint64_t group; // sparse: the delay group of the source's row
 };
 
+// The sweep path runs when at least one neuron in `sweep_share` is to be visited (a fixed rule:
+// which path runs never changes a result, only its cost; docs/performance.md).
+constexpr std::uint64_t sweep_share = 8;
+
+std::uint32_t max_delay(const Network& net) {
+    std::uint32_t d = 0;
+    for (ProjectionId pr = 0; pr < net.projections().size(); ++pr) {
+        d = std::max(d, net.projection(pr).delay);
+        if (const auto* s = std::get_if<SparseFanout>(&net.fanout(pr)))
+            for (const auto& g : s->groups) d = std::max(d, g.delay);
+    }
+    return d;
+}
+} // namespace
+
 struct Engine::State {
-    explicit State(const Network& n) : net(n) {
+    explicit State(const Network& n) : net(n), delivery_window(Tick(max_delay(n)) + 1) {
         for (ProjectionId pr = 0; pr < net.projections().size(); ++pr)
             plans.emplace_back(net.projection(pr).release, net.fanout(pr));
         pops.resize(net.populations().size());
         proj_rng.resize(net.projections().size());
         operator_rng.resize(3 * net.operators().size());
+        for (const auto& pop : net.populations()) neurons += pop.size();
     }
 
     const Network& net;
@@ -61,20 +70,27 @@ struct Engine::State {
     std::vector<PopulationState> pops;
     std::vector<RandomEngine> proj_rng;
     std::vector<RandomEngine> operator_rng; // per operator: q, k and score masks
-    EventQueue queue;
+    TickCalendar<Wake> wakes;
+    TickCalendar<Delivery> deliveries;
+    Tick delivery_window;
+    std::uint64_t neurons = 0;
     std::vector<std::uint32_t> kept_a, kept_b; // masked spike lists handed to operators
     WindowAttention::Scratch attention_scratch; // the network's operators are shared between threads
+    std::vector<Tick> observe_at;               // sorted
     Tick horizon = 0;
+    UpdatePath path = UpdatePath::automatic;
     SampleResult result;
     SpikeSink* sink = nullptr;
     bool record = false;
 
     void validate(const Stimulus& s) const;
     void reset(const Stimulus& s, const RunOptions& o, std::uint64_t sample);
-    void schedule_crossing(PopulationId p, std::uint32_t j, Tick k_from_last);
-    void request_update(PopulationId p, Tick t);
-    void apply(const Event& e);
+    Tick step(Tick t); // simulates tick t; returns the next tick with work
+    void apply(const Wake& w, Tick t);
     void update(PopulationId p, Tick t);
+    template <class Unit> void update_membranes(PopulationId p, Tick t, const Unit& unit);
+    void leave_sweep(PopulationId p, Tick t);
+    void spike_sources(PopulationId p, Tick t);
     void propagate(PopulationId p, Tick t);
     void apply_operator(std::uint32_t op, PopulationId p, Tick t);
     std::span<const std::uint32_t> kept(PopulationId source, const Release& r, RandomEngine& rng,
@@ -109,7 +125,9 @@ void Engine::State::validate(const Stimulus& s) const {
 
 void Engine::State::reset(const Stimulus& s, const RunOptions& o, std::uint64_t sample) {
     horizon = o.ticks;
-    queue.clear();
+    path = o.update_path;
+    wakes.reset(std::min<Tick>(std::max<Tick>(horizon, 1), 1024));
+    deliveries.reset(delivery_window);
     result = SampleResult{};
     result.sample = sample;
     result.ledger = EnergyLedger::for_network(net, std::uint64_t(o.ticks));
@@ -129,171 +147,155 @@ void Engine::State::reset(const Stimulus& s, const RunOptions& o, std::uint64_t 
         if (!s.current[p].empty())
             for (std::uint32_t j = 0; j < n; ++j) ps.drive[j] += s.current[p][j];
         ps.last.assign(n, -1);
-        ps.wake_at.assign(n, never);
-        ps.touched.assign(n, 0);
-        ps.touched_list.clear();
-        ps.queued_for = -1;
+        ps.mark.assign(n, unmarked);
+        ps.to_visit.clear();
+        ps.unresolved.clear();
+        ps.sweeping = false;
         ps.fired.clear();
         ps.fired_tick = -1;
+        ps.operator_input_at = -1;
         ps.spike_value = spike_value(pop.model);
+        ps.source = is_source(pop.model);
         ps.rng = make_stream(o.seed, sample, population_stream + p);
         result.ledger.populations[p].macs = s.current_macs[p] * std::uint64_t(o.ticks);
 
-        const std::uint32_t stage = net.stage(p);
         if (const auto* src = std::get_if<BernoulliSource>(&pop.model)) {
+            ps.wake_at.assign(n, never);
             for (std::uint32_t j = 0; j < n; ++j) {
                 const double q = src->probability.size() == 1 ? src->probability[0] : src->probability[j];
                 if (q <= 0.0) continue;
                 const Tick first = q >= 1.0 ? 0 : Tick(GeometricGaps(q).next(ps.rng, std::uint64_t(horizon)));
-                if (first < horizon) queue.push({first, stage, Event::Kind::wake, p, j});
+                if (first < horizon) wakes.push(first, {p, j});
             }
         } else if (std::holds_alternative<SpikeSource>(pop.model)) {
+            ps.wake_at.assign(n, never);
             for (const auto& sp : s.spikes[p])
-                if (sp.tick < horizon) queue.push({sp.tick, stage, Event::Kind::wake, p, sp.neuron});
-        } else if (!is_readout(pop.model)) {
-            for (std::uint32_t j = 0; j < n; ++j) schedule_crossing(p, j, -1);
-        } else {
+                if (sp.tick < horizon) wakes.push(sp.tick, {p, sp.neuron});
+        } else if (is_readout(pop.model)) {
+            ps.wake_at.assign(n, never);
             result.readouts.push_back(Readout{p, {}, {}});
+        } else {
+            // Every neuron's first prediction is made at tick 0, as if it had been visited at -1.
+            ps.wake_at.assign(n, unpredicted);
+            ps.unresolved.resize(n);
+            for (std::uint32_t j = 0; j < n; ++j) ps.unresolved[j] = j;
+            ps.pending = n;
         }
+        if (is_source(pop.model) || is_readout(pop.model)) ps.pending = 0;
     }
 
-    std::vector<Tick> observe = o.observe;
-    if (observe.empty() && horizon > 0) observe.push_back(horizon - 1);
-    const auto after_all = std::uint32_t(pops.size());
-    for (Tick t : observe)
-        if (t >= 0 && t < horizon) queue.push({t, after_all, Event::Kind::observe, 0, 0});
+    observe_at.clear();
+    for (Tick t : o.observe)
+        if (t >= 0 && t < horizon) observe_at.push_back(t);
+    if (o.observe.empty() && horizon > 0) observe_at.push_back(horizon - 1);
+    std::sort(observe_at.begin(), observe_at.end());
 }
 
-// Predicts when neuron j, last updated at tick `now`, crosses threshold under drift alone.
-void Engine::State::schedule_crossing(PopulationId p, std::uint32_t j, Tick now) {
+void Engine::State::apply(const Wake& w, Tick t) {
+    auto& ps = pops[w.population];
+    if (ps.source || ps.wake_at[w.neuron] == t) ps.touch(w.neuron, due); // else a superseded prediction
+}
+
+// One tick, as DESIGN.md "One tick, precisely": due neurons and delayed deliveries first, then the
+// populations in stage order, then observations.
+Tick Engine::State::step(Tick t) {
+    for (const Wake& w : wakes.at(t)) apply(w, t);
+    wakes.done(t);
+    {
+        auto& due_now = deliveries.at(t);
+        for (const Delivery& d : due_now) deliver(d.projection, d.source, d.group, t);
+        deliveries.done(t);
+    }
+    bool next_tick_busy = false;
+    for (std::uint32_t stage = 0; stage < pops.size(); ++stage) {
+        const PopulationId p = net.population_at_stage(stage);
+        if (pops[p].has_work(t)) update(p, t);
+        next_tick_busy |= pops[p].pending != 0;
+    }
+    for (auto it = std::lower_bound(observe_at.begin(), observe_at.end(), t); it != observe_at.end() && *it == t; ++it)
+        observe(t);
+    // Stale predictions stay in the calendar until their tick; bound them by the live ones.
+    if (wakes.size() > 2 * neurons + 4096)
+        wakes.compact([&](Tick at, const Wake& w) {
+            const auto& ps = pops[w.population];
+            return ps.source || ps.wake_at[w.neuron] == at;
+        });
+    if (next_tick_busy) return t + 1;
+    Tick next = std::min(wakes.next_after(t), deliveries.next_after(t));
+    const auto o = std::upper_bound(observe_at.begin(), observe_at.end(), t);
+    if (o != observe_at.end()) next = std::min(next, *o);
+    return next;
+}
+
+// Leaving the sweep path: the predictions it kept in wake_at go back to the calendar and the
+// deferred ones to the list the lazy path resolves.
+void Engine::State::leave_sweep(PopulationId p, Tick t) {
     auto& ps = pops[p];
-    const Tick k = std::visit(
-        [&](const auto& model) -> Tick {
-            using M = std::decay_t<decltype(model)>;
-            if constexpr (std::is_same_v<M, IfNeuron>)
-                return IfDynamics(model).ticks_to_crossing(ps.v[j], ps.drive[j]);
-            else if constexpr (std::is_same_v<M, LifNeuron>)
-                return LifDynamics(model).ticks_to_crossing(ps.v[j], ps.drive[j]);
-            else if constexpr (std::is_same_v<M, CubaLifNeuron>)
-                return CubaLifDynamics(model).ticks_to_crossing(ps.syn[j], ps.v[j], ps.drive[j]);
-            else
-                return never;
-        },
-        net.population(p).model);
-    const Tick at = (k == never || k >= horizon - now) ? never : now + k;
-    if (at == ps.wake_at[j]) return; // the event for it is already queued
-    ps.wake_at[j] = at;
-    if (at != never) queue.push({at, net.stage(p), Event::Kind::wake, p, j});
-}
-
-void Engine::State::request_update(PopulationId p, Tick t) {
-    if (pops[p].queued_for == t) return;
-    pops[p].queued_for = t;
-    queue.push({t, net.stage(p), Event::Kind::update, p, 0});
-}
-
-void Engine::State::apply(const Event& e) {
-    switch (e.kind) {
-    case Event::Kind::deliver: deliver(e.index, e.neuron, e.group, e.tick); break;
-    case Event::Kind::wake: {
-        auto& ps = pops[e.index];
-        const bool spiking = !is_source(net.population(e.index).model);
-        if (spiking && ps.wake_at[e.neuron] != e.tick) break; // superseded by a later prediction
-        if (spiking) ++result.ledger.populations[e.index].wakeups;
-        ps.touch(e.neuron);
-        break;
-    }
-    case Event::Kind::update:
-    case Event::Kind::observe: break;
+    ps.sweeping = false;
+    ps.unresolved.clear();
+    for (std::uint32_t j = 0; j < ps.size(); ++j) {
+        const Tick at = ps.wake_at[j];
+        if (at == unpredicted) ps.unresolved.push_back(j);
+        else if (at == t) ps.touch(j, due);
+        else if (at != never) wakes.push(at, {p, j});
     }
 }
 
-// Touched neurons in ascending order, whatever the delivery order. Dense fan-outs deliver in
-// order already; when many neurons are touched (sparse fan-outs with random targets), one scan of
-// the flags is cheaper than sorting them (docs/performance.md).
-static void canonical_order(PopulationState& ps) {
-    auto& list = ps.touched_list;
-    if (std::is_sorted(list.begin(), list.end())) return;
-    if (list.size() < ps.touched.size() / 16) {
-        std::sort(list.begin(), list.end());
-        return;
+template <class Unit>
+void Engine::State::update_membranes(PopulationId p, Tick t, const Unit& unit) {
+    auto& ps = pops[p];
+    MembraneUpdate<Unit> update(ps, unit, t, horizon, result.ledger.populations[p]);
+    const bool sweep = path == UpdatePath::sweep ||
+                       (path == UpdatePath::automatic && (ps.to_visit.size() + ps.pending) * sweep_share >= ps.size());
+    if (sweep) {
+        ps.sweeping = true;
+        update.sweep();
+        if (ps.pending == 0) leave_sweep(p, t); // no visit now, so no update is due at t + 1
+    } else {
+        if (ps.sweeping) leave_sweep(p, t);
+        update.lazy([&](Tick at, std::uint32_t j) { wakes.push(at, {p, j}); });
     }
-    std::size_t n = 0;
-    for (std::uint32_t j = 0; j < ps.touched.size(); ++j)
-        if (ps.touched[j]) list[n++] = j;
+}
+
+// A source's due neurons are its spikes; a Bernoulli source draws each one's next spike.
+void Engine::State::spike_sources(PopulationId p, Tick t) {
+    auto& ps = pops[p];
+    std::sort(ps.to_visit.begin(), ps.to_visit.end());
+    ps.fired.assign(ps.to_visit.begin(), ps.to_visit.end());
+    for (std::uint32_t j : ps.to_visit) ps.mark[j] = unmarked;
+    ps.to_visit.clear();
+    if (const auto* src = std::get_if<BernoulliSource>(&net.population(p).model))
+        for (std::uint32_t j : ps.fired) {
+            const double q = src->probability.size() == 1 ? src->probability[0] : src->probability[j];
+            const Tick next = q >= 1.0 ? t + 1 : t + 1 + Tick(GeometricGaps(q).next(ps.rng, std::uint64_t(horizon)));
+            if (next < horizon) wakes.push(next, {p, j});
+        }
 }
 
 void Engine::State::update(PopulationId p, Tick t) {
     auto& ps = pops[p];
-    auto& counts = result.ledger.populations[p];
-    auto& fired = ps.fired;
-    fired.clear();
+    ps.fired.clear();
     for (std::uint32_t op : net.operators_into(p)) apply_operator(op, p, t);
-    canonical_order(ps);
-
-    auto integrate = [&](auto drift, auto&& on_value) {
-        for (std::uint32_t j : ps.touched_list) {
-            const Tick k = t - ps.last[j];
-            double v = drift(ps.v[j], ps.drive[j], k) + ps.input[j];
-            ps.input[j] = 0.0;
-            ps.last[j] = t;
-            counts.drift_ticks += std::uint64_t(k);
-            on_value(j, v);
-            ps.v[j] = v;
-        }
-        counts.updates += ps.touched_list.size();
-    };
-    auto spiking = [&](const auto& dyn) {
-        integrate([&](double v, double b, Tick k) { return dyn.drift(v, b, k); }, [&](std::uint32_t j, double& v) {
-            if (dyn.rule().crossed(v)) v = dyn.rule().after_spike(v), fired.push_back(j);
-        });
-        for (std::uint32_t j : ps.touched_list) schedule_crossing(p, j, t);
-    };
-
-    // Current-based: the input enters the synaptic current, the threshold watches v.
-    auto current_based = [&](const CubaLifDynamics& dyn) {
-        for (std::uint32_t j : ps.touched_list) {
-            const Tick k = t - ps.last[j];
-            dyn.advance(ps.syn[j], ps.v[j], ps.drive[j], ps.input[j], k);
-            ps.input[j] = 0.0;
-            ps.last[j] = t;
-            counts.drift_ticks += std::uint64_t(k);
-            if (dyn.rule().crossed(ps.v[j])) ps.v[j] = dyn.rule().after_spike(ps.v[j]), fired.push_back(j);
-        }
-        counts.updates += ps.touched_list.size();
-        for (std::uint32_t j : ps.touched_list) schedule_crossing(p, j, t);
-    };
-
     std::visit(
         [&](const auto& model) {
             using M = std::decay_t<decltype(model)>;
-            if constexpr (std::is_same_v<M, IfNeuron>) spiking(IfDynamics(model));
-            else if constexpr (std::is_same_v<M, LifNeuron>) spiking(LifDynamics(model));
-            else if constexpr (std::is_same_v<M, CubaLifNeuron>) current_based(CubaLifDynamics(model));
-            else if constexpr (std::is_same_v<M, ReadoutNeuron>)
-                integrate(&ReadoutDynamics::drift, [](std::uint32_t, double&) {});
-            else {
-                fired = ps.touched_list; // a source's due neurons are its spikes
-                if constexpr (std::is_same_v<M, BernoulliSource>)
-                    for (std::uint32_t j : fired) {
-                        const double q = model.probability.size() == 1 ? model.probability[0] : model.probability[j];
-                        const Tick next = q >= 1.0 ? t + 1 : t + 1 + Tick(GeometricGaps(q).next(ps.rng, std::uint64_t(horizon)));
-                        if (next < horizon) queue.push({next, net.stage(p), Event::Kind::wake, p, j});
-                    }
-            }
+            if constexpr (std::is_same_v<M, IfNeuron>) update_membranes(p, t, VoltageUnit<IfDynamics>{IfDynamics(model)});
+            else if constexpr (std::is_same_v<M, LifNeuron>)
+                update_membranes(p, t, VoltageUnit<LifDynamics>{LifDynamics(model)});
+            else if constexpr (std::is_same_v<M, CubaLifNeuron>) update_membranes(p, t, CubaLifUnit{CubaLifDynamics(model)});
+            else if constexpr (std::is_same_v<M, ReadoutNeuron>) update_membranes(p, t, ReadoutUnit{});
+            else spike_sources(p, t);
         },
         net.population(p).model);
 
-    for (std::uint32_t j : ps.touched_list) ps.touched[j] = 0;
-    ps.touched_list.clear();
-    if (fired.empty()) return;
+    if (ps.fired.empty()) return;
     ps.fired_tick = t;
-    counts.spikes += fired.size();
-    if (sink) sink->on_spikes(p, t, fired);
+    result.ledger.populations[p].spikes += ps.fired.size();
+    if (sink) sink->on_spikes(p, t, ps.fired);
     if (record)
-        for (std::uint32_t j : fired) result.spikes.push_back({t, p, j});
+        for (std::uint32_t j : ps.fired) result.spikes.push_back({t, p, j});
     propagate(p, t);
-    for (PopulationId target : net.operator_targets(p)) request_update(target, t);
+    for (PopulationId target : net.operator_targets(p)) pops[target].operator_input_at = t;
 }
 
 // Per-spike release (RSM) on an operator's input: the spikes that survive, drawn per tick.
@@ -317,7 +319,7 @@ void Engine::State::apply_operator(std::uint32_t op, PopulationId p, Tick t) {
     auto& target = pops[p];
     auto add = [&](std::uint32_t n, double x) {
         target.input[n] += x;
-        target.touch(n);
+        target.touch(n, has_input);
     };
     auto fired_now = [&](PopulationId q) { return pops[q].fired_tick == t; };
     if (p == a.scores && fired_now(a.q) && fired_now(a.k)) {
@@ -342,7 +344,6 @@ void Engine::State::propagate(PopulationId p, Tick t) {
         const auto& plan = plans[pr];
         auto& counts = result.ledger.projections[pr];
         auto& rng = proj_rng[pr];
-        const std::uint32_t stage = net.stage(projection.target);
         if (const auto* sparse = std::get_if<SparseFanout>(&fanout)) {
             for (std::uint32_t j : fired) {
                 const auto g0 = sparse->group_begin[j], g1 = sparse->group_begin[j + 1];
@@ -359,7 +360,7 @@ void Engine::State::propagate(PopulationId p, Tick t) {
                     const Tick at = t + sparse->groups[g].delay;
                     if (at >= horizon) continue;
                     if (at == t) deliver(pr, j, g, t);
-                    else queue.push({at, stage, Event::Kind::deliver, pr, j, g});
+                    else deliveries.push(at, {pr, j, g});
                 }
             }
             continue;
@@ -374,7 +375,7 @@ void Engine::State::propagate(PopulationId p, Tick t) {
                 continue;
             }
             if (at == t) deliver(pr, j, 0, t);
-            else queue.push({at, stage, Event::Kind::deliver, pr, j});
+            else deliveries.push(at, {pr, j, 0});
         }
     }
 }
@@ -390,15 +391,14 @@ void Engine::State::deliver(ProjectionId pr, std::uint32_t src, std::uint64_t gr
     // Raw pointers held in locals: stores to the uint8_t flags may alias anything, so going through
     // the vectors would reload their data pointers for every synapse.
     double* const input = target.input.data();
-    std::uint8_t* const touched = target.touched.data();
+    std::uint8_t* const mark = target.mark.data();
     counts.transmitted += transmit(fanout, src, begin, end, value, plans[pr], proj_rng[pr], [&](std::uint32_t k, double x) {
         input[k] += x;
-        if (!touched[k]) touched[k] = 1, target.touched_list.push_back(k);
+        if (!mark[k]) mark[k] = has_input, target.to_visit.push_back(k);
     });
     counts.attempted += std::holds_alternative<SparseFanout>(fanout)
                             ? end - begin
                             : std::visit([&](const auto& f) { return f.size(src); }, fanout);
-    request_update(projection.target, t);
 }
 
 void Engine::State::observe(Tick t) {
@@ -421,26 +421,7 @@ SampleResult Engine::run(const Stimulus& stimulus, const RunOptions& options, st
     s.sink = sink;
     s.record = options.record_spikes;
     s.reset(stimulus, options, sample);
-    const auto after_all = std::uint32_t(s.pops.size());
-
-    while (!s.queue.empty() && s.queue.top().tick < s.horizon) {
-        const Tick t = s.queue.top().tick;
-        const std::uint32_t stage = s.queue.top().stage;
-        if (stage == after_all) {
-            s.queue.pop();
-            s.observe(t);
-            continue;
-        }
-        const PopulationId p = s.net.population_at_stage(stage);
-        s.pops[p].queued_for = t; // everything due for (t, stage) is applied below
-        while (!s.queue.empty() && s.queue.top().tick == t && s.queue.top().stage == stage) {
-            const Event e = s.queue.top();
-            s.queue.pop();
-            s.apply(e);
-        }
-        s.update(p, t);
-    }
-    s.queue.clear();
+    for (Tick t = 0; t < s.horizon;) t = s.step(t);
     return std::move(s.result);
 }
 

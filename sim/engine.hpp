@@ -27,11 +27,17 @@ struct Stimulus {
     static Stimulus for_network(const Network& net);
 };
 
+// How a population's neurons are visited at a tick (docs/engine.md, "Two update paths"). The
+// result is the same either way; `automatic` picks the cheaper one by a fixed rule on counts.
+// Forcing a path is for tests and measurements.
+enum class UpdatePath { automatic, lazy, sweep };
+
 struct RunOptions {
     Tick ticks = 100;              // the sample occupies ticks [0, ticks)
     std::uint64_t seed = 0;        // run seed; streams are keyed by (seed, sample, stream)
     std::vector<Tick> observe;     // ticks at which readouts are recorded (empty: the last tick)
     bool record_spikes = false;    // keep every spike in SampleResult::spikes
+    UpdatePath update_path = UpdatePath::automatic;
 };
 
 struct SpikeRecord {

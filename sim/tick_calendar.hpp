@@ -1,0 +1,99 @@
+#pragma once
+// Pending work keyed by tick: a calendar queue (Brown 1988) with one bucket per tick over a
+// window of `window` ticks ahead of the present, and an overflow list beyond it. Entries of one
+// tick come out in the order they were pushed, so the order of work never depends on a heap's
+// tie-breaking. Push and take are O(1); finding the next busy tick scans the window.
+#include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <vector>
+
+#include "sim/time.hpp"
+
+namespace quantal {
+
+template <class Entry>
+class TickCalendar {
+public:
+    // Empties the calendar and sets the present to tick 0; the window is rounded up to a power of two.
+    void reset(Tick window) {
+        const auto w = std::bit_ceil(std::uint64_t(std::max<Tick>(window, 1)));
+        if (buckets_.size() != w) buckets_.assign(w, {});
+        for (auto& b : buckets_) b.clear();
+        far_.clear();
+        far_min_ = never;
+        now_ = 0;
+        size_ = 0;
+    }
+
+    // Work for tick `at` (>= the present).
+    void push(Tick at, const Entry& e) {
+        ++size_;
+        if (at - now_ < Tick(buckets_.size())) bucket(at).push_back(e);
+        else far_.push_back({at, e}), far_min_ = std::min(far_min_, at);
+    }
+
+    // The entries of tick t, in push order; moves the present to t (t >= the present). The caller
+    // consumes them and then calls done(t).
+    std::vector<Entry>& at(Tick t) {
+        now_ = t;
+        if (far_min_ < now_ + Tick(buckets_.size())) pull_in();
+        return bucket(t);
+    }
+    void done(Tick t) {
+        size_ -= bucket(t).size();
+        bucket(t).clear();
+    }
+
+    // The first tick after `t` that has entries, or never.
+    Tick next_after(Tick t) const {
+        const Tick end = now_ + Tick(buckets_.size());
+        for (Tick x = t + 1; x < end; ++x)
+            if (!bucket(x).empty()) return x;
+        return far_min_;
+    }
+
+    std::size_t size() const { return size_; }
+
+    // Drops every entry for which keep(tick, entry) is false (stale predictions).
+    template <class Keep> void compact(Keep&& keep) {
+        size_ = 0;
+        for (Tick x = now_; x < now_ + Tick(buckets_.size()); ++x) {
+            auto& b = bucket(x);
+            b.erase(std::remove_if(b.begin(), b.end(), [&](const Entry& e) { return !keep(x, e); }), b.end());
+            size_ += b.size();
+        }
+        far_.erase(std::remove_if(far_.begin(), far_.end(), [&](const Far& f) { return !keep(f.tick, f.entry); }),
+                   far_.end());
+        size_ += far_.size();
+        far_min_ = never;
+        for (const auto& f : far_) far_min_ = std::min(far_min_, f.tick);
+    }
+
+private:
+    struct Far {
+        Tick tick;
+        Entry entry;
+    };
+    std::vector<Entry>& bucket(Tick t) { return buckets_[std::size_t(t) & (buckets_.size() - 1)]; }
+    const std::vector<Entry>& bucket(Tick t) const { return buckets_[std::size_t(t) & (buckets_.size() - 1)]; }
+
+    // Moves the overflow entries that entered the window into their buckets, keeping push order.
+    void pull_in() {
+        const Tick end = now_ + Tick(buckets_.size());
+        std::stable_partition(far_.begin(), far_.end(), [&](const Far& f) { return f.tick >= end; });
+        auto first = std::find_if(far_.begin(), far_.end(), [&](const Far& f) { return f.tick < end; });
+        for (auto it = first; it != far_.end(); ++it) bucket(it->tick).push_back(it->entry);
+        far_.erase(first, far_.end());
+        far_min_ = never;
+        for (const auto& f : far_) far_min_ = std::min(far_min_, f.tick);
+    }
+
+    std::vector<std::vector<Entry>> buckets_;
+    std::vector<Far> far_;
+    Tick far_min_ = never;
+    Tick now_ = 0;
+    std::size_t size_ = 0;
+};
+
+} // namespace quantal
