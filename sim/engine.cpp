@@ -95,7 +95,7 @@ struct Engine::State {
     void apply_operator(std::uint32_t op, PopulationId p, Tick t);
     std::span<const std::uint32_t> kept(PopulationId source, const Release& r, RandomEngine& rng,
                                         std::vector<std::uint32_t>& out, std::uint64_t& masked);
-    void deliver(ProjectionId pr, std::uint32_t src, std::uint64_t group, Tick t);
+    void deliver(ProjectionId pr, std::uint32_t src, std::uint64_t group);
     void observe(Tick t);
 };
 
@@ -203,7 +203,7 @@ Tick Engine::State::step(Tick t) {
     wakes.done(t);
     {
         auto& due_now = deliveries.at(t);
-        for (const Delivery& d : due_now) deliver(d.projection, d.source, d.group, t);
+        for (const Delivery& d : due_now) deliver(d.projection, d.source, d.group);
         deliveries.done(t);
     }
     bool next_tick_busy = false;
@@ -359,7 +359,7 @@ void Engine::State::propagate(PopulationId p, Tick t) {
                 for (auto g = g0; g < g1; ++g) {
                     const Tick at = t + sparse->groups[g].delay;
                     if (at >= horizon) continue;
-                    if (at == t) deliver(pr, j, g, t);
+                    if (at == t) deliver(pr, j, g);
                     else deliveries.push(at, {pr, j, g});
                 }
             }
@@ -374,13 +374,13 @@ void Engine::State::propagate(PopulationId p, Tick t) {
                 counts.attempted += std::visit([&](const auto& f) { return f.size(j); }, fanout);
                 continue;
             }
-            if (at == t) deliver(pr, j, 0, t);
+            if (at == t) deliver(pr, j, 0);
             else deliveries.push(at, {pr, j, 0});
         }
     }
 }
 
-void Engine::State::deliver(ProjectionId pr, std::uint32_t src, std::uint64_t group, Tick t) {
+void Engine::State::deliver(ProjectionId pr, std::uint32_t src, std::uint64_t group) {
     const auto& projection = net.projection(pr);
     const auto& fanout = net.fanout(pr);
     auto& target = pops[projection.target];
@@ -394,7 +394,8 @@ void Engine::State::deliver(ProjectionId pr, std::uint32_t src, std::uint64_t gr
     std::uint8_t* const mark = target.mark.data();
     counts.transmitted += transmit(fanout, src, begin, end, value, plans[pr], proj_rng[pr], [&](std::uint32_t k, double x) {
         input[k] += x;
-        if (!mark[k]) mark[k] = has_input, target.to_visit.push_back(k);
+        if (!mark[k]) target.to_visit.push_back(k);
+        mark[k] = has_input;
     });
     counts.attempted += std::holds_alternative<SparseFanout>(fanout)
                             ? end - begin

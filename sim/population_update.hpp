@@ -45,8 +45,10 @@ struct PopulationState {
     RandomEngine rng;                 // Bernoulli sources
 
     std::uint32_t size() const { return std::uint32_t(mark.size()); }
+    // Input outranks due: a visit with input is not counted as a wake-up.
     void touch(std::uint32_t j, Mark why) {
-        if (!mark[j]) mark[j] = why, to_visit.push_back(j);
+        if (!mark[j]) to_visit.push_back(j);
+        if (mark[j] != has_input) mark[j] = why;
     }
     bool has_work(Tick t) const { return !to_visit.empty() || pending != 0 || operator_input_at == t; }
 };

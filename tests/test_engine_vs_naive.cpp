@@ -12,9 +12,11 @@ using quantal::testing::random_case;
 
 namespace {
 
-std::vector<SpikeRecord> engine_spikes(const Network& net, const Stimulus& s, Tick ticks) {
+std::vector<SpikeRecord> engine_spikes(const Network& net, const Stimulus& s, Tick ticks,
+                                       UpdatePath path = UpdatePath::automatic) {
     RunOptions o;
     o.ticks = ticks;
+    o.update_path = path;
     o.record_spikes = true;
     auto spikes = Engine(net).run(s, o, 0).spikes;
     std::sort(spikes.begin(), spikes.end(), [](const auto& a, const auto& b) {
@@ -32,11 +34,13 @@ TEST_CASE("engine equals the naive simulator spike for spike on exact random net
         o.recurrent = seed % 2 == 0;
         auto c = random_case(seed, o);
         const auto expected = naive_simulate(c.network, c.stimulus, o.ticks);
-        const auto got = engine_spikes(c.network, c.stimulus, o.ticks);
-        INFO("seed " << seed);
-        REQUIRE(got.size() == expected.size());
-        REQUIRE(got == expected);
-        total += got.size();
+        for (auto path : {UpdatePath::automatic, UpdatePath::lazy, UpdatePath::sweep}) {
+            const auto got = engine_spikes(c.network, c.stimulus, o.ticks, path);
+            INFO("seed " << seed << ", update path " << int(path));
+            REQUIRE(got.size() == expected.size());
+            REQUIRE(got == expected);
+            total += got.size();
+        }
     }
     CHECK(total > 10000); // the networks are active, not silent
 }

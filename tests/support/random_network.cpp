@@ -109,7 +109,7 @@ RandomCase random_case(std::uint64_t seed, const RandomNetworkOptions& o) {
         Population pop{"layer" + std::to_string(l), next, spiking_model(d, lif), {}};
         pop.bias = random_bias(d, pop.size());
         layers.push_back(b.add_population(pop));
-        b.connect(Projection{"", layers[l - 1], layers[l], c, delay, {}});
+        b.connect(Projection{"", layers[l - 1], layers[l], c, delay, o.release});
         shape = next;
     }
     if (o.recurrent) {
@@ -119,10 +119,10 @@ RandomCase random_case(std::uint64_t seed, const RandomNetworkOptions& o) {
             const auto n_from = b.population(from).size(), n_to = b.population(to).size();
             if (d.chance(0.5))
                 b.connect(Projection{"recurrent" + std::to_string(r), from, to,
-                                     Dense{d.weights(std::size_t(n_from) * n_to, 0.3)}, std::uint32_t(d.integer(1, 5)), {}});
+                                     Dense{d.weights(std::size_t(n_from) * n_to, 0.3)}, std::uint32_t(d.integer(1, 5)), o.release});
             else
                 b.connect(Projection{"recurrent" + std::to_string(r), from, to, random_sparse(d, n_from, n_to, 0.5, false),
-                                     1, {}});
+                                     1, o.release});
         }
     }
     Network net = b.build();

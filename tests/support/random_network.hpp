@@ -15,6 +15,7 @@ struct RandomNetworkOptions {
     bool recurrent = true;      // add delayed backward and self projections
     int layers = 4;
     Tick ticks = 40;
+    Release release;            // of every projection (the random draws do not depend on it)
 };
 
 struct RandomCase {
