@@ -9,6 +9,7 @@
 #include "sim/population_update.hpp"
 #include "sim/random.hpp"
 #include "sim/tick_calendar.hpp"
+#include "synapses/conv_accumulator.hpp"
 #include "synapses/transmit.hpp"
 
 #ifdef _OPENMP
@@ -57,8 +58,19 @@ std::uint32_t max_delay(const Network& net) {
 
 struct Engine::State {
     explicit State(const Network& n) : net(n), delivery_window(Tick(max_delay(n)) + 1) {
-        for (ProjectionId pr = 0; pr < net.projections().size(); ++pr)
+        accumulators.resize(net.projections().size());
+        accumulated.assign(net.projections().size(), 0);
+        accumulated_into.resize(net.populations().size());
+        for (ProjectionId pr = 0; pr < net.projections().size(); ++pr) {
             plans.emplace_back(net.projection(pr).release, net.fanout(pr));
+            // Per-synapse draws go target by target; without them a conv sums channel-last.
+            const auto* conv = std::get_if<ConvFanout>(&net.fanout(pr));
+            if (conv && (plans[pr].mode() != ReleaseMode::synapse || plans[pr].draw() == ReleasePlan::Draw::all)) {
+                accumulators[pr] = ConvAccumulator(*conv);
+                accumulated[pr] = 1;
+                accumulated_into[net.projection(pr).target].push_back(pr);
+            }
+        }
         pops.resize(net.populations().size());
         proj_rng.resize(net.projections().size());
         operator_rng.resize(3 * net.operators().size());
@@ -70,6 +82,10 @@ struct Engine::State {
     std::vector<PopulationState> pops;
     std::vector<RandomEngine> proj_rng;
     std::vector<RandomEngine> operator_rng; // per operator: q, k and score masks
+    std::vector<ConvAccumulator> accumulators;                // per projection (used by convs only)
+    std::vector<std::uint8_t> accumulated;                    // per projection: sums through its accumulator
+    std::vector<std::vector<ProjectionId>> accumulated_into;  // per population: its accumulated convs
+    Tick now = 0;
     TickCalendar<Wake> wakes;
     TickCalendar<Delivery> deliveries;
     Tick delivery_window;
@@ -153,7 +169,7 @@ void Engine::State::reset(const Stimulus& s, const RunOptions& o, std::uint64_t 
         ps.sweeping = false;
         ps.fired.clear();
         ps.fired_tick = -1;
-        ps.operator_input_at = -1;
+        ps.held_input_at = -1;
         ps.spike_value = spike_value(pop.model);
         ps.source = is_source(pop.model);
         ps.rng = make_stream(o.seed, sample, population_stream + p);
@@ -199,6 +215,7 @@ void Engine::State::apply(const Wake& w, Tick t) {
 // One tick, as DESIGN.md "One tick, precisely": due neurons and delayed deliveries first, then the
 // populations in stage order, then observations.
 Tick Engine::State::step(Tick t) {
+    now = t;
     for (const Wake& w : wakes.at(t)) apply(w, t);
     wakes.done(t);
     {
@@ -244,7 +261,7 @@ void Engine::State::leave_sweep(PopulationId p, Tick t) {
 template <class Unit>
 void Engine::State::update_membranes(PopulationId p, Tick t, const Unit& unit) {
     auto& ps = pops[p];
-    MembraneUpdate<Unit> update(ps, unit, t, horizon, result.ledger.populations[p]);
+    MembraneUpdate<Unit> update(ps, unit, t, horizon);
     const bool sweep = path == UpdatePath::sweep ||
                        (path == UpdatePath::automatic && (ps.to_visit.size() + ps.pending) * sweep_share >= ps.size());
     if (sweep) {
@@ -255,6 +272,7 @@ void Engine::State::update_membranes(PopulationId p, Tick t, const Unit& unit) {
         if (ps.sweeping) leave_sweep(p, t);
         update.lazy([&](Tick at, std::uint32_t j) { wakes.push(at, {p, j}); });
     }
+    update.count(result.ledger.populations[p]);
 }
 
 // A source's due neurons are its spikes; a Bernoulli source draws each one's next spike.
@@ -275,6 +293,13 @@ void Engine::State::spike_sources(PopulationId p, Tick t) {
 void Engine::State::update(PopulationId p, Tick t) {
     auto& ps = pops[p];
     ps.fired.clear();
+    for (ProjectionId pr : accumulated_into[p]) {
+        double* const input = ps.input.data();
+        accumulators[pr].flush([&](std::uint32_t j, double x) {
+            input[j] += x;
+            ps.touch(j, has_input);
+        });
+    }
     for (std::uint32_t op : net.operators_into(p)) apply_operator(op, p, t);
     std::visit(
         [&](const auto& model) {
@@ -295,7 +320,7 @@ void Engine::State::update(PopulationId p, Tick t) {
     if (record)
         for (std::uint32_t j : ps.fired) result.spikes.push_back({t, p, j});
     propagate(p, t);
-    for (PopulationId target : net.operator_targets(p)) pops[target].operator_input_at = t;
+    for (PopulationId target : net.operator_targets(p)) pops[target].held_input_at = t;
 }
 
 // Per-spike release (RSM) on an operator's input: the spikes that survive, drawn per tick.
@@ -388,10 +413,16 @@ void Engine::State::deliver(ProjectionId pr, std::uint32_t src, std::uint64_t gr
     std::uint64_t begin = 0, end = 0;
     if (const auto* sparse = std::get_if<SparseFanout>(&fanout)) begin = sparse->groups[group].begin, end = sparse->groups[group].end;
     const double value = pops[projection.source].spike_value;
-    // Raw pointers held in locals: stores to the uint8_t flags may alias anything, so going through
-    // the vectors would reload their data pointers for every synapse.
+    if (accumulated[pr]) {
+        const auto& conv = std::get<ConvFanout>(fanout);
+        accumulators[pr].add(conv, src, value);
+        const auto n = conv.size(src);
+        counts.transmitted += n, counts.attempted += n;
+        target.held_input_at = now;
+        return;
+    }
     double* const input = target.input.data();
-    std::uint8_t* const mark = target.mark.data();
+    Mark* const mark = target.mark.data();
     counts.transmitted += transmit(fanout, src, begin, end, value, plans[pr], proj_rng[pr], [&](std::uint32_t k, double x) {
         input[k] += x;
         if (!mark[k]) target.to_visit.push_back(k);

@@ -25,6 +25,8 @@ namespace quantal {
 // wake_at of a neuron visited at the previous processed tick whose prediction is not made yet.
 inline constexpr Tick unpredicted = -2;
 
+// An enum, not a char type: stores to marks cannot alias the membrane arrays, so hot loops keep
+// their pointers and counters in registers.
 enum Mark : std::uint8_t { unmarked = 0, has_input = 1, due = 2 };
 
 struct PopulationState {
@@ -32,14 +34,14 @@ struct PopulationState {
     std::vector<double> syn;     // synaptic current (CubaLIF only; empty otherwise)
     std::vector<Tick> last;      // tick of the last visit; -1 before the first
     std::vector<Tick> wake_at;   // predicted crossing under drift alone: a tick, never, or unpredicted
-    std::vector<std::uint8_t> mark;       // Mark, for this tick
+    std::vector<Mark> mark;               // for this tick
     std::vector<std::uint32_t> to_visit;  // the marked neurons, in marking order
     std::vector<std::uint32_t> unresolved; // lazy path: visited last tick, prediction deferred
     std::uint64_t pending = 0;   // neurons whose prediction is deferred (both paths)
     bool sweeping = false;       // the last processed tick took the sweep path
     std::vector<std::uint32_t> fired; // the spikes of the last update that had any ...
     Tick fired_tick = -1;             // ... and its tick (operators read them within the tick)
-    Tick operator_input_at = -1;      // an operator feeds this population at this tick
+    Tick held_input_at = -1;          // an operator or a conv accumulator holds input for this tick
     double spike_value = 0;
     bool source = false;              // a spike source: its calendar entries are its spikes
     RandomEngine rng;                 // Bernoulli sources
@@ -50,11 +52,10 @@ struct PopulationState {
         if (!mark[j]) to_visit.push_back(j);
         if (mark[j] != has_input) mark[j] = why;
     }
-    bool has_work(Tick t) const { return !to_visit.empty() || pending != 0 || operator_input_at == t; }
+    bool has_work(Tick t) const { return !to_visit.empty() || pending != 0 || held_input_at == t; }
 };
 
-// Per-model arithmetic of a visit, over raw arrays (stores to the uint8 marks may alias anything,
-// so going through the vectors would reload their data pointers for every neuron).
+// Per-model arithmetic of a visit, over raw arrays.
 struct MembraneArrays {
     double* v;
     double* input;
@@ -62,7 +63,7 @@ struct MembraneArrays {
     double* syn;
     Tick* last;
     Tick* wake_at;
-    std::uint8_t* mark;
+    Mark* mark;
 
     explicit MembraneArrays(PopulationState& s)
         : v(s.v.data()), input(s.input.data()), drive(s.drive.data()), syn(s.syn.data()), last(s.last.data()),
@@ -108,8 +109,8 @@ struct ReadoutUnit {
 template <class Unit>
 class MembraneUpdate {
 public:
-    MembraneUpdate(PopulationState& s, const Unit& unit, Tick t, Tick horizon, PopulationCounts& counts)
-        : s_(s), a_(s), unit_(unit), t_(t), horizon_(horizon), counts_(counts) {}
+    MembraneUpdate(PopulationState& s, const Unit& unit, Tick t, Tick horizon)
+        : s_(s), a_(s), unit_(unit), t_(t), horizon_(horizon) {}
 
     // Lazy path: predictions deferred from t - 1 first (a neuron without input may be due now),
     // then the visit list in ascending order.
@@ -127,8 +128,8 @@ public:
         }
         sort_ascending();
         for (std::uint32_t j : s_.to_visit) visit(j);
-        counts_.updates += s_.to_visit.size();
-        s_.pending = Unit::spikes ? s_.to_visit.size() : 0;
+        visits_ = s_.to_visit.size();
+        s_.pending = Unit::spikes ? visits_ : 0;
         if constexpr (Unit::spikes) std::swap(s_.unresolved, s_.to_visit); // the old list is empty
         s_.to_visit.clear();
     }
@@ -151,9 +152,15 @@ public:
             visit(j);
             ++visits;
         }
-        counts_.updates += visits;
+        visits_ = visits;
         s_.pending = Unit::spikes ? visits : 0;
         s_.to_visit.clear();
+    }
+
+    void count(PopulationCounts& c) const {
+        c.updates += visits_;
+        c.drift_ticks += drift_ticks_;
+        c.wakeups += wakeups_;
     }
 
 private:
@@ -166,9 +173,9 @@ private:
     void visit(std::uint32_t j) {
         const Tick k = t_ - a_.last[j];
         double v = unit_.integrate(a_, j, k);
-        counts_.drift_ticks += std::uint64_t(k);
+        drift_ticks_ += std::uint64_t(k);
         if constexpr (Unit::spikes) {
-            counts_.wakeups += a_.mark[j] == due;
+            wakeups_ += a_.mark[j] == due;
             if (unit_.rule().crossed(v)) v = unit_.rule().after_spike(v), s_.fired.push_back(j);
             a_.wake_at[j] = unpredicted;
         }
@@ -194,10 +201,10 @@ private:
     }
 
     PopulationState& s_;
-    MembraneArrays a_;
+    const MembraneArrays a_;
     const Unit& unit_;
-    Tick t_, horizon_;
-    PopulationCounts& counts_;
+    const Tick t_, horizon_;
+    std::uint64_t visits_ = 0, drift_ticks_ = 0, wakeups_ = 0;
 };
 
 } // namespace quantal

@@ -1,6 +1,7 @@
 #include "synapses/attention.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 
 #include "sim/errors.hpp"
@@ -46,18 +47,26 @@ WindowAttention::WindowAttention(const SoftmaxAttention& op, const Shape& map, c
             token_of_[pos] = std::uint32_t((ys % win) * win + xs % win);
             position_of_[window_of_[pos] * tokens_ + token_of_[pos]] = pos;
         }
-}
-
-void WindowAttention::keyed(std::span<const std::uint32_t> spikes, std::vector<Key>& out) const {
-    out.clear();
-    for (std::uint32_t n : spikes) {
+    key_of_.resize(std::size_t(C) * plane_);
+    for (std::uint32_t n = 0; n < key_of_.size(); ++n) {
         const std::uint32_t channel = n / plane_, pos = n % plane_;
         const std::uint32_t head = channel / head_dim_, d = channel % head_dim_;
-        out.push_back({(window_of_[pos] * heads_ + head) * head_dim_ + d, token_of_[pos]});
+        key_of_[n] = ((window_of_[pos] * heads_ + head) * head_dim_ + d) * tokens_ + token_of_[pos];
     }
-    std::sort(out.begin(), out.end(), [](const Key& a, const Key& b) {
-        return a.group != b.group ? a.group < b.group : a.token < b.token;
-    });
+}
+
+// Spikes sorted by (group, token): the key group * tokens + token is a bijection of the neurons,
+// so a bitmap over keys sorts them in one pass over its words.
+void WindowAttention::keyed(std::span<const std::uint32_t> spikes, std::vector<Key>& out,
+                            std::vector<std::uint64_t>& present) const {
+    present.assign((key_of_.size() + 63) / 64, 0);
+    for (std::uint32_t n : spikes) present[key_of_[n] / 64] |= std::uint64_t{1} << (key_of_[n] % 64);
+    out.clear();
+    for (std::size_t w = 0; w < present.size(); ++w)
+        for (std::uint64_t bits = present[w]; bits != 0; bits &= bits - 1) {
+            const auto key = std::uint32_t(w * 64 + std::size_t(std::countr_zero(bits)));
+            out.push_back({key / tokens_, key % tokens_});
+        }
 }
 
 void WindowAttention::softmax_rows(std::uint32_t window, std::uint32_t head, std::span<const std::uint32_t> score_spikes,

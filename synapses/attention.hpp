@@ -23,6 +23,7 @@ public:
         friend class WindowAttention;
         std::vector<Key> a_, b_;
         std::vector<double> rows_;
+        std::vector<std::uint64_t> present_; // keyed(): one bit per neuron, in key order
     };
 
     // Validates the operator against its populations' shapes; throws ModelError naming it.
@@ -43,13 +44,14 @@ public:
     std::uint64_t ann_macs() const { return 2 * std::uint64_t(windows_ * heads_) * tokens_ * tokens_ * head_dim_; }
 
 private:
-    void keyed(std::span<const std::uint32_t> spikes, std::vector<Key>& out) const;
+    void keyed(std::span<const std::uint32_t> spikes, std::vector<Key>& out, std::vector<std::uint64_t>& present) const;
     void softmax_rows(std::uint32_t window, std::uint32_t head, std::span<const std::uint32_t> score_spikes,
                       double score_value, std::vector<double>& a) const;
 
     std::uint32_t heads_, head_dim_, tokens_, windows_, plane_;
     std::vector<std::uint32_t> window_of_, token_of_; // position -> window, token
     std::vector<std::uint32_t> position_of_;          // window * tokens + token -> position
+    std::vector<std::uint32_t> key_of_;               // neuron -> group * tokens + token (a bijection)
     std::vector<float> bias_, mask_;
 };
 
@@ -58,8 +60,8 @@ void WindowAttention::coincide(std::span<const std::uint32_t> q, std::span<const
                                Add&& add, OperatorCounts& counts, Scratch& scratch) const {
     auto& qk = scratch.a_;
     auto& kk = scratch.b_;
-    keyed(q, qk);
-    keyed(k, kk);
+    keyed(q, qk, scratch.present_);
+    keyed(k, kk, scratch.present_);
     std::size_t a = 0, b = 0;
     while (a < qk.size() && b < kk.size()) {
         if (qk[a].group < kk[b].group) { ++a; continue; }
@@ -83,7 +85,7 @@ void WindowAttention::attend(std::span<const std::uint32_t> score_spikes, double
                              Scratch& scratch) const {
     auto& vk = scratch.a_;
     auto& rows = scratch.rows_;
-    keyed(v, vk); // sorted by (window, head, d), then token
+    keyed(v, vk, scratch.present_); // sorted by (window, head, d), then token
     std::uint32_t current = ~0u;
     for (const Key& key : vk) {
         const std::uint32_t window_head = key.group / head_dim_;

@@ -50,6 +50,20 @@ struct ConvFanout {
         (void)c;
         return std::uint64_t(c_out / groups) * rows.count(y) * cols.count(x);
     }
+    // fn(output position y * w_out + x, group, weights to the group's c_out / groups channels)
+    // for every kernel tap that reaches src: the fan-out as contiguous rows (channel-last).
+    template <class Fn> void for_each_tap(std::uint32_t src, Fn&& fn) const {
+        const auto [c, y, x] = position(src);
+        const std::int64_t cin_g = c_in / groups, cout_g = c_out / groups;
+        const std::int64_t g = c / cin_g, ci = c % cin_g;
+        for (auto r = rows.begin[y]; r < rows.begin[y + 1]; ++r)
+            for (auto q = cols.begin[x]; q < cols.begin[x + 1]; ++q) {
+                const auto& ty = rows.taps[r];
+                const auto& tx = cols.taps[q];
+                fn(std::int64_t(ty.out) * w_out + tx.out, g,
+                   tap_major.data() + (((g * cin_g + ci) * kh + ty.k) * kw + tx.k) * cout_g);
+            }
+    }
     template <class Fn> void for_each(std::uint32_t src, Fn&& fn) const {
         const auto [c, y, x] = position(src);
         const std::int64_t cin_g = c_in / groups, cout_g = c_out / groups;
