@@ -11,6 +11,10 @@
 
 namespace quantal {
 
+// row[i] += double(w[i]) * value for i < n: one multiply and one add per element, compiled for
+// several instruction sets and chosen at load time; every variant rounds identically.
+void accumulate_row(double* row, const float* w, double value, std::int64_t n);
+
 class ConvAccumulator {
 public:
     ConvAccumulator() = default;
@@ -25,8 +29,7 @@ public:
         double* const sum = sum_.data();
         const std::int64_t cout_g = cout_g_, c_out = c_out_;
         f.for_each_tap(src, [&](std::int64_t position, std::int64_t group, const float* w) {
-            double* row = sum + position * c_out + group * cout_g;
-            for (std::int64_t co = 0; co < cout_g; ++co) row[co] += double(w[co]) * value;
+            accumulate_row(sum + position * c_out + group * cout_g, w, value, cout_g);
             const std::size_t slot = std::size_t(position * groups_ + group);
             if (!touched_[slot]) touched_[slot] = true, slots_.push_back(std::uint32_t(slot));
         });
