@@ -17,6 +17,12 @@ struct ThresholdRule {
     double after_spike(double v) const {
         return reset == ResetMode::subtract ? v - threshold : v_reset;
     }
+    // after_spike(v) if spike, else v, without a branch on spike for subtraction: v - 1·θ and
+    // v - 0·θ are exactly v - θ and v (spikes are unpredictable branches in hot loops).
+    double after_spike_if(bool spike, double v) const {
+        if (reset == ResetMode::subtract) return v - double(spike) * threshold;
+        return spike ? v_reset : v;
+    }
 };
 
 } // namespace quantal

@@ -135,24 +135,46 @@ public:
     }
 
     // Sweep path: one pass over the population; a neuron is visited if it is marked, or if its
-    // prediction (made now if it was deferred) falls due at t.
+    // prediction (made now if it was deferred) falls due at t. Everything the loop reads is held in
+    // locals: stores to the Tick arrays could otherwise alias counters and the tick.
     void sweep() {
         const std::uint32_t n = s_.size();
-        std::uint64_t visits = 0;
+        const MembraneArrays a = a_;
+        const Unit unit = unit_;
+        const Tick t = t_;
+        std::uint64_t visits = 0, drift_ticks = 0, wakeups = 0, fired = 0;
+        if constexpr (Unit::spikes) s_.fired.resize(n); // written without a branch, trimmed below
+        std::uint32_t* const out = s_.fired.data();
         for (std::uint32_t j = 0; j < n; ++j) {
-            if (!a_.mark[j]) {
+            Mark m = a.mark[j];
+            if (!m) {
                 if constexpr (!Unit::spikes) continue;
                 else {
-                    Tick at = a_.wake_at[j];
-                    if (at == unpredicted) a_.wake_at[j] = at = predict(j);
-                    if (at != t_) continue;
-                    a_.mark[j] = due;
+                    Tick at = a.wake_at[j];
+                    if (at == unpredicted) a.wake_at[j] = at = predict(j);
+                    if (at != t) continue;
+                    m = due;
                 }
             }
-            visit(j);
+            const Tick k = t - a.last[j];
+            double v = unit.integrate(a, j, k);
+            drift_ticks += std::uint64_t(k);
+            if constexpr (Unit::spikes) {
+                wakeups += m == due;
+                const bool spike = unit.rule().crossed(v);
+                v = unit.rule().after_spike_if(spike, v);
+                out[fired] = j;
+                fired += spike;
+                a.wake_at[j] = unpredicted;
+            }
+            a.v[j] = v;
+            a.input[j] = 0.0;
+            a.last[j] = t;
+            a.mark[j] = unmarked;
             ++visits;
         }
-        visits_ = visits;
+        if constexpr (Unit::spikes) s_.fired.resize(fired);
+        visits_ = visits, drift_ticks_ = drift_ticks, wakeups_ = wakeups;
         s_.pending = Unit::spikes ? visits : 0;
         s_.to_visit.clear();
     }
@@ -176,7 +198,9 @@ private:
         drift_ticks_ += std::uint64_t(k);
         if constexpr (Unit::spikes) {
             wakeups_ += a_.mark[j] == due;
-            if (unit_.rule().crossed(v)) v = unit_.rule().after_spike(v), s_.fired.push_back(j);
+            const bool spike = unit_.rule().crossed(v);
+            v = unit_.rule().after_spike_if(spike, v); // the sweep's arithmetic exactly
+            if (spike) s_.fired.push_back(j);
             a_.wake_at[j] = unpredicted;
         }
         a_.v[j] = v;
@@ -202,7 +226,7 @@ private:
 
     PopulationState& s_;
     const MembraneArrays a_;
-    const Unit& unit_;
+    const Unit unit_;
     const Tick t_, horizon_;
     std::uint64_t visits_ = 0, drift_ticks_ = 0, wakeups_ = 0;
 };
