@@ -2,7 +2,7 @@
 """MST-Tiny spike by spike: `quantal run` against examples/mst/reference.py (issue 8, target 1).
 
 Regenerates the table of docs/performance.md, "Spike-level MST-Tiny: quantal vs reference.py",
-in one command (about 5 minutes on 2 cores with the defaults and a 0.7 s/image engine):
+in one command (about 6 minutes on 2 cores with the defaults and a 0.6 s/image engine):
 
     bench/mst_vs_reference.py [--quantal build/apps/quantal] [--samples 16] [--reps 3]
 
