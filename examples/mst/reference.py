@@ -12,6 +12,12 @@ same weights as the quantised ANN (every IF population as QCFS with its `qcfs_le
 Supports zero-delay networks of IF and readout populations, the projection kinds dense, conv2d,
 one_to_one, avg_pool2d, sum_pool2d and sparse, release "none" and "spike" (and "synapse" where
 it equals "spike": one_to_one), analog conv2d/dense inputs and the softmax_attention operator.
+
+`--mask RATIO` overrides the file's release settings as `quantal run --mask RATIO --release spike`
+does: every projection and every attention operator's q, k and score inputs are masked per
+element and per tick with that ratio (RSM on all spiking inputs; 0 turns every mask off). This is
+wider than the training option `mask_all` (q, k, scores and the inputs of fc1, fc2 and proj): it
+also masks the q/k/v maps' inputs, the residual stream's projections, patch merging and the head.
 """
 import argparse
 import json
@@ -217,6 +223,18 @@ class Network:
         self.incoming = {n: [p for p in self.projs if p.target == n] for n in self.pops}
         self.order = self._topological_order()
 
+    def override_release(self, ratio):
+        """As `quantal run --mask RATIO --release spike`: every projection and every attention
+        operator's q, k and score inputs get release "spike" with this mask ratio (each spike
+        kept with probability 1 - ratio, drawn per element, per tick and per projection);
+        ratio 0 turns every mask off."""
+        if not 0.0 <= ratio <= 1.0:
+            raise ModelError(f"mask ratio {ratio} is not in [0, 1]")
+        for proj in self.projs:
+            proj.release, proj.ratio = ("spike" if ratio > 0 else "none"), ratio
+        for op in self.ops:
+            op.ratio = dict.fromkeys(op.ratio, ratio)
+
     def _read_input(self, name, g):
         a = g.attrs
         inp = dict(target=_str(a["target"]), kind=_str(a["kind"]), scale=float(a.get("scale", 1.0)),
@@ -359,7 +377,7 @@ def evaluate(net, images, labels, ticks=256, ann=False, batch=250, seed=0, progr
         checkpoints.append(ticks)
     correct = {t: 0 for t in ([1] if ann else checkpoints)}
     predictions = []
-    start = time.time()
+    start, cpu_start = time.time(), time.process_time()
     with torch.no_grad():
         for i in range(0, len(labels), batch):
             x, y = images[i:i + batch], labels[i:i + batch]
@@ -380,7 +398,8 @@ def evaluate(net, images, labels, ticks=256, ann=False, batch=250, seed=0, progr
                 progress(i + len(y), time.time() - start, correct)
     n = len(labels)
     result = {"model": net.path, "name": net.name, "samples": n, "mode": "ann" if ann else "snn",
-              "seconds": time.time() - start, "predictions": torch.cat(predictions).tolist()}
+              "seconds": time.time() - start, "cpu_seconds": time.process_time() - cpu_start,
+              "predictions": torch.cat(predictions).tolist()}
     if ann:
         result["accuracy"] = correct[1] / n
     else:
@@ -406,12 +425,17 @@ def main(argv=None):
     p.add_argument("--out", help="also write the JSON result here (updated after every batch)")
     p.add_argument("--batch", type=int, default=250)
     p.add_argument("--seed", type=int, default=0, help="seed of the RSM masks")
+    p.add_argument("--mask", type=float, metavar="RATIO",
+                   help="mask every projection and the operators' q, k, score inputs with this ratio "
+                        "(release spike; overrides the file, as quantal run --mask RATIO --release spike)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--predictions", action="store_true", help="include per-sample predictions")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
         net = Network(args.model)
+        if args.mask is not None:
+            net.override_release(args.mask)
     except (OSError, KeyError, ModelError) as e:
         sys.exit(f"reference.py: {args.model}: {e}")
     images, labels = data.load("test")
@@ -430,6 +454,7 @@ def main(argv=None):
     result = evaluate(net, images, labels, args.ticks, args.ann, args.batch, args.seed, progress)
     result["offset"] = args.offset
     result["seed"] = args.seed
+    result["mask_override"] = args.mask
     if not args.predictions:
         result.pop("predictions")
     if args.out:

@@ -4,6 +4,7 @@ import os
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "examples", "mst"))
@@ -56,3 +57,36 @@ def test_spike_release_keeps_one_minus_ratio(tmp_path):
     assert sim.spikes["if"] == 50 * N * 40
     assert abs(delivered / sim.spikes["if"] - 0.25) < 0.01
     assert sim.events["if->out"] == delivered
+
+
+def test_mask_override_masks_every_projection(tmp_path):
+    """--mask RATIO (Network.override_release) as quantal run --mask RATIO --release spike."""
+    path = str(tmp_path / "m.h5")
+    one_layer_file(path)                              # the file itself has no masks
+    net = reference.Network(path)
+    net.override_release(0.75)
+    assert [(p.release, p.ratio) for p in net.projs] == [("spike", 0.75)]
+    sim = reference.Simulation(net, seed=0)
+    sim.reset(50)
+    x = torch.full((50, 1, 1, N), 10.0)               # saturated: a spike every tick
+    current = net.analog_current(x)
+    total = sum(sim.tick(current) for _ in range(40))
+    assert abs(float(total.sum() / LAM) / sim.spikes["if"] - 0.25) < 0.01
+    one_layer_file(path, ratio=0.75)                  # and 0 turns the file's masks off
+    net = reference.Network(path)
+    net.override_release(0.0)
+    assert [(p.release, p.ratio) for p in net.projs] == [("none", 0.0)]
+
+
+MST_MODEL = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "mst", "models", "mst_r0.h5")
+
+
+@pytest.mark.skipif(not os.path.exists(MST_MODEL), reason="needs the shipped MST model file")
+def test_mask_override_covers_the_attention_operators():
+    net = reference.Network(MST_MODEL)
+    assert all(p.ratio == 0 for p in net.projs) and net.ops
+    net.override_release(0.75)
+    assert all((p.release, p.ratio) == ("spike", 0.75) for p in net.projs)
+    assert all(op.ratio == {"q": 0.75, "k": 0.75, "score": 0.75} for op in net.ops)
+    with pytest.raises(reference.ModelError):
+        net.override_release(1.5)
