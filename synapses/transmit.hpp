@@ -26,12 +26,12 @@ public:
     const BernoulliThreshold& keep() const { return keep_; }   // one exact compare (one_to_one)
     const BernoulliMasks& masks() const { return masks_; }     // 64 synapses per mask word
 
-    // Below these release probabilities geometric skipping beats one compare per synapse, as
-    // measured (docs/performance.md, "Propagation throughput"; bench/bench_propagate): ~0.5 for
-    // dense and ~0.42 for sparse fan-outs, ~0.12 for windows (conv, pool), whose geometric path
-    // still counts down through every synapse.
-    static constexpr double geometric_below_contiguous = 0.45;
-    static constexpr double geometric_below_windows = 0.12;
+    // Below these release probabilities geometric skipping (a log() per success) beats bit-sliced
+    // keep masks (a few random words per 64 synapses), as measured with xoshiro256++
+    // (docs/performance.md, "Geometric vs Bernoulli"; bench/bench_propagate --only crossover):
+    // ~0.03-0.04 for dense and sparse fan-outs, ~0.02 for windows (conv, pool).
+    static constexpr double geometric_below_contiguous = 0.03;
+    static constexpr double geometric_below_windows = 0.02;
 
 private:
     Release release_;
