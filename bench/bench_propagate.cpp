@@ -31,9 +31,15 @@
 #include "sim/random.hpp"
 #include "synapses/transmit.hpp"
 
+#include <boost/random/mersenne_twister.hpp>
+
 using namespace quantal;
 
 namespace {
+
+// The benchmark networks' weights come from Mersenne Twister, as before quantal's own streams
+// moved to xoshiro256++: the networks (and the exported weights) stay the same.
+using WeightEngine = boost::random::mt19937_64;
 
 // ---------------------------------------------------------------------------------------------
 // The layered network. Weights are multiples of 2^-12 and v0, theta are dyadic too, so every sum
@@ -55,7 +61,7 @@ struct LayerWeights {
 const LayerWeights layer_weights[] = {{6, 200}, {3, 160}, {3, 160}};
 
 std::vector<std::vector<float>> layered_weights(const LayeredShape& s) {
-    RandomEngine rng(s.weight_seed);
+    WeightEngine rng(s.weight_seed);
     std::vector<std::vector<float>> w;
     for (std::size_t l = 1; l < s.sizes.size(); ++l) {
         const auto [offset, spread] = layer_weights[std::min<std::size_t>(l - 1, 2)];
@@ -107,7 +113,7 @@ struct SingleProjection {
 // Conv: 16 x 32 x 32 -> 16 x 32 x 32, 3 x 3 kernel, padding 1 (fan-out 144 inside the image).
 SingleProjection single_connectivity(FanoutKind kind) {
     const std::uint32_t n_in = 1000;
-    RandomEngine rng(11);
+    WeightEngine rng(11);
     auto weight = [&] { return float(std::ldexp(double(int(rng() % 401) - 200), -12)); };
     if (kind == FanoutKind::dense) {
         Dense d;
@@ -298,9 +304,11 @@ void export_for_brian2(const std::filesystem::path& dir, const LayeredShape& sha
 }
 
 // One timed run of the exported sample (same network, same input spikes), for brian2_dense.py to
-// interleave with its own runs: both see the same machine load.
-void time_layered(const LayeredShape& shape, Tick ticks) {
-    const Network net = layered_network(shape, layered_weights(shape), Release{});
+// interleave with its own runs: both see the same machine load. `mask` > 0: synapse release at
+// that mask ratio (sampling automatic), for the comparison with Brian2's `w*int(rand()<p)`.
+void time_layered(const LayeredShape& shape, Tick ticks, double mask) {
+    const Release release = mask > 0 ? Release{ReleaseMode::synapse, mask} : Release{};
+    const Network net = layered_network(shape, layered_weights(shape), release);
     Engine engine(net);
     const Stimulus stimulus = Stimulus::for_network(net);
     RunOptions o;
@@ -310,13 +318,19 @@ void time_layered(const LayeredShape& shape, Tick ticks) {
     const Stopwatch watch;
     const SampleResult res = engine.run(stimulus, o, 0);
     const Elapsed e = watch.elapsed();
-    std::cout << "{\"seconds\": " << e.cpu << ", \"wall_seconds\": " << e.wall
-              << ", \"transmitted\": " << res.ledger.total_transmitted() << "}\n";
+    std::uint64_t attempted = 0;
+    for (const auto& pc : res.ledger.projections) attempted += pc.attempted;
+    std::cout << "{\"seconds\": " << e.cpu << ", \"wall_seconds\": " << e.wall << ", \"mask\": " << mask
+              << ", \"transmitted\": " << res.ledger.total_transmitted() << ", \"attempted\": " << attempted
+              << ", \"spikes\": [";
+    for (std::size_t p = 0; p < res.ledger.populations.size(); ++p)
+        std::cout << (p ? ", " : "") << res.ledger.populations[p].spikes;
+    std::cout << "]}\n";
 }
 
 void usage() {
     std::cout << "bench_propagate [--json | --json-out FILE] [--reps N] [--quick] [--only layered|crossover]\n"
-                 "                [--export DIR] [--export-ticks T] [--time-layered T]\n"
+                 "                [--export DIR] [--export-ticks T] [--time-layered T [--mask M]]\n"
                  "  Transmitted synaptic events per second on one core (see docs/performance.md).\n";
 }
 
@@ -326,7 +340,8 @@ int main(int argc, char** argv) {
     bool json = false, quick = false;
     int reps = 5;
     std::string only, export_dir, json_out;
-    Tick export_ticks = 1000;
+    Tick export_ticks = 1000, time_layered_ticks = -1;
+    double mask = 0.0;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto next = [&]() -> std::string {
@@ -340,12 +355,14 @@ int main(int argc, char** argv) {
         else if (a == "--only") only = next();
         else if (a == "--export") export_dir = next();
         else if (a == "--export-ticks") export_ticks = std::stol(next());
-        else if (a == "--time-layered") return time_layered(LayeredShape{}, std::stol(next())), 0;
+        else if (a == "--time-layered") time_layered_ticks = std::stol(next());
+        else if (a == "--mask") mask = std::stod(next());
         else if (a == "--help" || a == "-h") return usage(), 0;
         else return usage(), 2;
     }
 
     const LayeredShape shape;
+    if (time_layered_ticks >= 0) return time_layered(shape, time_layered_ticks, mask), 0;
     if (!export_dir.empty()) {
         export_for_brian2(export_dir, shape, export_ticks, reps);
         if (only.empty()) return 0;
@@ -356,8 +373,8 @@ int main(int argc, char** argv) {
     if (only.empty() || only == "layered") {
         const auto weights = layered_weights(shape);
         const std::uint64_t samples = quick ? 2 : 10;
-        auto add = [&](ReleaseMode mode, double mask, SynapseSampling sampling) {
-            Release r{mode, mask, sampling};
+        auto add = [&](ReleaseMode mode, double mask_ratio, SynapseSampling sampling) {
+            Release r{mode, mask_ratio, sampling};
             Measurement m{"layered", "dense 1000-500-500-500", mode_name(mode),
                           mode == ReleaseMode::synapse ? sampling_name(sampling) : "-", r.probability(), {}, 0, 0, 0, {}};
             cases.push_back(Case{m, [&shape, weights, r] { return layered_network(shape, weights, r); }, ticks, samples});
@@ -372,7 +389,7 @@ int main(int argc, char** argv) {
     }
     if (only.empty() || only == "crossover") {
         const std::vector<double> ps = quick ? std::vector<double>{0.1, 0.5}
-                                             : std::vector<double>{0.05, 0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.75, 0.9};
+                                             : std::vector<double>{0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 0.9};
         for (FanoutKind kind : {FanoutKind::dense, FanoutKind::sparse_long, FanoutKind::sparse_short, FanoutKind::conv}) {
             const std::uint64_t samples = quick ? 2 : kind == FanoutKind::sparse_short ? 20 : kind == FanoutKind::conv ? 2 : 4;
             auto conn = std::make_shared<const SingleProjection>(single_connectivity(kind));
@@ -427,6 +444,22 @@ int main(int argc, char** argv) {
                     m.mode.c_str(), m.sampling.c_str(), m.p, (unsigned long long)m.spikes,
                     (unsigned long long)m.transmitted, m.events_per_second() / 1e6, m.ns_per_attempted(),
                     double(m.transmitted) / median(m.wall) / 1e6);
+    }
+    // Issue 8: attempted synapses per second with synapse release at mask 0.75 against mask 0.
+    auto attempted_rate = [&](const char* mode, const char* sampling, double p) {
+        for (const auto& c : cases)
+            if (c.m.group == "layered" && c.m.mode == mode && c.m.sampling == sampling && c.m.p == p)
+                return double(c.m.attempted) / c.m.median_seconds();
+        return 0.0;
+    };
+    if (const double r0 = attempted_rate("synapse", "automatic", 1.0); r0 > 0) {
+        std::printf("\nlayered, attempted synapses per second relative to synapse release at mask 0 (%.1f M/s):\n",
+                    r0 / 1e6);
+        for (const char* sampling : {"automatic", "geometric", "bernoulli"})
+            std::printf("  synapse, mask 0.75, %-9s  %7.1f M/s  = %.2f x\n", sampling,
+                        attempted_rate("synapse", sampling, 0.25) / 1e6, attempted_rate("synapse", sampling, 0.25) / r0);
+        std::printf("  spike,   mask 0.75             %7.1f M/s  = %.2f x\n", attempted_rate("spike", "-", 0.25) / 1e6,
+                    attempted_rate("spike", "-", 0.25) / r0);
     }
     // The crossover: per fan-out, the largest p at which geometric is still faster than bernoulli.
     std::map<std::string, std::vector<std::pair<double, double>>> ratio; // fanout -> (p, t_geo / t_bern)

@@ -4,6 +4,7 @@
 // event objects per synapse; the variant is visited once per spike, outside the synapse loop.
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -77,6 +78,24 @@ struct ConvFanout {
                 for (std::int64_t co = 0; co < cout_g; ++co, target += plane) fn(std::uint32_t(target), w[co]);
             }
     }
+    // The same synapses in the same order, as runs: fn(count, at) with at(i) = {target, weight} of
+    // the run's i-th synapse. A run is one kernel tap's output channels, so release sampling can
+    // skip or mask whole runs by index arithmetic instead of visiting every synapse.
+    template <class Fn> void for_each_run(std::uint32_t src, Fn&& fn) const {
+        const auto [c, y, x] = position(src);
+        const std::int64_t cin_g = c_in / groups, cout_g = c_out / groups;
+        const std::int64_t g = c / cin_g, ci = c % cin_g, plane = h_out * w_out;
+        for (auto r = rows.begin[y]; r < rows.begin[y + 1]; ++r)
+            for (auto q = cols.begin[x]; q < cols.begin[x + 1]; ++q) {
+                const auto& ty = rows.taps[r];
+                const auto& tx = cols.taps[q];
+                const float* w = tap_major.data() + (((g * cin_g + ci) * kh + ty.k) * kw + tx.k) * cout_g;
+                const std::int64_t target = g * cout_g * plane + std::int64_t(ty.out) * w_out + tx.out;
+                fn(std::uint64_t(cout_g), [=](std::uint64_t i) {
+                    return std::pair<std::uint32_t, float>(std::uint32_t(target + std::int64_t(i) * plane), w[i]);
+                });
+            }
+    }
 
 private:
     struct Pos { std::int64_t c, y, x; };
@@ -98,6 +117,18 @@ struct PoolFanout {
         for (auto r = rows.begin[y]; r < rows.begin[y + 1]; ++r)
             for (auto q = cols.begin[x]; q < cols.begin[x + 1]; ++q)
                 fn(std::uint32_t((c * h_out + rows.taps[r].out) * w_out + cols.taps[q].out), weight);
+    }
+    // As for_each, in runs of one window row (see ConvFanout::for_each_run).
+    template <class Fn> void for_each_run(std::uint32_t src, Fn&& fn) const {
+        const std::int64_t c = src / (h_in * w_in), y = (src / w_in) % h_in, x = src % w_in;
+        const auto* col = cols.taps.data() + cols.begin[x];
+        const std::uint64_t n_cols = cols.count(x);
+        for (auto r = rows.begin[y]; r < rows.begin[y + 1]; ++r) {
+            const std::int64_t row = (c * h_out + rows.taps[r].out) * w_out;
+            fn(n_cols, [=, this](std::uint64_t i) {
+                return std::pair<std::uint32_t, float>(std::uint32_t(row + col[i].out), weight);
+            });
+        }
     }
 };
 

@@ -31,6 +31,6 @@ ReleasePlan::Draw choose_draw(const Release& r, double p, const Fanout& fanout) 
 
 ReleasePlan::ReleasePlan(const Release& r, const Fanout& fanout)
     : release_(r), p_(r.probability()), draw_(choose_draw(r, p_, fanout)),
-      gaps_(p_ > 0.0 && p_ < 1.0 ? p_ : 0.5), keep_(p_), spike_keep_(p_) {}
+      gaps_(p_ > 0.0 && p_ < 1.0 ? p_ : 0.5), keep_(p_), masks_(p_), spike_keep_(p_) {}
 
 } // namespace quantal

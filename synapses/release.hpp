@@ -8,9 +8,11 @@ namespace quantal {
 
 enum class ReleaseMode { none, spike, synapse };
 
-// How independent per-synapse failures are drawn; both give the same statistics.
+// How independent per-synapse failures are drawn; both give the same statistics (up to bernoulli's
+// rounding of p to a multiple of 2^-16, bias <= 2^-17).
 //   geometric: skip ahead by geometric gaps, one draw per successful transmission.
-//   bernoulli: one integer compare per synapse over the contiguous fan-out.
+//   bernoulli: bit-sliced keep masks, 64 synapses per word from a few random words (p rounded to
+//              16 bits, see BernoulliMasks; exact for per-synapse probabilities of sparse projections).
 //   automatic: whichever bench/ measured faster at this release probability.
 enum class SynapseSampling { automatic, geometric, bernoulli };
 

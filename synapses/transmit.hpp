@@ -1,7 +1,10 @@
 #pragma once
 // One spike through one projection's synapses, with independent per-synapse release.
 // Per-spike masking (ReleaseMode::spike) is decided by the caller before this is reached.
+#include <algorithm>
+#include <bit>
 #include <cstdint>
+#include <utility>
 
 #include "sim/random.hpp"
 #include "synapses/fanout.hpp"
@@ -20,14 +23,15 @@ public:
     bool drop_spike(RandomEngine& rng) const { return !spike_keep_(rng); } // ReleaseMode::spike
     Draw draw() const { return draw_; }
     const GeometricGaps& gaps() const { return gaps_; }
-    const BernoulliThreshold& keep() const { return keep_; }
+    const BernoulliThreshold& keep() const { return keep_; }   // one exact compare (one_to_one)
+    const BernoulliMasks& masks() const { return masks_; }     // 64 synapses per mask word
 
-    // Below these release probabilities geometric skipping beats one compare per synapse, as
-    // measured (docs/performance.md, "Propagation throughput"; bench/bench_propagate): ~0.5 for
-    // dense and ~0.42 for sparse fan-outs, ~0.12 for windows (conv, pool), whose geometric path
-    // still counts down through every synapse.
-    static constexpr double geometric_below_contiguous = 0.45;
-    static constexpr double geometric_below_windows = 0.12;
+    // Below these release probabilities geometric skipping (a log() per success) beats bit-sliced
+    // keep masks (a few random words per 64 synapses), as measured with xoshiro256++
+    // (docs/performance.md, "Geometric vs Bernoulli"; bench/bench_propagate --only crossover):
+    // ~0.03-0.04 for dense and sparse fan-outs, ~0.02 for windows (conv, pool).
+    static constexpr double geometric_below_contiguous = 0.03;
+    static constexpr double geometric_below_windows = 0.02;
 
 private:
     Release release_;
@@ -35,6 +39,7 @@ private:
     Draw draw_;
     GeometricGaps gaps_;
     BernoulliThreshold keep_;
+    BernoulliMasks masks_;
     BernoulliThreshold spike_keep_;
 };
 
@@ -47,7 +52,8 @@ std::uint64_t transmit(const Fanout& fanout, std::uint32_t src, std::uint64_t be
     const Draw draw = plan.mode() == ReleaseMode::synapse ? plan.draw() : Draw::all;
     if (draw == Draw::nothing) return 0;
 
-    // Contiguous fan-outs: targets and weights indexed 0..n-1, so geometric gaps jump ahead.
+    // Contiguous fan-outs: targets and weights indexed 0..n-1, so geometric gaps jump ahead and
+    // keep masks cover 64 synapses per word.
     auto contiguous = [&](std::uint64_t n, auto&& deliver_at) -> std::uint64_t {
         std::uint64_t sent = 0;
         switch (draw) {
@@ -58,34 +64,48 @@ std::uint64_t transmit(const Fanout& fanout, std::uint32_t src, std::uint64_t be
             for (std::uint64_t k = plan.gaps().next(rng, n); k < n; k += 1 + plan.gaps().next(rng, n), ++sent)
                 deliver_at(k);
             return sent;
-        case Draw::bernoulli:
-            for (std::uint64_t k = 0; k < n; ++k)
-                if (plan.keep()(rng)) deliver_at(k), ++sent;
+        case Draw::bernoulli: {
+            const BernoulliMasks& masks = plan.masks();
+            for (std::uint64_t base = 0; base < n; base += 64)
+                for (std::uint64_t m = masks.word(rng, BernoulliMasks::first_lanes(n - base)); m != 0; m &= m - 1, ++sent)
+                    deliver_at(base + std::uint64_t(std::countr_zero(m)));
             return sent;
+        }
         case Draw::nothing: break;
         }
         return sent;
     };
-    // Enumerated fan-outs (windows): a countdown to the next success keeps draws per success.
-    auto enumerated = [&](const auto& f) -> std::uint64_t {
+    // Window fan-outs (conv, pool), enumerated in runs (one kernel tap's output channels, one
+    // pool row): geometric gaps skip whole runs, keep masks are cut from one bit stream per spike.
+    auto windows = [&](const auto& f) -> std::uint64_t {
         std::uint64_t sent = 0;
-        if (draw == Draw::all) {
+        auto deliver = [&](const std::pair<std::uint32_t, float>& s) { add(s.first, double(s.second) * value); };
+        switch (draw) {
+        case Draw::all:
             f.for_each(src, [&](std::uint32_t j, float w) { add(j, double(w) * value); });
             return f.size(src);
-        }
-        if (draw == Draw::bernoulli) {
-            f.for_each(src, [&](std::uint32_t j, float w) {
-                if (plan.keep()(rng)) add(j, double(w) * value), ++sent;
+        case Draw::geometric: {
+            const std::uint64_t cap = f.size(src);
+            std::uint64_t skip = plan.gaps().next(rng, cap); // failures before the next success
+            f.for_each_run(src, [&](std::uint64_t n, auto&& at) {
+                std::uint64_t i = skip;
+                for (; i < n; i += 1 + plan.gaps().next(rng, cap), ++sent) deliver(at(i));
+                skip = i - n;
             });
             return sent;
         }
-        const std::uint64_t cap = f.size(src);
-        std::uint64_t skip = plan.gaps().next(rng, cap);
-        f.for_each(src, [&](std::uint32_t j, float w) {
-            if (skip-- != 0) return;
-            add(j, double(w) * value), ++sent;
-            skip = plan.gaps().next(rng, cap);
-        });
+        case Draw::bernoulli: {
+            MaskStream stream(plan.masks());
+            f.for_each_run(src, [&](std::uint64_t n, auto&& at) {
+                for (std::uint64_t base = 0; base < n; base += 64)
+                    for (std::uint64_t m = stream.take(rng, unsigned(std::min<std::uint64_t>(n - base, 64))); m != 0;
+                         m &= m - 1, ++sent)
+                        deliver(at(base + std::uint64_t(std::countr_zero(m))));
+            });
+            return sent;
+        }
+        case Draw::nothing: break;
+        }
         return sent;
     };
 
@@ -95,8 +115,8 @@ std::uint64_t transmit(const Fanout& fanout, std::uint32_t src, std::uint64_t be
         const float* w = f.weights(src);
         return contiguous(f.n_target, [&](std::uint64_t k) { add(std::uint32_t(k), double(w[k]) * value); });
     }
-    case 1: return enumerated(std::get<ConvFanout>(fanout));
-    case 2: return enumerated(std::get<PoolFanout>(fanout));
+    case 1: return windows(std::get<ConvFanout>(fanout));
+    case 2: return windows(std::get<PoolFanout>(fanout));
     case 3: {
         const auto& f = std::get<OneToOneFanout>(fanout);
         if (draw != Draw::all && !plan.keep()(rng)) return 0;

@@ -1,5 +1,6 @@
 // Same seed, same result, whatever the thread count; streams differ per sample and per seed.
 #include <catch2/catch.hpp>
+#include <utility>
 
 #include "sim/engine.hpp"
 #include "support/random_network.hpp"
@@ -8,7 +9,7 @@ using namespace quantal;
 
 namespace {
 
-Network masked_network(ReleaseMode mode) {
+Network masked_network(ReleaseMode mode, SynapseSampling sampling = SynapseSampling::automatic) {
     NetworkBuilder b;
     const auto in = b.add_population("in", {64}, BernoulliSource{{0.2}, 1.0});
     const auto h = b.add_population("h", {48}, IfNeuron{ThresholdRule{}, 0.5, 1.0}, {0.01});
@@ -19,10 +20,10 @@ Network masked_network(ReleaseMode mode) {
     for (std::size_t i = 0; i < w2.size(); ++i) w2[i] = float((i * 104729) % 11) / 20.0f - 0.1f;
     for (std::size_t i = 0; i < w3.size(); ++i) w3[i] = float((i * 31) % 7) / 7.0f - 0.3f;
     for (std::size_t i = 0; i < wr.size(); ++i) wr[i] = float((i * 17) % 5) / 50.0f - 0.04f;
-    b.connect(Projection{"fc1", in, h, Dense{w1}, 0, Release{mode, 0.5}});
-    b.connect(Projection{"fc2", h, h2, Dense{w2}, 1, Release{mode, 0.75}});
-    b.connect(Projection{"fc3", h2, out, Dense{w3}, 0, Release{mode, 0.25}});
-    b.connect(Projection{"rec", h2, h, Dense{wr}, 2, Release{mode, 0.5}});
+    b.connect(Projection{"fc1", in, h, Dense{w1}, 0, Release{mode, 0.5, sampling}});
+    b.connect(Projection{"fc2", h, h2, Dense{w2}, 1, Release{mode, 0.75, sampling}});
+    b.connect(Projection{"fc3", h2, out, Dense{w3}, 0, Release{mode, 0.25, sampling}});
+    b.connect(Projection{"rec", h2, h, Dense{wr}, 2, Release{mode, 0.5, sampling}});
     return b.build();
 }
 
@@ -38,8 +39,11 @@ std::vector<SampleResult> run(const Network& net, std::uint64_t seed, int thread
 } // namespace
 
 TEST_CASE("same seed gives identical spikes; 1 and 2 threads agree", "[reproducibility]") {
-    for (auto mode : {ReleaseMode::spike, ReleaseMode::synapse}) {
-        const Network net = masked_network(mode);
+    using S = SynapseSampling;
+    for (auto [mode, sampling] : {std::pair{ReleaseMode::spike, S::automatic}, std::pair{ReleaseMode::synapse, S::automatic},
+                                  std::pair{ReleaseMode::synapse, S::geometric}, std::pair{ReleaseMode::synapse, S::bernoulli}}) {
+        INFO("mode " << mode_name(mode) << " sampling " << int(sampling));
+        const Network net = masked_network(mode, sampling);
         const auto a = run(net, 42, 1), b = run(net, 42, 1), c = run(net, 42, 2);
         REQUIRE(a.size() == c.size());
         std::size_t spikes = 0;
