@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <new>
 #include <iostream>
 #include <optional>
@@ -68,6 +69,7 @@ struct RunCommandOptions {
     std::uint64_t samples = 1, offset = 0;
     std::optional<double> mask;
     std::string release = "synapse";
+    UpdatePath update_path = UpdatePath::automatic;
     std::uint64_t seed = 1;
     double dt = 1.0;
     int threads = 1;
@@ -266,6 +268,7 @@ int run_command(const RunCommandOptions& o) {
     RunOptions run;
     run.ticks = o.ticks;
     run.seed = o.seed;
+    run.update_path = o.update_path;
     EnergyLedger total = EnergyLedger::for_network(net, std::uint64_t(o.ticks));
     std::uint64_t done = 0, correct = 0, labelled = 0;
     const bool progress = isatty(STDERR_FILENO) && stimuli.count() > 1; // a progress line on a terminal only
@@ -347,6 +350,11 @@ void add_run_command(CLI::App& app) {
     cmd->add_option("--record-samples", o->record_samples,
                     "Record the spikes of the first N samples only (the ledger and /samples cover all)")
         ->check(CLI::PositiveNumber);
+    cmd->add_option("--update-path", o->update_path,
+                    "How neurons are visited: automatic, lazy or sweep (never changes results; for measurements)")
+        ->transform(CLI::CheckedTransformer(std::map<std::string, UpdatePath>{{"automatic", UpdatePath::automatic},
+                                                                             {"lazy", UpdatePath::lazy},
+                                                                             {"sweep", UpdatePath::sweep}}));
     add_energy_options(*cmd, o->costs);
     cmd->callback([o] {
         const int status = run_command(*o);

@@ -43,7 +43,7 @@ struct Delivery { // a spike that reaches a delayed projection's synapses
 
 // The sweep path runs when at least one neuron in `sweep_share` is to be visited (a fixed rule:
 // which path runs never changes a result, only its cost; docs/performance.md).
-constexpr std::uint64_t sweep_share = 8;
+constexpr std::uint64_t sweep_share = 32;
 
 std::uint32_t max_delay(const Network& net) {
     std::uint32_t d = 0;
@@ -415,8 +415,7 @@ void Engine::State::deliver(ProjectionId pr, std::uint32_t src, std::uint64_t gr
     const double value = pops[projection.source].spike_value;
     if (accumulated[pr]) {
         const auto& conv = std::get<ConvFanout>(fanout);
-        accumulators[pr].add(conv, src, value);
-        const auto n = conv.size(src);
+        const auto n = accumulators[pr].add(conv, src, value);
         counts.transmitted += n, counts.attempted += n;
         target.held_input_at = now;
         return;

@@ -24,15 +24,18 @@ public:
 
     bool empty() const { return slots_.empty(); }
 
-    // Every synapse of src transmits value x weight.
-    void add(const ConvFanout& f, std::uint32_t src, double value) {
+    // Every synapse of src transmits value x weight; returns their number.
+    std::uint64_t add(const ConvFanout& f, std::uint32_t src, double value) {
         double* const sum = sum_.data();
         const std::int64_t cout_g = cout_g_, c_out = c_out_;
+        std::uint64_t synapses = 0;
         f.for_each_tap(src, [&](std::int64_t position, std::int64_t group, const float* w) {
+            synapses += std::uint64_t(cout_g);
             accumulate_row(sum + position * c_out + group * cout_g, w, value, cout_g);
             const std::size_t slot = std::size_t(position * groups_ + group);
             if (!touched_[slot]) touched_[slot] = true, slots_.push_back(std::uint32_t(slot));
         });
+        return synapses;
     }
 
     // to(target, sum) once per target reached since the last flush, then forgets them.

@@ -56,7 +56,7 @@ struct ConvFanout {
     template <class Fn> void for_each_tap(std::uint32_t src, Fn&& fn) const {
         const auto [c, y, x] = position(src);
         const std::int64_t cin_g = c_in / groups, cout_g = c_out / groups;
-        const std::int64_t g = c / cin_g, ci = c % cin_g;
+        const auto [g, ci] = group_of(c);
         for (auto r = rows.begin[y]; r < rows.begin[y + 1]; ++r)
             for (auto q = cols.begin[x]; q < cols.begin[x + 1]; ++q) {
                 const auto& ty = rows.taps[r];
@@ -99,8 +99,17 @@ struct ConvFanout {
 
 private:
     struct Pos { std::int64_t c, y, x; };
+    // Two 32-bit divisions (a neuron id is 32-bit): this runs once per spike.
     Pos position(std::uint32_t src) const {
-        return {src / (h_in * w_in), (src / w_in) % h_in, src % w_in};
+        const auto plane = std::uint32_t(h_in * w_in), width = std::uint32_t(w_in);
+        const std::uint32_t c = src / plane, pos = src - c * plane, y = pos / width;
+        return {c, y, pos - y * width};
+    }
+    // Group and channel within the group of input channel c.
+    std::pair<std::int64_t, std::int64_t> group_of(std::int64_t c) const {
+        if (groups == 1) return {0, c};
+        const std::int64_t cin_g = c_in / groups;
+        return {c / cin_g, c % cin_g};
     }
 };
 
