@@ -2,6 +2,9 @@
 // Each subcommand of the `quantal` executable registers itself on the CLI11 app.
 #include <CLI/CLI.hpp>
 #include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "network/network.hpp"
 #include "sim/energy_ledger.hpp"
@@ -14,6 +17,13 @@ void add_inspect_command(CLI::App& app);
 
 // --e-ac / --e-mac: the energy per accumulate and per multiply-accumulate, in pJ.
 void add_energy_options(CLI::App& command, EnergyCosts& costs);
+
+// An input file and the option that named it, e.g. {"--model", "m.h5"}.
+using NamedFile = std::pair<std::string, std::string>;
+// Before an output file is written: InputError if it is one of the inputs (same device and inode,
+// whatever the path's spelling or links; --force does not change this), or if it exists and
+// `force` is false. Nothing is created.
+void check_output_file(const std::string& output, const std::vector<NamedFile>& inputs, bool force);
 
 // Per-layer table of the ledger (spikes, events, energy) and the totals against the ANN.
 void print_energy_report(std::ostream& out, const Network& net, const EnergyLedger& ledger, const EnergyCosts& costs);

@@ -24,6 +24,7 @@ struct DemoOptions {
     std::uint64_t samples = 8;
     int threads = 0;
     std::string trace;  // SONATA spike trace to write (samples then run one after another)
+    bool force = false; // --force: an existing trace may be replaced
     double dt_ms = 1.0; // ms per tick in the trace
     EnergyCosts costs;
 };
@@ -67,6 +68,7 @@ EnergyLedger run_traced(const Network& net, const DemoOptions& o, const RunOptio
     options.ticks_per_sample = o.ticks;
     options.dt_ms = o.dt_ms;
     options.costs = o.costs;
+    options.replace_existing = o.force;
     RunMetadata meta;
     meta.model = "demo";
     meta.seed = o.seed;
@@ -76,7 +78,7 @@ EnergyLedger run_traced(const Network& net, const DemoOptions& o, const RunOptio
     std::ostringstream cmd; // the options that shaped the run, as a command that repeats it
     cmd << "quantal demo --samples " << o.samples << " --ticks " << o.ticks << " --seed " << o.seed << " --rate "
         << o.input_rate << " --mask " << o.mask << " --release " << o.release << " --dt " << o.dt_ms << " --trace "
-        << o.trace;
+        << o.trace << (o.force ? " --force" : "");
     meta.command_line = cmd.str();
     SpikeTraceWriter trace(o.trace, net, options, meta);
     Engine engine(net);
@@ -95,6 +97,7 @@ EnergyLedger run_traced(const Network& net, const DemoOptions& o, const RunOptio
 }
 
 void run_demo(const DemoOptions& o) {
+    if (!o.trace.empty()) check_output_file(o.trace, {}, o.force);
     const Network net = demo_network(o);
     RunOptions run;
     run.ticks = o.ticks;
@@ -128,6 +131,7 @@ void add_demo_command(CLI::App& app) {
     cmd->add_option("--rate", o->input_rate, "Input spike probability per tick")->check(CLI::Range(0.0, 1.0));
     add_energy_options(*cmd, o->costs);
     cmd->add_option("--trace", o->trace, "Write the spikes to this SONATA trace (HDF5); samples run one after another");
+    cmd->add_flag("--force", o->force, "Replace an existing --trace file");
     cmd->add_option("--dt", o->dt_ms, "Milliseconds per tick in the trace")->check(CLI::PositiveNumber);
     cmd->callback([o] { run_demo(*o); });
 }

@@ -72,6 +72,7 @@ struct RunCommandOptions {
     double dt = 1.0;
     int threads = 1;
     std::string trace;
+    bool force = false; // --force: an existing trace may be replaced (never an input)
     std::vector<std::string> record;
     std::optional<std::uint64_t> record_samples;
     EnergyCosts costs;
@@ -145,7 +146,7 @@ std::string command_line(const RunCommandOptions& o) {
     s << " --samples " << o.samples << " --offset " << o.offset;
     if (o.mask) s << " --mask " << *o.mask << " --release " << o.release;
     s << " --seed " << o.seed << " --dt " << o.dt << " --threads " << o.threads;
-    if (!o.trace.empty()) s << " --trace " << o.trace;
+    if (!o.trace.empty()) s << " --trace " << o.trace << (o.force ? " --force" : "");
     for (const auto& r : o.record) s << " --record " << r;
     if (o.record_samples) s << " --record-samples " << *o.record_samples;
     s << " --e-ac " << o.costs.e_ac_pj << " --e-mac " << o.costs.e_mac_pj;
@@ -225,6 +226,9 @@ void replay(const SampleResult& r, SpikeSink& sink) {
 }
 
 int run_command(const RunCommandOptions& o) {
+    // Before anything is read: the trace must not replace an input, nor an old trace unasked.
+    if (!o.trace.empty())
+        check_output_file(o.trace, {{"--model", o.model}, {"--input", o.input}, {"--labels", o.labels}}, o.force);
     const LoadedModel model = load_model(o);
     Release release;
     if (o.mask) {
@@ -248,6 +252,7 @@ int run_command(const RunCommandOptions& o) {
         topts.dt_ms = o.dt;
         topts.populations = o.record;
         topts.costs = o.costs;
+        topts.replace_existing = o.force;
         if (o.record_samples)
             for (std::uint64_t k = 0; k < std::min(*o.record_samples, stimuli.count()); ++k)
                 topts.samples.push_back(o.offset + k);
@@ -342,7 +347,8 @@ void add_run_command(CLI::App& app) {
     cmd->add_option("--dt", o->dt, "ms per tick (NIR time constants and delays; trace timestamps)")
         ->check(CLI::PositiveNumber);
     cmd->add_option("--threads", o->threads, "Samples simulated in parallel (1: streaming, lowest memory)");
-    cmd->add_option("--trace", o->trace, "SONATA spike trace to write (HDF5)");
+    cmd->add_option("--trace", o->trace, "SONATA spike trace to write (HDF5); an existing file is refused");
+    cmd->add_flag("--force", o->force, "Replace an existing --trace file (never one of the inputs)");
     cmd->add_option("--record", o->record, "Populations whose spikes are recorded (default: all spiking)")->delimiter(',');
     cmd->add_option("--record-samples", o->record_samples,
                     "Record the spikes of the first N samples only (the ledger and /samples cover all)")

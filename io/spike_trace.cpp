@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <optional>
 #include <stdexcept>
@@ -68,13 +69,20 @@ const char* operator_kind(const Operator& op) {
 // attributes rewritten as the run advances. Errors name the file and the object.
 class TraceFile {
 public:
-    explicit TraceFile(const std::string& path) : path_(path) {
+    TraceFile(const std::string& path, bool replace_existing) : path_(path) {
         h5::silence_errors();
         // Groups remember creation order, so readers list populations in network order.
         Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
         H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
-        file_ = Handle(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl, H5P_DEFAULT), H5Fclose);
-        if (!file_.valid()) throw InputError("trace " + path + ": cannot create the file");
+        // Without replace_existing the check and the creation are one step (no file can appear between).
+        file_ = Handle(H5Fcreate(path.c_str(), replace_existing ? H5F_ACC_TRUNC : H5F_ACC_EXCL, fcpl, H5P_DEFAULT),
+                       H5Fclose);
+        if (!file_.valid()) {
+            std::error_code ec;
+            if (!replace_existing && std::filesystem::exists(path, ec))
+                throw InputError("trace " + path + ": already exists (not replaced)");
+            throw InputError("trace " + path + ": cannot create the file");
+        }
     }
 
     Handle create_group(const std::string& name) {
@@ -240,7 +248,7 @@ struct PopulationTrace {
 } // namespace
 
 struct SpikeTraceWriter::Impl {
-    Impl(const std::string& p, const Network& n, TraceOptions o) : path(p), net(n), options(std::move(o)), file(p) {}
+    Impl(const std::string& p, const Network& n, TraceOptions o) : path(p), net(n), options(std::move(o)), file(p, options.replace_existing) {}
 
     std::string path;
     const Network& net;

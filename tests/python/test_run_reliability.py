@@ -1,0 +1,103 @@
+"""Issue 10 ("Reliability"), the command line: nothing on disk is lost, no crash on hostile values,
+no silent default. Every refusal is one line naming the file or option at fault, exit code 2
+(docs/run.md, "Reliability")."""
+import gzip
+import os
+import subprocess
+
+import h5py
+import numpy as np
+import pytest
+
+QUANTAL = os.environ.get("QUANTAL_BINARY", "quantal")
+
+
+def write_idx(path, magic, dims, data):
+    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in dims)
+    with gzip.open(path, "wb") as f:
+        f.write(header + bytes(data))
+
+
+def tiny_model(path, side=2):
+    """image (1, side, side) -> dense analog input -> IF (3) -> dense -> readout (2)."""
+    with h5py.File(path, "w") as f:
+        f.attrs.update(format="quantal-model", format_version=np.int64(1), name="tiny", producer="test")
+        pops = f.create_group("populations")
+        pops.attrs["order"] = ["hidden", "logits"]
+        h = pops.create_group("hidden")
+        h.attrs.update(model="IF", threshold=1.0, comparison=">=", reset="subtract", v0=0.5, spike_value=1.0)
+        h["shape"] = np.array([3], np.int64)
+        o = pops.create_group("logits")
+        o.attrs.update(model="readout")
+        o["shape"] = np.array([2], np.int64)
+        p = f.create_group("projections").create_group("out")
+        p.attrs.update(kind="dense", source="hidden", target="logits", delay=np.int64(0), release="none",
+                       mask_ratio=0.0)
+        p["weight"] = np.full((2, 3), 0.5, np.float32)
+        i = f.create_group("inputs").create_group("image")
+        i.attrs.update(target="hidden", kind="dense", scale=1.0 / 256.0, offset=0.0)
+        i["shape"] = np.array([1, side, side], np.int64)
+        i["weight"] = np.full((3, side * side), 0.25, np.float32)
+        f.create_group("readout").attrs.update(population="logits", accumulate="sum")
+
+
+@pytest.fixture
+def files(tmp_path):
+    model, images, labels = tmp_path / "model.h5", tmp_path / "images.gz", tmp_path / "labels.gz"
+    tiny_model(model)
+    write_idx(images, 0x803, (4, 2, 2), range(16))
+    write_idx(labels, 0x801, (4,), [0, 1, 0, 1])
+    return model, images, labels
+
+
+def run(*args):
+    return subprocess.run([QUANTAL, "run", *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+def one_line_error(r, *words, code=2):
+    assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    for w in words:
+        assert str(w) in lines[0], (w, lines[0])
+    return lines[0]
+
+
+# ---- data loss -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("which", ["--model", "--input", "--labels"])
+def test_trace_that_is_an_input_is_refused(files, tmp_path, which):
+    """The same file by device and inode: a hard link and a path through '..' both count."""
+    model, images, labels = files
+    target = {"--model": model, "--input": images, "--labels": labels}[which]
+    before = target.read_bytes()
+    link = tmp_path / "link.h5"
+    os.link(target, link)
+    spelled = tmp_path / "sub"
+    spelled.mkdir()
+    for trace in (target, link, spelled / ".." / target.name):
+        for force in ([], ["--force"]):  # --force never replaces an input
+            r = run("--model", model, "--ticks", 4, "--input", images, "--labels", labels, "--trace", trace, *force)
+            one_line_error(r, trace, which, target)
+            assert target.read_bytes() == before
+
+
+def test_existing_trace_needs_force(files, tmp_path):
+    model, images, _ = files
+    trace = tmp_path / "trace.h5"
+    trace.write_bytes(b"an earlier result")
+    one_line_error(run("--model", model, "--ticks", 4, "--input", images, "--trace", trace), trace, "--force")
+    assert trace.read_bytes() == b"an earlier result"
+    r = run("--model", model, "--ticks", 4, "--input", images, "--trace", trace, "--force")
+    assert r.returncode == 0, r.stderr
+    with h5py.File(trace, "r") as f:
+        assert f["run"].attrs["status"] == "complete"
+
+
+def test_demo_existing_trace_needs_force(tmp_path):
+    trace = tmp_path / "demo.h5"
+    trace.write_bytes(b"keep me")
+    r = subprocess.run([QUANTAL, "demo", "--samples", "1", "--ticks", "4", "--trace", str(trace)], capture_output=True,
+                       text=True)
+    one_line_error(r, trace, "--force")
+    assert trace.read_bytes() == b"keep me"
