@@ -2,6 +2,7 @@
 // Each subcommand of the `quantal` executable registers itself on the CLI11 app.
 #include <CLI/CLI.hpp>
 #include <ostream>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -10,6 +11,11 @@
 #include "sim/energy_ledger.hpp"
 
 namespace quantal::cli {
+
+// Memory ran out (std::bad_alloc) while doing what the message says: exit code 3.
+struct OutOfMemory : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
 
 void add_demo_command(CLI::App& app);
 void add_run_command(CLI::App& app);

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "apps/commands.hpp"
+#include "apps/values.hpp"
 #include "io/spike_trace.hpp"
 #include "sim/engine.hpp"
 #include "sim/random.hpp"
@@ -125,15 +126,23 @@ void add_demo_command(CLI::App& app) {
     cmd->add_option("--mask", o->mask, "Mask ratio (synaptic failure probability)")->check(CLI::Range(0.0, 1.0));
     cmd->add_option("--release", o->release, "Release mode when masking")->check(CLI::IsMember({"spike", "synapse"}));
     cmd->add_option("--seed", o->seed, "Run seed");
-    cmd->add_option("--ticks", o->ticks, "Ticks per sample")->check(CLI::PositiveNumber);
-    cmd->add_option("--samples", o->samples, "Number of samples");
-    cmd->add_option("--threads", o->threads, "OpenMP threads (0: default)");
+    cmd->add_option("--ticks", o->ticks, "Ticks per sample")->transform(whole_number(1, max_run_ticks));
+    cmd->add_option("--samples", o->samples, "Number of samples")->transform(whole_number(1, max_run_ticks));
+    cmd->add_option("--threads", o->threads, "OpenMP threads (0: OpenMP's default)")
+        ->transform(whole_number(0, max_threads));
     cmd->add_option("--rate", o->input_rate, "Input spike probability per tick")->check(CLI::Range(0.0, 1.0));
     add_energy_options(*cmd, o->costs);
     cmd->add_option("--trace", o->trace, "Write the spikes to this SONATA trace (HDF5); samples run one after another");
     cmd->add_flag("--force", o->force, "Replace an existing --trace file");
     cmd->add_option("--dt", o->dt_ms, "Milliseconds per tick in the trace")->check(CLI::PositiveNumber);
-    cmd->callback([o] { run_demo(*o); });
+    cmd->callback([o] {
+        try {
+            run_demo(*o);
+        } catch (const std::bad_alloc&) {
+            throw OutOfMemory("out of memory while running the demo (" + std::to_string(o->samples) + " samples of " +
+                              std::to_string(o->ticks) + " ticks)");
+        }
+    });
 }
 
 } // namespace quantal::cli

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "apps/commands.hpp"
+#include "apps/values.hpp"
 #include "io/idx.hpp"
 #include "io/model_file.hpp"
 #include "io/nir.hpp"
@@ -225,7 +226,18 @@ void replay(const SampleResult& r, SpikeSink& sink) {
     }
 }
 
+// Sample k of the run holds ticks [k*T, (k+1)*T) of one time axis (the trace's timestamps):
+// the last one must be exact in a double.
+void check_time_axis(const RunCommandOptions& o) {
+    const auto ticks = std::uint64_t(o.ticks); // each of the three is <= 2^53 (checked when parsed)
+    if (o.offset + o.samples > max_run_ticks / ticks)
+        throw InputError("--offset " + std::to_string(o.offset) + " with --samples " + std::to_string(o.samples) +
+                         " of --ticks " + std::to_string(ticks) + " ends beyond tick 2^53 = " +
+                         std::to_string(max_run_ticks) + ", the last one a trace timestamp holds exactly");
+}
+
 int run_command(const RunCommandOptions& o) {
+    check_time_axis(o);
     // Before anything is read: the trace must not replace an input, nor an old trace unasked.
     if (!o.trace.empty())
         check_output_file(o.trace, {{"--model", o.model}, {"--input", o.input}, {"--labels", o.labels}}, o.force);
@@ -236,7 +248,13 @@ int run_command(const RunCommandOptions& o) {
         release.mask_ratio = *o.mask;
     }
     const Network net = o.mask ? with_release(model.network, release) : model.network;
-    const Stimuli stimuli(o, model, net);
+    const Stimuli stimuli = [&] {
+        try {
+            return Stimuli(o, model, net);
+        } catch (const std::bad_alloc&) {
+            throw OutOfMemory("out of memory while reading " + (o.input.empty() ? o.model : o.input));
+        }
+    }();
     const PopulationId readout = net.find_population(model.readout).value_or(no_readout);
 
     // What can be checked is checked before the trace file exists.
@@ -289,27 +307,34 @@ int run_command(const RunCommandOptions& o) {
     // samples in parallel (spikes kept in memory per sample), then write them in sample order.
     const std::uint64_t batch = o.threads > 1 ? std::uint64_t(o.threads) : 1;
     Engine engine(net);
-    while (done < stimuli.count() && !stop_signal) {
-        const std::uint64_t first = done, n = std::min(batch, stimuli.count() - done);
-        if (n == 1) {
-            const auto stimulus = stimuli.make(first);
-            if (trace) trace->begin_sample(o.offset + first, stimuli.label(first));
-            const auto r = engine.run(stimulus, run, o.offset + first, trace ? &*trace : nullptr);
-            finish_sample(first, r);
-            continue;
-        }
-        std::vector<Stimulus> inputs;
-        for (std::uint64_t k = first; k < first + n; ++k) inputs.push_back(stimuli.make(k));
-        RunOptions recorded = run;
-        recorded.record_spikes = trace.has_value() && (!o.record_samples || first < *o.record_samples);
-        const auto results = run_batch(net, inputs, recorded, o.offset + first, o.threads);
-        for (std::uint64_t k = 0; k < n; ++k) {
-            if (trace) {
-                trace->begin_sample(o.offset + first + k, stimuli.label(first + k));
-                replay(results[k], *trace);
+    try {
+        while (done < stimuli.count() && !stop_signal) {
+            const std::uint64_t first = done, n = std::min(batch, stimuli.count() - done);
+            if (n == 1) {
+                const auto stimulus = stimuli.make(first);
+                if (trace) trace->begin_sample(o.offset + first, stimuli.label(first));
+                const auto r = engine.run(stimulus, run, o.offset + first, trace ? &*trace : nullptr);
+                finish_sample(first, r);
+                continue;
             }
-            finish_sample(first + k, results[k]);
+            std::vector<Stimulus> inputs;
+            for (std::uint64_t k = first; k < first + n; ++k) inputs.push_back(stimuli.make(k));
+            RunOptions recorded = run;
+            recorded.record_spikes = trace.has_value() && (!o.record_samples || first < *o.record_samples);
+            const auto results = run_batch(net, inputs, recorded, o.offset + first, o.threads);
+            for (std::uint64_t k = 0; k < n; ++k) {
+                if (trace) {
+                    trace->begin_sample(o.offset + first + k, stimuli.label(first + k));
+                    replay(results[k], *trace);
+                }
+                finish_sample(first + k, results[k]);
+            }
         }
+    } catch (const std::bad_alloc&) {
+        // The trace (if any) is closed by its destructor: "incomplete", the completed samples kept.
+        throw OutOfMemory("out of memory while simulating sample " + std::to_string(o.offset + done) + " (" +
+                          std::to_string(done) + " of " + std::to_string(stimuli.count()) + " done)" +
+                          (trace ? "; " + o.trace + " holds the completed samples" : std::string()));
     }
     const int signal = stop_signal;
     if (progress) std::cerr << '\n';
@@ -335,24 +360,27 @@ void add_run_command(CLI::App& app) {
     auto o = std::make_shared<RunCommandOptions>();
     auto* cmd = app.add_subcommand("run", "Run one network (model file .h5 or NIR graph .nir) and record its spikes");
     cmd->add_option("--model", o->model, "Model file: quantal HDF5 (.h5) or NIR (.nir)")->required();
-    cmd->add_option("--ticks", o->ticks, "Ticks per sample")->required()->check(CLI::PositiveNumber);
+    cmd->add_option("--ticks", o->ticks, "Ticks per sample")->required()->transform(whole_number(1, max_run_ticks));
     cmd->add_option("--input", o->input, "IDX images (.gz or plain), one sample each, fed through the model's /inputs");
     cmd->add_option("--labels", o->labels, "IDX labels matching --input (accuracy, trace labels)");
-    cmd->add_option("--samples", o->samples, "Samples to run (with --input: at most this many images)")->check(CLI::PositiveNumber);
-    cmd->add_option("--offset", o->offset, "First image of --input");
+    cmd->add_option("--samples", o->samples, "Samples to run (with --input: at most this many images)")
+        ->transform(whole_number(1, max_run_ticks));
+    cmd->add_option("--offset", o->offset, "First image of --input (first sample index)")
+        ->transform(whole_number(0, max_run_ticks));
     cmd->add_option("--mask", o->mask, "Mask ratio for every projection (overrides the file; 0: no failures)")
         ->check(CLI::Range(0.0, 1.0));
     cmd->add_option("--release", o->release, "Release mode with --mask")->check(CLI::IsMember({"spike", "synapse"}));
     cmd->add_option("--seed", o->seed, "Run seed");
     cmd->add_option("--dt", o->dt, "ms per tick (NIR time constants and delays; trace timestamps)")
         ->check(CLI::PositiveNumber);
-    cmd->add_option("--threads", o->threads, "Samples simulated in parallel (1: streaming, lowest memory)");
+    cmd->add_option("--threads", o->threads, "Samples simulated in parallel (1: streaming, lowest memory)")
+        ->transform(whole_number(1, max_threads));
     cmd->add_option("--trace", o->trace, "SONATA spike trace to write (HDF5); an existing file is refused");
     cmd->add_flag("--force", o->force, "Replace an existing --trace file (never one of the inputs)");
     cmd->add_option("--record", o->record, "Populations whose spikes are recorded (default: all spiking)")->delimiter(',');
     cmd->add_option("--record-samples", o->record_samples,
                     "Record the spikes of the first N samples only (the ledger and /samples cover all)")
-        ->check(CLI::PositiveNumber);
+        ->transform(whole_number(1, max_run_ticks));
     add_energy_options(*cmd, o->costs);
     cmd->callback([o] {
         const int status = run_command(*o);

@@ -109,7 +109,11 @@ Handle open_file(const std::string& path) {
         }
         fail(path, "cannot be opened (no such file?)");
     }
-    Handle f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+    // SWMR-read mode turns libhdf5 1.10's metadata accumulator off: on a damaged address near
+    // 2^64 (one byte of a root group's link info, issue 10) the accumulator's overlap test wraps
+    // and it copies from outside its buffer (a segfault); without it the read fails as an error.
+    Handle f(H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT), H5Fclose);
+    if (!f.valid()) f = Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
     if (!f.valid()) fail(path, "is not a readable HDF5 file (truncated or corrupt)");
     return f;
 }

@@ -560,6 +560,20 @@ void SpikeTraceWriter::begin_sample(std::uint64_t sample, std::int64_t label) {
     if (s.any_sample && sample <= s.current)
         throw std::logic_error("SpikeTraceWriter::begin_sample: sample " + std::to_string(sample) + " after sample " +
                                std::to_string(s.current) + " (indices must increase)");
+    // Sample k holds ticks [k*T, (k+1)*T): they must be exact in a double timestamp (2^53) and,
+    // times dt, finite. Checked before anything changes, so the trace stays as it was.
+    constexpr std::uint64_t exact_ticks = std::uint64_t(1) << 53;
+    const auto T = std::uint64_t(s.options.ticks_per_sample);
+    if (sample >= exact_ticks / T)
+        throw InputError("trace " + s.path + ": sample " + std::to_string(sample) + " of " + std::to_string(T) +
+                         " ticks ends beyond tick 2^53 = " + std::to_string(exact_ticks) +
+                         ", the last one a timestamp holds exactly");
+    if (const double end_ms = double((sample + 1) * T) * s.options.dt_ms; !std::isfinite(end_ms)) {
+        char dt[32];
+        std::snprintf(dt, sizeof dt, "%g", s.options.dt_ms);
+        throw InputError("trace " + s.path + ": sample " + std::to_string(sample) + " ends at tick " +
+                         std::to_string((sample + 1) * T) + " x dt " + dt + " ms, which is not finite");
+    }
     s.open = true;
     s.any_sample = true;
     s.current = sample;

@@ -453,3 +453,30 @@ TEST_CASE("a table column of the wrong length is an error naming the column", "[
                                               std::to_string(rows)));
     }
 }
+
+TEST_CASE("a sample whose ticks leave the exact timestamp range is refused before it is written", "[trace]") {
+    // Sample k starts at tick k * T; near 2^61 that product overflowed into negative timestamps in a
+    // trace marked complete (issue 10). Ticks up to 2^53 are exact in a double timestamp.
+    const Network net = layered_network();
+    TempPath file("trace_far_sample.h5");
+    TraceOptions options;
+    options.ticks_per_sample = 64;
+    SpikeTraceWriter trace(file.path, net, options, RunMetadata{});
+    const std::uint64_t last_ok = (std::uint64_t{1} << 53) / 64 - 1; // ends exactly at tick 2^53
+    CHECK_THROWS_AS(trace.begin_sample(last_ok + 1), InputError);
+    CHECK_THROWS_WITH(trace.begin_sample(std::uint64_t{1} << 61),
+                      Catch::Contains(file.path) && Catch::Contains("sample 2305843009213693952"));
+    CHECK_THROWS_AS(trace.begin_sample(~std::uint64_t{0}), InputError);
+    trace.begin_sample(last_ok); // still possible: nothing was left open
+    trace.end_sample(-1, EnergyLedger::for_network(net, 64));
+    trace.finish();
+    const auto summary = read_trace_summary(file.path);
+    REQUIRE(summary.samples.size() == 1);
+    CHECK(summary.samples[0].start_ms == double(last_ok * 64));
+
+    TempPath huge_dt("trace_huge_dt.h5");
+    options.dt_ms = 1e308; // (k * T + t) * dt must be finite
+    SpikeTraceWriter wide(huge_dt.path, net, options, RunMetadata{});
+    CHECK_THROWS_WITH(wide.begin_sample(2), Catch::Contains(huge_dt.path) && Catch::Contains("not finite"));
+    wide.finish();
+}

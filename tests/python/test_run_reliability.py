@@ -101,3 +101,59 @@ def test_demo_existing_trace_needs_force(tmp_path):
                        text=True)
     one_line_error(r, trace, "--force")
     assert trace.read_bytes() == b"keep me"
+
+
+# ---- crashes ---------------------------------------------------------------------------------
+
+def test_offset_past_the_timestamp_range_is_refused(files, tmp_path):
+    """--offset 2^64 - 1 --samples 2 wrapped the sample index (an uncaught logic_error and a trace
+    left 'running'); offsets near 2^61 overflowed k*T into negative timestamps."""
+    model = files[0]
+    trace = tmp_path / "t.h5"
+    for offset in (2 ** 64 - 1, 2 ** 61, 2 ** 53 // 8):
+        r = run("--model", model, "--ticks", 8, "--offset", offset, "--samples", 2, "--trace", trace)
+        one_line_error(r, "--offset", offset)
+        assert not trace.exists()  # refused before the trace is created
+    ok = 2 ** 53 // 8 - 2  # its two samples end exactly at tick 2^53
+    r = run("--model", model, "--ticks", 8, "--offset", ok, "--samples", 2, "--trace", trace)
+    assert r.returncode == 0, r.stderr
+    with h5py.File(trace, "r") as f:
+        assert f["run"].attrs["status"] == "complete"
+        assert f["samples/start_ms"][()].tolist() == [ok * 8.0, (ok + 1) * 8.0]
+
+
+def test_offset_past_the_images_is_refused(files):
+    model, images, _ = files
+    one_line_error(run("--model", model, "--ticks", 4, "--input", images, "--offset", 4), images, "offset 4")
+
+
+@pytest.mark.parametrize("option,value", [("--threads", 100000), ("--threads", 0), ("--threads", -1),
+                                          ("--samples", 0), ("--samples", -1), ("--ticks", 0), ("--ticks", -1),
+                                          ("--record-samples", -2), ("--offset", -1)])
+def test_counts_out_of_range_are_refused(files, option, value):
+    r = run("--model", files[0], "--ticks", 4, option, value)
+    line = one_line_error(r, option, value)
+    assert len(line) < 200, line
+
+
+def test_threads_up_to_the_maximum_run(files, tmp_path):
+    r = run("--model", files[0], "--ticks", 2, "--samples", 3, "--threads", 1024)
+    assert r.returncode == 0, r.stderr
+
+
+def test_demo_counts_out_of_range_are_refused():
+    for option, value in (("--threads", 100000), ("--threads", -1), ("--samples", -1), ("--ticks", -5)):
+        r = subprocess.run([QUANTAL, "demo", option, str(value)], capture_output=True, text=True)
+        one_line_error(r, option, value)
+
+
+def test_out_of_memory_is_one_line_and_its_own_exit_code():
+    """std::bad_alloc (here: the demo's 10^10 stimuli) ends with one line, exit code 3, no abort."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    r = subprocess.run([QUANTAL, "demo", "--samples", "10000000000", "--ticks", "1"], capture_output=True,
+                       text=True, preexec_fn=limit, timeout=120)
+    one_line_error(r, "out of memory", code=3)
