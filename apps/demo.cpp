@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <limits>
 #include <sstream>
 
 #include "apps/commands.hpp"
@@ -123,18 +124,19 @@ void run_demo(const DemoOptions& o) {
 void add_demo_command(CLI::App& app) {
     auto o = std::make_shared<DemoOptions>();
     auto* cmd = app.add_subcommand("demo", "Run a built-in layered IF network on Bernoulli input and report energy");
-    cmd->add_option("--mask", o->mask, "Mask ratio (synaptic failure probability)")->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--mask", o->mask, "Mask ratio (synaptic failure probability)")->transform(real_number(0.0, 1.0));
     cmd->add_option("--release", o->release, "Release mode when masking")->check(CLI::IsMember({"spike", "synapse"}));
-    cmd->add_option("--seed", o->seed, "Run seed");
+    cmd->add_option("--seed", o->seed, "Run seed")->transform(whole_number(0, UINT64_MAX));
     cmd->add_option("--ticks", o->ticks, "Ticks per sample")->transform(whole_number(1, max_run_ticks));
     cmd->add_option("--samples", o->samples, "Number of samples")->transform(whole_number(1, max_run_ticks));
     cmd->add_option("--threads", o->threads, "OpenMP threads (0: OpenMP's default)")
         ->transform(whole_number(0, max_threads));
-    cmd->add_option("--rate", o->input_rate, "Input spike probability per tick")->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--rate", o->input_rate, "Input spike probability per tick")->transform(real_number(0.0, 1.0));
     add_energy_options(*cmd, o->costs);
     cmd->add_option("--trace", o->trace, "Write the spikes to this SONATA trace (HDF5); samples run one after another");
     cmd->add_flag("--force", o->force, "Replace an existing --trace file");
-    cmd->add_option("--dt", o->dt_ms, "Milliseconds per tick in the trace")->check(CLI::PositiveNumber);
+    cmd->add_option("--dt", o->dt_ms, "Milliseconds per tick in the trace")
+        ->transform(real_number(0.0, std::numeric_limits<double>::max(), true));
     cmd->callback([o] {
         try {
             run_demo(*o);

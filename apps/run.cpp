@@ -2,12 +2,14 @@
 // recorded as a SONATA spike trace, with the energy report. SIGINT/SIGTERM stop the run after the
 // current sample; the trace is closed cleanly and the exit status is 128 + signal.
 #include <atomic>
+#include <cmath>
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <new>
 #include <iostream>
+#include <limits>
 #include <optional>
 #include <sstream>
 #include <unistd.h>
@@ -68,7 +70,7 @@ struct RunCommandOptions {
     std::string input, labels;
     std::uint64_t samples = 1, offset = 0;
     std::optional<double> mask;
-    std::string release = "synapse";
+    std::optional<std::string> release; // only with --mask; "synapse" when --mask comes alone
     std::uint64_t seed = 1;
     double dt = 1.0;
     int threads = 1;
@@ -145,7 +147,7 @@ std::string command_line(const RunCommandOptions& o) {
     if (!o.input.empty()) s << " --input " << o.input;
     if (!o.labels.empty()) s << " --labels " << o.labels;
     s << " --samples " << o.samples << " --offset " << o.offset;
-    if (o.mask) s << " --mask " << *o.mask << " --release " << o.release;
+    if (o.mask) s << " --mask " << *o.mask << " --release " << o.release.value_or("synapse");
     s << " --seed " << o.seed << " --dt " << o.dt << " --threads " << o.threads;
     if (!o.trace.empty()) s << " --trace " << o.trace << (o.force ? " --force" : "");
     for (const auto& r : o.record) s << " --record " << r;
@@ -167,6 +169,16 @@ public:
             throw InputError(o.model + ": has no /inputs, so it cannot take --input " + o.input);
         images_ = read_idx_images(o.input, o.offset, o.samples);
         count_ = images_->count;
+        const std::uint64_t pixels = std::uint64_t(images_->rows) * images_->cols;
+        for (const auto& in : model.inputs) {
+            std::uint64_t values = 1;
+            for (auto d : in.shape) values *= std::uint64_t(d);
+            if (values != pixels)
+                throw InputError(o.input + ": images of " + std::to_string(images_->rows) + " x " +
+                                 std::to_string(images_->cols) + " = " + std::to_string(pixels) +
+                                 " values do not fit " + o.model + ": input '" + in.name + "', which takes " +
+                                 std::to_string(values) + " values per sample");
+        }
         if (!o.labels.empty()) {
             labels_ = read_idx_labels(o.labels, o.offset, o.samples);
             if (labels_.size() < count_)
@@ -228,15 +240,32 @@ void replay(const SampleResult& r, SpikeSink& sink) {
 
 // Sample k of the run holds ticks [k*T, (k+1)*T) of one time axis (the trace's timestamps):
 // the last one must be exact in a double.
+// the last one must be exact in a double, and its time in ms finite.
 void check_time_axis(const RunCommandOptions& o) {
     const auto ticks = std::uint64_t(o.ticks); // each of the three is <= 2^53 (checked when parsed)
     if (o.offset + o.samples > max_run_ticks / ticks)
         throw InputError("--offset " + std::to_string(o.offset) + " with --samples " + std::to_string(o.samples) +
                          " of --ticks " + std::to_string(ticks) + " ends beyond tick 2^53 = " +
                          std::to_string(max_run_ticks) + ", the last one a trace timestamp holds exactly");
+    const double end_tick = double((o.offset + o.samples) * ticks);
+    if (!std::isfinite(end_tick * o.dt)) {
+        char text[160];
+        std::snprintf(text, sizeof text, "--dt %g: the run's last tick %.17g is not a finite time in ms", o.dt, end_tick);
+        throw InputError(text);
+    }
+}
+
+// Options that only mean something with another one are refused alone: no silent defaults.
+void check_option_pairs(const RunCommandOptions& o) {
+    if (o.release && !o.mask)
+        throw InputError("--release " + *o.release + " needs --mask R (without --mask the model file's release "
+                         "settings are used as they are)");
+    if (!o.labels.empty() && o.input.empty())
+        throw InputError("--labels " + o.labels + " needs --input IMAGES (labels belong to images)");
 }
 
 int run_command(const RunCommandOptions& o) {
+    check_option_pairs(o);
     check_time_axis(o);
     // Before anything is read: the trace must not replace an input, nor an old trace unasked.
     if (!o.trace.empty())
@@ -368,11 +397,11 @@ void add_run_command(CLI::App& app) {
     cmd->add_option("--offset", o->offset, "First image of --input (first sample index)")
         ->transform(whole_number(0, max_run_ticks));
     cmd->add_option("--mask", o->mask, "Mask ratio for every projection (overrides the file; 0: no failures)")
-        ->check(CLI::Range(0.0, 1.0));
-    cmd->add_option("--release", o->release, "Release mode with --mask")->check(CLI::IsMember({"spike", "synapse"}));
-    cmd->add_option("--seed", o->seed, "Run seed");
+        ->transform(real_number(0.0, 1.0));
+    cmd->add_option("--release", o->release, "Release mode with --mask (default synapse)")->check(CLI::IsMember({"spike", "synapse"}));
+    cmd->add_option("--seed", o->seed, "Run seed")->transform(whole_number(0, UINT64_MAX));
     cmd->add_option("--dt", o->dt, "ms per tick (NIR time constants and delays; trace timestamps)")
-        ->check(CLI::PositiveNumber);
+        ->transform(real_number(0.0, std::numeric_limits<double>::max(), true));
     cmd->add_option("--threads", o->threads, "Samples simulated in parallel (1: streaming, lowest memory)")
         ->transform(whole_number(1, max_threads));
     cmd->add_option("--trace", o->trace, "SONATA spike trace to write (HDF5); an existing file is refused");

@@ -157,3 +157,59 @@ def test_out_of_memory_is_one_line_and_its_own_exit_code():
     r = subprocess.run([QUANTAL, "demo", "--samples", "10000000000", "--ticks", "1"], capture_output=True,
                        text=True, preexec_fn=limit, timeout=120)
     one_line_error(r, "out of memory", code=3)
+
+
+# ---- command-line values ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("option,value", [("--e-ac", "nan"), ("--e-mac", "nan"), ("--e-ac", "inf"),
+                                          ("--mask", "nan"), ("--dt", "nan"), ("--dt", "inf"), ("--dt", "0"),
+                                          ("--mask", "2"), ("--e-ac", "-1")])
+def test_reals_must_be_finite_and_in_range(files, tmp_path, option, value):
+    """NaN passed CLI11's range checks into the report and the trace; its range messages printed
+    DBL_MAX as a 309-digit number."""
+    trace = tmp_path / "t.h5"
+    r = run("--model", files[0], "--ticks", 4, option, value, "--trace", trace)
+    line = one_line_error(r, option, value)
+    assert len(line) < 200 and "000000000" not in line, line
+    assert not trace.exists()
+
+
+def test_demo_reals_must_be_finite():
+    for option in ("--rate", "--mask", "--dt", "--e-ac"):
+        r = subprocess.run([QUANTAL, "demo", option, "nan"], capture_output=True, text=True)
+        one_line_error(r, option, "nan")
+
+
+def test_dt_whose_timestamps_are_not_finite_is_refused(files, tmp_path):
+    trace = tmp_path / "t.h5"
+    r = run("--model", files[0], "--ticks", 4, "--dt", "1e308", "--trace", trace)
+    one_line_error(r, "--dt", "1e+308", "not a finite time")
+    assert not trace.exists()
+
+
+def test_seed_is_a_plain_decimal(files, tmp_path):
+    one_line_error(run("--model", files[0], "--ticks", 4, "--seed", -1), "--seed", "-1")
+    one_line_error(run("--model", files[0], "--ticks", 4, "--seed", 2 ** 64), "--seed", "out of range")
+    trace = tmp_path / "t.h5"  # CLI11 alone read "010" as octal 8
+    r = run("--model", files[0], "--ticks", 4, "--seed", "010", "--trace", trace)
+    assert r.returncode == 0, r.stderr
+    with h5py.File(trace, "r") as f:
+        assert int(f["run"].attrs["seed"]) == 10
+
+
+def test_ticks_out_of_range_is_refused_not_clamped(files):
+    line = one_line_error(run("--model", files[0], "--ticks", "99999999999999999999"), "--ticks", "out of range")
+    assert len(line) < 200, line
+
+
+def test_options_that_need_another_are_refused_alone(files):
+    model, images, labels = files
+    one_line_error(run("--model", model, "--ticks", 4, "--release", "spike"), "--release", "--mask")
+    one_line_error(run("--model", model, "--ticks", 4, "--labels", labels), "--labels", labels, "--input")
+
+
+def test_image_size_mismatch_names_both_files(tmp_path):
+    model, images = tmp_path / "m3.h5", tmp_path / "i2.gz"
+    tiny_model(model, side=3)
+    write_idx(images, 0x803, (2, 2, 2), range(8))
+    one_line_error(run("--model", model, "--ticks", 4, "--input", images), model, images, "2 x 2", "'image'")
