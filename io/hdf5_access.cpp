@@ -227,6 +227,13 @@ void check_extent(hid_t ds, hid_t type, const std::vector<std::int64_t>& shape, 
 
 } // namespace
 
+void check_stored(hid_t ds, const std::string& name, const std::string& where) {
+    Handle type(H5Dget_type(ds), H5Tclose);
+    Handle space(H5Dget_space(ds), H5Sclose);
+    if (!type.valid() || !space.valid()) fail(where, "'" + name + "' cannot be read");
+    check_extent(ds, type, dataspace_shape(space), name, where);
+}
+
 Array read_array(hid_t loc, const std::string& name, const std::string& where) {
     Handle ds = open_dataset(loc, name, where);
     Handle type(H5Dget_type(ds), H5Tclose);

@@ -760,6 +760,8 @@ void scan_population(hid_t group, TraceSummary::Population& pop, const std::stri
     const hsize_t n = length_1d(ts, where + "/timestamps");
     if (length_1d(ids, where + "/node_ids") != n)
         throw InputError(where + ": node_ids and timestamps have different lengths");
+    h5::check_stored(ts, "timestamps", where); // a damaged header can claim billions of spikes
+    h5::check_stored(ids, "node_ids", where);
     pop.spikes = n;
 
     const hsize_t block = 1 << 20;
@@ -797,7 +799,9 @@ void scan_population(hid_t group, TraceSummary::Population& pop, const std::stri
 template <class T>
 std::vector<T> read_column(hid_t loc, const std::string& name, hid_t memtype, const std::string& where) {
     Handle d = h5::open_dataset(loc, name, where);
-    std::vector<T> v(length_1d(d, where + "/" + name));
+    const hsize_t n = length_1d(d, where + "/" + name);
+    h5::check_stored(d, name, where);
+    std::vector<T> v(n);
     if (!v.empty() && H5Dread(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0)
         throw InputError(where + "/" + name + ": cannot be read (truncated or corrupt file?)");
     return v;
