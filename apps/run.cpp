@@ -1,9 +1,9 @@
 // `quantal run`: one network (a quantal model file or a NIR graph) over one or more samples,
 // recorded as a SONATA spike trace, with the energy report. SIGINT/SIGTERM stop the run after the
 // current sample; the trace is closed cleanly and the exit status is 128 + signal.
+#include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -239,7 +239,6 @@ void replay(const SampleResult& r, SpikeSink& sink) {
 }
 
 // Sample k of the run holds ticks [k*T, (k+1)*T) of one time axis (the trace's timestamps):
-// the last one must be exact in a double.
 // the last one must be exact in a double, and its time in ms finite.
 void check_time_axis(const RunCommandOptions& o) {
     const auto ticks = std::uint64_t(o.ticks); // each of the three is <= 2^53 (checked when parsed)

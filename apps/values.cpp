@@ -36,7 +36,8 @@ CLI::Validator whole_number(std::uint64_t min, std::uint64_t max) {
 }
 
 CLI::Validator real_number(double min, double max, bool exclusive_min) {
-    const std::string range = exclusive_min ? "> " + real_text(min) + (max < std::numeric_limits<double>::max() ? " and <= " + real_text(max) : "")
+    const bool bounded = max < std::numeric_limits<double>::max();
+    const std::string range = exclusive_min ? "> " + real_text(min) + (bounded ? " and <= " + real_text(max) : "")
                                             : "from " + real_text(min) + " to " + real_text(max);
     return CLI::Validator(
         [=](std::string& text) -> std::string {
