@@ -2,11 +2,20 @@
 // Each subcommand of the `quantal` executable registers itself on the CLI11 app.
 #include <CLI/CLI.hpp>
 #include <ostream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "network/network.hpp"
 #include "sim/energy_ledger.hpp"
 
 namespace quantal::cli {
+
+// Memory ran out (std::bad_alloc) while doing what the message says: exit code 3.
+struct OutOfMemory : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
 
 void add_demo_command(CLI::App& app);
 void add_run_command(CLI::App& app);
@@ -14,6 +23,13 @@ void add_inspect_command(CLI::App& app);
 
 // --e-ac / --e-mac: the energy per accumulate and per multiply-accumulate, in pJ.
 void add_energy_options(CLI::App& command, EnergyCosts& costs);
+
+// An input file and the option that named it, e.g. {"--model", "m.h5"}.
+using NamedFile = std::pair<std::string, std::string>;
+// Before an output file is written: InputError if it is one of the inputs (same device and inode,
+// whatever the path's spelling or links; --force does not change this), or if it exists and
+// `force` is false. Nothing is created.
+void check_output_file(const std::string& output, const std::vector<NamedFile>& inputs, bool force);
 
 // Per-layer table of the ledger (spikes, events, energy) and the totals against the ANN.
 void print_energy_report(std::ostream& out, const Network& net, const EnergyLedger& ledger, const EnergyCosts& costs);

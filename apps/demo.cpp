@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <limits>
 #include <sstream>
 
 #include "apps/commands.hpp"
+#include "apps/values.hpp"
 #include "io/spike_trace.hpp"
 #include "sim/engine.hpp"
 #include "sim/random.hpp"
@@ -24,6 +26,7 @@ struct DemoOptions {
     std::uint64_t samples = 8;
     int threads = 0;
     std::string trace;  // SONATA spike trace to write (samples then run one after another)
+    bool force = false; // --force: an existing trace may be replaced
     double dt_ms = 1.0; // ms per tick in the trace
     EnergyCosts costs;
 };
@@ -67,6 +70,7 @@ EnergyLedger run_traced(const Network& net, const DemoOptions& o, const RunOptio
     options.ticks_per_sample = o.ticks;
     options.dt_ms = o.dt_ms;
     options.costs = o.costs;
+    options.replace_existing = o.force;
     RunMetadata meta;
     meta.model = "demo";
     meta.seed = o.seed;
@@ -76,7 +80,7 @@ EnergyLedger run_traced(const Network& net, const DemoOptions& o, const RunOptio
     std::ostringstream cmd; // the options that shaped the run, as a command that repeats it
     cmd << "quantal demo --samples " << o.samples << " --ticks " << o.ticks << " --seed " << o.seed << " --rate "
         << o.input_rate << " --mask " << o.mask << " --release " << o.release << " --dt " << o.dt_ms << " --trace "
-        << o.trace;
+        << o.trace << (o.force ? " --force" : "");
     meta.command_line = cmd.str();
     SpikeTraceWriter trace(o.trace, net, options, meta);
     Engine engine(net);
@@ -95,6 +99,7 @@ EnergyLedger run_traced(const Network& net, const DemoOptions& o, const RunOptio
 }
 
 void run_demo(const DemoOptions& o) {
+    if (!o.trace.empty()) check_output_file(o.trace, {}, o.force);
     const Network net = demo_network(o);
     RunOptions run;
     run.ticks = o.ticks;
@@ -119,17 +124,27 @@ void run_demo(const DemoOptions& o) {
 void add_demo_command(CLI::App& app) {
     auto o = std::make_shared<DemoOptions>();
     auto* cmd = app.add_subcommand("demo", "Run a built-in layered IF network on Bernoulli input and report energy");
-    cmd->add_option("--mask", o->mask, "Mask ratio (synaptic failure probability)")->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--mask", o->mask, "Mask ratio (synaptic failure probability)")->transform(real_number(0.0, 1.0));
     cmd->add_option("--release", o->release, "Release mode when masking")->check(CLI::IsMember({"spike", "synapse"}));
-    cmd->add_option("--seed", o->seed, "Run seed");
-    cmd->add_option("--ticks", o->ticks, "Ticks per sample")->check(CLI::PositiveNumber);
-    cmd->add_option("--samples", o->samples, "Number of samples");
-    cmd->add_option("--threads", o->threads, "OpenMP threads (0: default)");
-    cmd->add_option("--rate", o->input_rate, "Input spike probability per tick")->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--seed", o->seed, "Run seed")->transform(whole_number(0, UINT64_MAX));
+    cmd->add_option("--ticks", o->ticks, "Ticks per sample")->transform(whole_number(1, max_run_ticks));
+    cmd->add_option("--samples", o->samples, "Number of samples")->transform(whole_number(1, max_run_ticks));
+    cmd->add_option("--threads", o->threads, "OpenMP threads (0: OpenMP's default)")
+        ->transform(whole_number(0, max_threads));
+    cmd->add_option("--rate", o->input_rate, "Input spike probability per tick")->transform(real_number(0.0, 1.0));
     add_energy_options(*cmd, o->costs);
     cmd->add_option("--trace", o->trace, "Write the spikes to this SONATA trace (HDF5); samples run one after another");
-    cmd->add_option("--dt", o->dt_ms, "Milliseconds per tick in the trace")->check(CLI::PositiveNumber);
-    cmd->callback([o] { run_demo(*o); });
+    cmd->add_flag("--force", o->force, "Replace an existing --trace file");
+    cmd->add_option("--dt", o->dt_ms, "Milliseconds per tick in the trace")
+        ->transform(real_number(0.0, std::numeric_limits<double>::max(), true));
+    cmd->callback([o] {
+        try {
+            run_demo(*o);
+        } catch (const std::bad_alloc&) {
+            throw OutOfMemory("out of memory while running the demo (" + std::to_string(o->samples) + " samples of " +
+                              std::to_string(o->ticks) + " ticks)");
+        }
+    });
 }
 
 } // namespace quantal::cli

@@ -10,9 +10,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <vector>
 
 #include "apps/commands.hpp"
+#include "apps/values.hpp"
 #include "io/spike_trace.hpp"
 #include "sim/errors.hpp"
 
@@ -264,7 +266,8 @@ void add_inspect_command(CLI::App& app) {
     cmd->add_option("trace", o->trace, "Trace file (HDF5, SONATA spike layout)")->required();
     cmd->add_flag("--json", o->json, "Machine-readable output");
     cmd->add_option("--plot", o->plot_dir, "Write raster and rate plots (PNG) into this directory");
-    cmd->add_option("--max-samples", o->max_samples, "Sample rows shown as text");
+    cmd->add_option("--max-samples", o->max_samples, "Sample rows shown as text")
+        ->transform(whole_number(0, std::numeric_limits<std::size_t>::max()));
     cmd->callback([o] {
         try {
             run_inspect(*o);

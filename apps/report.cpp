@@ -2,14 +2,15 @@
 #include <iomanip>
 
 #include "apps/commands.hpp"
+#include "apps/values.hpp"
 
 namespace quantal::cli {
 
 void add_energy_options(CLI::App& command, EnergyCosts& costs) {
     command.add_option("--e-ac", costs.e_ac_pj, "Energy of one accumulate (synaptic event), pJ")
-        ->check(CLI::Range(0.0, 1e6))->capture_default_str();
+        ->transform(real_number(0.0, 1e6))->capture_default_str();
     command.add_option("--e-mac", costs.e_mac_pj, "Energy of one multiply-accumulate, pJ")
-        ->check(CLI::Range(0.0, 1e6))->capture_default_str();
+        ->transform(real_number(0.0, 1e6))->capture_default_str();
 }
 
 void print_energy_report(std::ostream& out, const Network& net, const EnergyLedger& ledger, const EnergyCosts& costs) {

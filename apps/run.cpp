@@ -1,19 +1,22 @@
 // `quantal run`: one network (a quantal model file or a NIR graph) over one or more samples,
 // recorded as a SONATA spike trace, with the energy report. SIGINT/SIGTERM stop the run after the
 // current sample; the trace is closed cleanly and the exit status is 128 + signal.
-#include <atomic>
 #include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <new>
 #include <iostream>
+#include <limits>
 #include <optional>
 #include <sstream>
 #include <unistd.h>
 
 #include "apps/commands.hpp"
+#include "apps/values.hpp"
 #include "io/idx.hpp"
 #include "io/model_file.hpp"
 #include "io/nir.hpp"
@@ -68,12 +71,13 @@ struct RunCommandOptions {
     std::string input, labels;
     std::uint64_t samples = 1, offset = 0;
     std::optional<double> mask;
-    std::string release = "synapse";
+    std::optional<std::string> release; // only with --mask; "synapse" when --mask comes alone
     UpdatePath update_path = UpdatePath::automatic;
     std::uint64_t seed = 1;
     double dt = 1.0;
     int threads = 1;
     std::string trace;
+    bool force = false; // --force: an existing trace may be replaced (never an input)
     std::vector<std::string> record;
     std::optional<std::uint64_t> record_samples;
     EnergyCosts costs;
@@ -145,9 +149,9 @@ std::string command_line(const RunCommandOptions& o) {
     if (!o.input.empty()) s << " --input " << o.input;
     if (!o.labels.empty()) s << " --labels " << o.labels;
     s << " --samples " << o.samples << " --offset " << o.offset;
-    if (o.mask) s << " --mask " << *o.mask << " --release " << o.release;
+    if (o.mask) s << " --mask " << *o.mask << " --release " << o.release.value_or("synapse");
     s << " --seed " << o.seed << " --dt " << o.dt << " --threads " << o.threads;
-    if (!o.trace.empty()) s << " --trace " << o.trace;
+    if (!o.trace.empty()) s << " --trace " << o.trace << (o.force ? " --force" : "");
     for (const auto& r : o.record) s << " --record " << r;
     if (o.record_samples) s << " --record-samples " << *o.record_samples;
     s << " --e-ac " << o.costs.e_ac_pj << " --e-mac " << o.costs.e_mac_pj;
@@ -167,6 +171,16 @@ public:
             throw InputError(o.model + ": has no /inputs, so it cannot take --input " + o.input);
         images_ = read_idx_images(o.input, o.offset, o.samples);
         count_ = images_->count;
+        const std::uint64_t pixels = std::uint64_t(images_->rows) * images_->cols;
+        for (const auto& in : model.inputs) {
+            std::uint64_t values = 1;
+            for (auto d : in.shape) values *= std::uint64_t(d);
+            if (values != pixels)
+                throw InputError(o.input + ": images of " + std::to_string(images_->rows) + " x " +
+                                 std::to_string(images_->cols) + " = " + std::to_string(pixels) +
+                                 " values do not fit " + o.model + ": input '" + in.name + "', which takes " +
+                                 std::to_string(values) + " values per sample");
+        }
         if (!o.labels.empty()) {
             labels_ = read_idx_labels(o.labels, o.offset, o.samples);
             if (labels_.size() < count_)
@@ -226,7 +240,37 @@ void replay(const SampleResult& r, SpikeSink& sink) {
     }
 }
 
+// Sample k of the run holds ticks [k*T, (k+1)*T) of one time axis (the trace's timestamps):
+// the last one must be exact in a double, and its time in ms finite.
+void check_time_axis(const RunCommandOptions& o) {
+    const auto ticks = std::uint64_t(o.ticks); // each of the three is <= 2^53 (checked when parsed)
+    if (o.offset + o.samples > max_run_ticks / ticks)
+        throw InputError("--offset " + std::to_string(o.offset) + " with --samples " + std::to_string(o.samples) +
+                         " of --ticks " + std::to_string(ticks) + " ends beyond tick 2^53 = " +
+                         std::to_string(max_run_ticks) + ", the last one a trace timestamp holds exactly");
+    const double end_tick = double((o.offset + o.samples) * ticks);
+    if (!std::isfinite(end_tick * o.dt)) {
+        char text[160];
+        std::snprintf(text, sizeof text, "--dt %g: the run's last tick %.17g is not a finite time in ms", o.dt, end_tick);
+        throw InputError(text);
+    }
+}
+
+// Options that only mean something with another one are refused alone: no silent defaults.
+void check_option_pairs(const RunCommandOptions& o) {
+    if (o.release && !o.mask)
+        throw InputError("--release " + *o.release + " needs --mask R (without --mask the model file's release "
+                         "settings are used as they are)");
+    if (!o.labels.empty() && o.input.empty())
+        throw InputError("--labels " + o.labels + " needs --input IMAGES (labels belong to images)");
+}
+
 int run_command(const RunCommandOptions& o) {
+    check_option_pairs(o);
+    check_time_axis(o);
+    // Before anything is read: the trace must not replace an input, nor an old trace unasked.
+    if (!o.trace.empty())
+        check_output_file(o.trace, {{"--model", o.model}, {"--input", o.input}, {"--labels", o.labels}}, o.force);
     const LoadedModel model = load_model(o);
     Release release;
     if (o.mask) {
@@ -234,7 +278,13 @@ int run_command(const RunCommandOptions& o) {
         release.mask_ratio = *o.mask;
     }
     const Network net = o.mask ? with_release(model.network, release) : model.network;
-    const Stimuli stimuli(o, model, net);
+    const Stimuli stimuli = [&] {
+        try {
+            return Stimuli(o, model, net);
+        } catch (const std::bad_alloc&) {
+            throw OutOfMemory("out of memory while reading " + (o.input.empty() ? o.model : o.input));
+        }
+    }();
     const PopulationId readout = net.find_population(model.readout).value_or(no_readout);
 
     // What can be checked is checked before the trace file exists.
@@ -250,6 +300,7 @@ int run_command(const RunCommandOptions& o) {
         topts.dt_ms = o.dt;
         topts.populations = o.record;
         topts.costs = o.costs;
+        topts.replace_existing = o.force;
         if (o.record_samples)
             for (std::uint64_t k = 0; k < std::min(*o.record_samples, stimuli.count()); ++k)
                 topts.samples.push_back(o.offset + k);
@@ -287,27 +338,34 @@ int run_command(const RunCommandOptions& o) {
     // samples in parallel (spikes kept in memory per sample), then write them in sample order.
     const std::uint64_t batch = o.threads > 1 ? std::uint64_t(o.threads) : 1;
     Engine engine(net);
-    while (done < stimuli.count() && !stop_signal) {
-        const std::uint64_t first = done, n = std::min(batch, stimuli.count() - done);
-        if (n == 1) {
-            const auto stimulus = stimuli.make(first);
-            if (trace) trace->begin_sample(o.offset + first, stimuli.label(first));
-            const auto r = engine.run(stimulus, run, o.offset + first, trace ? &*trace : nullptr);
-            finish_sample(first, r);
-            continue;
-        }
-        std::vector<Stimulus> inputs;
-        for (std::uint64_t k = first; k < first + n; ++k) inputs.push_back(stimuli.make(k));
-        RunOptions recorded = run;
-        recorded.record_spikes = trace.has_value() && (!o.record_samples || first < *o.record_samples);
-        const auto results = run_batch(net, inputs, recorded, o.offset + first, o.threads);
-        for (std::uint64_t k = 0; k < n; ++k) {
-            if (trace) {
-                trace->begin_sample(o.offset + first + k, stimuli.label(first + k));
-                replay(results[k], *trace);
+    try {
+        while (done < stimuli.count() && !stop_signal) {
+            const std::uint64_t first = done, n = std::min(batch, stimuli.count() - done);
+            if (n == 1) {
+                const auto stimulus = stimuli.make(first);
+                if (trace) trace->begin_sample(o.offset + first, stimuli.label(first));
+                const auto r = engine.run(stimulus, run, o.offset + first, trace ? &*trace : nullptr);
+                finish_sample(first, r);
+                continue;
             }
-            finish_sample(first + k, results[k]);
+            std::vector<Stimulus> inputs;
+            for (std::uint64_t k = first; k < first + n; ++k) inputs.push_back(stimuli.make(k));
+            RunOptions recorded = run;
+            recorded.record_spikes = trace.has_value() && (!o.record_samples || first < *o.record_samples);
+            const auto results = run_batch(net, inputs, recorded, o.offset + first, o.threads);
+            for (std::uint64_t k = 0; k < n; ++k) {
+                if (trace) {
+                    trace->begin_sample(o.offset + first + k, stimuli.label(first + k));
+                    replay(results[k], *trace);
+                }
+                finish_sample(first + k, results[k]);
+            }
         }
+    } catch (const std::bad_alloc&) {
+        // The trace (if any) is closed by its destructor: "incomplete", the completed samples kept.
+        throw OutOfMemory("out of memory while simulating sample " + std::to_string(o.offset + done) + " (" +
+                          std::to_string(done) + " of " + std::to_string(stimuli.count()) + " done)" +
+                          (trace ? "; " + o.trace + " holds the completed samples" : std::string()));
     }
     const int signal = stop_signal;
     if (progress) std::cerr << '\n';
@@ -333,23 +391,27 @@ void add_run_command(CLI::App& app) {
     auto o = std::make_shared<RunCommandOptions>();
     auto* cmd = app.add_subcommand("run", "Run one network (model file .h5 or NIR graph .nir) and record its spikes");
     cmd->add_option("--model", o->model, "Model file: quantal HDF5 (.h5) or NIR (.nir)")->required();
-    cmd->add_option("--ticks", o->ticks, "Ticks per sample")->required()->check(CLI::PositiveNumber);
+    cmd->add_option("--ticks", o->ticks, "Ticks per sample")->required()->transform(whole_number(1, max_run_ticks));
     cmd->add_option("--input", o->input, "IDX images (.gz or plain), one sample each, fed through the model's /inputs");
     cmd->add_option("--labels", o->labels, "IDX labels matching --input (accuracy, trace labels)");
-    cmd->add_option("--samples", o->samples, "Samples to run (with --input: at most this many images)")->check(CLI::PositiveNumber);
-    cmd->add_option("--offset", o->offset, "First image of --input");
+    cmd->add_option("--samples", o->samples, "Samples to run (with --input: at most this many images)")
+        ->transform(whole_number(1, max_run_ticks));
+    cmd->add_option("--offset", o->offset, "First image of --input (first sample index)")
+        ->transform(whole_number(0, max_run_ticks));
     cmd->add_option("--mask", o->mask, "Mask ratio for every projection (overrides the file; 0: no failures)")
-        ->check(CLI::Range(0.0, 1.0));
-    cmd->add_option("--release", o->release, "Release mode with --mask")->check(CLI::IsMember({"spike", "synapse"}));
-    cmd->add_option("--seed", o->seed, "Run seed");
+        ->transform(real_number(0.0, 1.0));
+    cmd->add_option("--release", o->release, "Release mode with --mask (default synapse)")->check(CLI::IsMember({"spike", "synapse"}));
+    cmd->add_option("--seed", o->seed, "Run seed")->transform(whole_number(0, UINT64_MAX));
     cmd->add_option("--dt", o->dt, "ms per tick (NIR time constants and delays; trace timestamps)")
-        ->check(CLI::PositiveNumber);
-    cmd->add_option("--threads", o->threads, "Samples simulated in parallel (1: streaming, lowest memory)");
-    cmd->add_option("--trace", o->trace, "SONATA spike trace to write (HDF5)");
+        ->transform(real_number(0.0, std::numeric_limits<double>::max(), true));
+    cmd->add_option("--threads", o->threads, "Samples simulated in parallel (1: streaming, lowest memory)")
+        ->transform(whole_number(1, max_threads));
+    cmd->add_option("--trace", o->trace, "SONATA spike trace to write (HDF5); an existing file is refused");
+    cmd->add_flag("--force", o->force, "Replace an existing --trace file (never one of the inputs)");
     cmd->add_option("--record", o->record, "Populations whose spikes are recorded (default: all spiking)")->delimiter(',');
     cmd->add_option("--record-samples", o->record_samples,
                     "Record the spikes of the first N samples only (the ledger and /samples cover all)")
-        ->check(CLI::PositiveNumber);
+        ->transform(whole_number(1, max_run_ticks));
     cmd->add_option("--update-path", o->update_path,
                     "How neurons are visited: automatic, lazy or sweep (never changes results; for measurements)")
         ->transform(CLI::CheckedTransformer(std::map<std::string, UpdatePath>{{"automatic", UpdatePath::automatic},

@@ -71,6 +71,11 @@ std::string read_string(hid_t loc, const std::string& name, const std::string& w
 std::vector<std::string> read_strings(hid_t loc, const std::string& name, std::vector<std::int64_t>& shape,
                                       const std::string& where);
 
+// InputError unless dataset `ds` stores the bytes its extent claims (contiguous: all of them;
+// chunked: every chunk the extent spans, and enough bytes for deflate's largest ratio). Call before
+// allocating for, or streaming through, a dataset whose header may be corrupt.
+void check_stored(hid_t ds, const std::string& name, const std::string& where);
+
 bool has_attribute(hid_t loc, const std::string& name);
 std::string read_string_attribute(hid_t loc, const std::string& name, const std::string& where);
 std::vector<std::string> read_string_array_attribute(hid_t loc, const std::string& name, const std::string& where);

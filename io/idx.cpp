@@ -2,7 +2,9 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <memory>
+#include <vector>
 
 #include "sim/errors.hpp"
 
@@ -37,6 +39,17 @@ public:
         unsigned char b[4];
         read(b, 4, what);
         return std::uint32_t(b[0]) << 24 | std::uint32_t(b[1]) << 16 | std::uint32_t(b[2]) << 8 | b[3];
+    }
+    // Reads `bytes` into `out` in blocks as the data arrives: a header may claim any size, so the
+    // memory grows only with what the file really holds (a short file fails as truncated).
+    void read_into(std::vector<std::uint8_t>& out, std::uint64_t bytes, const std::string& what) {
+        constexpr std::uint64_t block = std::uint64_t(1) << 24;
+        out.clear();
+        while (out.size() < bytes) {
+            const auto at = out.size();
+            out.resize(at + std::size_t(std::min<std::uint64_t>(block, bytes - at)));
+            read(out.data() + at, out.size() - at, what);
+        }
     }
     void skip(std::uint64_t bytes, const std::string& what) {
         std::vector<unsigned char> sink(1 << 16);
@@ -83,9 +96,8 @@ IdxImages read_idx_images(const std::string& path, std::uint64_t offset, std::ui
     out.count = std::uint32_t(range_count(path, total, offset, limit, "images"));
     const std::uint64_t image_bytes = std::uint64_t(out.rows) * out.cols;
     in.skip(offset * image_bytes, "image " + std::to_string(offset));
-    out.pixels.resize(out.count * image_bytes);
-    in.read(out.pixels.data(), out.pixels.size(), "the pixel data (images " + std::to_string(offset) + ".." +
-                                                       std::to_string(offset + out.count) + ")");
+    in.read_into(out.pixels, out.count * image_bytes,
+                 "the pixel data (images " + std::to_string(offset) + ".." + std::to_string(offset + out.count) + ")");
     return out;
 }
 
@@ -95,8 +107,8 @@ std::vector<std::uint8_t> read_idx_labels(const std::string& path, std::uint64_t
     const auto total = in.big_endian_u32("the header");
     const auto count = range_count(path, total, offset, limit, "labels");
     in.skip(offset, "label " + std::to_string(offset));
-    std::vector<std::uint8_t> labels(count);
-    in.read(labels.data(), labels.size(), "the label data");
+    std::vector<std::uint8_t> labels;
+    in.read_into(labels, count, "the label data");
     return labels;
 }
 

@@ -111,7 +111,11 @@ Conv2d read_conv(hid_t g, const std::string& where) {
     c.padding = pair_or(g, "padding", {0, 0}, where);
     c.dilation = pair_or(g, "dilation", {1, 1}, where);
     if (h5::has_attribute(g, "groups")) c.groups = h5::read_int_attribute(g, "groups", where);
-    else if (h5::has_link(g, "groups")) c.groups = h5::read_ints(g, "groups", where).at(0);
+    else if (h5::has_link(g, "groups")) {
+        const auto groups = h5::read_ints(g, "groups", where);
+        if (groups.size() != 1) fail(where, "'groups' should hold one value, it has " + std::to_string(groups.size()));
+        c.groups = groups[0];
+    }
     return c;
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <optional>
 #include <stdexcept>
@@ -68,13 +69,20 @@ const char* operator_kind(const Operator& op) {
 // attributes rewritten as the run advances. Errors name the file and the object.
 class TraceFile {
 public:
-    explicit TraceFile(const std::string& path) : path_(path) {
+    TraceFile(const std::string& path, bool replace_existing) : path_(path) {
         h5::silence_errors();
         // Groups remember creation order, so readers list populations in network order.
         Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
         H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
-        file_ = Handle(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl, H5P_DEFAULT), H5Fclose);
-        if (!file_.valid()) throw InputError("trace " + path + ": cannot create the file");
+        // Without replace_existing the check and the creation are one step (no file can appear between).
+        file_ = Handle(H5Fcreate(path.c_str(), replace_existing ? H5F_ACC_TRUNC : H5F_ACC_EXCL, fcpl, H5P_DEFAULT),
+                       H5Fclose);
+        if (!file_.valid()) {
+            std::error_code ec;
+            if (!replace_existing && std::filesystem::exists(path, ec))
+                throw InputError("trace " + path + ": already exists (not replaced)");
+            throw InputError("trace " + path + ": cannot create the file");
+        }
     }
 
     Handle create_group(const std::string& name) {
@@ -240,7 +248,7 @@ struct PopulationTrace {
 } // namespace
 
 struct SpikeTraceWriter::Impl {
-    Impl(const std::string& p, const Network& n, TraceOptions o) : path(p), net(n), options(std::move(o)), file(p) {}
+    Impl(const std::string& p, const Network& n, TraceOptions o) : path(p), net(n), options(std::move(o)), file(p, options.replace_existing) {}
 
     std::string path;
     const Network& net;
@@ -552,6 +560,20 @@ void SpikeTraceWriter::begin_sample(std::uint64_t sample, std::int64_t label) {
     if (s.any_sample && sample <= s.current)
         throw std::logic_error("SpikeTraceWriter::begin_sample: sample " + std::to_string(sample) + " after sample " +
                                std::to_string(s.current) + " (indices must increase)");
+    // Sample k holds ticks [k*T, (k+1)*T): they must be exact in a double timestamp (2^53) and,
+    // times dt, finite. Checked before anything changes, so the trace stays as it was.
+    constexpr std::uint64_t exact_ticks = std::uint64_t(1) << 53;
+    const auto T = std::uint64_t(s.options.ticks_per_sample);
+    if (sample >= exact_ticks / T)
+        throw InputError("trace " + s.path + ": sample " + std::to_string(sample) + " of " + std::to_string(T) +
+                         " ticks ends beyond tick 2^53 = " + std::to_string(exact_ticks) +
+                         ", the last one a timestamp holds exactly");
+    if (const double end_ms = double((sample + 1) * T) * s.options.dt_ms; !std::isfinite(end_ms)) {
+        char dt[32];
+        std::snprintf(dt, sizeof dt, "%g", s.options.dt_ms);
+        throw InputError("trace " + s.path + ": sample " + std::to_string(sample) + " ends at tick " +
+                         std::to_string((sample + 1) * T) + " x dt " + dt + " ms, which is not finite");
+    }
     s.open = true;
     s.any_sample = true;
     s.current = sample;
@@ -738,6 +760,8 @@ void scan_population(hid_t group, TraceSummary::Population& pop, const std::stri
     const hsize_t n = length_1d(ts, where + "/timestamps");
     if (length_1d(ids, where + "/node_ids") != n)
         throw InputError(where + ": node_ids and timestamps have different lengths");
+    h5::check_stored(ts, "timestamps", where); // a damaged header can claim billions of spikes
+    h5::check_stored(ids, "node_ids", where);
     pop.spikes = n;
 
     const hsize_t block = 1 << 20;
@@ -775,7 +799,9 @@ void scan_population(hid_t group, TraceSummary::Population& pop, const std::stri
 template <class T>
 std::vector<T> read_column(hid_t loc, const std::string& name, hid_t memtype, const std::string& where) {
     Handle d = h5::open_dataset(loc, name, where);
-    std::vector<T> v(length_1d(d, where + "/" + name));
+    const hsize_t n = length_1d(d, where + "/" + name);
+    h5::check_stored(d, name, where);
+    std::vector<T> v(n);
     if (!v.empty() && H5Dread(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0)
         throw InputError(where + "/" + name + ": cannot be read (truncated or corrupt file?)");
     return v;

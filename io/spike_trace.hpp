@@ -42,6 +42,7 @@ struct TraceOptions {
     // filled, so small chunks keep flushes cheap (32 KB per dataset at the default).
     std::uint32_t chunk_spikes = 4096;
     EnergyCosts costs{}; // written beside the ledger so readers can price it
+    bool replace_existing = true; // false: an existing file at the path is an error and stays as it is
 };
 
 // What the run was; written to /run when the file is created.

@@ -20,14 +20,14 @@ samples=${MST_SAMPLES:-100}
 ticks=${MST_TICKS:-64}
 if [ ! -f "$model" ]; then
   echo "no exported MST model at $model: running the built-in demo network instead" >&2
-  "$bin" demo --samples 16 --ticks 64 --mask 0.75 --release synapse --trace "$out/demo.h5"
+  "$bin" demo --samples 16 --ticks 64 --mask 0.75 --release synapse --trace "$out/demo.h5" --force
   "$bin" inspect "$out/demo.h5" --plot "$out/demo"
   exit 0
 fi
 
 echo "== spike-level MST: $model, $samples test images x $ticks ticks"
 "$bin" run --model "$model" --input "$data/t10k-images-idx3-ubyte.gz" --labels "$data/t10k-labels-idx1-ubyte.gz" \
-  --samples "$samples" --ticks "$ticks" --threads "$(nproc)" --trace "$out/mst.h5" --record-samples 4
+  --samples "$samples" --ticks "$ticks" --threads "$(nproc)" --trace "$out/mst.h5" --force --record-samples 4
 echo "== trace summary and plots: $out/mst/"
 "$bin" inspect "$out/mst.h5" --plot "$out/mst" --max-samples 5
 masked=examples/mst/models/mst_r75.h5

@@ -95,3 +95,16 @@ TEST_CASE("the Debian Fashion-MNIST test set reads as 10000 images of 28 x 28", 
     CHECK(labels.size() == 10000);
     CHECK(labels[0] == 9); // the first test image is an ankle boot
 }
+
+TEST_CASE("an IDX header claiming more images than the file holds is truncated, not allocated", "[idx]") {
+    // 10 x 65535 x 65535 claims 43 GB: the pixels are read as they arrive, so a short file fails
+    // after its own few bytes instead of on allocating the claim (issue 10).
+    const auto images = temp_path("huge_claim.gz"), labels = temp_path("huge_labels.gz");
+    write_gz(images, idx_bytes(0x803, {10, 65535, 65535}, 1000));
+    write_gz(labels, idx_bytes(0x801, {0xFFFFFFFFu}, 1000));
+    CHECK_THROWS_WITH(read_idx_images(images), Contains(images) && Contains("truncated"));
+    CHECK_THROWS_WITH(read_idx_images(images, 3, 2), Contains(images) && Contains("truncated"));
+    CHECK_THROWS_WITH(read_idx_labels(labels), Contains(labels) && Contains("truncated"));
+    CHECK(read_idx_labels(labels, 0, 1000).size() == 1000); // what is there can be read
+    for (const auto& p : {images, labels}) std::filesystem::remove(p);
+}

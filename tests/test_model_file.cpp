@@ -175,6 +175,32 @@ TEST_CASE("model file errors name the file and the object", "[model_file]") {
             H5Fclose(f);
             REQUIRE_THROWS_WITH(read_model_file(path), Contains(path) && Contains("operator 'attn0'"));
         }
+        SECTION("an empty 'groups' dataset") { // was .at(0) on an empty vector: std::out_of_range, an abort
+            REQUIRE(H5Adelete_by_name(f, "/projections/c1", "groups", H5P_DEFAULT) >= 0);
+            hsize_t n = 0;
+            hid_t space = H5Screate_simple(1, &n, nullptr);
+            hid_t ds = H5Dcreate2(f, "/projections/c1/groups", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            H5Dclose(ds);
+            H5Sclose(space);
+            H5Fclose(f);
+            REQUIRE_THROWS_AS(read_model_file(path), InputError);
+            REQUIRE_THROWS_WITH(read_model_file(path), Contains(path) && Contains("projection 'c1'") && Contains("'groups'"));
+        }
+        SECTION("an unwritten chunked dataset") { // 2^28 floats claimed by a few KB: refused before allocating
+            H5Ldelete(f, "/projections/fc/weight", H5P_DEFAULT);
+            hsize_t n = hsize_t(1) << 28, chunk = hsize_t(1) << 20;
+            hid_t space = H5Screate_simple(1, &n, nullptr);
+            hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+            H5Pset_chunk(dcpl, 1, &chunk);
+            hid_t ds = H5Dcreate2(f, "/projections/fc/weight", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+            H5Dclose(ds);
+            H5Pclose(dcpl);
+            H5Sclose(space);
+            H5Fclose(f);
+            REQUIRE(std::filesystem::file_size(path) < 100000);
+            REQUIRE_THROWS_WITH(read_model_file(path), Contains(path) && Contains("projection 'fc'") &&
+                                                           Contains("'weight'") && Contains("0 are stored"));
+        }
         SECTION("weight of the wrong size") {
             H5Ldelete(f, "/projections/fc/weight", H5P_DEFAULT);
             hsize_t n = 3;

@@ -453,3 +453,62 @@ TEST_CASE("a table column of the wrong length is an error naming the column", "[
                                               std::to_string(rows)));
     }
 }
+
+TEST_CASE("a sample whose ticks leave the exact timestamp range is refused before it is written", "[trace]") {
+    // Sample k starts at tick k * T; near 2^61 that product overflowed into negative timestamps in a
+    // trace marked complete (issue 10). Ticks up to 2^53 are exact in a double timestamp.
+    const Network net = layered_network();
+    TempPath file("trace_far_sample.h5");
+    TraceOptions options;
+    options.ticks_per_sample = 64;
+    SpikeTraceWriter trace(file.path, net, options, RunMetadata{});
+    const std::uint64_t last_ok = (std::uint64_t{1} << 53) / 64 - 1; // ends exactly at tick 2^53
+    CHECK_THROWS_AS(trace.begin_sample(last_ok + 1), InputError);
+    CHECK_THROWS_WITH(trace.begin_sample(std::uint64_t{1} << 61),
+                      Catch::Contains(file.path) && Catch::Contains("sample 2305843009213693952"));
+    CHECK_THROWS_AS(trace.begin_sample(~std::uint64_t{0}), InputError);
+    trace.begin_sample(last_ok); // still possible: nothing was left open
+    trace.end_sample(-1, EnergyLedger::for_network(net, 64));
+    trace.finish();
+    const auto summary = read_trace_summary(file.path);
+    REQUIRE(summary.samples.size() == 1);
+    CHECK(summary.samples[0].start_ms == double(last_ok * 64));
+
+    TempPath huge_dt("trace_huge_dt.h5");
+    options.dt_ms = 1e308; // (k * T + t) * dt must be finite
+    SpikeTraceWriter wide(huge_dt.path, net, options, RunMetadata{});
+    CHECK_THROWS_WITH(wide.begin_sample(2), Catch::Contains(huge_dt.path) && Catch::Contains("not finite"));
+    wide.finish();
+}
+
+TEST_CASE("a trace whose spike datasets claim more than they store is refused at once", "[trace]") {
+    // A small trace declaring 4 * 10^9 spikes in unwritten chunks read as fill values for a minute
+    // before the ledger check refused it (issue 10): the stored chunks are counted first.
+    const Network net = layered_network();
+    TempPath file("trace_claims.h5");
+    run_traced(net, file.path, TraceOptions{}, 1);
+    {
+        H5 f{H5Fopen(file.path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose};
+        const hsize_t n = 4'000'000'000ull, chunk = 4096, unlimited = H5S_UNLIMITED;
+        for (const char* name : {"/spikes/hidden1/timestamps", "/spikes/hidden1/node_ids"}) {
+            const bool times = std::string(name).ends_with("timestamps");
+            REQUIRE(H5Ldelete(f, name, H5P_DEFAULT) >= 0);
+            H5 space{H5Screate_simple(1, &n, &unlimited), H5Sclose};
+            H5 dcpl{H5Pcreate(H5P_DATASET_CREATE), H5Pclose};
+            H5Pset_chunk(dcpl, 1, &chunk);
+            H5 d{H5Dcreate2(f, name, times ? H5T_IEEE_F64LE : H5T_STD_U64LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
+                 H5Dclose};
+            REQUIRE(d.id >= 0);
+        }
+        H5 ts{H5Dopen2(f, "/spikes/hidden1/timestamps", H5P_DEFAULT), H5Dclose};
+        H5 type{H5Tcopy(H5T_C_S1), H5Tclose};
+        H5Tset_size(type, 2);
+        H5 scalar{H5Screate(H5S_SCALAR), H5Sclose};
+        H5 a{H5Acreate2(ts, "units", type, scalar, H5P_DEFAULT, H5P_DEFAULT), H5Aclose};
+        REQUIRE(H5Awrite(a, type, "ms") >= 0);
+    }
+    REQUIRE(std::filesystem::file_size(file.path) < 10'000'000);
+    CHECK_THROWS_WITH(read_trace_summary(file.path), Catch::Contains(file.path) &&
+                                                         Catch::Contains("/spikes/hidden1") &&
+                                                         Catch::Contains("timestamps") && Catch::Contains("0 are stored"));
+}

@@ -14,7 +14,7 @@ def check_graph(tmp_path, nodes, edges, ticks=TICKS, dt=1.0, min_spikes=1, **wri
     path = tmp_path / "model.nir"
     write_nir(path, nodes, edges, **write_options)
     trace = tmp_path / "trace.h5"
-    run_quantal("--model", path, "--ticks", ticks, "--dt", dt, "--trace", trace)
+    run_quantal("--model", path, "--ticks", ticks, "--dt", dt, "--trace", trace, "--force")  # dt loops reuse it
     expected = simulate(nodes, edges, ticks, dt)
     got = trace_counts(trace, {name: c.size for name, c in expected.items()})
     for name, counts in expected.items():

@@ -150,3 +150,20 @@ def test_spikes_that_disagree_with_the_ledger(trace, tmp_path):
             g[name] = data
         g["timestamps"].attrs["units"] = "ms"
     one_line_error(inspect(bad), str(bad), "/spikes/hidden2", "ledger")
+
+
+def test_one_damaged_byte_in_the_root_group(tmp_path):
+    """Byte 133 of a fresh trace lies in the root group's link-info message (the address of its
+    dense-link heap, undefined = all 0xff). Set to 0xA9, it becomes an address near 2^64 that
+    libhdf5 1.10's metadata accumulator copied from without a bounds check: a segfault. Reading
+    with the accumulator off (SWMR-read mode) turns it into an HDF5 error, so one line, exit 2."""
+    trace = tmp_path / "fresh.h5"
+    subprocess.run([QUANTAL, "demo", "--samples", "1", "--ticks", "10", "--trace", str(trace)], check=True,
+                   capture_output=True)
+    data = bytearray(trace.read_bytes())
+    assert data[133] == 0xFF
+    data[133] = 0xA9
+    bad = tmp_path / "damaged.h5"
+    bad.write_bytes(bytes(data))
+    r = inspect(bad)
+    one_line_error(r, str(bad))
