@@ -14,7 +14,7 @@ Brian2 delay of d - 1 steps makes the input count in the state update of step t 
 where quantal integrates a spike of tick t sent with delay d.
 
 The compiled project is cached: DIR/<tag>/ holds it with a key (hash of the model file, the
-drive spikes, the ticks, the compiler flags and this script); when the key matches, only the
+drive spikes, the ticks, the compiler flags and the source of build()); when the key matches, only the
 binary is run. A run reports the main loop's CPU time (Brian2's own std::clock() measure,
 results/last_run_info.txt), the whole process's CPU and wall time and peak RSS, and the spikes.
 
@@ -23,6 +23,7 @@ Flags: `default` is Brian2's own (-O3 -ffast-math -fno-finite-math-only -march=n
 contraction: -std=c++11 is ISO mode, where GCC does not contract a*b+c).
 """
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -38,9 +39,14 @@ import common  # noqa: E402
 FAST = ('-ffast-math', '-fno-finite-math-only', '-march=native')
 
 
+_brian2_default_flags = []  # Brian2's own, read once: build() changes the preference
+
+
 def compile_flags(kind):
     import brian2
-    default = list(brian2.prefs.codegen.cpp.extra_compile_args_gcc)
+    if not _brian2_default_flags:
+        _brian2_default_flags.extend(brian2.prefs.codegen.cpp.extra_compile_args_gcc)
+    default = list(_brian2_default_flags)
     if kind == 'default':
         return default
     if kind == 'ieee':
@@ -55,8 +61,7 @@ def cache_key(model, drive, ticks, flags):
             h.update(block)
     h.update(np.ascontiguousarray(drive, dtype=np.int64).tobytes())
     h.update(json.dumps([int(ticks), flags]).encode())
-    with open(os.path.abspath(__file__), 'rb') as f:
-        h.update(f.read())
+    h.update(inspect.getsource(build).encode())  # what the project is generated from
     return h.hexdigest()
 
 

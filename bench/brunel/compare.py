@@ -185,9 +185,12 @@ def main():
     a.quantal = os.path.abspath(a.quantal)
     work = os.path.abspath(a.workdir)
     os.makedirs(work, exist_ok=True)
-    results = [run_regime(r, a, work) for r in a.regimes.split(',')]
-    with open(a.json or os.path.join(work, 'results.json'), 'w') as f:
-        json.dump(results, f, indent=1, default=str)
+    results = []
+    for r in a.regimes.split(','):
+        results.append(run_regime(r, a, work))
+        with open(a.json or os.path.join(work, 'results.json'), 'w') as f:  # after each regime
+            json.dump(results, f, indent=1, default=str)
+        log(table(results[-1:]))
     print(table(results))
     ok = all(v == 'identical' for r in results for b in r['brian2'].values() for v in b['identical'].values())
     for r in results:
