@@ -89,17 +89,24 @@ def events(spikes, projections, params, ticks):
 
 
 def run_timed(cmd, cwd=None, env=None):
-    """Runs cmd; returns its own CPU time (user + sys), wall time and peak RSS (from wait4)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Runs cmd; returns its CPU time (user + sys, from wait4), wall time and peak RSS.
+
+    The peak RSS comes from /usr/bin/time, which forks the command from its own small process:
+    Linux carries a process's high-water RSS across exec, so a child forked straight from this
+    (large) Python process would report at least Python's RSS."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile('r', suffix='.time') as rss:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err)
+        p = subprocess.Popen(['/usr/bin/time', '-f', '%M', '-o', rss.name, *cmd], cwd=cwd, env=env, stdout=out,
+                             stderr=err)
         _, status, ru = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(errors='replace'), err.read().decode(errors='replace')
+        maxrss_kb = int(rss.read().split()[-1]) if not p.returncode else 0
     if p.returncode:
         raise RuntimeError(f'{" ".join(map(str, cmd))} failed ({p.returncode}): {stderr.strip()[-2000:]}')
     return {'cpu': ru.ru_utime + ru.ru_stime, 'user': ru.ru_utime, 'sys': ru.ru_stime, 'wall': wall,
-            'maxrss_mb': ru.ru_maxrss / 1024.0, 'stdout': stdout, 'stderr': stderr}
+            'maxrss_mb': maxrss_kb / 1024.0, 'stdout': stdout, 'stderr': stderr}

@@ -97,7 +97,7 @@ def run_regime(regime, a, work):
             if rep == 0:
                 r['identical'] = {n: common.first_difference(q[n], spikes[n]) or 'identical' for n in common.SPIKING}
                 r['rates'] = rates(spikes, params, T)
-                r['events'] = common.events(spikes, projections, params, T)
+                r['events'] = common.events({**spikes, 'drive': q['drive']}, projections, params, T)
     qr = res['quantal']
     qr['runs'] = [{k: v for k, v in r.items() if k not in ('stdout', 'stderr')} for r in qruns]
     qr['setup_runs'] = [{k: v for k, v in r.items() if k not in ('stdout', 'stderr')} for r in setup]
@@ -125,7 +125,7 @@ def run_regime(regime, a, work):
         for k in common.SPIKING:
             frac, first = common.agreement(qn[k], n[k])
             agree[k] = {'common_fraction': frac, 'first_difference_tick': first}
-        nev = common.events(n, projections, params, nt)
+        nev = common.events({**n, 'drive': qn['drive']}, projections, params, nt)
         res['neuron'] = {'ticks': nt, 'loop_cpu': info['loop_cpu'], 'setup_cpu': info['setup_cpu'],
                          'loop_wall': info['loop_wall'], 'cpu': t['cpu'], 'wall': t['wall'],
                          'maxrss_mb': t['maxrss_mb'], 'events': nev, 'rates': rates(n, params, nt),
@@ -136,7 +136,7 @@ def run_regime(regime, a, work):
 
 def table(results):
     lines = ['| regime | simulator | main loop CPU (s) | whole process CPU (s) [wall] | events | M events/s (loop) '
-             '| this ÷ quantal (loop) | rate exc / inh (Hz) | peak RSS (MB) | spikes vs quantal |',
+             '| time ÷ quantal’s (loop) | rate exc / inh (Hz) | peak RSS (MB) | spikes vs quantal |',
              '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
     for r in results:
         qr = r['quantal']
@@ -154,10 +154,11 @@ def table(results):
         if 'neuron' in r:
             n = r['neuron']
             scale = r['ticks'] / n['ticks']
+            scaled = f" (scaled to {r['ticks']} ticks)" if scale != 1 else ''
             ag = n['agreement']
             lines.append(f"| | NEURON {n['version']} ({n['ticks']} ticks) | {n['loop_cpu']:.2f} "
                          f"| {n['cpu']:.2f} [{n['wall']:.2f}] | {n['events']:.3g} | {n['events'] / n['loop_cpu'] / 1e6:.1f} "
-                         f"| {n['loop_cpu'] * scale / qr['loop_cpu']:.1f} (scaled to {r['ticks']} ticks) "
+                         f"| {n['loop_cpu'] * scale / qr['loop_cpu']:.1f}{scaled} "
                          f"| {n['rates']['exc']:.1f} / {n['rates']['inh']:.1f} (quantal "
                          f"{n['rates_quantal']['exc']:.1f} / {n['rates_quantal']['inh']:.1f}) | {n['maxrss_mb']:.0f} "
                          f"| {ag['exc']['common_fraction']:.0%} / {ag['inh']['common_fraction']:.0%} common, first "
