@@ -49,6 +49,12 @@ def transmitted(trace):
         return int(f['energy/total/projections/transmitted'][()].sum())
 
 
+def visits(trace):
+    """quantal's neuron updates (visits) over the run, from the trace's ledger."""
+    with h5py.File(trace, 'r') as f:
+        return int(f['energy/total/populations/updates'][()].sum())
+
+
 def rates(spikes, params, ticks):
     return {n: len(spikes[n]) / (params['sizes'][n] * ticks * params['dt'] * 1e-3) for n in common.SPIKING}
 
@@ -73,7 +79,7 @@ def run_regime(regime, a, work):
     ledger = transmitted(trace)
     if ev != ledger:
         log(f'warning: events from the spikes ({ev}) differ from quantal\'s ledger ({ledger})')
-    res.update(events=ev, quantal_ledger_transmitted=ledger,
+    res.update(events=ev, quantal_ledger_transmitted=ledger, quantal_visits=visits(trace),
                spikes={n: int(len(q[n])) for n in (*common.SPIKING, 'drive')}, rates_quantal=rates(q, params, T))
     setup = []
 
