@@ -180,7 +180,8 @@ def main():
     ap.add_argument('--ticks', type=int, default=10000)
     ap.add_argument('--seed', type=int, default=1, help='quantal run seed (the drive spikes)')
     ap.add_argument('--reps', type=int, default=3)
-    ap.add_argument('--workdir', default=os.path.join(src, 'build-bench', 'brunel'))
+    ap.add_argument('--workdir', default=os.path.join(src, 'build-bench', 'bench-results', 'brunel'),
+                    help='models, traces, cached Brian2 projects (default: the one bench/run_all.sh uses)')
     ap.add_argument('--neuron-ticks', type=int, default=2000, help='NEURON runs this many ticks (0: not at all)')
     ap.add_argument('--no-neuron', action='store_true')
     ap.add_argument('--no-brian2', action='store_true')
