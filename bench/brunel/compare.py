@@ -17,7 +17,7 @@ Times are CPU seconds (user + sys; the machine is shared, wall time is printed b
   T), the same count for everyone; quantal's ledger (`transmitted`) must equal it.
 Medians over --reps repetitions, the simulators interleaved within each repetition.
 
-Usage: compare.py [--quantal build/apps/quantal] [--regimes A,B] [--ticks 10000] [--reps 3]
+Usage: compare.py [--quantal build/apps/quantal] [--regimes A,B,C,D] [--ticks 10000] [--reps 3]
                   [--workdir DIR] [--neuron-ticks N | --no-neuron] [--no-brian2] [--json OUT]
 """
 import argparse
@@ -176,7 +176,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = os.path.dirname(os.path.dirname(here))
     ap.add_argument('--quantal', default=os.path.join(src, 'build', 'apps', 'quantal'), help='the quantal binary')
-    ap.add_argument('--regimes', default='A,B')
+    ap.add_argument('--regimes', default='A,B,C,D', help="generate.py's regimes, comma-separated")
     ap.add_argument('--ticks', type=int, default=10000)
     ap.add_argument('--seed', type=int, default=1, help='quantal run seed (the drive spikes)')
     ap.add_argument('--reps', type=int, default=3)

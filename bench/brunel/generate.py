@@ -16,13 +16,16 @@ where j = J/theta is the regime's relative weight (0.005 -> theta = 200).
 Per tick (quantal's LIF, v_leak = 0, no bias): v <- alpha v + sum(inputs), alpha = exp(-1/tau_ticks);
 spike if v > theta (`>` like NEURON's IntFire1), then v <- v_reset.
 
-Regimes (the issue's; --regime sets the defaults, the other options override them):
+Regimes (A and B are the issue's; --regime sets the defaults, the other options override them):
   A: j = 0.1/20 = 0.005 (theta = 200), drive 150 Hz
   B: j = 0.02 (theta = 50), drive 35 Hz
+  C: j = 0.005, drive 90 Hz: the drive's mean stays below threshold, sparse recurrent activity (~1.3 Hz)
+  D: j = 0.005, drive 20 Hz: the recurrent network is silent, only the drive's events (where an
+     event-driven engine should win)
 Other defaults: v_reset = 0 (IntFire1 resets to 0, so NEURON runs the same model), v0 = 0,
 g = 5, J_ext = J, tau = 20 ms, dt = 0.1 ms, delay = 1.5 ms, eps = 0.1, seed 1.
 
-Usage: generate.py OUT.h5 [--regime A|B] [--n-exc 4000 --n-inh 1000 --n-ext 1000] [--eps 0.1]
+Usage: generate.py OUT.h5 [--regime A|B|C|D] [--n-exc 4000 --n-inh 1000 --n-ext 1000] [--eps 0.1]
        [--theta-over-j 200] [--g 5] [--j-ext 1] [--rate 150] [--v-reset 0] [--tau-ms 20]
        [--delay-ms 1.5] [--dt 0.1] [--seed 1]
 """
@@ -34,7 +37,8 @@ import sys
 import h5py
 import numpy as np
 
-REGIMES = {'A': {'theta_over_j': 200.0, 'rate': 150.0}, 'B': {'theta_over_j': 50.0, 'rate': 35.0}}
+REGIMES = {'A': {'theta_over_j': 200.0, 'rate': 150.0}, 'B': {'theta_over_j': 50.0, 'rate': 35.0},
+           'C': {'theta_over_j': 200.0, 'rate': 90.0}, 'D': {'theta_over_j': 200.0, 'rate': 20.0}}
 
 
 def parse(argv=None):
