@@ -71,7 +71,9 @@ def agreement(a, b):
     sb = set(map(tuple, b.tolist()))
     common = len(sa & sb)
     diff = sa ^ sb
-    return common / max(1, max(len(sa), len(sb))), (min(t for t, _ in diff) if diff else None)
+    if not sa and not sb:
+        return 1.0, None  # both silent: they agree
+    return common / max(len(sa), len(sb)), (min(t for t, _ in diff) if diff else None)
 
 
 def events(spikes, projections, params, ticks):

@@ -161,14 +161,15 @@ def table(results):
             n = r['neuron']
             scale = r['ticks'] / n['ticks']
             scaled = f" (scaled to {r['ticks']} ticks)" if scale != 1 else ''
+            firsts = [x['first_difference_tick'] for x in n['agreement'].values() if x['first_difference_tick'] is not None]
+            first = f'first difference at tick {min(firsts)}' if firsts else 'identical'
             ag = n['agreement']
             lines.append(f"| | NEURON {n['version']} ({n['ticks']} ticks) | {n['loop_cpu']:.2f} "
                          f"| {n['cpu']:.2f} [{n['wall']:.2f}] | {n['events']:.3g} | {n['events'] / n['loop_cpu'] / 1e6:.1f} "
                          f"| {n['loop_cpu'] * scale / qr['loop_cpu']:.1f}{scaled} "
                          f"| {n['rates']['exc']:.1f} / {n['rates']['inh']:.1f} (quantal "
                          f"{n['rates_quantal']['exc']:.1f} / {n['rates_quantal']['inh']:.1f}) | {n['maxrss_mb']:.0f} "
-                         f"| {ag['exc']['common_fraction']:.0%} / {ag['inh']['common_fraction']:.0%} common, first "
-                         f"difference at tick {min(x['first_difference_tick'] or 1 << 60 for x in ag.values())} |")
+                         f"| {ag['exc']['common_fraction']:.0%} / {ag['inh']['common_fraction']:.0%} common, {first} |")
     return '\n'.join(lines)
 
 
