@@ -80,8 +80,8 @@ def main():
     pc.psolve(a.ticks * dt)
     loop, wall = time.process_time() - c0, time.perf_counter() - w0
 
-    t = np.round(np.asarray(tvec) / dt).astype(np.int64)
-    gid = np.asarray(idvec).astype(np.int64)
+    t = np.round(np.array(tvec.to_python(), dtype=np.float64) / dt).astype(np.int64)  # (empty Vectors too)
+    gid = np.array(idvec.to_python(), dtype=np.float64).astype(np.int64)
     out = {}
     for name in common.SPIKING:
         sel = (gid >= first_gid[name]) & (gid < first_gid[name] + sizes[name]) & (t < a.ticks)
