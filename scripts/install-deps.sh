@@ -2,7 +2,7 @@
 # Installs quantal's Debian dependencies; idempotent (skips the apt round-trip when all are present).
 # Usage: scripts/install-deps.sh [--python] [--bench]
 #   default: the C++ build and test toolchain plus the Python test stack
-#   --bench: also Brian2 (peer comparison in bench/)
+#   --bench: also Brian2 and NEURON (peer comparisons in bench/)
 set -euo pipefail
 
 packages=(
@@ -15,7 +15,7 @@ packages=(
 )
 for arg in "$@"; do
   case "$arg" in
-    --bench) packages+=(python3-brian) ;;
+    --bench) packages+=(python3-brian python3-neuron) ;;
     *) echo "install-deps.sh: unknown option '$arg'" >&2; exit 2 ;;
   esac
 done
