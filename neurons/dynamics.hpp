@@ -1,7 +1,12 @@
 #pragma once
-// Membrane arithmetic used by the engine's lazy update. A neuron is brought from the tick it was
-// last updated to tick t by v = drift(v, drive, t - last) + input[t]; the same drift() predicts
-// its next threshold crossing, so a predicted wake-up always finds the neuron over threshold.
+// Membrane arithmetic of one tick, and of k ticks without input. A neuron's k ticks of drift are
+// computed as k applications of the same one-tick step a clocked simulation performs, so a
+// neuron brought up to date lazily holds exactly the value it would hold had it been stepped
+// every tick: when (or whether) the engine visits a neuron never changes a result. The price is
+// one multiply-add per tick of drift at the next visit, arithmetic in registers.
+//
+// ticks_to_crossing() steps the same drift until the threshold is crossed, so a predicted wake-up
+// is the first tick at which a clocked simulation would spike without input.
 #include <algorithm>
 #include <cmath>
 
@@ -11,15 +16,17 @@
 namespace quantal {
 
 namespace detail {
-// Smallest k >= 2 near the estimate with crossed(drift(k)), for drifts that rise monotonically.
-template <class Drift>
-Tick refine_crossing(const ThresholdRule& rule, Drift drift, double estimate) {
-    if (!(estimate < 1e15)) return never;
-    Tick k = std::max<Tick>(2, static_cast<Tick>(estimate));
-    while (k > 2 && rule.crossed(drift(k - 1))) --k;
-    for (int guard = 0; !rule.crossed(drift(k)); ++guard, ++k)
-        if (guard == 64) return never; // not rising after all (rounding at a fixed point)
-    return k;
+// First k in [1, limit] with crossed(x_k), x_k = step(x_{k-1}); never if none, or once the drift
+// stops changing the value (a fixed point below threshold).
+template <class Step>
+Tick step_to_crossing(const ThresholdRule& rule, double v, Step step, Tick limit) {
+    for (Tick k = 1; k <= limit; ++k) {
+        const double next = step(v);
+        if (rule.crossed(next)) return k;
+        if (next == v) return never;
+        v = next;
+    }
+    return never;
 }
 } // namespace detail
 
@@ -27,14 +34,18 @@ class IfDynamics {
 public:
     explicit IfDynamics(const IfNeuron& p) : rule_(p.rule) {}
     const ThresholdRule& rule() const { return rule_; }
-    static double drift(double v, double drive, Tick k) { return v + static_cast<double>(k) * drive; }
+    static double step(double v, double drive) { return v + drive; }
+    static double drift(double v, double drive, Tick k) {
+        for (Tick n = 0; n < k; ++n) v = step(v, drive);
+        return v;
+    }
 
-    // Ticks until the drift alone crosses threshold (never if it does not).
-    Tick ticks_to_crossing(double v, double drive) const {
-        if (rule_.crossed(drift(v, drive, 1))) return 1;
-        if (!(drive > 0)) return never;
-        return detail::refine_crossing(
-            rule_, [&](Tick k) { return drift(v, drive, k); }, std::ceil((rule_.threshold - v) / drive));
+    // Ticks until the drift alone crosses threshold, at most `limit` (never if it does not).
+    Tick ticks_to_crossing(double v, double drive, Tick limit) const {
+        if (limit < 1) return never;
+        if (rule_.crossed(step(v, drive))) return 1;
+        if (!(drive > 0)) return never; // v + drive <= v: the value never rises
+        return detail::step_to_crossing(rule_, v, [&](double x) { return step(x, drive); }, limit);
     }
 
 private:
@@ -46,34 +57,33 @@ public:
     explicit LifDynamics(const LifNeuron& p)
         : rule_(p.rule), v_leak_(p.v_leak), alpha_(std::exp(-1.0 / p.tau_ticks)) {}
     const ThresholdRule& rule() const { return rule_; }
-
+    double step(double v, double drive) const { return v_leak_ + alpha_ * (v - v_leak_) + drive; }
     double drift(double v, double drive, Tick k) const {
-        if (k == 0) return v;
-        if (k == 1) return v_leak_ + alpha_ * (v - v_leak_) + drive; // the per-tick form, bit for bit
-        const double v_inf = fixed_point(drive);                    // exact decay over k ticks
-        return v_inf + (v - v_inf) * std::pow(alpha_, static_cast<double>(k));
+        for (Tick n = 0; n < k; ++n) v = step(v, drive);
+        return v;
     }
 
-    Tick ticks_to_crossing(double v, double drive) const {
-        if (rule_.crossed(drift(v, drive, 1))) return 1;
-        const double v_inf = fixed_point(drive);
-        if (!(v_inf > rule_.threshold) || v >= v_inf) return never; // decays away or stays below
-        const double estimate = std::ceil(std::log((v_inf - rule_.threshold) / (v_inf - v)) / std::log(alpha_));
-        return detail::refine_crossing(rule_, [&](Tick k) { return drift(v, drive, k); }, estimate);
+    Tick ticks_to_crossing(double v, double drive, Tick limit) const {
+        if (limit < 1) return never;
+        if (rule_.crossed(step(v, drive))) return 1;
+        // The drift approaches v_inf monotonically; rounding keeps it within a few hundred ulps of
+        // that path (|error| <= eps / (1 - alpha)), so a fixed point clearly below threshold is never
+        // crossed from below.
+        const double v_inf = v_leak_ + drive / (1.0 - alpha_);
+        const double margin = 1e-9 * std::max({1.0, std::abs(v_inf), std::abs(rule_.threshold)});
+        if (v_inf + margin < rule_.threshold && step(v, drive) < rule_.threshold) return never;
+        return detail::step_to_crossing(rule_, v, [&](double x) { return step(x, drive); }, limit);
     }
 
 private:
-    double fixed_point(double drive) const { return v_leak_ + drive / (1.0 - alpha_); }
     ThresholdRule rule_;
     double v_leak_;
     double alpha_;
 };
 
-// Current-based LIF, stepped exactly as its per-tick form: k ticks of drift cost k steps, and a
-// crossing is searched step by step (the neuron is re-examined after at most `lookahead` ticks).
+// Current-based LIF: two states, stepped exactly as its per-tick form.
 class CubaLifDynamics {
 public:
-    static constexpr Tick lookahead = 256;
     explicit CubaLifDynamics(const CubaLifNeuron& p)
         : rule_(p.rule), v_leak_(p.v_leak), alpha_syn_(std::exp(-1.0 / p.tau_syn_ticks)),
           alpha_(std::exp(-1.0 / p.tau_ticks)) {}
@@ -89,16 +99,16 @@ public:
         for (Tick n = 1; n < k; ++n) step(i, v, drive, 0.0);
         step(i, v, drive, x);
     }
-    // Ticks until the drift alone crosses threshold; `lookahead` if it has not by then (a
-    // re-check), never once the state stops changing below threshold.
-    Tick ticks_to_crossing(double i, double v, double drive) const {
-        for (Tick k = 1; k <= lookahead; ++k) {
+    // Ticks until the drift alone crosses threshold, at most `limit`; never once the state stops
+    // changing below threshold.
+    Tick ticks_to_crossing(double i, double v, double drive, Tick limit) const {
+        for (Tick k = 1; k <= limit; ++k) {
             const double i0 = i, v0 = v;
             step(i, v, drive, 0.0);
             if (rule_.crossed(v)) return k;
             if (i == i0 && v == v0) return never;
         }
-        return lookahead;
+        return never;
     }
 
 private:
@@ -111,7 +121,7 @@ private:
 class ReadoutDynamics {
 public:
     explicit ReadoutDynamics(const ReadoutNeuron&) {}
-    static double drift(double v, double drive, Tick k) { return v + static_cast<double>(k) * drive; }
+    static double drift(double v, double drive, Tick k) { return IfDynamics::drift(v, drive, k); }
 };
 
 } // namespace quantal

@@ -41,9 +41,10 @@ struct Delivery { // a spike that reaches a delayed projection's synapses
     std::uint64_t group; // sparse: the delay group of the source's row
 };
 
-// The sweep path runs when at least one neuron in `sweep_share` is to be visited (a fixed rule:
-// which path runs never changes a result, only its cost; docs/performance.md).
-constexpr std::uint64_t sweep_share = 32;
+// A population takes the sweep path from the tick after one in `sweep_above` of its neurons was
+// visited, and goes back to the lazy path after a tick with fewer than one in `lazy_below` (a
+// fixed rule: which path runs never changes a result, only its cost; docs/performance.md).
+constexpr std::uint64_t sweep_above = 32, lazy_below = 64;
 
 std::uint32_t max_delay(const Network& net) {
     std::uint32_t d = 0;
@@ -105,6 +106,7 @@ struct Engine::State {
     void apply(const Wake& w, Tick t);
     void update(PopulationId p, Tick t);
     template <class Unit> void update_membranes(PopulationId p, Tick t, const Unit& unit);
+    template <class Unit> void enter_sweep(PopulationId p, Tick t, const Unit& unit);
     void leave_sweep(PopulationId p, Tick t);
     void spike_sources(PopulationId p, Tick t);
     void propagate(PopulationId p, Tick t);
@@ -113,6 +115,7 @@ struct Engine::State {
                                         std::vector<std::uint32_t>& out, std::uint64_t& masked);
     void deliver(ProjectionId pr, std::uint32_t src, std::uint64_t group);
     void observe(Tick t);
+    void count_drift_ticks();
 };
 
 void Engine::State::validate(const Stimulus& s) const {
@@ -162,7 +165,8 @@ void Engine::State::reset(const Stimulus& s, const RunOptions& o, std::uint64_t 
         if (pop.bias.size() == n) ps.drive = pop.bias;
         if (!s.current[p].empty())
             for (std::uint32_t j = 0; j < n; ++j) ps.drive[j] += s.current[p][j];
-        ps.last.assign(n, -1);
+        ps.state_at.assign(n, -1);
+        ps.last_visit.assign(n, -1);
         ps.mark.assign(n, unmarked);
         ps.to_visit.clear();
         ps.unresolved.clear();
@@ -190,14 +194,15 @@ void Engine::State::reset(const Stimulus& s, const RunOptions& o, std::uint64_t 
         } else if (is_readout(pop.model)) {
             ps.wake_at.assign(n, never);
             result.readouts.push_back(Readout{p, {}, {}});
+        } else if (path == UpdatePath::sweep) {
+            ps.wake_at.assign(n, never);
+            ps.sweeping = true;
         } else {
             // Every neuron's first prediction is made at tick 0, as if it had been visited at -1.
             ps.wake_at.assign(n, unpredicted);
             ps.unresolved.resize(n);
             for (std::uint32_t j = 0; j < n; ++j) ps.unresolved[j] = j;
-            ps.pending = n;
         }
-        if (is_source(pop.model) || is_readout(pop.model)) ps.pending = 0;
     }
 
     observe_at.clear();
@@ -209,7 +214,7 @@ void Engine::State::reset(const Stimulus& s, const RunOptions& o, std::uint64_t 
 
 void Engine::State::apply(const Wake& w, Tick t) {
     auto& ps = pops[w.population];
-    if (ps.source || ps.wake_at[w.neuron] == t) ps.touch(w.neuron, due); // else a superseded prediction
+    if (ps.source || (!ps.sweeping && ps.wake_at[w.neuron] == t)) ps.touch(w.neuron, due); // else superseded
 }
 
 // One tick, as DESIGN.md "One tick, precisely": due neurons and delayed deliveries first, then the
@@ -227,7 +232,7 @@ Tick Engine::State::step(Tick t) {
     for (std::uint32_t stage = 0; stage < pops.size(); ++stage) {
         const PopulationId p = net.population_at_stage(stage);
         if (pops[p].has_work(t)) update(p, t);
-        next_tick_busy |= pops[p].pending != 0;
+        next_tick_busy |= pops[p].sweeping || !pops[p].unresolved.empty();
     }
     for (auto it = std::lower_bound(observe_at.begin(), observe_at.end(), t); it != observe_at.end() && *it == t; ++it)
         observe(t);
@@ -235,7 +240,7 @@ Tick Engine::State::step(Tick t) {
     if (wakes.size() > 2 * neurons + 4096)
         wakes.compact([&](Tick at, const Wake& w) {
             const auto& ps = pops[w.population];
-            return ps.source || ps.wake_at[w.neuron] == at;
+            return ps.source || (!ps.sweeping && ps.wake_at[w.neuron] == at);
         });
     if (next_tick_busy) return t + 1;
     Tick next = std::min(wakes.next_after(t), deliveries.next_after(t));
@@ -244,35 +249,41 @@ Tick Engine::State::step(Tick t) {
     return next;
 }
 
-// Leaving the sweep path: the predictions it kept in wake_at go back to the calendar and the
-// deferred ones to the list the lazy path resolves.
+// Path switches, at the end of tick t, for tick t + 1. Entering the sweep path brings every
+// neuron's state to t; leaving it makes every neuron's prediction due at t + 1.
+template <class Unit>
+void Engine::State::enter_sweep(PopulationId p, Tick t, const Unit& unit) {
+    auto& ps = pops[p];
+    const MembraneArrays a(ps);
+    for (std::uint32_t j = 0; j < ps.size(); ++j)
+        if (ps.state_at[j] < t) unit.drift(a, j, t - ps.state_at[j]);
+    ps.unresolved.clear();
+    ps.sweeping = true;
+}
+
 void Engine::State::leave_sweep(PopulationId p, Tick t) {
     auto& ps = pops[p];
     ps.sweeping = false;
-    ps.unresolved.clear();
-    for (std::uint32_t j = 0; j < ps.size(); ++j) {
-        const Tick at = ps.wake_at[j];
-        if (at == unpredicted) ps.unresolved.push_back(j);
-        else if (at == t) ps.touch(j, due);
-        else if (at != never) wakes.push(at, {p, j});
-    }
+    ps.state_at.assign(ps.size(), t);
+    ps.wake_at.assign(ps.size(), unpredicted);
+    ps.unresolved.resize(ps.size());
+    for (std::uint32_t j = 0; j < ps.size(); ++j) ps.unresolved[j] = j;
 }
 
 template <class Unit>
 void Engine::State::update_membranes(PopulationId p, Tick t, const Unit& unit) {
     auto& ps = pops[p];
     MembraneUpdate<Unit> update(ps, unit, t, horizon);
-    const bool sweep = path == UpdatePath::sweep ||
-                       (path == UpdatePath::automatic && (ps.to_visit.size() + ps.pending) * sweep_share >= ps.size());
-    if (sweep) {
-        ps.sweeping = true;
-        update.sweep();
-        if (ps.pending == 0) leave_sweep(p, t); // no visit now, so no update is due at t + 1
-    } else {
-        if (ps.sweeping) leave_sweep(p, t);
-        update.lazy([&](Tick at, std::uint32_t j) { wakes.push(at, {p, j}); });
-    }
+    if (ps.sweeping) update.sweep();
+    else update.lazy([&](Tick at, std::uint32_t j) { wakes.push(at, {p, j}); });
     update.count(result.ledger.populations[p]);
+    // The path of tick t + 1, by a fixed rule on this tick's visits, with hysteresis.
+    if constexpr (Unit::spikes) {
+        if (path != UpdatePath::automatic) return;
+        const std::uint64_t n = ps.size(), visits = update.visits();
+        if (!ps.sweeping && visits * sweep_above >= n) enter_sweep(p, t, unit);
+        else if (ps.sweeping && visits * lazy_below < n) leave_sweep(p, t);
+    }
 }
 
 // A source's due neurons are its spikes; a Bernoulli source draws each one's next spike.
@@ -295,10 +306,8 @@ void Engine::State::update(PopulationId p, Tick t) {
     ps.fired.clear();
     for (ProjectionId pr : accumulated_into[p]) {
         double* const input = ps.input.data();
-        accumulators[pr].flush([&](std::uint32_t j, double x) {
-            input[j] += x;
-            ps.touch(j, has_input);
-        });
+        if (ps.sweeping) accumulators[pr].flush([&](std::uint32_t j, double x) { input[j] += x; });
+        else accumulators[pr].flush([&](std::uint32_t j, double x) { ps.add_input(j, x); });
     }
     for (std::uint32_t op : net.operators_into(p)) apply_operator(op, p, t);
     std::visit(
@@ -342,10 +351,7 @@ void Engine::State::apply_operator(std::uint32_t op, PopulationId p, Tick t) {
     const auto& attention = net.attention(op);
     auto& counts = result.ledger.operators[op];
     auto& target = pops[p];
-    auto add = [&](std::uint32_t n, double x) {
-        target.input[n] += x;
-        target.touch(n, has_input);
-    };
+    auto add = [&](std::uint32_t n, double x) { target.add_input(n, x); };
     auto fired_now = [&](PopulationId q) { return pops[q].fired_tick == t; };
     if (p == a.scores && fired_now(a.q) && fired_now(a.k)) {
         const auto q = kept(a.q, a.q_release, operator_rng[3 * op], kept_a, counts.masked_spikes);
@@ -422,11 +428,16 @@ void Engine::State::deliver(ProjectionId pr, std::uint32_t src, std::uint64_t gr
     }
     double* const input = target.input.data();
     Mark* const mark = target.mark.data();
-    counts.transmitted += transmit(fanout, src, begin, end, value, plans[pr], proj_rng[pr], [&](std::uint32_t k, double x) {
-        input[k] += x;
-        if (!mark[k]) target.to_visit.push_back(k);
-        mark[k] = has_input;
-    });
+    auto& to_visit = target.to_visit;
+    if (target.sweeping) // every neuron is stepped anyway: the input is all it needs
+        counts.transmitted += transmit(fanout, src, begin, end, value, plans[pr], proj_rng[pr],
+                                       [&](std::uint32_t k, double x) { input[k] += x; });
+    else
+        counts.transmitted += transmit(fanout, src, begin, end, value, plans[pr], proj_rng[pr], [&](std::uint32_t k, double x) {
+            input[k] += x;
+            if (!mark[k]) to_visit.push_back(k);
+            mark[k] = Mark(mark[k] | has_input);
+        });
     counts.attempted += std::holds_alternative<SparseFanout>(fanout)
                             ? end - begin
                             : std::visit([&](const auto& f) { return f.size(src); }, fanout);
@@ -437,7 +448,16 @@ void Engine::State::observe(Tick t) {
         const auto& ps = pops[r.population];
         r.ticks.push_back(t);
         for (std::size_t j = 0; j < ps.v.size(); ++j)
-            r.values.push_back(ReadoutDynamics::drift(ps.v[j], ps.drive[j], t - ps.last[j]));
+            r.values.push_back(ReadoutDynamics::drift(ps.v[j], ps.drive[j], t - ps.state_at[j]));
+    }
+}
+
+// A neuron's drift ticks are the gaps between its visits, which add up to its last visit + 1.
+void Engine::State::count_drift_ticks() {
+    for (PopulationId p = 0; p < pops.size(); ++p) {
+        std::uint64_t ticks = 0;
+        for (Tick last : pops[p].last_visit) ticks += std::uint64_t(last + 1);
+        result.ledger.populations[p].drift_ticks = ticks;
     }
 }
 
@@ -453,6 +473,7 @@ SampleResult Engine::run(const Stimulus& stimulus, const RunOptions& options, st
     s.record = options.record_spikes;
     s.reset(stimulus, options, sample);
     for (Tick t = 0; t < s.horizon;) t = s.step(t);
+    s.count_drift_ticks();
     return std::move(s.result);
 }
 

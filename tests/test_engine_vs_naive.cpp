@@ -46,31 +46,21 @@ TEST_CASE("engine equals the naive simulator spike for spike on exact random net
 }
 
 TEST_CASE("engine equals the naive simulator on exact random networks with LIF", "[engine][oracle]") {
-    // LIF decay is not exact in binary: the engine integrates exp(-k/tau) in one step, the oracle
-    // multiplies tick by tick. Documented tolerance (docs/engine.md): a spike may move by one tick
-    // in rare rounding cases; here we require identical trains in >= 90% of networks and, over
-    // all networks, fewer than 1% of spikes differing.
+    // A lazily updated neuron drifts by the same one-tick steps the oracle takes (α (v − v_leak)
+    // is inexact in binary, so any other evaluation would show), and with dyadic weights the sums
+    // of inputs are exact: identical spikes in every network, on either update path.
     testing::RandomNetworkOptions o;
     o.lif = true;
-    int identical = 0, cases = 0;
-    std::size_t differing = 0, total = 0;
-    for (std::uint64_t seed = 1000; seed < 1100; ++seed, ++cases) {
+    std::size_t total = 0;
+    for (std::uint64_t seed = 1000; seed < 1100; ++seed) {
         auto c = random_case(seed, o);
         const auto expected = naive_simulate(c.network, c.stimulus, o.ticks);
-        const auto got = engine_spikes(c.network, c.stimulus, o.ticks);
-        std::vector<SpikeRecord> only;
-        std::set_symmetric_difference(got.begin(), got.end(), expected.begin(), expected.end(), std::back_inserter(only),
-                                      [](const auto& a, const auto& b) {
-                                          return std::tie(a.tick, a.population, a.neuron) <
-                                                 std::tie(b.tick, b.population, b.neuron);
-                                      });
-        identical += only.empty();
-        differing += only.size();
+        for (auto path : {UpdatePath::automatic, UpdatePath::lazy, UpdatePath::sweep}) {
+            INFO("seed " << seed << ", update path " << int(path));
+            REQUIRE(engine_spikes(c.network, c.stimulus, o.ticks, path) == expected);
+        }
         total += expected.size();
     }
-    INFO(identical << " of " << cases << " identical; " << differing << " of " << total << " spikes differ");
-    CHECK(identical >= cases * 9 / 10);
-    CHECK(double(differing) < 0.01 * double(total));
     CHECK(total > 5000);
 }
 

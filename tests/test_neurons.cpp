@@ -82,16 +82,33 @@ TEST_CASE("LIF below its fixed point never spikes", "[neurons]") {
     CHECK(run_single(m, b, 1000).spikes.empty());
 }
 
-TEST_CASE("IF prediction agrees with tick-by-tick stepping", "[neurons]") {
-    // For random non-dyadic states, the predicted crossing k satisfies: drift(k-1) below, drift(k) above.
+TEST_CASE("IF and LIF predictions are the first tick a clocked loop crosses", "[neurons]") {
+    // The oracle steps the per-tick form itself (v + b; v_leak + alpha (v - v_leak) + b) on random
+    // non-dyadic states: a prediction must name exactly its first crossing, or never.
+    auto first_crossing = [](double v, auto step, double theta, Tick limit) {
+        for (Tick n = 1; n <= limit; ++n)
+            if ((v = step(v)) > theta) return n;
+        return never;
+    };
     IfDynamics d(IfNeuron{ThresholdRule{0.7, Comparison::greater, ResetMode::subtract, 0}, 0, 1});
     for (int i = 1; i < 200; ++i) {
         const double v = -1.0 + 0.013 * i, b = 0.001 + 0.0037 * i;
-        const Tick k = d.ticks_to_crossing(v, b);
+        const Tick k = d.ticks_to_crossing(v, b, 100000);
         REQUIRE(k != never);
-        CHECK(d.rule().crossed(d.drift(v, b, k)));
-        if (k > 1) CHECK_FALSE(d.rule().crossed(d.drift(v, b, k - 1)));
+        CHECK(k == first_crossing(v, [&](double x) { return x + b; }, 0.7, 100000));
+        CHECK(d.ticks_to_crossing(v, b, k - 1) == never); // the limit is honoured
     }
+    const double tau = 7.3, v_leak = -0.05, alpha = std::exp(-1.0 / tau);
+    LifDynamics l(LifNeuron{ThresholdRule{0.7, Comparison::greater, ResetMode::subtract, 0}, tau, v_leak, 0, 1});
+    int crossing = 0;
+    for (int i = 1; i < 200; ++i) {
+        const double v = -0.5 + 0.006 * i, b = 0.001 * i; // v_inf from below to well above theta
+        const Tick k = l.ticks_to_crossing(v, b, 5000);
+        CHECK(k == first_crossing(v, [&](double x) { return v_leak + alpha * (x - v_leak) + b; }, 0.7, 5000));
+        crossing += k != never;
+    }
+    CHECK(crossing > 50);
+    CHECK(crossing < 199);
 }
 
 TEST_CASE("spike value lambda scales what a spike delivers", "[neurons]") {
