@@ -1,5 +1,8 @@
 #pragma once
 // The spike rule shared by every spiking model: compare, then reset.
+#include <bit>
+#include <cstdint>
+
 namespace quantal {
 
 enum class Comparison { greater_equal, greater }; // SpikingJelly/QCFS use >=, NIR uses >
@@ -21,7 +24,9 @@ struct ThresholdRule {
     // v - 0·θ are exactly v - θ and v (spikes are unpredictable branches in hot loops).
     double after_spike_if(bool spike, double v) const {
         if (reset == ResetMode::subtract) return v - double(spike) * threshold;
-        return spike ? v_reset : v;
+        const std::uint64_t keep = std::uint64_t(spike) - 1; // all ones without a spike
+        return std::bit_cast<double>((std::bit_cast<std::uint64_t>(v) & keep) |
+                                     (std::bit_cast<std::uint64_t>(v_reset) & ~keep));
     }
 };
 

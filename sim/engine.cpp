@@ -479,6 +479,9 @@ SampleResult Engine::run(const Stimulus& stimulus, const RunOptions& options, st
 
 std::vector<SampleResult> run_batch(const Network& net, std::span<const Stimulus> stimuli, const RunOptions& options,
                                     std::uint64_t first_sample, int threads) {
+    if (threads < 0 || threads > max_batch_threads)
+        throw InputError("run_batch: threads must be 0 (OpenMP's default) to " + std::to_string(max_batch_threads) +
+                         ", got " + std::to_string(threads));
     std::vector<SampleResult> results(stimuli.size());
     std::exception_ptr error;
     const long n = long(stimuli.size());

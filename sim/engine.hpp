@@ -85,7 +85,9 @@ private:
 };
 
 // The same network on many independent samples, spread over OpenMP threads; results are in
-// sample order and identical whatever the thread count (threads = 0: OpenMP's default).
+// sample order and identical whatever the thread count (threads = 0: OpenMP's default; more
+// than max_batch_threads is refused: libgomp fails on absurd counts).
+inline constexpr int max_batch_threads = 1024;
 std::vector<SampleResult> run_batch(const Network& net, std::span<const Stimulus> stimuli, const RunOptions& options,
                                     std::uint64_t first_sample = 0, int threads = 0);
 

@@ -186,7 +186,8 @@ public:
             const bool visited = (in != 0.0) | spike;
             visits += visited;
             wakeups += (in == 0.0) & spike;
-            last_visit[j] = visited ? t : last_visit[j];
+            const Tick keep = Tick(visited) - 1; // all ones if not visited: no branch
+            last_visit[j] = (last_visit[j] & keep) | (t & ~keep);
             a.v[j] = v;
             a.input[j] = 0.0;
         }

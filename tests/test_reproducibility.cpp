@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "sim/engine.hpp"
+#include "sim/errors.hpp"
 #include "support/random_network.hpp"
 
 using namespace quantal;
@@ -81,4 +82,14 @@ TEST_CASE("masking with identical inputs: same sample index, same masks", "[repr
     const auto first = e.run(s, o, 9);
     e.run(s, o, 3); // state from another sample must not leak into the next
     CHECK(e.run(s, o, 9).spikes == first.spikes);
+}
+
+TEST_CASE("run_batch refuses a thread count outside [0, max_batch_threads]", "[reproducibility]") {
+    const Network net = masked_network(ReleaseMode::spike);
+    std::vector<Stimulus> one(1, Stimulus::for_network(net));
+    RunOptions o;
+    o.ticks = 5;
+    CHECK_THROWS_AS(run_batch(net, one, o, 0, -1), InputError);
+    CHECK_THROWS_AS(run_batch(net, one, o, 0, max_batch_threads + 1), InputError);
+    CHECK(run_batch(net, one, o, 0, 3).size() == 1);
 }
