@@ -20,6 +20,7 @@ public:
         const auto w = std::bit_ceil(std::uint64_t(std::max<Tick>(window, 1)));
         if (buckets_.size() != w) buckets_.assign(w, {});
         for (auto& b : buckets_) b.clear();
+        spare_.clear();
         far_.clear();
         far_min_ = never;
         now_ = 0;
@@ -29,8 +30,13 @@ public:
     // Work for tick `at` (>= the present).
     void push(Tick at, const Entry& e) {
         ++size_;
-        if (at - now_ < Tick(buckets_.size())) bucket(at).push_back(e);
-        else far_.push_back({at, e}), far_min_ = std::min(far_min_, at);
+        if (at - now_ < Tick(buckets_.size())) {
+            auto& b = bucket(at);
+            if (b.capacity() == 0) std::swap(b, spare_);
+            b.push_back(e);
+        } else {
+            far_.push_back({at, e}), far_min_ = std::min(far_min_, at);
+        }
     }
 
     // The entries of tick t, in push order; moves the present to t (t >= the present). The caller
@@ -40,9 +46,14 @@ public:
         if (far_min_ < now_ + Tick(buckets_.size())) pull_in();
         return bucket(t);
     }
+    // A consumed bucket's memory is released (the larger of it and the spare buffer is kept for
+    // the next bucket to fill), so memory follows the pending entries, not the busiest ticks.
     void done(Tick t) {
-        size_ -= bucket(t).size();
-        bucket(t).clear();
+        auto& b = bucket(t);
+        size_ -= b.size();
+        b.clear();
+        if (b.capacity() > spare_.capacity()) std::swap(b, spare_);
+        std::vector<Entry>().swap(b);
     }
 
     // The first tick after `t` that has entries, or never.
@@ -83,13 +94,18 @@ private:
         const Tick end = now_ + Tick(buckets_.size());
         std::stable_partition(far_.begin(), far_.end(), [&](const Far& f) { return f.tick >= end; });
         auto first = std::find_if(far_.begin(), far_.end(), [&](const Far& f) { return f.tick < end; });
-        for (auto it = first; it != far_.end(); ++it) bucket(it->tick).push_back(it->entry);
+        for (auto it = first; it != far_.end(); ++it) {
+            auto& b = bucket(it->tick);
+            if (b.capacity() == 0) std::swap(b, spare_);
+            b.push_back(it->entry);
+        }
         far_.erase(first, far_.end());
         far_min_ = never;
         for (const auto& f : far_) far_min_ = std::min(far_min_, f.tick);
     }
 
     std::vector<std::vector<Entry>> buckets_;
+    std::vector<Entry> spare_; // an empty buffer with capacity, for the next empty bucket
     std::vector<Far> far_;
     Tick far_min_ = never;
     Tick now_ = 0;
