@@ -41,7 +41,7 @@ def log(*a):
 
 def quantal_cmd(binary, model, ticks, dt, seed, trace):
     return [binary, 'run', '--model', model, '--ticks', str(ticks), '--dt', repr(dt), '--seed', str(seed),
-            '--trace', trace]
+            '--trace', trace, '--force']
 
 
 def transmitted(trace):
