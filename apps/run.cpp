@@ -336,7 +336,9 @@ int run_command(const RunCommandOptions& o) {
     };
     // One thread: stream each sample's spikes straight into the trace. More: simulate a batch of
     // samples in parallel (spikes kept in memory per sample), then write them in sample order.
-    const std::uint64_t batch = o.threads > 1 ? std::uint64_t(o.threads) : 1;
+    // Batches of several samples per thread keep threads busy across uneven samples; with a trace
+    // they stay at two per thread, as every sample's spikes are held until its batch is written.
+    const std::uint64_t batch = o.threads > 1 ? std::uint64_t(o.threads) * (trace ? 2 : 16) : 1;
     Engine engine(net);
     try {
         while (done < stimuli.count() && !stop_signal) {

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Regenerates the numbers of docs/performance.md, "Propagation throughput" and "Sparse recurrent
-# network (Brunel)", in one go: builds bench_propagate and quantal (Release), runs the quantal
-# benchmarks on one core, exports the layered network and its input spikes, runs the same network
-# with Brian2's C++ standalone device and prints both throughputs and their ratio; then the Brunel
-# networks in quantal, Brian2 (default and IEEE flags) and NEURON (bench/brunel/compare.py).
+# Regenerates the numbers of docs/performance.md in one go: builds bench_propagate and quantal
+# (Release), then each section, every peer measured side by side in the same run:
+#   dense   the layered network: quantal vs Brian2 (release none and synapse at mask 0.75; Brian2
+#           with and without -march=native -ffast-math), quantal's propagation throughput tables;
+#   brunel  the sparse recurrent networks: quantal vs Brian2 (default and IEEE flags) vs NEURON;
+#   mst     MST-Tiny spike by spike vs the time-stepped PyTorch reference (ratio 0 and masks on
+#           every projection), and two threads vs one;
+#   memory  peak memory of pending work (20 k biased IF neurons, silent / dense / sparse input).
 #   bench/run_all.sh [BUILD_DIR]        (default: build-bench next to this repository's sources)
 # Environment: REPS (default 5), TICKS (Brian2 comparison, default 1000), SECTIONS (default
-# "dense brunel"), QUANTAL (the quantal binary the Brunel section times; default the one built
+# "dense brunel mst memory"), QUANTAL (the quantal binary the Brunel section times; default the one built
 # here: point it at another build to measure another engine), NEURON_TICKS (default 10000).
 set -euo pipefail
 
@@ -16,7 +19,7 @@ src="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${1:-$src/build-bench}"
 reps="${REPS:-5}"
 ticks="${TICKS:-1000}"
-sections="${SECTIONS:-dense brunel}"
+sections="${SECTIONS:-dense brunel mst memory}"
 quantal="${QUANTAL:-$build/apps/quantal}"
 neuron_ticks="${NEURON_TICKS:-10000}"
 out="$build/bench-results"
@@ -33,7 +36,7 @@ if [[ " $sections " == *" dense "* ]]; then
 echo "== quantal vs Brian2 (same network, same input spikes, one thread)"
 "$build/bench/bench_propagate" --export "$out/export" --export-ticks "$ticks" --reps "$reps"
 /usr/bin/python3 "$src/bench/brian2_dense.py" "$out/export" --reps "$reps" --json "$out/brian2.json" \
-  --quantal "$build/bench/bench_propagate" 2>&1 |
+  --quantal "$build/bench/bench_propagate" --mask 0.75 --no-fast-math 2>&1 |
   grep -v -e 'Warning' -e 'if not hasattr(numpy' -e 'obj = getattr(themodule'
 
 echo "== quantal propagation throughput (one thread)"
@@ -46,6 +49,16 @@ echo "quantal: $quantal"
 /usr/bin/python3 "$src/bench/brunel/compare.py" --quantal "$quantal" --reps "$reps" --neuron-ticks "$neuron_ticks" \
   --workdir "$out/brunel" --json "$out/brunel.json" 2>&1 |
   grep -v -e 'Warning' -e 'if not hasattr(numpy' -e 'obj = getattr(themodule' -e 'No graphics will be displayed'
+fi
+
+if [[ " $sections " == *" mst "* ]]; then
+echo "== MST-Tiny spike by spike: quantal vs the time-stepped PyTorch reference, one thread"
+"$src/bench/mst_vs_reference.py" --quantal "$quantal" --reps "$reps" --json "$out/mst.json"
+fi
+
+if [[ " $sections " == *" memory "* ]]; then
+echo "== peak memory of pending work"
+"$src/bench/queue_memory.py" --quantal "$quantal" --reps "$reps"
 fi
 echo "results in $out"
 }
