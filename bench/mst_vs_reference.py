@@ -26,7 +26,7 @@ Finally `quantal run --threads 2` against `--threads 1` on --thread-samples imag
 
 Options: --quantal (default $QUANTAL_BINARY or build/apps/quantal), --model (repeatable),
 --samples N (quantal images, default 16), --reference-samples NR (default 64: one batch of 64),
---reps R (default 3), --ticks T (64), --mask RATIO (0.75), --thread-samples (8; 0 skips),
+--reps R (default 3), --ticks T (64), --mask RATIO (0.75), --thread-samples (48; 0 skips),
 --json FILE (every run's raw numbers).
 """
 import argparse
@@ -116,7 +116,7 @@ def main(argv=None):
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--ticks", type=int, default=64)
     p.add_argument("--mask", type=float, default=0.75, help="mask ratio of the masked configuration")
-    p.add_argument("--thread-samples", type=int, default=8, help="images for --threads 2 vs 1 (0: skip)")
+    p.add_argument("--thread-samples", type=int, default=48, help="images for --threads 2 vs 1 (0: skip)")
     p.add_argument("--json", help="write every run's numbers here")
     args = p.parse_args(argv)
     models = args.model or [os.path.join(ROOT, "examples", "mst", "models", "mst_r0.h5")]

@@ -42,6 +42,7 @@ struct PopulationState {
     std::vector<std::uint32_t> to_visit;   // lazy path: the marked neurons, in marking order
     std::vector<std::uint32_t> unresolved; // lazy path: updated last tick, prediction deferred
     bool sweeping = false;        // sweep path: every neuron's state refers to the last tick
+    std::vector<std::uint32_t> spike_buffer; // sweep path: spikes written without a branch
     std::vector<std::uint32_t> fired; // the spikes of the last update that had any ...
     Tick fired_tick = -1;             // ... and its tick (operators read them within the tick)
     Tick held_input_at = -1;          // an operator or a conv accumulator holds input for this tick
@@ -171,8 +172,8 @@ public:
         const Tick t = t_;
         Tick* const last_visit = s_.last_visit.data();
         std::uint64_t visits = 0, wakeups = 0, fired = 0;
-        if constexpr (Unit::spikes) s_.fired.resize(n); // trimmed below
-        std::uint32_t* const out = s_.fired.data();
+        if (s_.spike_buffer.size() < n) s_.spike_buffer.resize(n);
+        std::uint32_t* const out = s_.spike_buffer.data();
         for (std::uint32_t j = 0; j < n; ++j) {
             const double in = a.input[j];
             double v = unit.integrate(a, j, 1);
@@ -191,7 +192,7 @@ public:
             a.v[j] = v;
             a.input[j] = 0.0;
         }
-        if constexpr (Unit::spikes) s_.fired.resize(fired);
+        if constexpr (Unit::spikes) s_.fired.assign(out, out + fired);
         visits_ += visits, wakeups_ += wakeups;
     }
 
