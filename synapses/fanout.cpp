@@ -1,6 +1,7 @@
 #include "synapses/fanout.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <numeric>
 
@@ -159,6 +160,11 @@ SparseFanout compile(const Sparse& s, const Shape& src, const Shape& dst, std::u
         }
         f.group_begin.push_back(f.groups.size());
     }
+    // One weight for all synapses (common in generated networks) halves what a spike streams.
+    if (!f.weight.empty() && std::all_of(f.weight.begin(), f.weight.end(), [&](float w) {
+            return std::bit_cast<std::uint32_t>(w) == std::bit_cast<std::uint32_t>(f.weight[0]);
+        }))
+        f.weight.resize(1);
     return f;
 }
 

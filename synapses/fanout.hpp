@@ -156,8 +156,9 @@ struct SparseFanout {
     std::vector<std::uint64_t> group_begin; // source -> first group; size = sources + 1
     std::vector<Group> groups;
     std::vector<std::uint32_t> target;
-    std::vector<float> weight;
+    std::vector<float> weight;      // one per synapse, or one for all
     std::vector<float> probability; // empty: all synapses release with probability 1
+    float weight_of(std::uint64_t k) const { return weight.size() == 1 ? weight[0] : weight[k]; }
 
     std::uint64_t size(std::uint32_t src) const {
         return groups.empty() || group_begin[src] == group_begin[src + 1]

@@ -130,12 +130,16 @@ std::uint64_t transmit(const Fanout& fanout, std::uint32_t src, std::uint64_t be
             std::uint64_t sent = 0;
             for (std::uint64_t k = begin; k < end; ++k)
                 if (uniform_open0(rng) <= double(f.probability[k]) * p)
-                    add(f.target[k], double(f.weight[k]) * value), ++sent;
+                    add(f.target[k], double(f.weight_of(k)) * value), ++sent;
             return sent;
         }
-        return contiguous(end - begin, [&](std::uint64_t k) {
-            add(f.target[begin + k], double(f.weight[begin + k]) * value);
-        });
+        const std::uint32_t* target = f.target.data() + begin;
+        if (f.weight.size() == 1) {
+            const double x = double(f.weight[0]) * value;
+            return contiguous(end - begin, [&](std::uint64_t k) { add(target[k], x); });
+        }
+        const float* w = f.weight.data() + begin;
+        return contiguous(end - begin, [&](std::uint64_t k) { add(target[k], double(w[k]) * value); });
     }
     }
 }
