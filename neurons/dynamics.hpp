@@ -58,6 +58,8 @@ public:
         : rule_(p.rule), v_leak_(p.v_leak), alpha_(std::exp(-1.0 / p.tau_ticks)) {}
     const ThresholdRule& rule() const { return rule_; }
     double step(double v, double drive) const { return v_leak_ + alpha_ * (v - v_leak_) + drive; }
+    double alpha() const { return alpha_; }
+    double v_leak() const { return v_leak_; }
     double drift(double v, double drive, Tick k) const {
         for (Tick n = 0; n < k; ++n) v = step(v, drive);
         return v;

@@ -20,10 +20,10 @@ struct ThresholdRule {
     double after_spike(double v) const {
         return reset == ResetMode::subtract ? v - threshold : v_reset;
     }
-    // after_spike(v) if spike, else v, without a branch on spike for subtraction: v - 1·θ and
-    // v - 0·θ are exactly v - θ and v (spikes are unpredictable branches in hot loops).
+    // after_spike(v) if spike, else v, as selects rather than branches on spike (unpredictable in
+    // hot loops; sim/sweep_kernel.cpp computes the same): v - 0 is exactly v.
     double after_spike_if(bool spike, double v) const {
-        if (reset == ResetMode::subtract) return v - double(spike) * threshold;
+        if (reset == ResetMode::subtract) return v - (spike ? threshold : 0.0);
         const std::uint64_t keep = std::uint64_t(spike) - 1; // all ones without a spike
         return std::bit_cast<double>((std::bit_cast<std::uint64_t>(v) & keep) |
                                      (std::bit_cast<std::uint64_t>(v_reset) & ~keep));

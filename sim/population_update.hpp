@@ -16,11 +16,13 @@
 // input reached it by then: in busy populations almost every neuron gets input every tick.
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "neurons/dynamics.hpp"
 #include "sim/energy_ledger.hpp"
 #include "sim/random.hpp"
+#include "sim/sweep_kernel.hpp"
 #include "sim/time.hpp"
 
 namespace quantal {
@@ -43,6 +45,7 @@ struct PopulationState {
     std::vector<std::uint32_t> unresolved; // lazy path: updated last tick, prediction deferred
     bool sweeping = false;        // sweep path: every neuron's state refers to the last tick
     std::vector<std::uint32_t> spike_buffer; // sweep path: spikes written without a branch
+    std::vector<std::int64_t> spike_flags;   // sweep path of IF/LIF: the kernel's spikes and inputs
     std::vector<std::uint32_t> fired; // the spikes of the last update that had any ...
     Tick fired_tick = -1;             // ... and its tick (operators read them within the tick)
     Tick held_input_at = -1;          // an operator or a conv accumulator holds input for this tick
@@ -167,6 +170,10 @@ public:
     // spike list is written without a branch.
     void sweep() {
         const std::uint32_t n = s_.size();
+        if constexpr (std::is_same_v<Unit, VoltageUnit<IfDynamics>> || std::is_same_v<Unit, VoltageUnit<LifDynamics>>) {
+            sweep_voltage_population();
+            return;
+        }
         const MembraneArrays a = a_;
         const Unit unit = unit_;
         const Tick t = t_;
@@ -194,6 +201,21 @@ public:
         }
         if constexpr (Unit::spikes) s_.fired.assign(out, out + fired);
         visits_ += visits, wakeups_ += wakeups;
+    }
+
+    // IF and LIF: the vectorised kernel (sim/sweep_kernel.hpp), then its spike flags as a list.
+    void sweep_voltage_population() {
+        const std::uint32_t n = s_.size();
+        VoltageStep step;
+        step.rule = unit_.rule();
+        if constexpr (std::is_same_v<Unit, VoltageUnit<LifDynamics>>)
+            step.leaky = true, step.alpha = unit_.dyn.alpha(), step.v_leak = unit_.dyn.v_leak();
+        if (s_.spike_flags.size() < n) s_.spike_flags.resize(n);
+        const auto c = sweep_voltage(step, {a_.v, a_.input, a_.drive, s_.last_visit.data(), s_.spike_flags.data()}, n, t_);
+        visits_ += c.visits, wakeups_ += c.wakeups;
+        const std::int64_t* flags = s_.spike_flags.data();
+        for (std::uint32_t j = 0; j < n; ++j)
+            if (flags[j] & 1) s_.fired.push_back(j);
     }
 
     std::uint64_t visits() const { return visits_; }
