@@ -214,8 +214,14 @@ public:
         const auto c = sweep_voltage(step, {a_.v, a_.input, a_.drive, s_.last_visit.data(), s_.spike_flags.data()}, n, t_);
         visits_ += c.visits, wakeups_ += c.wakeups;
         const std::int64_t* flags = s_.spike_flags.data();
-        for (std::uint32_t j = 0; j < n; ++j)
-            if (flags[j] & 1) s_.fired.push_back(j);
+        if (s_.spike_buffer.size() < n) s_.spike_buffer.resize(n);
+        std::uint32_t* const out = s_.spike_buffer.data();
+        std::uint32_t fired = 0;
+        for (std::uint32_t j = 0; j < n; ++j) { // without a branch: spikes are unpredictable
+            out[fired] = j;
+            fired += std::uint32_t(flags[j] & 1);
+        }
+        s_.fired.assign(out, out + fired);
     }
 
     std::uint64_t visits() const { return visits_; }
