@@ -412,6 +412,24 @@ void Engine::State::propagate(PopulationId p, Tick t) {
         }
         const Tick at = t + projection.delay;
         if (at >= horizon) continue; // would arrive after the sample ends
+        if (accumulated[pr] && at == t) { // the busiest case, without a call per spike
+            const auto& conv = std::get<ConvFanout>(fanout);
+            auto& accumulator = accumulators[pr];
+            const double value = pops[p].spike_value;
+            const bool masking = plan.mode() == ReleaseMode::spike;
+            for (std::uint32_t j : fired) {
+                ++counts.spikes_in;
+                if (masking && plan.drop_spike(rng)) {
+                    ++counts.masked_spikes;
+                    counts.attempted += conv.size(j);
+                    continue;
+                }
+                const auto n = accumulator.add(conv, j, value);
+                counts.transmitted += n, counts.attempted += n;
+            }
+            pops[projection.target].held_input_at = t;
+            continue;
+        }
         for (std::uint32_t j : fired) {
             ++counts.spikes_in;
             if (plan.mode() == ReleaseMode::spike && plan.drop_spike(rng)) {
