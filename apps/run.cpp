@@ -271,13 +271,15 @@ int run_command(const RunCommandOptions& o) {
     // Before anything is read: the trace must not replace an input, nor an old trace unasked.
     if (!o.trace.empty())
         check_output_file(o.trace, {{"--model", o.model}, {"--input", o.input}, {"--labels", o.labels}}, o.force);
-    const LoadedModel model = load_model(o);
+    LoadedModel model = load_model(o);
     Release release;
     if (o.mask) {
         release.mode = *o.mask > 0 ? (o.release == "spike" ? ReleaseMode::spike : ReleaseMode::synapse) : ReleaseMode::none;
         release.mask_ratio = *o.mask;
     }
-    const Network net = o.mask ? with_release(model.network, release) : model.network;
+    // One network alive during the run: --mask replaces the loaded one (it was copied before).
+    if (o.mask) model.network = with_release(model.network, release);
+    const Network& net = model.network;
     const Stimuli stimuli = [&] {
         try {
             return Stimuli(o, model, net);
