@@ -14,6 +14,7 @@ bytes per neuron (before the tick calendar: ~13 KB per neuron for the dense inpu
     bench/queue_memory.py [--quantal build/apps/quantal] [--neurons 20000] [--ticks 2000] [--reps 3]
 """
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -66,6 +67,7 @@ def main():
     ap.add_argument('--neurons', type=int, default=20000)
     ap.add_argument('--ticks', type=int, default=2000)
     ap.add_argument('--reps', type=int, default=3)
+    ap.add_argument('--json', help='also write the table here')
     a = ap.parse_args()
     inputs = {'silent': 0.0, 'dense': 1.0, 'sparse': 0.02}
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,11 +83,16 @@ def main():
     print(f'{a.neurons} biased IF neurons, {a.ticks} ticks, medians of {a.reps} runs; quantal {a.quantal}')
     print('| input | peak RSS | minus silent | bytes per neuron | CPU |')
     print('| --- | --- | --- | --- | --- |')
+    table = {}
     for name in inputs:
         kb = statistics.median(k for k, _ in runs[name])
         cpu = statistics.median(c for _, c in runs[name])
         extra = (kb - silent) * 1024
+        table[name] = {'probability': inputs[name], 'peak_mb': kb / 1024, 'bytes_per_neuron': extra / a.neurons, 'cpu': cpu}
         print(f'| {name} (p = {inputs[name]}) | {kb / 1024:.1f} MB | {extra / 2**20:+.2f} MB | {extra / a.neurons:+.1f} | {cpu:.2f} s |')
+    if a.json:
+        with open(a.json, 'w') as f:
+            json.dump({'neurons': a.neurons, 'ticks': a.ticks, 'inputs': table}, f, indent=1)
 
 
 if __name__ == '__main__':

@@ -58,8 +58,11 @@ fi
 
 if [[ " $sections " == *" memory "* ]]; then
 echo "== peak memory of pending work"
-"$src/bench/queue_memory.py" --quantal "$quantal" --reps "$reps"
+"$src/bench/queue_memory.py" --quantal "$quantal" --reps "$reps" --json "$out/memory.json"
 fi
+
+echo "== all workloads"
+/usr/bin/python3 "$src/bench/summary.py" "$out"
 echo "results in $out"
 }
 main "$@"
