@@ -66,35 +66,23 @@ struct ConvFanout {
             }
     }
     template <class Fn> void for_each(std::uint32_t src, Fn&& fn) const {
-        const auto [c, y, x] = position(src);
-        const std::int64_t cin_g = c_in / groups, cout_g = c_out / groups;
-        const std::int64_t g = c / cin_g, ci = c % cin_g, plane = h_out * w_out;
-        for (auto r = rows.begin[y]; r < rows.begin[y + 1]; ++r)
-            for (auto q = cols.begin[x]; q < cols.begin[x + 1]; ++q) {
-                const auto& ty = rows.taps[r];
-                const auto& tx = cols.taps[q];
-                const float* w = tap_major.data() + (((g * cin_g + ci) * kh + ty.k) * kw + tx.k) * cout_g;
-                std::int64_t target = g * cout_g * plane + std::int64_t(ty.out) * w_out + tx.out;
-                for (std::int64_t co = 0; co < cout_g; ++co, target += plane) fn(std::uint32_t(target), w[co]);
-            }
+        const std::int64_t cout_g = c_out / groups, plane = h_out * w_out;
+        for_each_tap(src, [&](std::int64_t position, std::int64_t g, const float* w) {
+            std::int64_t target = g * cout_g * plane + position;
+            for (std::int64_t co = 0; co < cout_g; ++co, target += plane) fn(std::uint32_t(target), w[co]);
+        });
     }
     // The same synapses in the same order, as runs: fn(count, at) with at(i) = {target, weight} of
     // the run's i-th synapse. A run is one kernel tap's output channels, so release sampling can
     // skip or mask whole runs by index arithmetic instead of visiting every synapse.
     template <class Fn> void for_each_run(std::uint32_t src, Fn&& fn) const {
-        const auto [c, y, x] = position(src);
-        const std::int64_t cin_g = c_in / groups, cout_g = c_out / groups;
-        const std::int64_t g = c / cin_g, ci = c % cin_g, plane = h_out * w_out;
-        for (auto r = rows.begin[y]; r < rows.begin[y + 1]; ++r)
-            for (auto q = cols.begin[x]; q < cols.begin[x + 1]; ++q) {
-                const auto& ty = rows.taps[r];
-                const auto& tx = cols.taps[q];
-                const float* w = tap_major.data() + (((g * cin_g + ci) * kh + ty.k) * kw + tx.k) * cout_g;
-                const std::int64_t target = g * cout_g * plane + std::int64_t(ty.out) * w_out + tx.out;
-                fn(std::uint64_t(cout_g), [=](std::uint64_t i) {
-                    return std::pair<std::uint32_t, float>(std::uint32_t(target + std::int64_t(i) * plane), w[i]);
-                });
-            }
+        const std::int64_t cout_g = c_out / groups, plane = h_out * w_out;
+        for_each_tap(src, [&](std::int64_t position, std::int64_t g, const float* w) {
+            const std::int64_t target = g * cout_g * plane + position;
+            fn(std::uint64_t(cout_g), [=](std::uint64_t i) {
+                return std::pair<std::uint32_t, float>(std::uint32_t(target + std::int64_t(i) * plane), w[i]);
+            });
+        });
     }
 
 private:
