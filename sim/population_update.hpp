@@ -166,14 +166,24 @@ public:
         s_.to_visit.clear();
     }
 
-    // Sweep path: one step of every neuron. Everything the loop reads is held in locals, and the
-    // spike list is written without a branch.
+    // Sweep path: one step of every neuron. IF and LIF take the vectorised kernel; other models
+    // this loop, which holds everything it reads in locals and writes spikes without a branch.
     void sweep() {
-        const std::uint32_t n = s_.size();
-        if constexpr (std::is_same_v<Unit, VoltageUnit<IfDynamics>> || std::is_same_v<Unit, VoltageUnit<LifDynamics>>) {
+        if constexpr (std::is_same_v<Unit, VoltageUnit<IfDynamics>> || std::is_same_v<Unit, VoltageUnit<LifDynamics>>)
             sweep_voltage_population();
-            return;
-        }
+        else
+            sweep_any();
+    }
+
+    std::uint64_t visits() const { return visits_; }
+    void count(PopulationCounts& c) const {
+        c.updates += visits_;
+        c.wakeups += wakeups_;
+    }
+
+private:
+    void sweep_any() {
+        const std::uint32_t n = s_.size();
         const MembraneArrays a = a_;
         const Unit unit = unit_;
         const Tick t = t_;
@@ -224,13 +234,6 @@ public:
         s_.fired.assign(out, out + fired);
     }
 
-    std::uint64_t visits() const { return visits_; }
-    void count(PopulationCounts& c) const {
-        c.updates += visits_;
-        c.wakeups += wakeups_;
-    }
-
-private:
     Tick predict(std::uint32_t j) const {
         const Tick now = s_.state_at[j];
         const Tick k = unit_.ticks_to_crossing(a_, j, horizon_ - 1 - now);
