@@ -8,12 +8,15 @@
 #include <cstdint>
 #include <string>
 
+#include "sim/engine.hpp"
+
 namespace quantal::cli {
 
 // The largest tick count of a run: a trace timestamp (k * T + t) * dt must hold its tick exactly.
 inline constexpr std::uint64_t max_run_ticks = std::uint64_t{1} << 53;
-// The most OpenMP threads `--threads` accepts (libgomp crashes when it cannot create them all).
-inline constexpr int max_threads = 1024;
+// The most OpenMP threads `--threads` accepts: the engine's bound (libgomp crashes when it cannot
+// create them all).
+inline constexpr int max_threads = max_batch_threads;
 
 // A whole number in [min, max], written in decimal.
 CLI::Validator whole_number(std::uint64_t min, std::uint64_t max);

@@ -110,6 +110,8 @@ struct Engine::State {
     template <class Unit> void enter_sweep(PopulationId p, Tick t, const Unit& unit);
     void leave_sweep(PopulationId p, Tick t);
     void spike_sources(PopulationId p, Tick t);
+    void schedule_source_spike(PopulationId p, const BernoulliSource& src, std::uint32_t j, Tick from);
+    void accumulate(ProjectionId pr, const ConvFanout& conv, std::uint32_t src, double value);
     void propagate(PopulationId p, Tick t);
     void apply_operator(std::uint32_t op, PopulationId p, Tick t);
     std::span<const std::uint32_t> kept(PopulationId source, const Release& r, RandomEngine& rng,
@@ -182,12 +184,7 @@ void Engine::State::reset(const Stimulus& s, const RunOptions& o, std::uint64_t 
 
         if (const auto* src = std::get_if<BernoulliSource>(&pop.model)) {
             ps.wake_at.assign(n, never);
-            for (std::uint32_t j = 0; j < n; ++j) {
-                const double q = src->probability.size() == 1 ? src->probability[0] : src->probability[j];
-                if (q <= 0.0) continue;
-                const Tick first = q >= 1.0 ? 0 : Tick(GeometricGaps(q).next(ps.rng, std::uint64_t(horizon)));
-                if (first < horizon) wakes.push(first, {p, j});
-            }
+            for (std::uint32_t j = 0; j < n; ++j) schedule_source_spike(p, *src, j, 0);
         } else if (std::holds_alternative<SpikeSource>(pop.model)) {
             ps.wake_at.assign(n, never);
             for (const auto& sp : s.spikes[p])
@@ -308,11 +305,15 @@ void Engine::State::spike_sources(PopulationId p, Tick t) {
     for (std::uint32_t j : ps.to_visit) ps.mark[j] = unmarked;
     ps.to_visit.clear();
     if (const auto* src = std::get_if<BernoulliSource>(&net.population(p).model))
-        for (std::uint32_t j : ps.fired) {
-            const double q = src->probability.size() == 1 ? src->probability[0] : src->probability[j];
-            const Tick next = q >= 1.0 ? t + 1 : t + 1 + Tick(GeometricGaps(q).next(ps.rng, std::uint64_t(horizon)));
-            if (next < horizon) wakes.push(next, {p, j});
-        }
+        for (std::uint32_t j : ps.fired) schedule_source_spike(p, *src, j, t + 1);
+}
+
+// Neuron j of a Bernoulli source spikes next at `from` plus a geometric gap (from its own stream).
+void Engine::State::schedule_source_spike(PopulationId p, const BernoulliSource& src, std::uint32_t j, Tick from) {
+    const double q = src.probability.size() == 1 ? src.probability[0] : src.probability[j];
+    if (q <= 0.0) return;
+    const Tick at = q >= 1.0 ? from : from + Tick(GeometricGaps(q).next(pops[p].rng, std::uint64_t(horizon)));
+    if (at < horizon) wakes.push(at, {p, j});
 }
 
 void Engine::State::update(PopulationId p, Tick t) {
@@ -414,7 +415,6 @@ void Engine::State::propagate(PopulationId p, Tick t) {
         if (at >= horizon) continue; // would arrive after the sample ends
         if (accumulated[pr] && at == t) { // the busiest case, without a call per spike
             const auto& conv = std::get<ConvFanout>(fanout);
-            auto& accumulator = accumulators[pr];
             const double value = pops[p].spike_value;
             const bool masking = plan.mode() == ReleaseMode::spike;
             for (std::uint32_t j : fired) {
@@ -424,10 +424,8 @@ void Engine::State::propagate(PopulationId p, Tick t) {
                     counts.attempted += conv.size(j);
                     continue;
                 }
-                const auto n = accumulator.add(conv, j, value);
-                counts.transmitted += n, counts.attempted += n;
+                accumulate(pr, conv, j, value);
             }
-            pops[projection.target].held_input_at = t;
             continue;
         }
         for (std::uint32_t j : fired) {
@@ -452,10 +450,7 @@ void Engine::State::deliver(ProjectionId pr, std::uint32_t src, std::uint64_t gr
     if (const auto* sparse = std::get_if<SparseFanout>(&fanout)) begin = sparse->groups[group].begin, end = sparse->groups[group].end;
     const double value = pops[projection.source].spike_value;
     if (accumulated[pr]) {
-        const auto& conv = std::get<ConvFanout>(fanout);
-        const auto n = accumulators[pr].add(conv, src, value);
-        counts.transmitted += n, counts.attempted += n;
-        target.held_input_at = now;
+        accumulate(pr, std::get<ConvFanout>(fanout), src, value);
         return;
     }
     double* const input = target.input.data();
@@ -473,6 +468,14 @@ void Engine::State::deliver(ProjectionId pr, std::uint32_t src, std::uint64_t gr
     counts.attempted += std::holds_alternative<SparseFanout>(fanout)
                             ? end - begin
                             : std::visit([&](const auto& f) { return f.size(src); }, fanout);
+}
+
+// A conv spike into its projection's accumulator; the target takes the sum before its update.
+void Engine::State::accumulate(ProjectionId pr, const ConvFanout& conv, std::uint32_t src, double value) {
+    const auto n = accumulators[pr].add(conv, src, value);
+    auto& counts = result.ledger.projections[pr];
+    counts.transmitted += n, counts.attempted += n;
+    pops[net.projection(pr).target].held_input_at = now;
 }
 
 void Engine::State::observe(Tick t) {

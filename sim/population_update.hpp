@@ -161,7 +161,7 @@ public:
             }
             a_.v[j] = v;
             s_.state_at[j] = t_;
-            count(j, in, spike);
+            record_visit(j, in, spike);
         }
         s_.to_visit.clear();
     }
@@ -240,7 +240,7 @@ private:
         return k == never ? never : now + k;
     }
 
-    void count(std::uint32_t j, double in, bool spike) {
+    void record_visit(std::uint32_t j, double in, bool spike) {
         if (in == 0.0 && !spike) return;
         ++visits_;
         wakeups_ += in == 0.0;

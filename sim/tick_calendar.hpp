@@ -31,9 +31,7 @@ public:
     void push(Tick at, const Entry& e) {
         ++size_;
         if (at - now_ < Tick(buckets_.size())) {
-            auto& b = bucket(at);
-            if (b.capacity() == 0) std::swap(b, spare_);
-            b.push_back(e);
+            put(at, e);
         } else {
             far_.push_back({at, e}), far_min_ = std::min(far_min_, at);
         }
@@ -89,16 +87,19 @@ private:
     std::vector<Entry>& bucket(Tick t) { return buckets_[std::size_t(t) & (buckets_.size() - 1)]; }
     const std::vector<Entry>& bucket(Tick t) const { return buckets_[std::size_t(t) & (buckets_.size() - 1)]; }
 
+    // Into the bucket of tick t (inside the window); an empty bucket takes the spare buffer.
+    void put(Tick t, const Entry& e) {
+        auto& b = bucket(t);
+        if (b.capacity() == 0) std::swap(b, spare_);
+        b.push_back(e);
+    }
+
     // Moves the overflow entries that entered the window into their buckets, keeping push order.
     void pull_in() {
         const Tick end = now_ + Tick(buckets_.size());
         std::stable_partition(far_.begin(), far_.end(), [&](const Far& f) { return f.tick >= end; });
         auto first = std::find_if(far_.begin(), far_.end(), [&](const Far& f) { return f.tick < end; });
-        for (auto it = first; it != far_.end(); ++it) {
-            auto& b = bucket(it->tick);
-            if (b.capacity() == 0) std::swap(b, spare_);
-            b.push_back(it->entry);
-        }
+        for (auto it = first; it != far_.end(); ++it) put(it->tick, it->entry);
         far_.erase(first, far_.end());
         far_min_ = never;
         for (const auto& f : far_) far_min_ = std::min(far_min_, f.tick);
