@@ -126,21 +126,11 @@ LoadedModel load_model(const RunCommandOptions& o) {
 
 // --mask/--release set the release of every projection (MST's paper text: all spiking inputs)
 // and of every attention operator's q, k and score inputs (operators know only per-spike release).
-Network with_release(const Network& net, const Release& release) {
-    NetworkBuilder b;
-    for (const auto& p : net.populations()) b.add_population(p);
-    for (auto p : net.projections()) {
-        p.release = release;
-        b.connect(std::move(p));
-    }
+// Every projection released as asked; operators' inputs have per-spike masks only (MST's RSM).
+Network released(Network net, const Release& release) {
     Release per_spike = release;
     if (per_spike.mode == ReleaseMode::synapse) per_spike.mode = ReleaseMode::spike;
-    for (auto op : net.operators()) {
-        auto& a = std::get<SoftmaxAttention>(op);
-        a.q_release = a.k_release = a.score_release = per_spike;
-        b.add_operator(std::move(op));
-    }
-    return b.build();
+    return with_release(std::move(net), release, per_spike);
 }
 
 std::string command_line(const RunCommandOptions& o) {
@@ -278,7 +268,7 @@ int run_command(const RunCommandOptions& o) {
         release.mask_ratio = *o.mask;
     }
     // One network alive during the run: --mask replaces the loaded one (it was copied before).
-    if (o.mask) model.network = with_release(model.network, release);
+    if (o.mask) model.network = released(std::move(model.network), release);
     const Network& net = model.network;
     const Stimuli stimuli = [&] {
         try {

@@ -424,15 +424,17 @@ void write_model_file(const std::string& path, const Network& net, const ModelFi
 
         auto prjs = h5::create_group(file, "projections", path);
         order.clear();
-        for (const auto& p : net.projections()) {
+        for (ProjectionId id = 0; id < net.projections().size(); ++id) {
+            const auto& p = net.projection(id);
+            const Connectivity connectivity = net.connectivity(id); // one projection's weights at a time
             auto g = h5::create_group(prjs, p.name, path);
-            h5::write_string_attribute(g, "kind", kind_attribute(p.connectivity));
+            h5::write_string_attribute(g, "kind", kind_attribute(connectivity));
             h5::write_string_attribute(g, "source", net.population(p.source).name);
             h5::write_string_attribute(g, "target", net.population(p.target).name);
             h5::write_int_attribute(g, "delay", p.delay);
             h5::write_string_attribute(g, "release", mode_name(p.release.mode));
             h5::write_double_attribute(g, "mask_ratio", p.release.mask_ratio);
-            write_connectivity(g, p.connectivity, net.population(p.source).shape, net.population(p.target).shape);
+            write_connectivity(g, connectivity, net.population(p.source).shape, net.population(p.target).shape);
             order.push_back(p.name);
         }
         h5::write_string_array_attribute(prjs, "order", order);

@@ -21,6 +21,18 @@ void require(bool ok, const std::string& where, const std::string& what) {
     if (!ok) fail(where + ": " + what);
 }
 
+void check_release(const Release& r, const std::string& where) {
+    require(std::isfinite(r.mask_ratio) && r.mask_ratio >= 0.0 && r.mask_ratio <= 1.0, where,
+            "mask ratio " + std::to_string(r.mask_ratio) + " is outside [0, 1]");
+    require(r.mode != ReleaseMode::none || r.mask_ratio == 0.0, where,
+            "a mask ratio needs release mode 'spike' or 'synapse'");
+}
+
+void check_operator_release(const Release& r, const std::string& where) {
+    require(r.mode != ReleaseMode::synapse, where, "release must be 'none' or 'spike' (per-element masks)");
+    check_release(r, where);
+}
+
 void check_rule(const ThresholdRule& r, const std::string& where) {
     require(std::isfinite(r.threshold), where, "threshold is not finite");
     require(std::isfinite(r.v_reset), where, "v_reset is not finite");
@@ -109,6 +121,21 @@ std::uint64_t Network::ann_macs() const {
     return n;
 }
 
+Connectivity Network::connectivity(ProjectionId p) const {
+    return user_form(fanouts_.at(p), geometry_.at(p), projections_[p].delay);
+}
+
+Network with_release(Network net, const Release& projections, const Release& operators) {
+    check_release(projections, "release of the projections");
+    check_operator_release(operators, "release of the operators");
+    for (auto& p : net.projections_) p.release = projections;
+    for (auto& op : net.operators_) {
+        auto& a = std::get<SoftmaxAttention>(op);
+        a.q_release = a.k_release = a.score_release = operators;
+    }
+    return net;
+}
+
 ProjectionId NetworkBuilder::connect(Projection p) {
     projections_.push_back(std::move(p));
     return ProjectionId(projections_.size() - 1);
@@ -117,7 +144,6 @@ ProjectionId NetworkBuilder::connect(Projection p) {
 Network NetworkBuilder::build() const {
     Network net;
     net.populations_ = populations_;
-    net.projections_ = projections_;
     const std::size_t n_pop = populations_.size();
 
     std::set<std::string> names;
@@ -142,8 +168,10 @@ Network NetworkBuilder::build() const {
     names.clear();
     net.outgoing_.assign(n_pop, {});
     net.graph_ = PopulationGraph(n_pop);
-    for (ProjectionId id = 0; id < net.projections_.size(); ++id) {
-        auto& pr = net.projections_[id];
+    for (ProjectionId id = 0; id < projections_.size(); ++id) {
+        const auto& user = projections_[id];
+        net.projections_.push_back({user.name, user.source, user.target, user.delay, user.release});
+        auto& pr = net.projections_.back();
         require(pr.source < n_pop && pr.target < n_pop, "projection #" + std::to_string(id),
                 "connects a population that does not exist");
         const auto& src = net.populations_[pr.source];
@@ -154,12 +182,9 @@ Network NetworkBuilder::build() const {
         require(!is_source(dst.model), where, "targets spike source '" + dst.name + "', which takes no input");
         require(!is_readout(src.model), where, "starts at readout '" + src.name + "', which never spikes");
         require(pr.delay <= (1u << 24), where, "delay " + std::to_string(pr.delay) + " is out of range");
-        const auto& r = pr.release;
-        require(std::isfinite(r.mask_ratio) && r.mask_ratio >= 0.0 && r.mask_ratio <= 1.0, where,
-                "mask ratio " + std::to_string(r.mask_ratio) + " is outside [0, 1]");
-        require(r.mode != ReleaseMode::none || r.mask_ratio == 0.0, where,
-                "a mask ratio needs release mode 'spike' or 'synapse'");
-        net.fanouts_.push_back(compile_fanout(pr.connectivity, src.shape, dst.shape, pr.delay, where));
+        check_release(pr.release, where);
+        net.fanouts_.push_back(compile_fanout(user.connectivity, src.shape, dst.shape, pr.delay, where));
+        net.geometry_.push_back(geometry_of(user.connectivity));
         net.min_delay_.push_back(quantal::min_delay(net.fanouts_.back(), pr.delay));
         net.synapses_.push_back(synapse_count(net.fanouts_.back(), src.size()));
         net.outgoing_[pr.source].push_back(id);
@@ -185,11 +210,7 @@ Network NetworkBuilder::build() const {
         for (PopulationId p : {op.k, op.v, op.output})
             require(net.populations_[p].shape == map, where,
                     "q, k, v and output must have one shape; '" + net.populations_[p].name + "' differs");
-        for (const Release* r : {&op.q_release, &op.k_release, &op.score_release}) {
-            require(r->mode != ReleaseMode::synapse, where, "release must be 'none' or 'spike' (per-element masks)");
-            require(std::isfinite(r->mask_ratio) && r->mask_ratio >= 0.0 && r->mask_ratio <= 1.0, where,
-                    "mask ratio " + std::to_string(r->mask_ratio) + " is outside [0, 1]");
-        }
+        for (const Release* r : {&op.q_release, &op.k_release, &op.score_release}) check_operator_release(*r, where);
         net.attention_.emplace_back(op, map, net.populations_[op.scores].shape, where);
         net.operators_into_[op.scores].push_back(id);
         net.operators_into_[op.output].push_back(id);

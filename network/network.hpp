@@ -29,12 +29,23 @@ struct Population {
     std::uint32_t size() const;
 };
 
+// A projection as the user describes it, input to NetworkBuilder::connect.
 struct Projection {
     std::string name;           // defaults to "source->target"
     PopulationId source = 0;
     PopulationId target = 0;
     Connectivity connectivity;
     std::uint32_t delay = 0;    // ticks; a sparse projection may carry per-synapse delays instead
+    Release release;
+};
+
+// A projection inside a built Network: what it connects, its delay and release. Its weights are
+// held once, compiled (Network::fanout); Network::connectivity gives them back in the user's form.
+struct ProjectionInfo {
+    std::string name;
+    PopulationId source = 0;
+    PopulationId target = 0;
+    std::uint32_t delay = 0;
     Release release;
 };
 
@@ -45,9 +56,12 @@ using PopulationGraph =
 class Network {
 public:
     std::span<const Population> populations() const { return populations_; }
-    std::span<const Projection> projections() const { return projections_; }
+    std::span<const ProjectionInfo> projections() const { return projections_; }
     const Population& population(PopulationId p) const { return populations_.at(p); }
-    const Projection& projection(ProjectionId p) const { return projections_.at(p); }
+    const ProjectionInfo& projection(ProjectionId p) const { return projections_.at(p); }
+    // The projection's connectivity in the user's form, rebuilt from the compiled fan-out.
+    Connectivity connectivity(ProjectionId p) const;
+    const char* kind(ProjectionId p) const { return kind_name(geometry_.at(p)); }
     std::optional<PopulationId> find_population(std::string_view name) const;
     std::optional<ProjectionId> find_projection(std::string_view name) const;
 
@@ -71,8 +85,10 @@ public:
 
 private:
     friend class NetworkBuilder;
+    friend Network with_release(Network, const Release&, const Release&);
     std::vector<Population> populations_;
-    std::vector<Projection> projections_;
+    std::vector<ProjectionInfo> projections_;
+    std::vector<Connectivity> geometry_; // the user's form without its weight arrays
     std::vector<Fanout> fanouts_;
     std::vector<std::uint32_t> min_delay_;
     std::vector<std::uint64_t> synapses_;
@@ -111,5 +127,10 @@ private:
     std::vector<Projection> projections_;
     std::vector<Operator> operators_;
 };
+
+// The same network with every projection released as `projections` and every operator input as
+// `operators` (validated as build() validates). Takes the network by value so that a caller who
+// moves it in never holds two copies of the weights.
+Network with_release(Network net, const Release& projections, const Release& operators);
 
 } // namespace quantal

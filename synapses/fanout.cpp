@@ -211,6 +211,68 @@ std::uint32_t min_delay(const Fanout& f, std::uint32_t projection_delay) {
     return projection_delay;
 }
 
+Connectivity geometry_of(const Connectivity& c) {
+    return std::visit(overloaded{[](const Dense&) -> Connectivity { return Dense{}; },
+                                 [](const Conv2d& k) -> Connectivity {
+                                     return Conv2d{{}, k.kernel, k.stride, k.padding, k.dilation, k.groups};
+                                 },
+                                 [](const Pool2d& k) -> Connectivity { return k; },
+                                 [](const OneToOne&) -> Connectivity { return OneToOne{}; },
+                                 [](const Sparse&) -> Connectivity { return Sparse{}; }},
+                      c);
+}
+
+namespace {
+
+Dense user_form(const DenseFanout& f) {
+    Dense d;
+    d.weight.resize(f.row.size());
+    const std::size_t n_out = f.n_target, n_in = n_out ? f.row.size() / n_out : 0;
+    for (std::size_t i = 0; i < n_in; ++i)
+        for (std::size_t j = 0; j < n_out; ++j) d.weight[j * n_in + i] = f.row[i * n_out + j];
+    return d;
+}
+
+Conv2d user_form(const ConvFanout& f, Conv2d c) {
+    const std::int64_t cin_g = f.c_in / f.groups, cout_g = f.c_out / f.groups, taps = f.kh * f.kw;
+    c.weight.resize(f.tap_major.size());
+    for (std::int64_t co = 0; co < f.c_out; ++co) // the inverse of compile's permutation
+        for (std::int64_t ci = 0; ci < cin_g; ++ci)
+            for (std::int64_t k = 0; k < taps; ++k)
+                c.weight[(co * cin_g + ci) * taps + k] =
+                    f.tap_major[((co / cout_g) * cin_g * taps + ci * taps + k) * cout_g + co % cout_g];
+    return c;
+}
+
+Sparse user_form(const SparseFanout& f, std::uint32_t delay) {
+    Sparse s;
+    const std::size_t n_src = f.group_begin.empty() ? 0 : f.group_begin.size() - 1;
+    s.row_begin.assign(1, 0);
+    for (std::size_t i = 0; i < n_src; ++i)
+        s.row_begin.push_back(f.group_begin[i + 1] > f.group_begin[i] ? f.groups[f.group_begin[i + 1] - 1].end
+                                                                       : s.row_begin.back());
+    s.target = f.target;
+    s.weight.resize(f.target.size());
+    for (std::uint64_t k = 0; k < s.weight.size(); ++k) s.weight[k] = f.weight_of(k);
+    s.probability = f.probability;
+    if (std::any_of(f.groups.begin(), f.groups.end(), [&](const auto& g) { return g.delay != delay; })) {
+        s.delay.resize(f.target.size());
+        for (const auto& g : f.groups) std::fill(s.delay.begin() + g.begin, s.delay.begin() + g.end, g.delay);
+    }
+    return s;
+}
+
+} // namespace
+
+Connectivity user_form(const Fanout& f, const Connectivity& geometry, std::uint32_t delay) {
+    return std::visit(overloaded{[](const DenseFanout& d) -> Connectivity { return user_form(d); },
+                                 [&](const ConvFanout& c) -> Connectivity { return user_form(c, std::get<Conv2d>(geometry)); },
+                                 [&](const PoolFanout&) -> Connectivity { return std::get<Pool2d>(geometry); },
+                                 [](const OneToOneFanout& o) -> Connectivity { return OneToOne{o.weight}; },
+                                 [&](const SparseFanout& s) -> Connectivity { return user_form(s, delay); }},
+                      f);
+}
+
 std::uint64_t synapse_count(const Fanout& f, std::uint64_t n_source) {
     return std::visit([&](const auto& k) {
         std::uint64_t n = 0;

@@ -168,4 +168,12 @@ std::uint32_t min_delay(const Fanout& f, std::uint32_t projection_delay);
 // Synapse count (for the ledger's weights-per-inference and spikes-per-synapse reports).
 std::uint64_t synapse_count(const Fanout& f, std::uint64_t n_source);
 
+// A network holds each weight once, compiled. These two give the user's form back when it is
+// needed (writing a model file, an oracle): geometry_of keeps what the fan-out does not (kind,
+// stride, padding, ...) without the per-synapse arrays; user_form restores those arrays from the
+// fan-out. Sparse synapses come back grouped by delay within each source, as the engine holds
+// them: the same network, synapse for synapse.
+Connectivity geometry_of(const Connectivity& c);
+Connectivity user_form(const Fanout& f, const Connectivity& geometry, std::uint32_t delay);
+
 } // namespace quantal

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "network/network.hpp"
+#include "support/same_connectivity.hpp"
 #include "sim/errors.hpp"
 
 using namespace quantal;
@@ -111,5 +112,46 @@ TEST_CASE("invalid descriptions are rejected naming the object and value", "[net
         b.add_population("a", {2}, SpikeSource{});
         b.add_population("a", {2}, IfNeuron{});
         REQUIRE_THROWS_WITH(b.build(), Contains("population 'a': name is used twice"));
+    }
+}
+
+TEST_CASE("a network holds its weights once and gives the user's form back exactly", "[network]") {
+    // Every per-synapse value distinct, so a wrong permutation cannot go unnoticed.
+    auto values = [](std::size_t n, float scale) {
+        std::vector<float> v(n);
+        for (std::size_t i = 0; i < n; ++i) v[i] = scale * float(i + 1);
+        return v;
+    };
+    NetworkBuilder b;
+    const auto image = b.add_population("image", {4, 5, 6}, IfNeuron{});
+    const auto maps = b.add_population("maps", {6, 2, 2}, IfNeuron{});
+    const auto pooled = b.add_population("pooled", {4, 3, 3}, IfNeuron{});
+    const auto flat = b.add_population("flat", {7}, IfNeuron{});
+    const auto copy = b.add_population("copy", {7}, IfNeuron{});
+    Conv2d conv; // grouped, non-square, strided, padded and dilated
+    conv.kernel = {3, 2};
+    conv.stride = {2, 3};
+    conv.padding = {1, 0};
+    conv.dilation = {2, 1};
+    conv.groups = 2;
+    conv.weight = values(6 * 2 * 3 * 2, 0.5f);
+    const std::vector<Projection> described{
+        {"conv", image, maps, conv, 0, {}},
+        {"pool", image, pooled, Pool2d{PoolKind::average, {2, 3}, {2, 2}, {1, 1}}, 1, {}},
+        {"dense", maps, flat, Dense{values(7 * 24, -0.25f)}, 2, {}},
+        {"one_to_one", flat, copy, OneToOne{values(7, 2.0f)}, 1, {}},
+        {"sparse", copy, flat, Sparse{{0, 2, 2, 5, 5, 5, 6, 7}, {1, 6, 0, 3, 5, 2, 4}, values(7, 1.5f),
+                                      {4, 4, 4, 4, 4, 4, 4}, {0.5f, 1.0f, 0.25f, 0.75f, 1.0f, 0.0f, 1.0f}},
+         4, {}},
+    };
+    for (const auto& p : described) b.connect(p);
+    const Network net = b.build();
+    for (ProjectionId id = 0; id < described.size(); ++id) {
+        INFO(described[id].name);
+        CHECK(std::string(net.kind(id)) == kind_name(described[id].connectivity));
+        Connectivity expected = described[id].connectivity;
+        // A per-synapse delay equal to the projection's everywhere comes back as "the projection's".
+        if (auto* s = std::get_if<Sparse>(&expected)) s->delay.clear();
+        CHECK(testing::same_connectivity(net.connectivity(id), expected));
     }
 }

@@ -128,13 +128,25 @@ struct Run {
     std::vector<std::vector<double>> v;
 };
 
+// The projections in the user's form: the one place the oracle reads the network's weights.
+// (The round trip user form -> Network -> user form is tested to be exact in test_network.cpp.)
+std::vector<Projection> described_projections(const Network& net) {
+    std::vector<Projection> out;
+    for (ProjectionId id = 0; id < net.projections().size(); ++id) {
+        const auto& p = net.projection(id);
+        out.push_back({p.name, p.source, p.target, net.connectivity(id), p.delay, p.release});
+    }
+    return out;
+}
+
 Run simulate(const Network& net, const Stimulus& stim, Tick ticks) {
     const auto pops = net.populations();
     const std::size_t P = pops.size();
+    const auto projections = described_projections(net);
     // An order in which every zero-delay source comes before its target (Kahn's algorithm).
     std::vector<int> indegree(P, 0);
     std::vector<std::pair<PopulationId, PopulationId>> instant;
-    for (const auto& pr : net.projections())
+    for (const auto& pr : projections)
         for (auto d : delays_of(pr))
             if (d == 0) instant.emplace_back(pr.source, pr.target);
     for (const auto& op : net.operators()) {
@@ -204,7 +216,7 @@ Run simulate(const Network& net, const Stimulus& stim, Tick ticks) {
                 if (s[j] != 0.0) run.spikes.push_back({t, p, j});
             output[p] = s;
             for (auto& x : output[p]) x *= spike_value(pop.model);
-            for (const auto& pr : net.projections()) {
+            for (const auto& pr : projections) {
                 if (pr.source != p) continue;
                 const double value = spike_value(pop.model);
                 const bool per_synapse = std::holds_alternative<Sparse>(pr.connectivity);
