@@ -99,12 +99,13 @@ public:
             fail("dataset '" + name + "' has shape " + h5::shape_text(a.shape) + ", expected " + h5::shape_text(expected));
         return {a.values.begin(), a.values.end()};
     }
-    // A one-dimensional integer dataset (any stored type; floats only when integral).
-    std::vector<std::int64_t> integers(const std::string& name, std::int64_t lo, std::int64_t hi) {
-        auto a = array(name, 1);
-        std::vector<std::int64_t> v(a.values.size());
+    // A one-dimensional integer dataset (any stored type; floats only when integral), narrowed
+    // to T after its range check.
+    template <class T = std::int64_t> std::vector<T> integers(const std::string& name, std::int64_t lo, std::int64_t hi) {
+        const auto a = array(name, 1);
+        std::vector<T> v(a.values.size());
         for (std::size_t i = 0; i < v.size(); ++i)
-            v[i] = whole(a.values[i], lo, hi, "dataset '" + name + "'[" + std::to_string(i) + "]", where_);
+            v[i] = T(whole(a.values[i], lo, hi, "dataset '" + name + "'[" + std::to_string(i) + "]", where_));
         return v;
     }
     std::array<std::int64_t, 2> pair(const std::string& name, std::int64_t lo, std::array<std::int64_t, 2> fallback) {
@@ -244,13 +245,12 @@ Connectivity read_connectivity(Item& g, const std::string& kind, const Shape& so
     }
     if (kind == "sparse") {
         Sparse s;
-        for (auto b : g.integers("row_begin", 0, std::int64_t{1} << 53)) s.row_begin.push_back(std::uint64_t(b));
-        for (auto t : g.integers("target", 0, UINT32_MAX)) s.target.push_back(std::uint32_t(t));
+        s.row_begin = g.integers<std::uint64_t>("row_begin", 0, std::int64_t{1} << 53);
+        s.target = g.integers<std::uint32_t>("target", 0, UINT32_MAX);
         const std::int64_t nnz = std::int64_t(s.target.size());
         const auto w = g.vector("weight", nnz, false);
         s.weight.assign(w.begin(), w.end());
-        if (g.has_dataset("delay"))
-            for (auto d : g.integers("delay", 0, max_delay)) s.delay.push_back(std::uint32_t(d));
+        if (g.has_dataset("delay")) s.delay = g.integers<std::uint32_t>("delay", 0, max_delay);
         if (g.has_dataset("probability")) {
             const auto q = g.vector("probability", nnz, false);
             s.probability.assign(q.begin(), q.end());
@@ -535,6 +535,14 @@ LoadedModel read_model_file(const std::string& path) {
 
 void write_model_file(const std::string& path, const Network& net, const ModelFileInfo& info,
                       std::span<const AnalogInput> inputs, const std::string& readout) {
+    // A name in the metadata namespace would be skipped by the reader: refuse it before writing.
+    auto check_name = [&](const std::string& what, const std::string& name) {
+        if (is_metadata(name)) fail(path, what + " '" + name + "': names starting with 'meta:' are metadata, not objects");
+    };
+    for (const auto& p : net.populations()) check_name("population", p.name);
+    for (const auto& p : net.projections()) check_name("projection", p.name);
+    for (const auto& op : net.operators()) check_name("operator", std::get<SoftmaxAttention>(op).name);
+    for (const auto& in : inputs) check_name("input", in.name);
     auto file = h5::create_file(path);
     try {
         h5::write_string_attribute(file, "format", "quantal-model");

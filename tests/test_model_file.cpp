@@ -303,13 +303,18 @@ namespace {
 // Edits of a written model file through the HDF5 C API, as another tool would write them.
 struct Edit {
     hid_t file;
-    explicit Edit(const std::string& path) : file(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT)) { REQUIRE(file >= 0); }
+    explicit Edit(const std::string& path) : file(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT)) {
+        REQUIRE(file >= 0);
+    }
     ~Edit() { H5Fclose(file); }
     Edit(const Edit&) = delete;
     Edit& operator=(const Edit&) = delete;
 
-    void remove(const char* object, const char* name) const { REQUIRE(H5Adelete_by_name(file, object, name, H5P_DEFAULT) >= 0); }
-    template <class T> void attribute(const char* object, const char* name, hid_t file_type, hid_t mem_type, T value) const {
+    void remove(const char* object, const char* name) const {
+        REQUIRE(H5Adelete_by_name(file, object, name, H5P_DEFAULT) >= 0);
+    }
+    template <class T>
+    void attribute(const char* object, const char* name, hid_t file_type, hid_t mem_type, T value) const {
         if (H5Aexists_by_name(file, object, name, H5P_DEFAULT) > 0) remove(object, name);
         hid_t space = H5Screate(H5S_SCALAR);
         hid_t a = H5Acreate_by_name(file, object, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -318,7 +323,9 @@ struct Edit {
         H5Aclose(a);
         H5Sclose(space);
     }
-    void real(const char* object, const char* name, double v) const { attribute(object, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, v); }
+    void real(const char* object, const char* name, double v) const {
+        attribute(object, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, v);
+    }
     void integer(const char* object, const char* name, std::int64_t v) const {
         attribute(object, name, H5T_STD_I64LE, H5T_NATIVE_INT64, v);
     }
@@ -330,7 +337,8 @@ struct Edit {
     }
     // Replaces (or adds) a dataset.
     template <class T>
-    void dataset(const std::string& path, std::vector<hsize_t> dims, hid_t file_type, hid_t mem_type, const std::vector<T>& values) const {
+    void dataset(const std::string& path, std::vector<hsize_t> dims, hid_t file_type, hid_t mem_type,
+                 const std::vector<T>& values) const {
         if (H5Lexists(file, path.c_str(), H5P_DEFAULT) > 0) REQUIRE(H5Ldelete(file, path.c_str(), H5P_DEFAULT) >= 0);
         hid_t space = H5Screate_simple(int(dims.size()), dims.data(), nullptr);
         hid_t ds = H5Dcreate2(file, path.c_str(), file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -419,26 +427,54 @@ TEST_CASE("the model written for the validation tests reads back", "[model_file]
 TEST_CASE("weights and other datasets are checked by their whole shape", "[model_file]") {
     check_refused(
         {
-            {"dense (8, 5) for (5, 8)", [](const Edit& e) { e.floats("/projections/fc/weight", {8, 5}); },
+            {"dense (8, 5) for (5, 8)",
+             [](const Edit& e) {
+                 e.floats("/projections/fc/weight", {8, 5});
+             },
              {"projection 'fc'", "'weight'", "(8, 5)", "(5, 8)"}},
-            {"dense (40,)", [](const Edit& e) { e.floats("/projections/fc/weight", {40}); }, {"projection 'fc'", "(40,)"}},
-            {"dense (2, 5, 4)", [](const Edit& e) { e.floats("/projections/fc/weight", {2, 5, 4}); },
+            {"dense (40,)",
+             [](const Edit& e) { e.floats("/projections/fc/weight", {40}); },
+             {"projection 'fc'", "(40,)"}},
+            {"dense (2, 5, 4)",
+             [](const Edit& e) {
+                 e.floats("/projections/fc/weight", {2, 5, 4});
+             },
              {"projection 'fc'", "(2, 5, 4)"}},
-            {"transposed analog input weights", [](const Edit& e) { e.floats("/inputs/image/weight", {4, 5}); },
+            {"transposed analog input weights",
+             [](const Edit& e) {
+                 e.floats("/inputs/image/weight", {4, 5});
+             },
              {"input 'image'", "'weight'", "(4, 5)", "(5, 4)"}},
-            {"conv2d (C_in, C_out, kh, kw)", [](const Edit& e) { e.floats("/projections/c1/weight", {1, 2, 3, 3}); },
+            {"conv2d (C_in, C_out, kh, kw)",
+             [](const Edit& e) {
+                 e.floats("/projections/c1/weight", {1, 2, 3, 3});
+             },
              {"projection 'c1'", "'weight'", "(1, 2, 3, 3)"}},
-            {"one_to_one (5, 1)", [](const Edit& e) { e.floats("/projections/skip/weight", {5, 1}); },
+            {"one_to_one (5, 1)",
+             [](const Edit& e) {
+                 e.floats("/projections/skip/weight", {5, 1});
+             },
              {"projection 'skip'", "'weight'", "(5, 1)"}},
-            {"population bias (5, 1)", [](const Edit& e) { e.floats("/populations/dense/bias", {5, 1}); },
+            {"population bias (5, 1)",
+             [](const Edit& e) {
+                 e.floats("/populations/dense/bias", {5, 1});
+             },
              {"population 'dense'", "'bias'", "(5, 1)"}},
-            {"stride (2, 1)", [](const Edit& e) { e.int64s("/projections/c1/stride", {2, 1}, {1, 1}); },
+            {"stride (2, 1)",
+             [](const Edit& e) {
+                 e.int64s("/projections/c1/stride", {2, 1}, {1, 1});
+             },
              {"projection 'c1'", "'stride'", "(2, 1)"}},
-            {"shape (1, 1)", [](const Edit& e) { e.int64s("/populations/dense/shape", {1, 1}, {5}); },
+            {"shape (1, 1)",
+             [](const Edit& e) {
+                 e.int64s("/populations/dense/shape", {1, 1}, {5});
+             },
              {"population 'dense'", "'shape'", "(1, 1)"}},
             {"sparse target (5, 1)",
-             [](const Edit& e) { e.dataset("/projections/sparse/target", {5, 1}, H5T_STD_U32LE, H5T_NATIVE_UINT32,
-                                           std::vector<std::uint32_t>{0, 4, 2, 1, 3}); },
+             [](const Edit& e) {
+                 e.dataset("/projections/sparse/target", {5, 1}, H5T_STD_U32LE, H5T_NATIVE_UINT32,
+                           std::vector<std::uint32_t>{0, 4, 2, 1, 3});
+             },
              {"projection 'sparse'", "'target'", "(5, 1)"}},
         },
         "shapes.h5");
@@ -447,7 +483,8 @@ TEST_CASE("weights and other datasets are checked by their whole shape", "[model
 TEST_CASE("a missing required attribute is an error, not a default", "[model_file]") {
     check_refused(
         {
-            {"threshold", [](const Edit& e) { e.remove("/populations/conv", "threshold"); },
+            {"threshold",
+             [](const Edit& e) { e.remove("/populations/conv", "threshold"); },
              {"population 'conv'", "'threshold' is missing"}},
             {"misspelt threshold",
              [](const Edit& e) {
@@ -455,16 +492,24 @@ TEST_CASE("a missing required attribute is an error, not a default", "[model_fil
                  e.real("/populations/conv", "threshhold", 0.75);
              },
              {"population 'conv'", "threshold"}},
-            {"reset", [](const Edit& e) { e.remove("/populations/pool", "reset"); }, {"population 'pool'", "'reset' is missing"}},
-            {"comparison", [](const Edit& e) { e.remove("/populations/conv", "comparison"); },
+            {"reset",
+             [](const Edit& e) { e.remove("/populations/pool", "reset"); },
+             {"population 'pool'", "'reset' is missing"}},
+            {"comparison",
+             [](const Edit& e) { e.remove("/populations/conv", "comparison"); },
              {"population 'conv'", "'comparison' is missing"}},
-            {"v0 of a spiking population", [](const Edit& e) { e.remove("/populations/conv", "v0"); },
+            {"v0 of a spiking population",
+             [](const Edit& e) { e.remove("/populations/conv", "v0"); },
              {"population 'conv'", "'v0' is missing"}},
-            {"v_reset of a reset to a value", [](const Edit& e) { e.remove("/populations/pool", "v_reset"); },
+            {"v_reset of a reset to a value",
+             [](const Edit& e) { e.remove("/populations/pool", "v_reset"); },
              {"population 'pool'", "'v_reset' is missing"}},
-            {"mask_ratio of a releasing projection", [](const Edit& e) { e.remove("/projections/fc", "mask_ratio"); },
+            {"mask_ratio of a releasing projection",
+             [](const Edit& e) { e.remove("/projections/fc", "mask_ratio"); },
              {"projection 'fc'", "'mask_ratio' is missing"}},
-            {"readout population", [](const Edit& e) { e.remove("/readout", "population"); }, {"/readout", "'population' is missing"}},
+            {"readout population",
+             [](const Edit& e) { e.remove("/readout", "population"); },
+             {"/readout", "'population' is missing"}},
         },
         "required.h5");
 }
@@ -472,31 +517,49 @@ TEST_CASE("a missing required attribute is an error, not a default", "[model_fil
 TEST_CASE("anything present and unused is an error naming the object and the item", "[model_file]") {
     check_refused(
         {
-            {"refractory_ticks", [](const Edit& e) { e.integer("/populations/conv", "refractory_ticks", 2); },
+            {"refractory_ticks",
+             [](const Edit& e) { e.integer("/populations/conv", "refractory_ticks", 2); },
              {"population 'conv'", "attribute 'refractory_ticks'"}},
-            {"readout accumulate max", [](const Edit& e) { e.text("/readout", "accumulate", "max"); },
+            {"readout accumulate max",
+             [](const Edit& e) { e.text("/readout", "accumulate", "max"); },
              {"/readout", "accumulate", "max"}},
-            {"per-neuron v0 dataset", [](const Edit& e) { e.floats("/populations/conv/v0", {32}); },
+            {"per-neuron v0 dataset",
+             [](const Edit& e) { e.floats("/populations/conv/v0", {32}); },
              {"population 'conv'", "dataset 'v0'"}},
-            {"v_reset of a subtracting reset", [](const Edit& e) { e.real("/populations/conv", "v_reset", 0.5); },
+            {"v_reset of a subtracting reset",
+             [](const Edit& e) { e.real("/populations/conv", "v_reset", 0.5); },
              {"population 'conv'", "attribute 'v_reset'"}},
-            {"tau_ticks of an IF population", [](const Edit& e) { e.real("/populations/conv", "tau_ticks", 5.0); },
+            {"tau_ticks of an IF population",
+             [](const Edit& e) { e.real("/populations/conv", "tau_ticks", 5.0); },
              {"population 'conv'", "attribute 'tau_ticks'"}},
-            {"qcfs_levels outside the metadata namespace", [](const Edit& e) { e.integer("/populations/conv", "qcfs_levels", 8); },
+            {"qcfs_levels outside the metadata namespace",
+             [](const Edit& e) { e.integer("/populations/conv", "qcfs_levels", 8); },
              {"population 'conv'", "attribute 'qcfs_levels'", "meta:"}},
-            {"probability of an IF population", [](const Edit& e) { e.doubles("/populations/conv/probability", {0.5}); },
+            {"probability of an IF population",
+             [](const Edit& e) { e.doubles("/populations/conv/probability", {0.5}); },
              {"population 'conv'", "dataset 'probability'"}},
-            {"stride of a dense map", [](const Edit& e) { e.int64s("/projections/fc/stride", {2}, {1, 1}); },
+            {"stride of a dense map",
+             [](const Edit& e) {
+                 e.int64s("/projections/fc/stride", {2}, {1, 1});
+             },
              {"projection 'fc'", "dataset 'stride'"}},
-            {"stride of a dense analog input", [](const Edit& e) { e.int64s("/inputs/image/stride", {2}, {1, 1}); },
+            {"stride of a dense analog input",
+             [](const Edit& e) {
+                 e.int64s("/inputs/image/stride", {2}, {1, 1});
+             },
              {"input 'image'", "dataset 'stride'"}},
-            {"unknown projection attribute", [](const Edit& e) { e.text("/projections/c1", "role", "q"); },
+            {"unknown projection attribute",
+             [](const Edit& e) { e.text("/projections/c1", "role", "q"); },
              {"projection 'c1'", "attribute 'role'"}},
-            {"unknown root attribute", [](const Edit& e) { e.integer("/", "qcfs_levels", 8); }, {"attribute 'qcfs_levels'"}},
+            {"unknown root attribute",
+             [](const Edit& e) { e.integer("/", "qcfs_levels", 8); },
+             {"attribute 'qcfs_levels'"}},
             {"unknown root group", [](const Edit& e) { e.group("/metadata"); }, {"'metadata'"}},
-            {"unknown collection attribute", [](const Edit& e) { e.text("/projections", "default_release", "spike"); },
+            {"unknown collection attribute",
+             [](const Edit& e) { e.text("/projections", "default_release", "spike"); },
              {"/projections", "attribute 'default_release'"}},
-            {"projection delay beside per-synapse delays", [](const Edit& e) { e.integer("/projections/sparse", "delay", 2); },
+            {"projection delay beside per-synapse delays",
+             [](const Edit& e) { e.integer("/projections/sparse", "delay", 2); },
              {"projection 'sparse'", "attribute 'delay'"}},
         },
         "unused.h5");
@@ -522,27 +585,61 @@ TEST_CASE("metadata under 'meta:' names is ignored by the reader", "[model_file]
 TEST_CASE("integer values are checked for integrality and range before narrowing", "[model_file]") {
     check_refused(
         {
-            {"delay 1.5", [](const Edit& e) { e.real("/projections/fc", "delay", 1.5); }, {"projection 'fc'", "'delay'", "1.5"}},
-            {"delay -1", [](const Edit& e) { e.integer("/projections/fc", "delay", -1); }, {"projection 'fc'", "'delay'", "-1"}},
+            {"delay 1.5",
+             [](const Edit& e) { e.real("/projections/fc", "delay", 1.5); },
+             {"projection 'fc'", "'delay'", "1.5"}},
+            {"delay -1",
+             [](const Edit& e) { e.integer("/projections/fc", "delay", -1); },
+             {"projection 'fc'", "'delay'", "-1"}},
             {"per-synapse delay 2^32 + 1",
-             [](const Edit& e) { e.int64s("/projections/sparse/delay", {5}, {0, 3, (std::int64_t{1} << 32) + 1, 2, 0}); },
+             [](const Edit& e) {
+                 e.int64s("/projections/sparse/delay", {5}, {0, 3, (std::int64_t{1} << 32) + 1, 2, 0});
+             },
              {"projection 'sparse'", "'delay'", "4294967297"}},
-            {"per-synapse delay 2.5", [](const Edit& e) { e.doubles("/projections/sparse/delay", {0, 3, 2.5, 2, 0}); },
+            {"per-synapse delay 2.5",
+             [](const Edit& e) {
+                 e.doubles("/projections/sparse/delay", {0, 3, 2.5, 2, 0});
+             },
              {"projection 'sparse'", "'delay'", "2.5"}},
-            {"sparse target 2^32", [](const Edit& e) { e.int64s("/projections/sparse/target", {5}, {0, 4, 2, std::int64_t{1} << 32, 3}); },
+            {"sparse target 2^32",
+             [](const Edit& e) {
+                 e.int64s("/projections/sparse/target", {5}, {0, 4, 2, std::int64_t{1} << 32, 3});
+             },
              {"projection 'sparse'", "'target'", "4294967296"}},
-            {"sparse target 1.5", [](const Edit& e) { e.doubles("/projections/sparse/target", {0, 4, 1.5, 1, 3}); },
+            {"sparse target 1.5",
+             [](const Edit& e) {
+                 e.doubles("/projections/sparse/target", {0, 4, 1.5, 1, 3});
+             },
              {"projection 'sparse'", "'target'", "1.5"}},
-            {"row_begin 0.5", [](const Edit& e) { e.doubles("/projections/sparse/row_begin", {0, 2, 3.5, 5}); },
+            {"row_begin 0.5",
+             [](const Edit& e) {
+                 e.doubles("/projections/sparse/row_begin", {0, 2, 3.5, 5});
+             },
              {"projection 'sparse'", "'row_begin'", "3.5"}},
-            {"kernel_size 2.5", [](const Edit& e) { e.doubles("/projections/p1/kernel_size", {2.5, 2}); },
+            {"kernel_size 2.5",
+             [](const Edit& e) {
+                 e.doubles("/projections/p1/kernel_size", {2.5, 2});
+             },
              {"projection 'p1'", "'kernel_size'", "2.5"}},
-            {"stride 1.5", [](const Edit& e) { e.doubles("/projections/c1/stride", {1.5, 1}); }, {"projection 'c1'", "'stride'", "1.5"}},
-            {"padding 2^40", [](const Edit& e) { e.int64s("/projections/c1/padding", {2}, {std::int64_t{1} << 40, 1}); },
+            {"stride 1.5",
+             [](const Edit& e) {
+                 e.doubles("/projections/c1/stride", {1.5, 1});
+             },
+             {"projection 'c1'", "'stride'", "1.5"}},
+            {"padding 2^40",
+             [](const Edit& e) {
+                 e.int64s("/projections/c1/padding", {2}, {std::int64_t{1} << 40, 1});
+             },
              {"projection 'c1'", "'padding'"}},
-            {"groups 1.5", [](const Edit& e) { e.real("/projections/c1", "groups", 1.5); }, {"projection 'c1'", "'groups'", "1.5"}},
-            {"shape 2.5", [](const Edit& e) { e.doubles("/populations/dense/shape", {5.5}); }, {"population 'dense'", "'shape'", "5.5"}},
-            {"format_version 2.5", [](const Edit& e) { e.real("/", "format_version", 2.5); }, {"'format_version'", "2.5"}},
+            {"groups 1.5",
+             [](const Edit& e) { e.real("/projections/c1", "groups", 1.5); },
+             {"projection 'c1'", "'groups'", "1.5"}},
+            {"shape 2.5",
+             [](const Edit& e) { e.doubles("/populations/dense/shape", {5.5}); },
+             {"population 'dense'", "'shape'", "5.5"}},
+            {"format_version 2.5",
+             [](const Edit& e) { e.real("/", "format_version", 2.5); },
+             {"'format_version'", "2.5"}},
         },
         "integers.h5");
 }
@@ -563,23 +660,36 @@ TEST_CASE("an integral float where an integer is expected is read exactly", "[mo
 TEST_CASE("models that cannot mean anything are refused", "[model_file]") {
     check_refused(
         {
-            {"an analog input into a bernoulli_source", [](const Edit& e) {
+            {"an analog input into a bernoulli_source",
+             [](const Edit& e) {
                  e.text("/inputs/image", "target", "input");
                  e.floats("/inputs/image/weight", {16, 4});
              },
              {"input 'image'", "'input'", "bernoulli_source"}},
-            {"an analog input into a spike_source", [](const Edit& e) {
+            {"an analog input into a spike_source",
+             [](const Edit& e) {
                  e.text("/inputs/image", "target", "spikes");
                  e.floats("/inputs/image/weight", {3, 4});
              },
              {"input 'image'", "'spikes'", "spike_source"}},
-            {"no populations", [](const Edit& e) {
+            {"no populations",
+             [](const Edit& e) {
                  for (const char* p : {"/projections", "/inputs", "/readout", "/populations"}) e.unlink(p);
                  e.group("/populations");
              },
              {"/populations", "no populations"}},
-            {"format_version 1", [](const Edit& e) { e.integer("/", "format_version", 1); },
+            {"format_version 1",
+             [](const Edit& e) { e.integer("/", "format_version", 1); },
              {"format_version 1", "migrate-model-v1"}},
         },
         "meaningless.h5");
+}
+
+TEST_CASE("the writer refuses an object named in the metadata namespace", "[model_file]") {
+    NetworkBuilder b;
+    b.add_population("meta:hidden", {2}, SpikeSource{});
+    const auto path = temp_path("meta_name.h5");
+    std::filesystem::remove(path);
+    REQUIRE_THROWS_WITH(write_model_file(path, b.build(), ModelFileInfo{}), Contains("population 'meta:hidden'"));
+    CHECK(!std::filesystem::exists(path));
 }
