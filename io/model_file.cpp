@@ -32,7 +32,8 @@ std::string number_text(double v) {
 }
 
 // A value stored as any integer or float type, as the integer it must be: floats are accepted
-// only when integral, and the range is checked before narrowing.
+// only when integral, and the range is checked before narrowing (|lo|, |hi| <= 2^53, exact in a
+// double, so that the comparison itself cannot round).
 std::int64_t whole(double v, std::int64_t lo, std::int64_t hi, const std::string& what, const std::string& where) {
     if (!std::isfinite(v) || v != std::floor(v)) fail(where, what + " is " + number_text(v) + ", not an integer");
     if (v < double(lo) || v > double(hi))
@@ -104,8 +105,11 @@ public:
     template <class T = std::int64_t> std::vector<T> integers(const std::string& name, std::int64_t lo, std::int64_t hi) {
         const auto a = array(name, 1);
         std::vector<T> v(a.values.size());
-        for (std::size_t i = 0; i < v.size(); ++i)
-            v[i] = T(whole(a.values[i], lo, hi, "dataset '" + name + "'[" + std::to_string(i) + "]", where_));
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            const double x = a.values[i];
+            if (x == std::floor(x) && x >= double(lo) && x <= double(hi)) v[i] = T(x); // the message only when needed
+            else whole(x, lo, hi, "dataset '" + name + "'[" + std::to_string(i) + "]", where_);
+        }
         return v;
     }
     std::array<std::int64_t, 2> pair(const std::string& name, std::int64_t lo, std::array<std::int64_t, 2> fallback) {
@@ -437,7 +441,7 @@ LoadedModel read_model_file(const std::string& path) {
     Item root(h5::open_file(path), path);
     const auto format = root.has_attribute("format") ? root.text("format") : "";
     if (format != "quantal-model") root.fail("attribute 'format' is '" + format + "', expected 'quantal-model'");
-    const auto version = root.integer("format_version", INT64_MIN, INT64_MAX);
+    const auto version = root.integer("format_version", INT32_MIN, INT32_MAX);
     if (version == 1)
         root.fail("format_version 1 is no longer read (it ignored unknown attributes and defaulted some silently); "
                   "rewrite the file with scripts/migrate-model-v1.py (docs/model-format.md, \"Versions\")");
