@@ -176,6 +176,15 @@ public:
             if (labels_.size() < count_)
                 throw InputError(o.labels + ": has " + std::to_string(labels_.size()) + " labels from offset " +
                                  std::to_string(o.offset) + ", fewer than the " + std::to_string(count_) + " images");
+            // A label the readout cannot predict would count as a wrong answer, silently.
+            if (const auto readout = net.find_population(model.readout)) {
+                const std::uint64_t classes = net.population(*readout).size();
+                for (std::uint64_t k = 0; k < count_; ++k)
+                    if (labels_[k] >= classes)
+                        throw InputError(o.labels + ": label " + std::to_string(labels_[k]) + " at index " +
+                                         std::to_string(o.offset + k) + " is not one of the " + std::to_string(classes) +
+                                         " classes of " + o.model + "'s readout '" + model.readout + "'");
+            }
         }
     }
     std::uint64_t count() const { return count_; }

@@ -27,7 +27,7 @@ import numpy as np
 def write_model(path, n, probability):
     with h5py.File(path, 'w') as f:
         f.attrs['format'] = 'quantal-model'
-        f.attrs['format_version'] = np.int64(1)
+        f.attrs['format_version'] = np.int64(2)
         f.attrs['name'] = f'queue-memory-p{probability}'
         f.attrs['producer'] = 'bench/queue_memory.py'
         f.attrs['provenance'] = ''

@@ -297,6 +297,18 @@ std::vector<std::string> read_strings(hid_t loc, const std::string& name, std::v
 
 bool has_attribute(hid_t loc, const std::string& name) { return H5Aexists(loc, name.c_str()) > 0; }
 
+std::vector<std::string> attribute_names(hid_t loc, const std::string& where) {
+    std::vector<std::string> names;
+    hsize_t index = 0;
+    const H5A_operator2_t collect = [](hid_t, const char* name, const H5A_info_t*, void* out) -> herr_t {
+        static_cast<std::vector<std::string>*>(out)->emplace_back(name);
+        return 0;
+    };
+    if (H5Aiterate2(loc, H5_INDEX_NAME, H5_ITER_INC, &index, collect, &names) < 0)
+        fail(where, "cannot list attributes (truncated or corrupt file?)");
+    return names;
+}
+
 namespace {
 Handle open_attribute(hid_t loc, const std::string& name, const std::string& where) {
     if (!has_attribute(loc, name)) fail(where, "attribute '" + name + "' is missing");

@@ -77,6 +77,8 @@ std::vector<std::string> read_strings(hid_t loc, const std::string& name, std::v
 void check_stored(hid_t ds, const std::string& name, const std::string& where);
 
 bool has_attribute(hid_t loc, const std::string& name);
+// Every attribute name of an object, in name order.
+std::vector<std::string> attribute_names(hid_t loc, const std::string& where);
 std::string read_string_attribute(hid_t loc, const std::string& name, const std::string& where);
 std::vector<std::string> read_string_array_attribute(hid_t loc, const std::string& name, const std::string& where);
 double read_double_attribute(hid_t loc, const std::string& name, const std::string& where);

@@ -1,7 +1,9 @@
 #include "io/model_file.hpp"
 
 #include <cmath>
+#include <cstdio>
 #include <numeric>
+#include <set>
 
 #include "io/hdf5_access.hpp"
 #include "sim/errors.hpp"
@@ -15,171 +17,276 @@ namespace {
 
 // ---- reading -------------------------------------------------------------------------------
 
-// Members of a collection group in the order its `order` attribute gives (else HDF5's).
-std::vector<std::string> ordered_members(hid_t group, const std::string& where) {
-    auto present = h5::member_names(group, where);
-    if (!h5::has_attribute(group, "order")) return present;
-    auto order = h5::read_string_array_attribute(group, "order", where);
-    for (const auto& name : order)
-        if (!h5::has_link(group, name)) fail(where, "attribute 'order' names '" + name + "', which is missing");
-    if (order.size() != present.size()) fail(where, "attribute 'order' does not list every member");
-    return order;
+constexpr std::int64_t format_version = 2;
+constexpr std::int64_t max_delay = std::int64_t{1} << 24; // the engine's calendar bound (network.cpp)
+constexpr std::int64_t max_extent = (std::int64_t{1} << 32) - 1;
+constexpr std::int64_t max_geometry = (std::int64_t{1} << 31) - 1; // kernel, stride, padding, ...
+
+// Names in the metadata namespace (docs/model-format.md, "Metadata") are for other tools.
+bool is_metadata(const std::string& name) { return name.rfind("meta:", 0) == 0; }
+
+std::string number_text(double v) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.17g", v);
+    return text;
 }
 
-std::string string_or(hid_t loc, const std::string& name, const std::string& fallback, const std::string& where) {
-    return h5::has_attribute(loc, name) ? h5::read_string_attribute(loc, name, where) : fallback;
+// A value stored as any integer or float type, as the integer it must be: floats are accepted
+// only when integral, and the range is checked before narrowing (|lo|, |hi| <= 2^53, exact in a
+// double, so that the comparison itself cannot round).
+std::int64_t whole(double v, std::int64_t lo, std::int64_t hi, const std::string& what, const std::string& where) {
+    if (!std::isfinite(v) || v != std::floor(v)) fail(where, what + " is " + number_text(v) + ", not an integer");
+    if (v < double(lo) || v > double(hi))
+        fail(where, what + " is " + number_text(v) + ", outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    return std::int64_t(v);
 }
 
-double double_or(hid_t loc, const std::string& name, double fallback, const std::string& where) {
-    if (!h5::has_attribute(loc, name)) return fallback;
-    const double v = h5::read_double_attribute(loc, name, where);
-    if (!std::isfinite(v)) fail(where, "attribute '" + name + "' is not finite");
-    return v;
+// One group of the file as the reader consumes it. Every attribute and member it reads is
+// marked used, and `finish` refuses whatever is left (unknown, misspelt, or meaningless with the
+// object's other settings), so no value in a file is silently ignored.
+class Item {
+public:
+    Item(h5::Handle group, std::string where) : group_(std::move(group)), where_(std::move(where)) {}
+    const std::string& where() const { return where_; }
+    [[noreturn]] void fail(const std::string& what) const { quantal::fail(where_, what); }
+
+    bool has_attribute(const std::string& name) const { return h5::has_attribute(group_, name); }
+    bool has_dataset(const std::string& name) const { return h5::has_link(group_, name); }
+
+    std::string text(const std::string& name) {
+        used_attributes_.insert(name);
+        return h5::read_string_attribute(group_, name, where_);
+    }
+    std::string text(const std::string& name, const std::string& fallback) {
+        return has_attribute(name) ? text(name) : fallback;
+    }
+    double real(const std::string& name) {
+        used_attributes_.insert(name);
+        const double v = h5::read_double_attribute(group_, name, where_);
+        if (!std::isfinite(v)) fail("attribute '" + name + "' is not finite");
+        return v;
+    }
+    double real(const std::string& name, double fallback) { return has_attribute(name) ? real(name) : fallback; }
+    std::int64_t integer(const std::string& name, std::int64_t lo, std::int64_t hi) {
+        used_attributes_.insert(name);
+        return whole(h5::read_double_attribute(group_, name, where_), lo, hi, "attribute '" + name + "'", where_);
+    }
+    std::int64_t integer(const std::string& name, std::int64_t lo, std::int64_t hi, std::int64_t fallback) {
+        return has_attribute(name) ? integer(name, lo, hi) : fallback;
+    }
+
+    // A numeric dataset of exactly `rank` dimensions (any shape if rank < 0), every value finite.
+    h5::Array array(const std::string& name, int rank = -1) {
+        used_links_.insert(name);
+        auto a = h5::read_array(group_, name, where_);
+        if (rank >= 0 && a.shape.size() != std::size_t(rank))
+            fail("dataset '" + name + "' has shape " + h5::shape_text(a.shape) + ", expected " + std::to_string(rank) +
+                 (rank == 1 ? " dimension" : " dimensions"));
+        for (std::size_t i = 0; i < a.values.size(); ++i)
+            if (!std::isfinite(a.values[i])) fail("dataset '" + name + "'[" + std::to_string(i) + "] is not finite");
+        return a;
+    }
+    // A one-dimensional dataset of values (n,), or one value for all (1,) when `or_one`.
+    std::vector<double> vector(const std::string& name, std::int64_t n, bool or_one) {
+        auto a = array(name, 1);
+        if (a.shape[0] != n && !(or_one && a.shape[0] == 1))
+            fail("dataset '" + name + "' has shape " + h5::shape_text(a.shape) + ", expected " + h5::shape_text({n}) +
+                 (or_one ? " or (1,)" : ""));
+        return a.values;
+    }
+    std::vector<float> floats(const std::string& name, const Shape& expected) {
+        auto a = array(name);
+        if (a.shape != expected)
+            fail("dataset '" + name + "' has shape " + h5::shape_text(a.shape) + ", expected " + h5::shape_text(expected));
+        return {a.values.begin(), a.values.end()};
+    }
+    // A one-dimensional integer dataset (any stored type; floats only when integral), narrowed
+    // to T after its range check.
+    template <class T = std::int64_t> std::vector<T> integers(const std::string& name, std::int64_t lo, std::int64_t hi) {
+        const auto a = array(name, 1);
+        std::vector<T> v(a.values.size());
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            const double x = a.values[i];
+            if (x == std::floor(x) && x >= double(lo) && x <= double(hi)) v[i] = T(x); // the message only when needed
+            else whole(x, lo, hi, "dataset '" + name + "'[" + std::to_string(i) + "]", where_);
+        }
+        return v;
+    }
+    std::array<std::int64_t, 2> pair(const std::string& name, std::int64_t lo, std::array<std::int64_t, 2> fallback) {
+        if (!has_dataset(name)) return fallback;
+        auto v = integers(name, lo, max_geometry);
+        if (v.size() != 2) fail("dataset '" + name + "' has shape " + h5::shape_text({std::int64_t(v.size())}) + ", expected (2,)");
+        return {v[0], v[1]};
+    }
+
+    Item group(const std::string& name, const std::string& where) {
+        used_links_.insert(name);
+        return Item(h5::open_group(group_, name, where), where);
+    }
+    // The members of a collection group, in the order its `order` attribute gives (else HDF5's).
+    std::vector<std::string> members() {
+        std::vector<std::string> present;
+        for (auto& name : h5::member_names(group_, where_))
+            if (!is_metadata(name)) present.push_back(std::move(name));
+        used_links_.insert(present.begin(), present.end());
+        if (!has_attribute("order")) return present;
+        used_attributes_.insert("order");
+        auto order = h5::read_string_array_attribute(group_, "order", where_);
+        std::set<std::string> listed;
+        for (const auto& name : order) {
+            if (!h5::has_link(group_, name) || is_metadata(name)) fail("attribute 'order' names '" + name + "', which is missing");
+            if (!listed.insert(name).second) fail("attribute 'order' names '" + name + "' twice");
+        }
+        if (order.size() != present.size()) fail("attribute 'order' does not list every member");
+        return order;
+    }
+
+    void finish() const {
+        const std::string why = " is not read by quantal here (misspelt, unknown, or meaningless with the other "
+                                "settings; metadata goes under a 'meta:' name)";
+        for (const auto& name : h5::attribute_names(group_, where_))
+            if (!is_metadata(name) && !used_attributes_.count(name)) fail("attribute '" + name + "'" + why);
+        for (const auto& name : h5::member_names(group_, where_))
+            if (!is_metadata(name) && !used_links_.count(name))
+                fail((h5::is_group(group_, name) ? "group '" : "dataset '") + name + "'" + why);
+    }
+
+private:
+    h5::Handle group_;
+    std::string where_;
+    std::set<std::string> used_attributes_, used_links_;
+};
+
+std::int64_t element_count(const Shape& s) {
+    return std::accumulate(s.begin(), s.end(), std::int64_t{1}, std::multiplies<>());
 }
 
-std::vector<double> finite_values(hid_t loc, const std::string& name, const std::string& where) {
-    auto a = h5::read_array(loc, name, where);
-    for (std::size_t i = 0; i < a.values.size(); ++i)
-        if (!std::isfinite(a.values[i])) fail(where, "'" + name + "'[" + std::to_string(i) + "] is not finite");
-    return a.values;
-}
-
-std::vector<float> float_values(hid_t loc, const std::string& name, const std::string& where) {
-    auto v = finite_values(loc, name, where);
-    return {v.begin(), v.end()};
-}
-
-std::array<std::int64_t, 2> pair_or(hid_t loc, const std::string& name, std::array<std::int64_t, 2> fallback,
-                                    const std::string& where) {
-    if (!h5::has_link(loc, name)) return fallback;
-    auto v = h5::read_ints(loc, name, where);
-    if (v.size() != 2) fail(where, "'" + name + "' should have 2 values, it has " + std::to_string(v.size()));
-    return {v[0], v[1]};
-}
-
-ThresholdRule read_rule(hid_t g, const std::string& where) {
+ThresholdRule read_rule(Item& g) {
     ThresholdRule r;
-    r.threshold = double_or(g, "threshold", 1.0, where);
-    const auto cmp = string_or(g, "comparison", ">=", where);
-    if (cmp != ">=" && cmp != ">") fail(where, "comparison '" + cmp + "' is not '>=' or '>'");
+    r.threshold = g.real("threshold");
+    const auto cmp = g.text("comparison");
+    if (cmp != ">=" && cmp != ">") g.fail("comparison '" + cmp + "' is not '>=' or '>'");
     r.comparison = cmp == ">" ? Comparison::greater : Comparison::greater_equal;
-    const auto reset = string_or(g, "reset", "subtract", where);
-    if (reset != "subtract" && reset != "value") fail(where, "reset '" + reset + "' is not 'subtract' or 'value'");
-    r.reset = reset == "value" ? ResetMode::to_value : ResetMode::subtract;
-    r.v_reset = double_or(g, "v_reset", 0.0, where);
+    const auto reset = g.text("reset");
+    if (reset == "value") {
+        r.reset = ResetMode::to_value;
+        r.v_reset = g.real("v_reset");
+    } else if (reset == "subtract") {
+        r.reset = ResetMode::subtract;
+        if (g.has_attribute("v_reset")) g.fail("attribute 'v_reset' has no effect with reset 'subtract'");
+    } else {
+        g.fail("reset '" + reset + "' is not 'subtract' or 'value'");
+    }
     return r;
 }
 
-Population read_population(hid_t g, const std::string& name, const std::string& where) {
+Population read_population(Item& g, const std::string& name) {
     Population p;
     p.name = name;
-    p.shape = h5::read_ints(g, "shape", where);
-    const auto model = h5::read_string_attribute(g, "model", where);
-    const double spike_value = double_or(g, "spike_value", 1.0, where);
-    const double v0 = double_or(g, "v0", 0.0, where);
+    p.shape = g.integers("shape", 1, max_extent);
+    if (p.shape.empty()) g.fail("dataset 'shape' is empty");
+    const std::int64_t n = element_count(p.shape);
+    const auto model = g.text("model");
     if (model == "IF") {
-        p.model = IfNeuron{read_rule(g, where), v0, spike_value};
+        p.model = IfNeuron{read_rule(g), g.real("v0"), g.real("spike_value", 1.0)};
     } else if (model == "LIF") {
-        if (!h5::has_attribute(g, "tau_ticks")) fail(where, "attribute 'tau_ticks' is missing (needed by LIF)");
-        p.model = LifNeuron{read_rule(g, where), double_or(g, "tau_ticks", 0.0, where), double_or(g, "v_leak", 0.0, where),
-                            v0, spike_value};
+        p.model = LifNeuron{read_rule(g), g.real("tau_ticks"), g.real("v_leak", 0.0), g.real("v0"), g.real("spike_value", 1.0)};
     } else if (model == "CubaLIF") {
-        for (const char* tau : {"tau_ticks", "tau_syn_ticks"})
-            if (!h5::has_attribute(g, tau)) fail(where, std::string("attribute '") + tau + "' is missing (needed by CubaLIF)");
-        p.model = CubaLifNeuron{read_rule(g, where), double_or(g, "tau_syn_ticks", 0.0, where),
-                                double_or(g, "tau_ticks", 0.0, where), double_or(g, "v_leak", 0.0, where), v0, spike_value};
+        p.model = CubaLifNeuron{read_rule(g),         g.real("tau_syn_ticks"), g.real("tau_ticks"),
+                                g.real("v_leak", 0.0), g.real("v0"),            g.real("spike_value", 1.0)};
     } else if (model == "readout") {
-        p.model = ReadoutNeuron{v0};
+        p.model = ReadoutNeuron{g.real("v0", 0.0)};
     } else if (model == "spike_source") {
-        p.model = SpikeSource{spike_value};
+        p.model = SpikeSource{g.real("spike_value", 1.0)};
     } else if (model == "bernoulli_source") {
-        p.model = BernoulliSource{finite_values(g, "probability", where), spike_value};
+        p.model = BernoulliSource{g.vector("probability", n, true), g.real("spike_value", 1.0)};
     } else {
-        fail(where, "unknown model '" + model + "'");
+        g.fail("unknown model '" + model + "'");
     }
-    if (h5::has_link(g, "bias")) p.bias = finite_values(g, "bias", where);
+    if (g.has_dataset("bias")) p.bias = g.vector("bias", n, true);
     return p;
 }
 
-Conv2d read_conv(hid_t g, const std::string& where) {
+// (C_out, C_in / groups, kh, kw) for a map from `source` to `target` images.
+Conv2d read_conv(Item& g, const Shape& source, const Shape& target) {
     Conv2d c;
-    auto w = h5::read_array(g, "weight", where);
-    if (w.shape.size() != 4) fail(where, "conv2d weight has shape " + h5::shape_text(w.shape) + ", expected 4 dimensions");
-    c.kernel = {w.shape[2], w.shape[3]};
-    c.weight = float_values(g, "weight", where);
-    c.stride = pair_or(g, "stride", {1, 1}, where);
-    c.padding = pair_or(g, "padding", {0, 0}, where);
-    c.dilation = pair_or(g, "dilation", {1, 1}, where);
-    if (h5::has_attribute(g, "groups")) c.groups = h5::read_int_attribute(g, "groups", where);
-    else if (h5::has_link(g, "groups")) {
-        const auto groups = h5::read_ints(g, "groups", where);
-        if (groups.size() != 1) fail(where, "'groups' should hold one value, it has " + std::to_string(groups.size()));
-        c.groups = groups[0];
+    c.groups = g.integer("groups", 1, max_geometry, 1);
+    auto w = g.array("weight", 4);
+    if (source.size() == 3 && target.size() == 3 && source[0] % c.groups == 0) {
+        const Shape expected{target[0], source[0] / c.groups, w.shape[2], w.shape[3]};
+        if (w.shape != expected)
+            g.fail("dataset 'weight' has shape " + h5::shape_text(w.shape) + ", expected " + h5::shape_text(expected) +
+                   " = (C_out, C_in / groups, kh, kw) for " + h5::shape_text(source) + " -> " + h5::shape_text(target));
     }
+    c.kernel = {w.shape[2], w.shape[3]};
+    c.weight.assign(w.values.begin(), w.values.end());
+    c.stride = g.pair("stride", 1, {1, 1});
+    c.padding = g.pair("padding", 0, {0, 0});
+    c.dilation = g.pair("dilation", 1, {1, 1});
     return c;
 }
 
-Connectivity read_connectivity(hid_t g, const std::string& kind, const std::string& where) {
-    if (kind == "dense") return Dense{float_values(g, "weight", where)};
-    if (kind == "conv2d") return read_conv(g, where);
+Dense read_dense(Item& g, const Shape& source, const Shape& target) {
+    return Dense{g.floats("weight", {element_count(target), element_count(source)})};
+}
+
+Connectivity read_connectivity(Item& g, const std::string& kind, const Shape& source, const Shape& target) {
+    if (kind == "dense") return read_dense(g, source, target);
+    if (kind == "conv2d") return read_conv(g, source, target);
     if (kind == "sum_pool2d" || kind == "avg_pool2d") {
         Pool2d p;
         p.kind = kind == "sum_pool2d" ? PoolKind::sum : PoolKind::average;
-        p.kernel = pair_or(g, "kernel_size", {0, 0}, where);
-        if (p.kernel[0] == 0) fail(where, "dataset 'kernel_size' is missing");
-        p.stride = pair_or(g, "stride", {0, 0}, where);
-        p.padding = pair_or(g, "padding", {0, 0}, where);
+        if (!g.has_dataset("kernel_size")) g.fail("dataset 'kernel_size' is missing");
+        p.kernel = g.pair("kernel_size", 1, {0, 0});
+        p.stride = g.pair("stride", 1, p.kernel);
+        p.padding = g.pair("padding", 0, {0, 0});
         return p;
     }
-    if (kind == "one_to_one") return OneToOne{h5::has_link(g, "weight") ? float_values(g, "weight", where) : std::vector<float>{1.0f}};
+    if (kind == "one_to_one") {
+        if (!g.has_dataset("weight")) return OneToOne{{1.0f}};
+        const auto w = g.vector("weight", element_count(target), true);
+        return OneToOne{{w.begin(), w.end()}};
+    }
     if (kind == "sparse") {
         Sparse s;
-        s.row_begin = h5::read_uint64s(g, "row_begin", where);
-        for (auto t : h5::read_ints(g, "target", where)) {
-            if (t < 0 || t > std::int64_t(UINT32_MAX)) fail(where, "target index " + std::to_string(t) + " is out of range");
-            s.target.push_back(std::uint32_t(t));
+        s.row_begin = g.integers<std::uint64_t>("row_begin", 0, std::int64_t{1} << 53);
+        s.target = g.integers<std::uint32_t>("target", 0, UINT32_MAX);
+        const std::int64_t nnz = std::int64_t(s.target.size());
+        const auto w = g.vector("weight", nnz, false);
+        s.weight.assign(w.begin(), w.end());
+        if (g.has_dataset("delay")) s.delay = g.integers<std::uint32_t>("delay", 0, max_delay);
+        if (g.has_dataset("probability")) {
+            const auto q = g.vector("probability", nnz, false);
+            s.probability.assign(q.begin(), q.end());
         }
-        s.weight = float_values(g, "weight", where);
-        if (h5::has_link(g, "delay"))
-            for (auto d : h5::read_ints(g, "delay", where)) {
-                if (d < 0) fail(where, "'delay' has a negative value " + std::to_string(d));
-                s.delay.push_back(std::uint32_t(d));
-            }
-        if (h5::has_link(g, "probability")) s.probability = float_values(g, "probability", where);
-        if (s.row_begin.empty() || s.row_begin.back() != s.target.size() || s.weight.size() != s.target.size())
-            fail(where, "sparse arrays disagree: row_begin ends at " +
-                            std::to_string(s.row_begin.empty() ? 0 : s.row_begin.back()) + ", target has " +
-                            std::to_string(s.target.size()) + ", weight " + std::to_string(s.weight.size()));
+        if (s.row_begin.empty() || s.row_begin.back() != s.target.size())
+            g.fail("sparse arrays disagree: row_begin ends at " + std::to_string(s.row_begin.empty() ? 0 : s.row_begin.back()) +
+                   ", target has " + std::to_string(s.target.size()));
         return s;
     }
-    fail(where, "unknown kind '" + kind + "'");
+    g.fail("unknown kind '" + kind + "'");
 }
 
-Release read_release(hid_t g, const std::string& where) {
+// Release `mode` and its ratio (`mask_ratio` attribute): the ratio is required with a releasing
+// mode, and a non-zero ratio with mode "none" would be ignored.
+Release read_release(Item& g, const std::string& mode_attribute, const std::string& ratio_attribute, bool per_synapse_allowed) {
     Release r;
-    const auto mode = string_or(g, "release", "none", where);
+    const auto mode = g.text(mode_attribute, "none");
     if (mode == "none") r.mode = ReleaseMode::none;
     else if (mode == "spike") r.mode = ReleaseMode::spike;
-    else if (mode == "synapse") r.mode = ReleaseMode::synapse;
-    else fail(where, "release '" + mode + "' is not 'none', 'spike' or 'synapse'");
-    r.mask_ratio = double_or(g, "mask_ratio", 0.0, where);
+    else if (mode == "synapse" && per_synapse_allowed) r.mode = ReleaseMode::synapse;
+    else
+        g.fail("attribute '" + mode_attribute + "' is '" + mode + "', expected 'none', 'spike'" +
+               (per_synapse_allowed ? " or 'synapse'" : ""));
+    if (r.mode == ReleaseMode::none) {
+        r.mask_ratio = g.real(ratio_attribute, 0.0);
+        if (r.mask_ratio != 0.0)
+            g.fail("attribute '" + ratio_attribute + "' is " + number_text(r.mask_ratio) + " but '" + mode_attribute +
+                   "' is 'none' (the ratio would be ignored)");
+    } else {
+        r.mask_ratio = g.real(ratio_attribute);
+    }
     return r;
-}
-
-AnalogInput read_input(hid_t g, const std::string& name, const std::string& where) {
-    AnalogInput in;
-    in.name = name;
-    in.target = h5::read_string_attribute(g, "target", where);
-    in.shape = h5::read_ints(g, "shape", where);
-    const auto kind = h5::read_string_attribute(g, "kind", where);
-    if (kind == "conv2d") in.map = read_conv(g, where);
-    else if (kind == "dense") in.map = Dense{float_values(g, "weight", where)};
-    else fail(where, "analog input kind '" + kind + "' is not 'conv2d' or 'dense'");
-    if (h5::has_link(g, "bias")) in.bias = finite_values(g, "bias", where);
-    in.scale = double_or(g, "scale", 1.0, where);
-    in.offset = double_or(g, "offset", 0.0, where);
-    if (h5::has_link(g, "pad_to")) in.pad_to = pair_or(g, "pad_to", {0, 0}, where);
-    return in;
 }
 
 // The data shape the map sees: the sample's shape with (H, W) padded to pad_to.
@@ -192,36 +299,55 @@ Shape mapped_shape(const AnalogInput& in) {
     return s;
 }
 
-template <class Find>
-SoftmaxAttention read_attention(hid_t g, const std::string& name, const Find& find, const std::string& where) {
-    if (!h5::has_attribute(g, "layout")) fail(where, "attribute 'layout' is missing (version 1 defines 'image')");
-    const auto layout = h5::read_string_attribute(g, "layout", where);
-    if (layout != "image") fail(where, "layout '" + layout + "' is not supported (version 1 defines 'image')");
+AnalogInput read_input(Item& g, const std::string& name, const Network& net) {
+    AnalogInput in;
+    in.name = name;
+    in.target = g.text("target");
+    const auto target = net.find_population(in.target);
+    if (!target) g.fail("target '" + in.target + "' is not a population");
+    const Population& pop = net.population(*target);
+    if (is_source(pop.model))
+        g.fail("target '" + in.target + "' is a " + model_name(pop.model) + ", which takes no input current");
+    in.shape = g.integers("shape", 1, max_extent);
+    if (in.shape.empty()) g.fail("dataset 'shape' is empty");
+    if (g.has_dataset("pad_to")) in.pad_to = g.pair("pad_to", 1, {0, 0});
+    const auto kind = g.text("kind");
+    if (kind == "conv2d") in.map = read_conv(g, mapped_shape(in), pop.shape);
+    else if (kind == "dense") in.map = read_dense(g, mapped_shape(in), pop.shape);
+    else g.fail("analog input kind '" + kind + "' is not 'conv2d' or 'dense'");
+    if (g.has_dataset("bias")) {
+        in.bias = g.array("bias", 1).values;
+        const auto n_out = std::int64_t(pop.size()), channels = pop.shape.front();
+        if (std::int64_t(in.bias.size()) != n_out && std::int64_t(in.bias.size()) != channels)
+            g.fail("dataset 'bias' has shape " + h5::shape_text({std::int64_t(in.bias.size())}) + ", expected " +
+                   h5::shape_text({n_out}) + " or " + h5::shape_text({channels}));
+    }
+    in.scale = g.real("scale", 1.0);
+    in.offset = g.real("offset", 0.0);
+    return in;
+}
+
+template <class Find> SoftmaxAttention read_attention(Item& g, const std::string& name, const Find& find, const std::vector<Shape>& shapes) {
+    const auto layout = g.text("layout");
+    if (layout != "image") g.fail("layout '" + layout + "' is not supported (the format defines 'image')");
     SoftmaxAttention a;
     a.name = name;
-    a.q = find(h5::read_string_attribute(g, "q", where), where);
-    a.k = find(h5::read_string_attribute(g, "k", where), where);
-    a.v = find(h5::read_string_attribute(g, "v", where), where);
-    a.scores = find(h5::read_string_attribute(g, "scores", where), where);
-    a.output = find(h5::read_string_attribute(g, "output", where), where);
-    a.heads = h5::read_int_attribute(g, "heads", where);
-    a.window = h5::read_int_attribute(g, "window", where);
-    a.shift = h5::has_attribute(g, "shift") ? h5::read_int_attribute(g, "shift", where) : 0;
-    a.scale = double_or(g, "scale", 1.0, where);
-    a.bias = float_values(g, "bias", where);
-    if (h5::has_link(g, "mask")) a.mask = float_values(g, "mask", where);
-    auto release = [&](const std::string& prefix) {
-        Release r;
-        const auto mode = string_or(g, prefix + "_release", "none", where);
-        if (mode == "none") r.mode = ReleaseMode::none;
-        else if (mode == "spike") r.mode = ReleaseMode::spike;
-        else fail(where, "attribute '" + prefix + "_release' is '" + mode + "', expected 'none' or 'spike'");
-        r.mask_ratio = double_or(g, prefix + "_mask_ratio", 0.0, where);
-        return r;
-    };
-    a.q_release = release("q");
-    a.k_release = release("k");
-    a.score_release = release("score");
+    a.q = find(g.text("q"), g.where());
+    a.k = find(g.text("k"), g.where());
+    a.v = find(g.text("v"), g.where());
+    a.scores = find(g.text("scores"), g.where());
+    a.output = find(g.text("output"), g.where());
+    a.heads = g.integer("heads", 1, max_geometry);
+    a.window = g.integer("window", 1, max_geometry);
+    a.shift = g.integer("shift", 0, max_geometry, 0);
+    a.scale = g.real("scale");
+    const std::int64_t tokens = a.window * a.window;
+    a.bias = g.floats("bias", {a.heads, tokens, tokens});
+    const Shape& scores = shapes[a.scores];
+    if (g.has_dataset("mask")) a.mask = g.floats("mask", {scores.size() == 4 ? scores[0] : 0, tokens, tokens});
+    a.q_release = read_release(g, "q_release", "q_mask_ratio", false);
+    a.k_release = read_release(g, "k_release", "k_mask_ratio", false);
+    a.score_release = read_release(g, "score_release", "score_mask_ratio", false);
     return a;
 }
 
@@ -235,7 +361,7 @@ void write_rule(hid_t g, const ThresholdRule& r) {
     h5::write_double_attribute(g, "threshold", r.threshold);
     h5::write_string_attribute(g, "comparison", r.comparison == Comparison::greater ? ">" : ">=");
     h5::write_string_attribute(g, "reset", r.reset == ResetMode::subtract ? "subtract" : "value");
-    h5::write_double_attribute(g, "v_reset", r.v_reset);
+    if (r.reset == ResetMode::to_value) h5::write_double_attribute(g, "v_reset", r.v_reset);
 }
 
 void write_population(hid_t g, const Population& p) {
@@ -312,60 +438,70 @@ std::string kind_attribute(const Connectivity& c) {
 } // namespace
 
 LoadedModel read_model_file(const std::string& path) {
-    auto file = h5::open_file(path);
-    const std::string root = path;
-    const auto format = h5::has_attribute(file, "format") ? h5::read_string_attribute(file, "format", root) : "";
-    if (format != "quantal-model") fail(root, "attribute 'format' is '" + format + "', expected 'quantal-model'");
-    const auto version = h5::read_int_attribute(file, "format_version", root);
-    if (version != 1) fail(root, "format_version " + std::to_string(version) + " is not supported (this reader: 1)");
+    Item root(h5::open_file(path), path);
+    const auto format = root.has_attribute("format") ? root.text("format") : "";
+    if (format != "quantal-model") root.fail("attribute 'format' is '" + format + "', expected 'quantal-model'");
+    const auto version = root.integer("format_version", INT32_MIN, INT32_MAX);
+    if (version == 1)
+        root.fail("format_version 1 is no longer read (it ignored unknown attributes and defaulted some silently); "
+                  "rewrite the file with scripts/migrate-model-v1.py (docs/model-format.md, \"Versions\")");
+    if (version != format_version)
+        root.fail("format_version " + std::to_string(version) + " is not supported (this reader: " +
+                  std::to_string(format_version) + ")");
 
     LoadedModel out;
-    out.name = string_or(file, "name", "", root);
-    out.producer = string_or(file, "producer", "", root);
-    out.provenance = string_or(file, "provenance", "", root);
+    out.name = root.text("name", "");
+    out.producer = root.text("producer", "");
+    out.provenance = root.text("provenance", "");
 
     NetworkBuilder builder;
-    auto pops = h5::open_group(file, "populations", root);
-    const std::vector<std::string> pop_names = ordered_members(pops, root + ": /populations");
+    Item pops = root.group("populations", path + ": /populations");
+    const std::vector<std::string> pop_names = pops.members();
+    if (pop_names.empty()) pops.fail("has no populations: a model needs at least one");
+    std::vector<Shape> shapes;
     for (const auto& name : pop_names) {
-        auto g = h5::open_group(pops, name, root);
-        builder.add_population(read_population(g, name, root + ": population '" + name + "'"));
+        Item g = pops.group(name, path + ": population '" + name + "'");
+        auto p = read_population(g, name);
+        g.finish();
+        shapes.push_back(p.shape);
+        builder.add_population(std::move(p));
     }
+    pops.finish();
     auto find = [&](const std::string& name, const std::string& where) -> PopulationId {
         for (PopulationId i = 0; i < pop_names.size(); ++i)
             if (pop_names[i] == name) return i;
         fail(where, "names population '" + name + "', which does not exist");
     };
-    if (h5::has_link(file, "projections")) {
-        auto prjs = h5::open_group(file, "projections", root);
-        for (const auto& name : ordered_members(prjs, root + ": /projections")) {
-            const std::string where = root + ": projection '" + name + "'";
-            auto g = h5::open_group(prjs, name, where);
+    if (root.has_dataset("projections")) {
+        Item prjs = root.group("projections", path + ": /projections");
+        for (const auto& name : prjs.members()) {
+            Item g = prjs.group(name, path + ": projection '" + name + "'");
             Projection p;
             p.name = name;
-            p.source = find(h5::read_string_attribute(g, "source", where), where);
-            p.target = find(h5::read_string_attribute(g, "target", where), where);
-            p.connectivity = read_connectivity(g, h5::read_string_attribute(g, "kind", where), where);
-            if (h5::has_attribute(g, "delay")) {
-                const auto d = h5::read_int_attribute(g, "delay", where);
-                if (d < 0) fail(where, "delay " + std::to_string(d) + " is negative");
-                if (d > (1 << 24)) fail(where, "delay " + std::to_string(d) + " is out of range");
-                p.delay = std::uint32_t(d);
-            }
-            p.release = read_release(g, where);
+            p.source = find(g.text("source"), g.where());
+            p.target = find(g.text("target"), g.where());
+            p.connectivity = read_connectivity(g, g.text("kind"), shapes[p.source], shapes[p.target]);
+            const auto* sparse = std::get_if<Sparse>(&p.connectivity);
+            if (sparse && !sparse->delay.empty() && g.has_attribute("delay"))
+                g.fail("attribute 'delay' has no effect: every synapse has its own in dataset 'delay'");
+            p.delay = std::uint32_t(g.integer("delay", 0, max_delay, 0));
+            p.release = read_release(g, "release", "mask_ratio", true);
+            g.finish();
             builder.connect(std::move(p));
         }
+        prjs.finish();
     }
-    if (h5::has_link(file, "operators")) {
-        auto ops = h5::open_group(file, "operators", root);
-        for (const auto& name : ordered_members(ops, root + ": /operators")) {
-            const std::string where = root + ": operator '" + name + "'";
-            auto g = h5::open_group(ops, name, where);
-            const auto op = string_or(g, "op", "", where);
+    if (root.has_dataset("operators")) {
+        Item ops = root.group("operators", path + ": /operators");
+        for (const auto& name : ops.members()) {
+            Item g = ops.group(name, path + ": operator '" + name + "'");
+            const auto op = g.text("op");
             if (op != "softmax_attention")
-                fail(where, "op '" + op + "' is not executable by this version of quantal (it knows 'softmax_attention')");
-            builder.add_operator(read_attention(g, name, find, where));
+                g.fail("op '" + op + "' is not executable by this version of quantal (it knows 'softmax_attention')");
+            builder.add_operator(read_attention(g, name, find, shapes));
+            g.finish();
         }
+        ops.finish();
     }
     try {
         out.network = builder.build();
@@ -373,42 +509,48 @@ LoadedModel read_model_file(const std::string& path) {
         throw ModelError(path + ": " + e.what());
     }
 
-    if (h5::has_link(file, "inputs")) {
-        auto ins = h5::open_group(file, "inputs", root);
-        for (const auto& name : ordered_members(ins, root + ": /inputs")) {
-            const std::string where = root + ": input '" + name + "'";
-            auto g = h5::open_group(ins, name, where);
-            auto in = read_input(g, name, where);
-            const auto target = out.network.find_population(in.target);
-            if (!target) fail(where, "target '" + in.target + "' is not a population");
+    if (root.has_dataset("inputs")) {
+        Item ins = root.group("inputs", path + ": /inputs");
+        for (const auto& name : ins.members()) {
+            Item g = ins.group(name, path + ": input '" + name + "'");
+            auto in = read_input(g, name, out.network);
+            g.finish();
             try { // validates the map against the data and target shapes once, here
-                compile_fanout(in.map, mapped_shape(in), out.network.population(*target).shape, 0, where);
+                compile_fanout(in.map, mapped_shape(in), out.network.population(*out.network.find_population(in.target)).shape,
+                               0, g.where());
             } catch (const ModelError& e) {
                 throw InputError(e.what());
             }
-            const auto n_out = out.network.population(*target).size();
-            const auto channels = out.network.population(*target).shape.front();
-            if (!in.bias.empty() && in.bias.size() != n_out && std::int64_t(in.bias.size()) != channels)
-                fail(where, "bias has " + std::to_string(in.bias.size()) + " values, expected " + std::to_string(n_out) +
-                                " or " + std::to_string(channels));
             out.inputs.push_back(std::move(in));
         }
+        ins.finish();
     }
-    if (h5::has_link(file, "readout")) {
-        auto g = h5::open_group(file, "readout", root);
-        out.readout = string_or(g, "population", "", root + ": /readout");
-        if (!out.readout.empty() && !out.network.find_population(out.readout))
-            fail(root + ": /readout", "population '" + out.readout + "' does not exist");
+    if (root.has_dataset("readout")) {
+        Item g = root.group("readout", path + ": /readout");
+        out.readout = g.text("population");
+        if (!out.network.find_population(out.readout)) g.fail("population '" + out.readout + "' does not exist");
+        const auto accumulate = g.text("accumulate", "sum");
+        if (accumulate != "sum") g.fail("accumulate '" + accumulate + "' is not supported (the format defines 'sum')");
+        g.finish();
     }
+    root.finish();
     return out;
 }
 
 void write_model_file(const std::string& path, const Network& net, const ModelFileInfo& info,
                       std::span<const AnalogInput> inputs, const std::string& readout) {
+    // A name in the metadata namespace would be skipped by the reader: refuse it before writing.
+    auto check_name = [&](const std::string& what, const std::string& name) {
+        if (is_metadata(name)) fail(path, what + " '" + name + "': names starting with 'meta:' are metadata, not objects");
+    };
+    for (const auto& p : net.populations()) check_name("population", p.name);
+    for (const auto& p : net.projections()) check_name("projection", p.name);
+    for (const auto& op : net.operators()) check_name("operator", std::get<SoftmaxAttention>(op).name);
+    for (const auto& in : inputs) check_name("input", in.name);
     auto file = h5::create_file(path);
     try {
         h5::write_string_attribute(file, "format", "quantal-model");
-        h5::write_int_attribute(file, "format_version", 1);
+        h5::write_int_attribute(file, "format_version", format_version);
         h5::write_string_attribute(file, "name", info.name);
         h5::write_string_attribute(file, "producer", info.producer);
         h5::write_string_attribute(file, "provenance", info.provenance);
@@ -431,7 +573,8 @@ void write_model_file(const std::string& path, const Network& net, const ModelFi
             h5::write_string_attribute(g, "kind", kind_attribute(connectivity));
             h5::write_string_attribute(g, "source", net.population(p.source).name);
             h5::write_string_attribute(g, "target", net.population(p.target).name);
-            h5::write_int_attribute(g, "delay", p.delay);
+            const auto* sparse = std::get_if<Sparse>(&p.connectivity);
+            if (!sparse || sparse->delay.empty()) h5::write_int_attribute(g, "delay", p.delay); // else per synapse
             h5::write_string_attribute(g, "release", mode_name(p.release.mode));
             h5::write_double_attribute(g, "mask_ratio", p.release.mask_ratio);
             write_connectivity(g, connectivity, net.population(p.source).shape, net.population(p.target).shape);

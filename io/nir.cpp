@@ -101,6 +101,8 @@ private:
     std::vector<double> per_neuron(std::size_t n, const std::string& name, std::int64_t size, std::optional<double> fallback = {}) const;
     double uniform(std::size_t n, const std::string& name, const std::vector<double>& v) const;
     std::int64_t integer(std::size_t n, const std::string& name, std::int64_t fallback) const;
+    std::int64_t whole(std::size_t n, const std::string& name, double v) const;
+    Shape extents(std::size_t n, const std::string& name) const;
     std::array<std::int64_t, 2> pair(std::size_t n, const std::string& name, std::array<std::int64_t, 2> fallback) const;
 
     std::string path_;
@@ -219,16 +221,31 @@ std::int64_t NirFile::integer(std::size_t n, const std::string& name, std::int64
     if (!has(n, name)) return fallback;
     const auto& a = field(n, name);
     if (a.values.size() != 1) fail(n, "'" + name + "' should be one integer, it has shape " + h5::shape_text(a.shape));
-    return std::int64_t(a.values[0]);
+    return whole(n, name, a.values[0]);
+}
+
+// An integer field stored as any type: a float only when integral, and in a range that cannot
+// overflow later arithmetic (shapes, kernels, strides), checked before narrowing.
+std::int64_t NirFile::whole(std::size_t n, const std::string& name, double v) const {
+    constexpr double limit = double(std::int64_t{1} << 32);
+    if (!std::isfinite(v) || v != std::floor(v)) fail(n, "'" + name + "' holds " + std::to_string(v) + ", not an integer");
+    if (std::abs(v) > limit) fail(n, "'" + name + "' holds " + std::to_string(v) + ", beyond +-2^32");
+    return std::int64_t(v);
+}
+
+Shape NirFile::extents(std::size_t n, const std::string& name) const {
+    Shape s;
+    for (double d : field(n, name).values) s.push_back(whole(n, name, d));
+    return s;
 }
 
 std::array<std::int64_t, 2> NirFile::pair(std::size_t n, const std::string& name,
                                            std::array<std::int64_t, 2> fallback) const {
     if (!has(n, name)) return fallback;
     const auto& a = field(n, name);
-    if (a.values.size() == 1) return {std::int64_t(a.values[0]), std::int64_t(a.values[0])};
+    if (a.values.size() == 1) return {whole(n, name, a.values[0]), whole(n, name, a.values[0])};
     if (a.values.size() != 2) fail(n, "'" + name + "' has shape " + h5::shape_text(a.shape) + ", expected (2,)");
-    return {std::int64_t(a.values[0]), std::int64_t(a.values[1])};
+    return {whole(n, name, a.values[0]), whole(n, name, a.values[1])};
 }
 
 std::vector<double> NirFile::per_neuron(std::size_t n, const std::string& name, std::int64_t size,
@@ -277,15 +294,13 @@ const Shape& NirFile::out_shape(std::size_t n) {
     shaping_.insert(n);
     Shape s;
     if (role(n) == Role::source) {
-        auto a = field(n, "shape");
-        for (double d : a.values) s.push_back(std::int64_t(d));
+        s = extents(n, "shape");
         if (s.empty()) fail(n, "'shape' is empty");
     } else if (role(n) == Role::neuron || role(n) == Role::output || node.type == "Input" || node.type == "Output" ||
                node.type == "Scale" || node.type == "Delay") {
         s = in_shape(n);
         if (s.empty() && role(n) == Role::neuron) s = out_shape(n); // no input: the parameters' shape
-        if (s.empty() && (node.type == "Output" || node.type == "Input") && has(n, "shape"))
-            for (double d : field(n, "shape").values) s.push_back(std::int64_t(d));
+        if (s.empty() && (node.type == "Output" || node.type == "Input") && has(n, "shape")) s = extents(n, "shape");
     } else {
         s = make_op(n).out;
     }
@@ -351,7 +366,7 @@ NirFile::Op NirFile::make_op(std::size_t n) {
         // Spatial input shape: the input_shape field, else the incoming node's shape.
         Shape spatial;
         if (has(n, "input_shape"))
-            for (double d : field(n, "input_shape").values) spatial.push_back(std::int64_t(d));
+            spatial = extents(n, "input_shape");
         else if (!o.in.empty())
             spatial = o.in;
         else
@@ -360,8 +375,12 @@ NirFile::Op NirFile::make_op(std::size_t n) {
         if (spatial.size() > dims) spatial.erase(spatial.begin(), spatial.end() - std::ptrdiff_t(dims));
         if (spatial.size() != dims) fail(n, "cannot infer the input's spatial shape from " + h5::shape_text(spatial));
         const Shape in3 = one_d ? Shape{c_in, 1, spatial[0]} : Shape{c_in, spatial[0], spatial[1]};
-        if (!o.in.empty() && count_of(o.in) != count_of(in3))
-            fail(n, "weight has shape " + h5::shape_text(w.shape) + ", which expects an input of " + h5::shape_text(in3) +
+        // A flat input (after Flatten or Affine) is reshaped; one with channels must match whole,
+        // else channels and positions would be silently exchanged.
+        const Shape natural = one_d ? Shape{c_in, spatial[0]} : in3;
+        const bool whole_shape = o.in.size() > 1 && o.in != natural && o.in != in3;
+        if (!o.in.empty() && (count_of(o.in) != count_of(in3) || whole_shape))
+            fail(n, "weight has shape " + h5::shape_text(w.shape) + ", which expects an input of " + h5::shape_text(natural) +
                         ", but its input has shape " + h5::shape_text(o.in));
         if (auto it = nodes_[n].strings.find("padding"); it != nodes_[n].strings.end()) {
             if (it->second == "valid") c.padding = {0, 0};
@@ -436,8 +455,7 @@ NirFile::Op NirFile::make_op(std::size_t n) {
         if (whole > double(1 << 24)) fail(n, "delay of " + std::to_string(whole) + " ticks is out of range");
         o.delay = std::uint32_t(whole);
     } else { // nested Input / Output: pass-through
-        if (o.in.empty() && has(n, "shape"))
-            for (double d : field(n, "shape").values) o.in.push_back(std::int64_t(d));
+        if (o.in.empty() && has(n, "shape")) o.in = extents(n, "shape");
         o.out = o.in;
     }
     return o;
@@ -728,6 +746,8 @@ LoadedModel NirFile::load() {
             population_of_[n] = add_population(n, s, specs[n].model);
         }
     }
+    if (populations.empty()) // an empty model would run and report success with nothing simulated
+        throw InputError(path_ + ": /node: the graph has no Input or neuron node, so nothing to simulate");
     LoadedModel out;
     // Outputs: a readout when weight nodes feed them, else the spiking population itself.
     for (std::size_t n = 0; n < nodes_.size(); ++n) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 
 #include "io/model_file.hpp"
 #include "support/same_connectivity.hpp"
@@ -298,4 +299,401 @@ TEST_CASE("a model file round trip keeps a current-based LIF population", "[mode
     CHECK(before.size() > 60);
     CHECK(before == Engine(back.network).run(Stimulus::for_network(back.network), o, 0).spikes);
     std::filesystem::remove(path);
+}
+
+// ---- issue 10: no silent acceptance of a wrong model -------------------------------------------
+namespace {
+
+// Edits of a written model file through the HDF5 C API, as another tool would write them.
+struct Edit {
+    hid_t file;
+    explicit Edit(const std::string& path) : file(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT)) {
+        REQUIRE(file >= 0);
+    }
+    ~Edit() { H5Fclose(file); }
+    Edit(const Edit&) = delete;
+    Edit& operator=(const Edit&) = delete;
+
+    void remove(const char* object, const char* name) const {
+        REQUIRE(H5Adelete_by_name(file, object, name, H5P_DEFAULT) >= 0);
+    }
+    template <class T>
+    void attribute(const char* object, const char* name, hid_t file_type, hid_t mem_type, T value) const {
+        if (H5Aexists_by_name(file, object, name, H5P_DEFAULT) > 0) remove(object, name);
+        hid_t space = H5Screate(H5S_SCALAR);
+        hid_t a = H5Acreate_by_name(file, object, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        REQUIRE(a >= 0);
+        REQUIRE(H5Awrite(a, mem_type, &value) >= 0);
+        H5Aclose(a);
+        H5Sclose(space);
+    }
+    void real(const char* object, const char* name, double v) const {
+        attribute(object, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, v);
+    }
+    void integer(const char* object, const char* name, std::int64_t v) const {
+        attribute(object, name, H5T_STD_I64LE, H5T_NATIVE_INT64, v);
+    }
+    void text(const char* object, const char* name, const char* v) const {
+        hid_t type = H5Tcopy(H5T_C_S1);
+        H5Tset_size(type, H5T_VARIABLE);
+        attribute(object, name, type, type, v);
+        H5Tclose(type);
+    }
+    // Replaces (or adds) a dataset.
+    template <class T>
+    void dataset(const std::string& path, std::vector<hsize_t> dims, hid_t file_type, hid_t mem_type,
+                 const std::vector<T>& values) const {
+        if (H5Lexists(file, path.c_str(), H5P_DEFAULT) > 0) REQUIRE(H5Ldelete(file, path.c_str(), H5P_DEFAULT) >= 0);
+        hid_t space = H5Screate_simple(int(dims.size()), dims.data(), nullptr);
+        hid_t ds = H5Dcreate2(file, path.c_str(), file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        REQUIRE(ds >= 0);
+        if (!values.empty()) REQUIRE(H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) >= 0);
+        H5Dclose(ds);
+        H5Sclose(space);
+    }
+    void floats(const std::string& path, std::vector<hsize_t> dims, float fill = 0.125f) const {
+        std::size_t n = 1;
+        for (auto d : dims) n *= d;
+        dataset(path, dims, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, std::vector<float>(n, fill));
+    }
+    void int64s(const std::string& path, std::vector<hsize_t> dims, const std::vector<std::int64_t>& v) const {
+        dataset(path, dims, H5T_STD_I64LE, H5T_NATIVE_INT64, v);
+    }
+    void uint64s(const std::string& path, const std::vector<std::uint64_t>& v) const {
+        dataset(path, {v.size()}, H5T_STD_U64LE, H5T_NATIVE_UINT64, v);
+    }
+    void doubles(const std::string& path, const std::vector<double>& v) const {
+        dataset(path, {v.size()}, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, v);
+    }
+    void group(const char* path) const {
+        hid_t g = H5Gcreate2(file, path, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        REQUIRE(g >= 0);
+        H5Gclose(g);
+    }
+    void unlink(const char* path) const { REQUIRE(H5Ldelete(file, path, H5P_DEFAULT) >= 0); }
+};
+
+// every_kind() with a dense analog input (data (1, 2, 2) -> 'dense', 5 neurons) and a readout.
+std::string write_every_kind(const std::string& name) {
+    const auto path = temp_path(name);
+    AnalogInput in;
+    in.name = "image";
+    in.target = "dense";
+    in.shape = {1, 2, 2};
+    in.map = Dense{std::vector<float>(5 * 4, 0.25f)};
+    write_model_file(path, every_kind(), ModelFileInfo{}, std::span(&in, 1), "logits");
+    return path;
+}
+
+struct BadCase {
+    const char* what;
+    std::function<void(const Edit&)> edit;
+    std::vector<std::string> words; // the error names these (besides the file)
+};
+
+// Each edit of a valid file must be refused with one line naming the file and `words`.
+void check_refused(const std::vector<BadCase>& cases, const std::string& file_name) {
+    for (const auto& c : cases) {
+        DYNAMIC_SECTION(c.what) {
+            const auto path = write_every_kind(file_name);
+            {
+                Edit e(path);
+                c.edit(e);
+            }
+            std::string message;
+            try {
+                read_model_file(path);
+            } catch (const InputError& e) {
+                message = e.what();
+            } catch (const ModelError& e) {
+                message = e.what();
+            }
+            INFO(message);
+            CHECK(!message.empty()); // empty: the file was accepted
+            CHECK(message.find('\n') == std::string::npos);
+            CHECK_THAT(message, Contains(path));
+            for (const auto& w : c.words) CHECK_THAT(message, Contains(w));
+            std::filesystem::remove(path);
+        }
+    }
+}
+
+} // namespace
+
+TEST_CASE("the model written for the validation tests reads back", "[model_file]") {
+    const auto path = write_every_kind("valid.h5");
+    const auto m = read_model_file(path);
+    CHECK(m.inputs.size() == 1);
+    CHECK(m.readout == "logits");
+    std::filesystem::remove(path);
+}
+
+TEST_CASE("weights and other datasets are checked by their whole shape", "[model_file]") {
+    check_refused(
+        {
+            {"dense (8, 5) for (5, 8)",
+             [](const Edit& e) {
+                 e.floats("/projections/fc/weight", {8, 5});
+             },
+             {"projection 'fc'", "'weight'", "(8, 5)", "(5, 8)"}},
+            {"dense (40,)",
+             [](const Edit& e) { e.floats("/projections/fc/weight", {40}); },
+             {"projection 'fc'", "(40,)"}},
+            {"dense (2, 5, 4)",
+             [](const Edit& e) {
+                 e.floats("/projections/fc/weight", {2, 5, 4});
+             },
+             {"projection 'fc'", "(2, 5, 4)"}},
+            {"transposed analog input weights",
+             [](const Edit& e) {
+                 e.floats("/inputs/image/weight", {4, 5});
+             },
+             {"input 'image'", "'weight'", "(4, 5)", "(5, 4)"}},
+            {"conv2d (C_in, C_out, kh, kw)",
+             [](const Edit& e) {
+                 e.floats("/projections/c1/weight", {1, 2, 3, 3});
+             },
+             {"projection 'c1'", "'weight'", "(1, 2, 3, 3)"}},
+            {"one_to_one (5, 1)",
+             [](const Edit& e) {
+                 e.floats("/projections/skip/weight", {5, 1});
+             },
+             {"projection 'skip'", "'weight'", "(5, 1)"}},
+            {"population bias (5, 1)",
+             [](const Edit& e) {
+                 e.floats("/populations/dense/bias", {5, 1});
+             },
+             {"population 'dense'", "'bias'", "(5, 1)"}},
+            {"stride (2, 1)",
+             [](const Edit& e) {
+                 e.int64s("/projections/c1/stride", {2, 1}, {1, 1});
+             },
+             {"projection 'c1'", "'stride'", "(2, 1)"}},
+            {"shape (1, 1)",
+             [](const Edit& e) {
+                 e.int64s("/populations/dense/shape", {1, 1}, {5});
+             },
+             {"population 'dense'", "'shape'", "(1, 1)"}},
+            {"sparse target (5, 1)",
+             [](const Edit& e) {
+                 e.dataset("/projections/sparse/target", {5, 1}, H5T_STD_U32LE, H5T_NATIVE_UINT32,
+                           std::vector<std::uint32_t>{0, 4, 2, 1, 3});
+             },
+             {"projection 'sparse'", "'target'", "(5, 1)"}},
+        },
+        "shapes.h5");
+}
+
+TEST_CASE("a missing required attribute is an error, not a default", "[model_file]") {
+    check_refused(
+        {
+            {"threshold",
+             [](const Edit& e) { e.remove("/populations/conv", "threshold"); },
+             {"population 'conv'", "'threshold' is missing"}},
+            {"misspelt threshold",
+             [](const Edit& e) {
+                 e.remove("/populations/conv", "threshold");
+                 e.real("/populations/conv", "threshhold", 0.75);
+             },
+             {"population 'conv'", "threshold"}},
+            {"reset",
+             [](const Edit& e) { e.remove("/populations/pool", "reset"); },
+             {"population 'pool'", "'reset' is missing"}},
+            {"comparison",
+             [](const Edit& e) { e.remove("/populations/conv", "comparison"); },
+             {"population 'conv'", "'comparison' is missing"}},
+            {"v0 of a spiking population",
+             [](const Edit& e) { e.remove("/populations/conv", "v0"); },
+             {"population 'conv'", "'v0' is missing"}},
+            {"v_reset of a reset to a value",
+             [](const Edit& e) { e.remove("/populations/pool", "v_reset"); },
+             {"population 'pool'", "'v_reset' is missing"}},
+            {"mask_ratio of a releasing projection",
+             [](const Edit& e) { e.remove("/projections/fc", "mask_ratio"); },
+             {"projection 'fc'", "'mask_ratio' is missing"}},
+            {"readout population",
+             [](const Edit& e) { e.remove("/readout", "population"); },
+             {"/readout", "'population' is missing"}},
+        },
+        "required.h5");
+}
+
+TEST_CASE("anything present and unused is an error naming the object and the item", "[model_file]") {
+    check_refused(
+        {
+            {"refractory_ticks",
+             [](const Edit& e) { e.integer("/populations/conv", "refractory_ticks", 2); },
+             {"population 'conv'", "attribute 'refractory_ticks'"}},
+            {"readout accumulate max",
+             [](const Edit& e) { e.text("/readout", "accumulate", "max"); },
+             {"/readout", "accumulate", "max"}},
+            {"per-neuron v0 dataset",
+             [](const Edit& e) { e.floats("/populations/conv/v0", {32}); },
+             {"population 'conv'", "dataset 'v0'"}},
+            {"v_reset of a subtracting reset",
+             [](const Edit& e) { e.real("/populations/conv", "v_reset", 0.5); },
+             {"population 'conv'", "attribute 'v_reset'"}},
+            {"tau_ticks of an IF population",
+             [](const Edit& e) { e.real("/populations/conv", "tau_ticks", 5.0); },
+             {"population 'conv'", "attribute 'tau_ticks'"}},
+            {"qcfs_levels outside the metadata namespace",
+             [](const Edit& e) { e.integer("/populations/conv", "qcfs_levels", 8); },
+             {"population 'conv'", "attribute 'qcfs_levels'", "meta:"}},
+            {"probability of an IF population",
+             [](const Edit& e) { e.doubles("/populations/conv/probability", {0.5}); },
+             {"population 'conv'", "dataset 'probability'"}},
+            {"stride of a dense map",
+             [](const Edit& e) {
+                 e.int64s("/projections/fc/stride", {2}, {1, 1});
+             },
+             {"projection 'fc'", "dataset 'stride'"}},
+            {"stride of a dense analog input",
+             [](const Edit& e) {
+                 e.int64s("/inputs/image/stride", {2}, {1, 1});
+             },
+             {"input 'image'", "dataset 'stride'"}},
+            {"unknown projection attribute",
+             [](const Edit& e) { e.text("/projections/c1", "role", "q"); },
+             {"projection 'c1'", "attribute 'role'"}},
+            {"unknown root attribute",
+             [](const Edit& e) { e.integer("/", "qcfs_levels", 8); },
+             {"attribute 'qcfs_levels'"}},
+            {"unknown root group", [](const Edit& e) { e.group("/metadata"); }, {"'metadata'"}},
+            {"unknown collection attribute",
+             [](const Edit& e) { e.text("/projections", "default_release", "spike"); },
+             {"/projections", "attribute 'default_release'"}},
+            {"projection delay beside per-synapse delays",
+             [](const Edit& e) { e.integer("/projections/sparse", "delay", 2); },
+             {"projection 'sparse'", "attribute 'delay'"}},
+        },
+        "unused.h5");
+}
+
+TEST_CASE("metadata under 'meta:' names is ignored by the reader", "[model_file]") {
+    const auto path = write_every_kind("meta.h5");
+    {
+        Edit e(path);
+        e.integer("/populations/conv", "meta:qcfs_levels", 8);
+        e.text("/projections/c1", "meta:role", "q");
+        e.text("/", "meta:training", "{\"epochs\": 3}");
+        e.group("/meta:records");
+        e.floats("/meta:records/loss", {4});
+        e.floats("/populations/conv/meta:v0_trained", {32});
+        e.group("/populations/meta:notes"); // a member of a collection in the namespace: not a population
+    }
+    const auto m = read_model_file(path);
+    CHECK(m.network.populations().size() == 6);
+    std::filesystem::remove(path);
+}
+
+TEST_CASE("integer values are checked for integrality and range before narrowing", "[model_file]") {
+    check_refused(
+        {
+            {"delay 1.5",
+             [](const Edit& e) { e.real("/projections/fc", "delay", 1.5); },
+             {"projection 'fc'", "'delay'", "1.5"}},
+            {"delay -1",
+             [](const Edit& e) { e.integer("/projections/fc", "delay", -1); },
+             {"projection 'fc'", "'delay'", "-1"}},
+            {"per-synapse delay 2^32 + 1",
+             [](const Edit& e) {
+                 e.int64s("/projections/sparse/delay", {5}, {0, 3, (std::int64_t{1} << 32) + 1, 2, 0});
+             },
+             {"projection 'sparse'", "'delay'", "4294967297"}},
+            {"per-synapse delay 2.5",
+             [](const Edit& e) {
+                 e.doubles("/projections/sparse/delay", {0, 3, 2.5, 2, 0});
+             },
+             {"projection 'sparse'", "'delay'", "2.5"}},
+            {"sparse target 2^32",
+             [](const Edit& e) {
+                 e.int64s("/projections/sparse/target", {5}, {0, 4, 2, std::int64_t{1} << 32, 3});
+             },
+             {"projection 'sparse'", "'target'", "4294967296"}},
+            {"sparse target 1.5",
+             [](const Edit& e) {
+                 e.doubles("/projections/sparse/target", {0, 4, 1.5, 1, 3});
+             },
+             {"projection 'sparse'", "'target'", "1.5"}},
+            {"row_begin 0.5",
+             [](const Edit& e) {
+                 e.doubles("/projections/sparse/row_begin", {0, 2, 3.5, 5});
+             },
+             {"projection 'sparse'", "'row_begin'", "3.5"}},
+            {"kernel_size 2.5",
+             [](const Edit& e) {
+                 e.doubles("/projections/p1/kernel_size", {2.5, 2});
+             },
+             {"projection 'p1'", "'kernel_size'", "2.5"}},
+            {"stride 1.5",
+             [](const Edit& e) {
+                 e.doubles("/projections/c1/stride", {1.5, 1});
+             },
+             {"projection 'c1'", "'stride'", "1.5"}},
+            {"padding 2^40",
+             [](const Edit& e) {
+                 e.int64s("/projections/c1/padding", {2}, {std::int64_t{1} << 40, 1});
+             },
+             {"projection 'c1'", "'padding'"}},
+            {"groups 1.5",
+             [](const Edit& e) { e.real("/projections/c1", "groups", 1.5); },
+             {"projection 'c1'", "'groups'", "1.5"}},
+            {"shape 2.5",
+             [](const Edit& e) { e.doubles("/populations/dense/shape", {5.5}); },
+             {"population 'dense'", "'shape'", "5.5"}},
+            {"format_version 2.5",
+             [](const Edit& e) { e.real("/", "format_version", 2.5); },
+             {"'format_version'", "2.5"}},
+        },
+        "integers.h5");
+}
+
+TEST_CASE("an integral float where an integer is expected is read exactly", "[model_file]") {
+    const auto path = write_every_kind("integral.h5");
+    {
+        Edit e(path);
+        e.real("/projections/fc", "delay", 3.0);
+        e.doubles("/projections/sparse/delay", {0, 3, 1, 2, 0});
+    }
+    const auto m = read_model_file(path);
+    CHECK(m.network.projection(2).delay == 3);
+    CHECK(std::get<Sparse>(m.network.projection(4).connectivity).delay == std::vector<std::uint32_t>{0, 3, 1, 2, 0});
+    std::filesystem::remove(path);
+}
+
+TEST_CASE("models that cannot mean anything are refused", "[model_file]") {
+    check_refused(
+        {
+            {"an analog input into a bernoulli_source",
+             [](const Edit& e) {
+                 e.text("/inputs/image", "target", "input");
+                 e.floats("/inputs/image/weight", {16, 4});
+             },
+             {"input 'image'", "'input'", "bernoulli_source"}},
+            {"an analog input into a spike_source",
+             [](const Edit& e) {
+                 e.text("/inputs/image", "target", "spikes");
+                 e.floats("/inputs/image/weight", {3, 4});
+             },
+             {"input 'image'", "'spikes'", "spike_source"}},
+            {"no populations",
+             [](const Edit& e) {
+                 for (const char* p : {"/projections", "/inputs", "/readout", "/populations"}) e.unlink(p);
+                 e.group("/populations");
+             },
+             {"/populations", "no populations"}},
+            {"format_version 1",
+             [](const Edit& e) { e.integer("/", "format_version", 1); },
+             {"format_version 1", "migrate-model-v1"}},
+        },
+        "meaningless.h5");
+}
+
+TEST_CASE("the writer refuses an object named in the metadata namespace", "[model_file]") {
+    NetworkBuilder b;
+    b.add_population("meta:hidden", {2}, SpikeSource{});
+    const auto path = temp_path("meta_name.h5");
+    std::filesystem::remove(path);
+    REQUIRE_THROWS_WITH(write_model_file(path, b.build(), ModelFileInfo{}), Contains("population 'meta:hidden'"));
+    CHECK(!std::filesystem::exists(path));
 }

@@ -109,7 +109,7 @@ def write(a):
 
     with h5py.File(a.out, 'w') as f:
         f.attrs['format'] = 'quantal-model'
-        f.attrs['format_version'] = np.int64(1)
+        f.attrs['format_version'] = np.int64(2)
         f.attrs['name'] = f'brunel-{a.regime}'
         f.attrs['producer'] = 'bench/brunel/generate.py'
         f.attrs['provenance'] = json.dumps(params)

@@ -2,8 +2,8 @@
 
 Conversion, layer by layer (populations are channel-first, shape (C, H, W) for token maps):
 - every QCFS becomes an IF population: threshold lam, spike value lam, v0 = lam / 2, soft reset,
-  comparison ">="; `qcfs_levels` = L is kept so that the file can be evaluated as the quantised
-  ANN too;
+  comparison ">="; `meta:qcfs_levels` = L is kept (metadata, ignored by the simulator) so that
+  the file can be evaluated as the quantised ANN too;
 - patch embedding: an analog input (conv2d on the image) into the `embed` population, with the
   BatchNorm after the conv folded into the conv's weights and bias (exact);
 - the residual stream is never a population: every map that reads it gets one projection from
@@ -34,6 +34,7 @@ import data  # noqa: E402
 from train import load_checkpoint  # noqa: E402
 
 PRODUCER = "examples/mst/export.py"
+FORMAT_VERSION = 2  # docs/model-format.md
 
 
 def bn_affine(bn):
@@ -54,7 +55,7 @@ class ModelFile:
         lam = float(lam)
         self.populations[name] = dict(
             attrs=dict(model="IF", threshold=lam, comparison=">=", reset="subtract",
-                       v0=lam / 2, spike_value=lam, qcfs_levels=np.int64(levels)),
+                       v0=lam / 2, spike_value=lam, **{"meta:qcfs_levels": np.int64(levels)}),
             data=dict(shape=np.array(shape, np.int64), **_bias(bias, shape)))
         return name
 
@@ -85,7 +86,7 @@ class ModelFile:
 
     def write(self, path, provenance):
         with h5py.File(path, "w") as f:
-            f.attrs.update(format="quantal-model", format_version=np.int64(1), name=self.name,
+            f.attrs.update(format="quantal-model", format_version=np.int64(FORMAT_VERSION), name=self.name,
                            producer=PRODUCER, provenance=json.dumps(provenance))
             for group, items in (("populations", self.populations), ("projections", self.projections),
                                  ("inputs", self.inputs), ("operators", self.operators)):

@@ -4,7 +4,7 @@ Reads the exported HDF5 file (not the PyTorch module) and runs it with the MST a
 SNN-validation semantics: IF neurons with soft reset, v0 = theta/2, spike value lambda, the same
 analog image at every tick, logits summed over ticks, a prediction (argmax) at every tick, RSM
 masks drawn per element and per tick, fresh state for every sample. `--ann` instead evaluates the
-same weights as the quantised ANN (every IF population as QCFS with its `qcfs_levels`), one pass.
+same weights as the quantised ANN (every IF population as QCFS with its `meta:qcfs_levels`), one pass.
 
     /usr/bin/python3 examples/mst/reference.py --model examples/mst/models/mst_r0.h5 \
         --samples 1000 --offset 0 --ticks 128 --json
@@ -65,13 +65,18 @@ class Population:
             raise ModelError(f"population {name}: model {self.model!r} not supported by reference.py")
         self.shape = tuple(int(s) for s in g["shape"][()])
         self.size = int(np.prod(self.shape))
-        self.threshold = float(g.attrs.get("threshold", 1.0))
+        spiking = self.model == "IF"  # format version 2: a spiking population states its rule and v0
+        for key in ("threshold", "comparison", "reset", "v0") if spiking else ():
+            if key not in g.attrs:
+                raise ModelError(f"population {name}: attribute {key!r} is missing")
+        self.threshold = float(g.attrs["threshold"]) if spiking else 1.0
         self.v0 = float(g.attrs.get("v0", 0.0))
         self.spike_value = float(g.attrs.get("spike_value", 1.0))
-        self.strict = _str(g.attrs.get("comparison", ">=")) == ">"
-        if _str(g.attrs.get("reset", "subtract")) != "subtract":
+        self.strict = spiking and _str(g.attrs["comparison"]) == ">"
+        if spiking and _str(g.attrs["reset"]) != "subtract":
             raise ModelError(f"population {name}: only reset = 'subtract' is supported")
-        self.levels = int(g.attrs["qcfs_levels"]) if "qcfs_levels" in g.attrs else None
+        # metadata namespace (docs/model-format.md): the simulator ignores it, the ANN evaluation uses it
+        self.levels = int(g.attrs["meta:qcfs_levels"]) if "meta:qcfs_levels" in g.attrs else None
         self.bias = _tensor(g["bias"], dtype) if "bias" in g else None
 
 
@@ -336,7 +341,7 @@ class Simulation:
                 out[name] = x
             elif self.ann:
                 if pop.levels is None:
-                    raise ModelError(f"population {name}: --ann needs the attribute qcfs_levels")
+                    raise ModelError(f"population {name}: --ann needs the attribute meta:qcfs_levels")
                 out[name] = qcfs(x, pop.threshold, pop.levels)
             else:
                 out[name] = self._fire(name, pop, x)

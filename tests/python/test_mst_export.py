@@ -65,7 +65,7 @@ def test_ann_predictions_match_module(exported, test_images):
 def test_file_follows_the_schema(exported):
     _, path = exported
     with h5py.File(path, "r") as f:
-        assert f.attrs["format"] == "quantal-model" and f.attrs["format_version"] == 1
+        assert f.attrs["format"] == "quantal-model" and f.attrs["format_version"] == 2
         pops = f["populations"]
         for name in pops.attrs["order"]:
             p = pops[name]

@@ -179,3 +179,39 @@ def test_random_corruption_never_crashes(tmp_path):
             lines = proc.stderr.strip().splitlines()
             assert len(lines) == 1 and path.name.encode() in lines[0], (trial, proc.stderr)
     assert hangs <= 2
+
+
+# ---- issue 10: no silent acceptance ------------------------------------------------------------
+
+def conv_graph(shape, weight_shape, **conv):
+    nodes = {"input": {"type": "Input", "shape": np.array(shape)},
+             "conv": {"type": "Conv2d", "weight": f32(np.full(weight_shape, 0.5)), "bias": f32(np.zeros(weight_shape[0])),
+                      "stride": np.array([1, 1]), "padding": np.array([0, 0]), "dilation": np.array([1, 1]),
+                      "groups": np.array([1]), **conv},
+             "a": {"type": "IF", "r": f32(np.ones((weight_shape[0], 2, 2))), "v_threshold": f32(np.ones((weight_shape[0], 2, 2))),
+                   "v_reset": f32(np.zeros((weight_shape[0], 2, 2)))}}
+    return nodes, [("input", "conv"), ("conv", "a")]
+
+
+def test_empty_graph_is_refused(tmp_path):
+    path = tmp_path / "empty.nir"
+    write_nir(path, {}, [])
+    expect_error(tmp_path, path, "nothing to simulate")
+
+
+def test_conv_input_is_checked_by_its_whole_shape(tmp_path):
+    """An input of (2, 4, 4) into a conv whose weight takes 8 channels of 2 x 2 (same 32 values)."""
+    nodes, edges = conv_graph([2, 4, 4], (3, 8, 1, 1), input_shape=np.array([2, 2]))
+    path = tmp_path / "conv.nir"
+    write_nir(path, nodes, edges)
+    expect_error(tmp_path, path, "node 'conv'", "(8, 2, 2)", "(2, 4, 4)")
+
+
+def test_integer_fields_are_integral(tmp_path):
+    nodes, edges = conv_graph([2, 2, 2], (3, 2, 1, 1), groups=np.array([1.5]))
+    path = tmp_path / "groups.nir"
+    write_nir(path, nodes, edges)
+    expect_error(tmp_path, path, "node 'conv'", "'groups'", "not an integer")
+    nodes, edges = conv_graph([2, 2, 2], (3, 2, 1, 1), stride=np.array([1e30, 1]))
+    write_nir(path, nodes, edges)
+    expect_error(tmp_path, path, "node 'conv'", "'stride'")

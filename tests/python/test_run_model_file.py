@@ -20,7 +20,7 @@ def write_model(path, rng):
     b_in = dyadic(rng, 24, 0.25)
     w_out = dyadic(rng, (10, 24), 1.0)
     with h5py.File(path, "w") as f:
-        f.attrs.update(format="quantal-model", format_version=np.int64(1), name="tiny", producer="test",
+        f.attrs.update(format="quantal-model", format_version=np.int64(2), name="tiny", producer="test",
                        provenance="{}")
         pops = f.create_group("populations")
         pops.attrs["order"] = ["hidden", "logits"]
@@ -186,3 +186,75 @@ def test_record_samples_and_energy_costs(tmp_path):
             names = [n.decode() if isinstance(n, bytes) else n for n in f["energy/populations/name"][()]]
             assert per_sample.shape[0] == 5 and (per_sample[:, names.index("a")] > 0).all()
             assert f["energy"].attrs["e_ac_pj"] == 2.5 and f["energy"].attrs["e_mac_pj"] == 7.0
+
+
+# ---- issue 10: wrong models and labels are refused with one line, exit 2 -----------------------
+
+def one_line_error(proc, *words):
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    for w in words:
+        assert str(w) in lines[0], (w, lines[0])
+
+
+def write_labels(path, values):
+    import gzip
+    header = (0x801).to_bytes(4, "big") + len(values).to_bytes(4, "big")
+    with gzip.open(path, "wb") as f:
+        f.write(header + bytes(values))
+
+
+def write_images(path, count):
+    import gzip
+    header = (0x803).to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in (count, 28, 28))
+    with gzip.open(path, "wb") as f:
+        f.write(header + bytes(range(256)) * (count * 784 // 256) + bytes(count * 784 % 256))
+
+
+def test_labels_beyond_the_readout_are_refused(tmp_path):
+    """A label of 200 for a 10-class readout would count as wrong forever: name the file, index, value."""
+    model, images, labels = tmp_path / "tiny.h5", tmp_path / "images.gz", tmp_path / "labels.gz"
+    write_model(model, np.random.default_rng(30))
+    write_images(images, 4)
+    write_labels(labels, [3, 9, 200, 1])
+    proc = run_quantal("--model", model, "--ticks", 4, "--input", images, "--labels", labels, "--samples", 4,
+                       "--offset", 0, check=False)
+    one_line_error(proc, "labels.gz", "label 200", "index 2", "10")
+    write_labels(labels, [3, 9, 0, 1])
+    run_quantal("--model", model, "--ticks", 4, "--input", images, "--labels", labels, "--samples", 4)
+
+
+def test_unknown_attribute_is_refused_by_quantal_run(tmp_path):
+    model = tmp_path / "tiny.h5"
+    write_model(model, np.random.default_rng(31))
+    with h5py.File(model, "a") as f:
+        f["populations/hidden"].attrs["refractory_ticks"] = np.int64(2)
+    one_line_error(run_quantal("--model", model, "--ticks", 4, check=False),
+                   "tiny.h5", "population 'hidden'", "'refractory_ticks'")
+
+
+def test_metadata_namespace_is_ignored_by_quantal_run(tmp_path):
+    model = tmp_path / "tiny.h5"
+    write_model(model, np.random.default_rng(32))
+    with h5py.File(model, "a") as f:
+        f["populations/hidden"].attrs["meta:qcfs_levels"] = np.int64(8)
+        f["projections/out"].attrs["meta:role"] = "head"
+        f.create_group("meta:training")["loss"] = np.arange(5, dtype=np.float32)
+    run_quantal("--model", model, "--ticks", 4)
+
+
+def test_empty_model_is_refused(tmp_path):
+    model = tmp_path / "empty.h5"
+    with h5py.File(model, "w") as f:
+        f.attrs.update(format="quantal-model", format_version=np.int64(2))
+        f.create_group("populations")
+    one_line_error(run_quantal("--model", model, "--ticks", 4, check=False), "empty.h5", "no populations")
+
+
+def test_float_delay_is_refused(tmp_path):
+    model = tmp_path / "tiny.h5"
+    write_model(model, np.random.default_rng(33))
+    with h5py.File(model, "a") as f:
+        f["projections/out"].attrs["delay"] = 1.5
+    one_line_error(run_quantal("--model", model, "--ticks", 4, check=False), "tiny.h5", "projection 'out'", "1.5")

@@ -21,7 +21,7 @@ def write_idx(path, magic, dims, data):
 def tiny_model(path, side=2):
     """image (1, side, side) -> dense analog input -> IF (3) -> dense -> readout (2)."""
     with h5py.File(path, "w") as f:
-        f.attrs.update(format="quantal-model", format_version=np.int64(1), name="tiny", producer="test")
+        f.attrs.update(format="quantal-model", format_version=np.int64(2), name="tiny", producer="test")
         pops = f.create_group("populations")
         pops.attrs["order"] = ["hidden", "logits"]
         h = pops.create_group("hidden")
