@@ -573,7 +573,7 @@ void write_model_file(const std::string& path, const Network& net, const ModelFi
             h5::write_string_attribute(g, "kind", kind_attribute(connectivity));
             h5::write_string_attribute(g, "source", net.population(p.source).name);
             h5::write_string_attribute(g, "target", net.population(p.target).name);
-            const auto* sparse = std::get_if<Sparse>(&p.connectivity);
+            const auto* sparse = std::get_if<Sparse>(&connectivity);
             if (!sparse || sparse->delay.empty()) h5::write_int_attribute(g, "delay", p.delay); // else per synapse
             h5::write_string_attribute(g, "release", mode_name(p.release.mode));
             h5::write_double_attribute(g, "mask_ratio", p.release.mask_ratio);
