@@ -21,6 +21,7 @@
 #include "io/model_file.hpp"
 #include "io/nir.hpp"
 #include "io/spike_trace.hpp"
+#include "network/targets.hpp"
 #include "sim/engine.hpp"
 #include "sim/errors.hpp"
 
@@ -72,6 +73,7 @@ struct RunCommandOptions {
     std::uint64_t samples = 1, offset = 0;
     std::optional<double> mask;
     std::optional<std::string> release; // only with --mask; "synapse" when --mask comes alone
+    std::optional<std::string> targets; // only with --mask; "all" when --mask comes alone
     UpdatePath update_path = UpdatePath::automatic;
     std::uint64_t seed = 1;
     double dt = 1.0;
@@ -124,22 +126,15 @@ LoadedModel load_model(const RunCommandOptions& o) {
     }
 }
 
-// --mask/--release set the release of every projection (MST's paper text: all spiking inputs)
-// and of every attention operator's q, k and score inputs (operators know only per-spike release).
-// Every projection released as asked; operators' inputs have per-spike masks only (MST's RSM).
-Network released(Network net, const Release& release) {
-    Release per_spike = release;
-    if (per_spike.mode == ReleaseMode::synapse) per_spike.mode = ReleaseMode::spike;
-    return with_release(std::move(net), release, per_spike);
-}
-
 std::string command_line(const RunCommandOptions& o) {
     std::ostringstream s;
     s << "quantal run --model " << o.model << " --ticks " << o.ticks;
     if (!o.input.empty()) s << " --input " << o.input;
     if (!o.labels.empty()) s << " --labels " << o.labels;
     s << " --samples " << o.samples << " --offset " << o.offset;
-    if (o.mask) s << " --mask " << *o.mask << " --release " << o.release.value_or("synapse");
+    if (o.mask)
+        s << " --mask " << *o.mask << " --release " << o.release.value_or("synapse") << " --targets "
+          << o.targets.value_or("all");
     s << " --seed " << o.seed << " --dt " << o.dt << " --threads " << o.threads;
     if (!o.trace.empty()) s << " --trace " << o.trace << (o.force ? " --force" : "");
     for (const auto& r : o.record) s << " --record " << r;
@@ -260,6 +255,7 @@ void check_option_pairs(const RunCommandOptions& o) {
     if (o.release && !o.mask)
         throw InputError("--release " + *o.release + " needs --mask R (without --mask the model file's release "
                          "settings are used as they are)");
+    if (o.targets && !o.mask) throw InputError("--targets " + *o.targets + " needs --mask R (the ratio to apply)");
     if (!o.labels.empty() && o.input.empty())
         throw InputError("--labels " + o.labels + " needs --input IMAGES (labels belong to images)");
 }
@@ -276,8 +272,14 @@ int run_command(const RunCommandOptions& o) {
         release.mode = *o.mask > 0 ? (o.release == "spike" ? ReleaseMode::spike : ReleaseMode::synapse) : ReleaseMode::none;
         release.mask_ratio = *o.mask;
     }
-    // One network alive during the run: --mask replaces the loaded one (it was copied before).
-    if (o.mask) model.network = released(std::move(model.network), release);
+    // --mask replaces the file's release settings: the targets get `release`, everything else none.
+    // The network is moved, never copied: one set of weights alive.
+    std::string targeted;
+    if (o.mask) {
+        const Targets targets = resolve_targets(model.network, o.targets.value_or("all"));
+        targeted = summary(model.network, targets);
+        model.network = with_targeted_release(std::move(model.network), targets, release);
+    }
     const Network& net = model.network;
     const Stimuli stimuli = [&] {
         try {
@@ -377,6 +379,9 @@ int run_command(const RunCommandOptions& o) {
     std::cout << "run: " << model.name << " (" << net.populations().size() << " populations, "
               << net.projections().size() << " projections), " << done << " of " << stimuli.count() << " samples x "
               << o.ticks << " ticks, dt " << o.dt << " ms, seed " << o.seed << "\n";
+    if (o.mask)
+        std::cout << "masked: ratio " << *o.mask << ", release " << mode_name(release.mode) << ", targets "
+                  << o.targets.value_or("all") << " = " << targeted << "\n";
     if (labelled) std::cout << "accuracy: " << correct << " / " << labelled << "\n";
     print_energy_report(std::cout, net, total, o.costs);
     if (signal) {
@@ -404,6 +409,9 @@ void add_run_command(CLI::App& app) {
     cmd->add_option("--mask", o->mask, "Mask ratio for every projection (overrides the file; 0: no failures)")
         ->transform(real_number(0.0, 1.0));
     cmd->add_option("--release", o->release, "Release mode with --mask (default synapse)")->check(CLI::IsMember({"spike", "synapse"}));
+    cmd->add_option("--targets", o->targets,
+                    "What --mask applies to (default all): attention, linear, all, roles, projection or operator "
+                    "names, comma-separated; everything else runs without failures");
     cmd->add_option("--seed", o->seed, "Run seed")->transform(whole_number(0, UINT64_MAX));
     cmd->add_option("--dt", o->dt, "ms per tick (NIR time constants and delays; trace timestamps)")
         ->transform(real_number(0.0, std::numeric_limits<double>::max(), true));

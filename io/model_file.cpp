@@ -486,6 +486,7 @@ LoadedModel read_model_file(const std::string& path) {
                 g.fail("attribute 'delay' has no effect: every synapse has its own in dataset 'delay'");
             p.delay = std::uint32_t(g.integer("delay", 0, max_delay, 0));
             p.release = read_release(g, "release", "mask_ratio", true);
+            p.role = g.text("role", "");
             g.finish();
             builder.connect(std::move(p));
         }
@@ -577,6 +578,7 @@ void write_model_file(const std::string& path, const Network& net, const ModelFi
             if (!sparse || sparse->delay.empty()) h5::write_int_attribute(g, "delay", p.delay); // else per synapse
             h5::write_string_attribute(g, "release", mode_name(p.release.mode));
             h5::write_double_attribute(g, "mask_ratio", p.release.mask_ratio);
+            if (!p.role.empty()) h5::write_string_attribute(g, "role", p.role);
             write_connectivity(g, connectivity, net.population(p.source).shape, net.population(p.target).shape);
             order.push_back(p.name);
         }

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <set>
 
+#include "network/targets.hpp"
 #include "sim/errors.hpp"
 #include "sim/overloaded.hpp"
 
@@ -125,13 +126,17 @@ Connectivity Network::connectivity(ProjectionId p) const {
     return user_form(fanouts_.at(p), geometry_.at(p), projections_[p].delay);
 }
 
-Network with_release(Network net, const Release& projections, const Release& operators) {
-    check_release(projections, "release of the projections");
-    check_operator_release(operators, "release of the operators");
-    for (auto& p : net.projections_) p.release = projections;
-    for (auto& op : net.operators_) {
-        auto& a = std::get<SoftmaxAttention>(op);
-        a.q_release = a.k_release = a.score_release = operators;
+Network with_release(Network net, std::span<const Release> projections, std::span<const Release> operators) {
+    require(projections.size() == net.projections_.size() && operators.size() == net.operators_.size(),
+            "with_release", "needs one release per projection and one per operator");
+    for (std::size_t i = 0; i < projections.size(); ++i) {
+        check_release(projections[i], "projection '" + net.projections_[i].name + "'");
+        net.projections_[i].release = projections[i];
+    }
+    for (std::size_t i = 0; i < operators.size(); ++i) {
+        auto& a = std::get<SoftmaxAttention>(net.operators_[i]);
+        check_operator_release(operators[i], "operator '" + a.name + "'");
+        a.q_release = a.k_release = a.score_release = operators[i];
     }
     return net;
 }
@@ -170,7 +175,7 @@ Network NetworkBuilder::build() const {
     net.graph_ = PopulationGraph(n_pop);
     for (ProjectionId id = 0; id < projections_.size(); ++id) {
         const auto& user = projections_[id];
-        net.projections_.push_back({user.name, user.source, user.target, user.delay, user.release});
+        net.projections_.push_back({user.name, user.source, user.target, user.delay, user.release, user.role});
         auto& pr = net.projections_.back();
         require(pr.source < n_pop && pr.target < n_pop, "projection #" + std::to_string(id),
                 "connects a population that does not exist");
@@ -183,6 +188,11 @@ Network NetworkBuilder::build() const {
         require(!is_readout(src.model), where, "starts at readout '" + src.name + "', which never spikes");
         require(pr.delay <= (1u << 24), where, "delay " + std::to_string(pr.delay) + " is out of range");
         check_release(pr.release, where);
+        if (!pr.role.empty() && !is_projection_role(pr.role)) {
+            std::string known;
+            for (auto r : projection_roles()) known += (known.empty() ? "" : ", ") + std::string(r);
+            fail(where + ": role '" + pr.role + "' is not one of " + known);
+        }
         net.fanouts_.push_back(compile_fanout(user.connectivity, src.shape, dst.shape, pr.delay, where));
         net.geometry_.push_back(geometry_of(user.connectivity));
         net.min_delay_.push_back(quantal::min_delay(net.fanouts_.back(), pr.delay));

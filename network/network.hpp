@@ -37,6 +37,7 @@ struct Projection {
     Connectivity connectivity;
     std::uint32_t delay = 0;    // ticks; a sparse projection may carry per-synapse delays instead
     Release release;
+    std::string role;           // what it is in the model (network/targets.hpp), or empty
 };
 
 // A projection inside a built Network: what it connects, its delay and release. Its weights are
@@ -47,6 +48,7 @@ struct ProjectionInfo {
     PopulationId target = 0;
     std::uint32_t delay = 0;
     Release release;
+    std::string role;
 };
 
 // The population graph: vertices are populations, edges are projections (Boost Graph).
@@ -85,7 +87,7 @@ public:
 
 private:
     friend class NetworkBuilder;
-    friend Network with_release(Network, const Release&, const Release&);
+    friend Network with_release(Network, std::span<const Release>, std::span<const Release>);
     std::vector<Population> populations_;
     std::vector<ProjectionInfo> projections_;
     std::vector<Connectivity> geometry_; // the user's form without its weight arrays
@@ -128,9 +130,9 @@ private:
     std::vector<Operator> operators_;
 };
 
-// The same network with every projection released as `projections` and every operator input as
-// `operators` (validated as build() validates). Takes the network by value so that a caller who
-// moves it in never holds two copies of the weights.
-Network with_release(Network net, const Release& projections, const Release& operators);
+// The same network with other release settings: one per projection and one per operator (for its
+// q, k and score inputs), validated as build() validates. Takes the network by value so that a
+// caller who moves it in never holds two copies of the weights.
+Network with_release(Network net, std::span<const Release> projections, std::span<const Release> operators);
 
 } // namespace quantal

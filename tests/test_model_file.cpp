@@ -42,7 +42,7 @@ Network every_kind() {
     b.connect(Projection{"p1", conv, pool, Pool2d{PoolKind::average, {2, 2}, {2, 2}, {0, 0}}, 2, {}});
     Dense d;
     for (int i = 0; i < 5 * 8; ++i) d.weight.push_back(float((i * 7) % 11) * 0.0625f);
-    b.connect(Projection{"fc", pool, dense, d, 1, Release{ReleaseMode::synapse, 0.5, SynapseSampling::automatic}});
+    b.connect(Projection{"fc", pool, dense, d, 1, Release{ReleaseMode::synapse, 0.5, SynapseSampling::automatic}, "fc1_in"});
     b.connect(Projection{"skip", dense, out, OneToOne{{0.5f, 1.0f, 1.5f, 2.0f, 2.5f}}, 0, {}});
     Sparse s;
     s.row_begin = {0, 2, 3, 5};
@@ -117,6 +117,7 @@ TEST_CASE("a model file round trip keeps every population, projection and settin
         CHECK(a.release.mode == b.release.mode);
         CHECK(a.release.mask_ratio == b.release.mask_ratio);
         CHECK(std::string(net.kind(p)) == back.kind(p));
+        CHECK(a.role == b.role);
         CHECK(testing::same_connectivity(net.connectivity(p), back.connectivity(p)));
     }
     // Sparse synapses come back grouped by delay within each source (row 2's two swap places).
@@ -553,8 +554,11 @@ TEST_CASE("anything present and unused is an error naming the object and the ite
              },
              {"input 'image'", "dataset 'stride'"}},
             {"unknown projection attribute",
+             [](const Edit& e) { e.text("/projections/c1", "plasticity", "stdp"); },
+             {"projection 'c1'", "attribute 'plasticity'"}},
+            {"projection role outside the vocabulary",
              [](const Edit& e) { e.text("/projections/c1", "role", "q"); },
-             {"projection 'c1'", "attribute 'role'"}},
+             {"projection 'c1'", "role 'q' is not one of"}},
             {"unknown root attribute",
              [](const Edit& e) { e.integer("/", "qcfs_levels", 8); },
              {"attribute 'qcfs_levels'"}},

@@ -65,20 +65,21 @@ class ModelFile:
         self.readout = name
         return name
 
-    def add_projection(self, kind, source, dest, ratio=0.0, name=None, **arrays):
-        # `dest`, not `target`: a sparse projection has a dataset called "target"
+    def add_projection(self, kind, source, dest, role, ratio=0.0, name=None, **arrays):
+        # `dest`, not `target`: a sparse projection has a dataset called "target". `role`: what the
+        # projection is in the transformer (docs/model-format.md "Roles"; `quantal run --targets`).
         name = name or f"{source}->{dest}"
         attrs = dict(kind=kind, source=source, target=dest, delay=np.int64(0),
-                     release="spike" if ratio > 0 else "none", mask_ratio=float(ratio))
+                     release="spike" if ratio > 0 else "none", mask_ratio=float(ratio), role=role)
         groups = arrays.pop("groups", None)
         if groups is not None:
             attrs["groups"] = np.int64(groups)
         self.projections[name] = dict(attrs=attrs, data=arrays)
         return name
 
-    def add_conv1x1(self, linear, source, target, ratio=0.0):
+    def add_conv1x1(self, linear, source, target, role, ratio=0.0):
         w = linear.weight.detach()
-        self.add_projection("conv2d", source, target, ratio, weight=w[:, :, None, None],
+        self.add_projection("conv2d", source, target, role, ratio, weight=w[:, :, None, None],
                             **_conv_geometry(1, 0), groups=1)
 
     def add_operator(self, name, attrs, arrays):
@@ -191,7 +192,7 @@ class _Exporter:
         a, b = bn_affine(bn)
         self.if_pop(name, shape, act, bias=b)
         for source in stream:
-            self.file.add_projection("one_to_one", source, name, weight=_per_neuron(a, shape))
+            self.file.add_projection("one_to_one", source, name, "stream", weight=_per_neuron(a, shape))
         return name
 
     def block(self, prefix, blk, shape, stream):
@@ -208,10 +209,10 @@ class _Exporter:
             act = getattr(attn, "act_" + part)
             if layout:    # format v1: token-wise map composed with the shifted window partition
                 self.file.add_if(prefix + part, att_shape, act.lam.item(), act.levels, layout.bias(b))
-                f.add_projection("sparse", h, prefix + part, **layout.to_windows(w))
+                f.add_projection("sparse", h, prefix + part, "qkv_in", **layout.to_windows(w))
             else:
                 self.if_pop(prefix + part, shape, act, b)
-                f.add_projection("conv2d", h, prefix + part, weight=w[:, :, None, None],
+                f.add_projection("conv2d", h, prefix + part, "qkv_in", weight=w[:, :, None, None],
                                  **_conv_geometry(1, 0), groups=1)
         scores = self.if_pop(prefix + "scores", (windows, attn.heads, tokens, tokens), attn.act_attn)
         av = self.if_pop(prefix + "av", att_shape, attn.act_av)
@@ -229,18 +230,18 @@ class _Exporter:
         f.add_operator(prefix + "attention", op_attrs, arrays)
         proj = self.if_pop(prefix + "proj", shape, attn.act_proj, attn.proj.bias)
         if layout:
-            f.add_projection("sparse", av, proj, attn.mask_proj.ratio,
+            f.add_projection("sparse", av, proj, "proj_in", attn.mask_proj.ratio,
                              **layout.from_windows(attn.proj.weight.detach()))
         else:
-            f.add_conv1x1(attn.proj, av, proj, attn.mask_proj.ratio)
+            f.add_conv1x1(attn.proj, av, proj, "proj_in", attn.mask_proj.ratio)
         stream = stream + [proj]
 
         h = self.stream_reader(prefix + "act2", shape, blk.norm2, blk.act2, stream)
         hidden = (blk.fc1.out_features,) + tuple(shape[1:])
         fc1 = self.if_pop(prefix + "fc1", hidden, blk.act_fc1, blk.fc1.bias)
-        f.add_conv1x1(blk.fc1, h, fc1, blk.mask_fc1.ratio)
+        f.add_conv1x1(blk.fc1, h, fc1, "fc1_in", blk.mask_fc1.ratio)
         fc2 = self.if_pop(prefix + "fc2", shape, blk.act_fc2, blk.fc2.bias)
-        f.add_conv1x1(blk.fc2, fc1, fc2, blk.mask_fc2.ratio)
+        f.add_conv1x1(blk.fc2, fc1, fc2, "fc2_in", blk.mask_fc2.ratio)
         return stream + [fc2]
 
     def merge(self, name, merge, shape, stream):
@@ -256,7 +257,7 @@ class _Exporter:
         out_shape = (2 * c, shape[1] // 2, shape[2] // 2)
         self.if_pop(name, out_shape, merge.act, bias)
         for source in stream:
-            self.file.add_projection("conv2d", source, name, weight=kernel, **_conv_geometry(2, 0), groups=1)
+            self.file.add_projection("conv2d", source, name, "merge", weight=kernel, **_conv_geometry(2, 0), groups=1)
         return out_shape
 
     def run(self):
@@ -284,7 +285,7 @@ class _Exporter:
         positions = shape[1] * shape[2]
         w = m.head.weight.detach()[:, :, None].expand(-1, -1, positions).reshape(cfg.classes, -1)
         f.add_readout("logits", cfg.classes, m.head.bias.detach())
-        f.add_projection("dense", final, "logits", weight=w / positions)
+        f.add_projection("dense", final, "logits", "head", weight=w / positions)
         return f
 
 

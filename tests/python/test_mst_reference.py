@@ -22,7 +22,7 @@ def one_layer_file(path, ratio=0.0):
                          data=dict(shape=np.array([1, 1, N], np.int64), weight=np.eye(N, dtype=np.float32)))
     f.add_if("if", (N,), LAM, LEVELS)
     f.add_readout("out", N, None)
-    f.add_projection("one_to_one", "if", "out", ratio, weight=np.ones(N, np.float32))
+    f.add_projection("one_to_one", "if", "out", "stream", ratio, weight=np.ones(N, np.float32))
     f.write(path, {})
 
 

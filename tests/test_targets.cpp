@@ -1,0 +1,99 @@
+// --targets: which projections and operator inputs a release setting reaches, by set, role and name.
+#include <catch2/catch.hpp>
+#include <cmath>
+
+#include "network/targets.hpp"
+#include "sim/errors.hpp"
+
+using namespace quantal;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// A miniature transformer block: stream -> q, k, v (qkv_in) -> attention -> proj (proj_in) -> fc1 -> fc2,
+// a residual copy (stream) and an unlabelled side projection.
+Network block(bool with_roles) {
+    const std::int64_t C = 4, H = 4, W = 4, T = 4, windows = 4;
+    NetworkBuilder b;
+    const auto in = b.add_population("in", {C, H, W}, SpikeSource{});
+    auto spiking = [&](const char* name, Shape shape) {
+        return b.add_population(name, std::move(shape), IfNeuron{ThresholdRule{1.0}, 0.5, 1.0});
+    };
+    const auto act = spiking("act", {C, H, W});
+    const auto q = spiking("q", {C, H, W}), k = spiking("k", {C, H, W}), v = spiking("v", {C, H, W});
+    const auto scores = spiking("scores", {windows, 2, T, T}), av = spiking("av", {C, H, W});
+    const auto proj = spiking("proj", {C, H, W}), fc1 = spiking("fc1", {C, H, W}), fc2 = spiking("fc2", {C, H, W});
+    auto role = [&](const char* r) { return with_roles ? std::string(r) : std::string(); };
+    b.connect(Projection{"", in, act, OneToOne{{1.0f}}, 0, {}, role("stream")});
+    for (auto target : {q, k, v}) b.connect(Projection{"", act, target, OneToOne{{1.0f}}, 0, {}, role("qkv_in")});
+    b.connect(Projection{"", av, proj, OneToOne{{1.0f}}, 0, {}, role("proj_in")});
+    b.connect(Projection{"", proj, fc1, OneToOne{{1.0f}}, 0, {}, role("fc1_in")});
+    b.connect(Projection{"", fc1, fc2, OneToOne{{1.0f}}, 0, {}, role("fc2_in")});
+    b.connect(Projection{"side", in, fc2, OneToOne{{1.0f}}, 1, {}, ""});
+    SoftmaxAttention a;
+    a.name = "attn";
+    a.q = q, a.k = k, a.v = v, a.scores = scores, a.output = av;
+    a.heads = 2, a.window = 2, a.scale = 0.5;
+    a.bias.assign(2 * T * T, 0.0f);
+    b.add_operator(a);
+    return b.build();
+}
+
+std::vector<std::string> targeted(const Network& net, const char* spec) { return describe(net, resolve_targets(net, spec)); }
+
+} // namespace
+
+TEST_CASE("target sets reach exactly the documented projections and operator inputs", "[targets]") {
+    const Network net = block(true);
+    using V = std::vector<std::string>;
+    const std::string op = "operator 'attn' (q, k, score)";
+    CHECK(targeted(net, "attention") == V{op});
+    CHECK(targeted(net, "linear") == V{"projection 'act->q' (qkv_in)", "projection 'act->k' (qkv_in)",
+                                       "projection 'act->v' (qkv_in)", "projection 'av->proj' (proj_in)",
+                                       "projection 'proj->fc1' (fc1_in)", "projection 'fc1->fc2' (fc2_in)", op});
+    CHECK(targeted(net, "all").size() == net.projections().size() + 1);
+    CHECK(targeted(net, "stream,side") == V{"projection 'in->act' (stream)", "projection 'side'"});
+    CHECK(targeted(net, "attn,fc1_in") == V{"projection 'proj->fc1' (fc1_in)", op});
+    CHECK(summary(net, resolve_targets(net, "linear")) == "3 qkv_in, 1 proj_in, 1 fc1_in, 1 fc2_in, 1 operators (q, k, score)");
+}
+
+TEST_CASE("a target that reaches nothing is refused, naming it", "[targets]") {
+    const Network net = block(true);
+    CHECK_THROWS_AS(resolve_targets(net, "atention"), InputError); // a user's value: exit 2 like any bad input
+    CHECK_THROWS_WITH(resolve_targets(net, "atention"), Contains("'atention'"));
+    CHECK_THROWS_WITH(resolve_targets(net, "head"), Contains("no projection of the model has this role"));
+    CHECK_THROWS_WITH(resolve_targets(net, "linear,"), Contains("empty name"));
+    CHECK_THROWS_WITH(resolve_targets(block(false), "linear"), Contains("export the model with roles"));
+    NetworkBuilder b;
+    const auto a = b.add_population("a", {2}, SpikeSource{});
+    const auto c = b.add_population("c", {2}, IfNeuron{});
+    b.connect(a, c, OneToOne{{1.0f}});
+    CHECK_THROWS_WITH(resolve_targets(b.build(), "attention"), Contains("no attention operator"));
+}
+
+TEST_CASE("a role outside the vocabulary is a model error", "[targets]") {
+    NetworkBuilder b;
+    const auto a = b.add_population("a", {2}, SpikeSource{});
+    const auto c = b.add_population("c", {2}, IfNeuron{});
+    b.connect(Projection{"x", a, c, OneToOne{{1.0f}}, 0, {}, "qkv"});
+    CHECK_THROWS_AS(b.build(), ModelError);
+    CHECK_THROWS_WITH(b.build(), Contains("projection 'x': role 'qkv' is not one of embed, qkv_in"));
+}
+
+TEST_CASE("targeted release masks the targets and nothing else", "[targets]") {
+    const Release r{ReleaseMode::synapse, 0.75};
+    const Network net = with_targeted_release(block(true), resolve_targets(block(true), "fc1_in,attn"), r);
+    for (ProjectionId p = 0; p < net.projections().size(); ++p) {
+        INFO(net.projection(p).name);
+        const auto& got = net.projection(p).release;
+        const bool hit = net.projection(p).name == "proj->fc1";
+        CHECK(got.mode == (hit ? ReleaseMode::synapse : ReleaseMode::none));
+        CHECK(got.mask_ratio == (hit ? 0.75 : 0.0));
+    }
+    // An operator masks spikes, not synapses: synapse release becomes per-spike on its inputs.
+    const auto& a = std::get<SoftmaxAttention>(net.operators()[0]);
+    for (const Release* x : {&a.q_release, &a.k_release, &a.score_release}) {
+        CHECK(x->mode == ReleaseMode::spike);
+        CHECK(x->mask_ratio == 0.75);
+    }
+}
