@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "network/targets.hpp"
+#include "support/mini_block.hpp"
 #include "sim/errors.hpp"
 
 using namespace quantal;
@@ -10,41 +11,12 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-// A miniature transformer block: stream -> q, k, v (qkv_in) -> attention -> proj (proj_in) -> fc1 -> fc2,
-// a residual copy (stream) and an unlabelled side projection.
-Network block(bool with_roles) {
-    const std::int64_t C = 4, H = 4, W = 4, T = 4, windows = 4;
-    NetworkBuilder b;
-    const auto in = b.add_population("in", {C, H, W}, SpikeSource{});
-    auto spiking = [&](const char* name, Shape shape) {
-        return b.add_population(name, std::move(shape), IfNeuron{ThresholdRule{1.0}, 0.5, 1.0});
-    };
-    const auto act = spiking("act", {C, H, W});
-    const auto q = spiking("q", {C, H, W}), k = spiking("k", {C, H, W}), v = spiking("v", {C, H, W});
-    const auto scores = spiking("scores", {windows, 2, T, T}), av = spiking("av", {C, H, W});
-    const auto proj = spiking("proj", {C, H, W}), fc1 = spiking("fc1", {C, H, W}), fc2 = spiking("fc2", {C, H, W});
-    auto role = [&](const char* r) { return with_roles ? std::string(r) : std::string(); };
-    b.connect(Projection{"", in, act, OneToOne{{1.0f}}, 0, {}, role("stream")});
-    for (auto target : {q, k, v}) b.connect(Projection{"", act, target, OneToOne{{1.0f}}, 0, {}, role("qkv_in")});
-    b.connect(Projection{"", av, proj, OneToOne{{1.0f}}, 0, {}, role("proj_in")});
-    b.connect(Projection{"", proj, fc1, OneToOne{{1.0f}}, 0, {}, role("fc1_in")});
-    b.connect(Projection{"", fc1, fc2, OneToOne{{1.0f}}, 0, {}, role("fc2_in")});
-    b.connect(Projection{"side", in, fc2, OneToOne{{1.0f}}, 1, {}, ""});
-    SoftmaxAttention a;
-    a.name = "attn";
-    a.q = q, a.k = k, a.v = v, a.scores = scores, a.output = av;
-    a.heads = 2, a.window = 2, a.scale = 0.5;
-    a.bias.assign(2 * T * T, 0.0f);
-    b.add_operator(a);
-    return b.build();
-}
-
 std::vector<std::string> targeted(const Network& net, const char* spec) { return describe(net, resolve_targets(net, spec)); }
 
 } // namespace
 
 TEST_CASE("target sets reach exactly the documented projections and operator inputs", "[targets]") {
-    const Network net = block(true);
+    const Network net = testing::mini_block(true);
     using V = std::vector<std::string>;
     const std::string op = "operator 'attn' (q, k, score)";
     CHECK(targeted(net, "attention") == V{op});
@@ -58,12 +30,12 @@ TEST_CASE("target sets reach exactly the documented projections and operator inp
 }
 
 TEST_CASE("a target that reaches nothing is refused, naming it", "[targets]") {
-    const Network net = block(true);
+    const Network net = testing::mini_block(true);
     CHECK_THROWS_AS(resolve_targets(net, "atention"), InputError); // a user's value: exit 2 like any bad input
     CHECK_THROWS_WITH(resolve_targets(net, "atention"), Contains("'atention'"));
     CHECK_THROWS_WITH(resolve_targets(net, "head"), Contains("no projection of the model has this role"));
     CHECK_THROWS_WITH(resolve_targets(net, "linear,"), Contains("empty name"));
-    CHECK_THROWS_WITH(resolve_targets(block(false), "linear"), Contains("export the model with roles"));
+    CHECK_THROWS_WITH(resolve_targets(testing::mini_block(false), "linear"), Contains("export the model with roles"));
     NetworkBuilder b;
     const auto a = b.add_population("a", {2}, SpikeSource{});
     const auto c = b.add_population("c", {2}, IfNeuron{});
@@ -82,7 +54,7 @@ TEST_CASE("a role outside the vocabulary is a model error", "[targets]") {
 
 TEST_CASE("targeted release masks the targets and nothing else", "[targets]") {
     const Release r{ReleaseMode::synapse, 0.75};
-    const Network net = with_targeted_release(block(true), resolve_targets(block(true), "fc1_in,attn"), r);
+    const Network net = with_targeted_release(testing::mini_block(true), resolve_targets(testing::mini_block(true), "fc1_in,attn"), r);
     for (ProjectionId p = 0; p < net.projections().size(); ++p) {
         INFO(net.projection(p).name);
         const auto& got = net.projection(p).release;
