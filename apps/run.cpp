@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "apps/commands.hpp"
+#include "apps/stimuli.hpp"
 #include "apps/values.hpp"
 #include "io/idx.hpp"
 #include "io/model_file.hpp"
@@ -143,84 +144,6 @@ std::string command_line(const RunCommandOptions& o) {
     return s.str();
 }
 
-// Builds one stimulus per sample: nothing (input nodes stay silent) or an IDX image fed through
-// the model's analog inputs.
-class Stimuli {
-public:
-    Stimuli(const RunCommandOptions& o, const LoadedModel& model, const Network& net) : model_(model), net_(net) {
-        if (o.input.empty()) {
-            count_ = o.samples;
-            return;
-        }
-        if (model.inputs.empty())
-            throw InputError(o.model + ": has no /inputs, so it cannot take --input " + o.input);
-        images_ = read_idx_images(o.input, o.offset, o.samples);
-        count_ = images_->count;
-        const std::uint64_t pixels = std::uint64_t(images_->rows) * images_->cols;
-        for (const auto& in : model.inputs) {
-            std::uint64_t values = 1;
-            for (auto d : in.shape) values *= std::uint64_t(d);
-            if (values != pixels)
-                throw InputError(o.input + ": images of " + std::to_string(images_->rows) + " x " +
-                                 std::to_string(images_->cols) + " = " + std::to_string(pixels) +
-                                 " values do not fit " + o.model + ": input '" + in.name + "', which takes " +
-                                 std::to_string(values) + " values per sample");
-        }
-        if (!o.labels.empty()) {
-            labels_ = read_idx_labels(o.labels, o.offset, o.samples);
-            if (labels_.size() < count_)
-                throw InputError(o.labels + ": has " + std::to_string(labels_.size()) + " labels from offset " +
-                                 std::to_string(o.offset) + ", fewer than the " + std::to_string(count_) + " images");
-            // A label the readout cannot predict would count as a wrong answer, silently.
-            if (const auto readout = net.find_population(model.readout)) {
-                const std::uint64_t classes = net.population(*readout).size();
-                for (std::uint64_t k = 0; k < count_; ++k)
-                    if (labels_[k] >= classes)
-                        throw InputError(o.labels + ": label " + std::to_string(labels_[k]) + " at index " +
-                                         std::to_string(o.offset + k) + " is not one of the " + std::to_string(classes) +
-                                         " classes of " + o.model + "'s readout '" + model.readout + "'");
-            }
-        }
-    }
-    std::uint64_t count() const { return count_; }
-    std::int64_t label(std::uint64_t k) const { return k < labels_.size() ? labels_[k] : -1; }
-    Stimulus make(std::uint64_t k) const {
-        Stimulus s = Stimulus::for_network(net_);
-        if (!images_) return s;
-        const auto pixels = images_->image(k);
-        const std::vector<double> raw(pixels.begin(), pixels.end());
-        for (const auto& in : model_.inputs) {
-            const auto target = *net_.find_population(in.target);
-            const auto drive = analog_drive(in, net_, raw);
-            auto& current = s.current[target];
-            current.resize(drive.current.size(), 0.0);
-            for (std::size_t j = 0; j < current.size(); ++j) current[j] += drive.current[j];
-            s.current_macs[target] += drive.macs;
-        }
-        return s;
-    }
-
-private:
-    const LoadedModel& model_;
-    const Network& net_;
-    std::optional<IdxImages> images_;
-    std::vector<std::uint8_t> labels_;
-    std::uint64_t count_ = 0;
-};
-
-constexpr PopulationId no_readout = ~PopulationId{0};
-
-// argmax of the readout's value at the last tick (a readout integrates: the sum over ticks).
-std::int64_t prediction(const SampleResult& r, PopulationId readout) {
-    for (const auto& ro : r.readouts) {
-        if (ro.population != readout || ro.ticks.empty()) continue;
-        const std::size_t n = ro.values.size() / ro.ticks.size();
-        const auto last = ro.values.begin() + std::ptrdiff_t((ro.ticks.size() - 1) * n);
-        return std::int64_t(std::max_element(last, last + std::ptrdiff_t(n)) - last);
-    }
-    return -1;
-}
-
 // Feeds a finished sample's recorded spikes to the trace in simulation order, one call per
 // (tick, population), as the engine would have while running.
 void replay(const SampleResult& r, SpikeSink& sink) {
@@ -283,7 +206,7 @@ int run_command(const RunCommandOptions& o) {
     const Network& net = model.network;
     const Stimuli stimuli = [&] {
         try {
-            return Stimuli(o, model, net);
+            return Stimuli(o.model, model, net, StimulusFiles{o.input, o.labels, o.offset, o.samples});
         } catch (const std::bad_alloc&) {
             throw OutOfMemory("out of memory while reading " + (o.input.empty() ? o.model : o.input));
         }

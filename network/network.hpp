@@ -37,7 +37,7 @@ struct Projection {
     Connectivity connectivity;
     std::uint32_t delay = 0;    // ticks; a sparse projection may carry per-synapse delays instead
     Release release;
-    std::string role;           // what it is in the model (network/targets.hpp), or empty
+    std::string role = {};      // what it is in the model (network/targets.hpp), or empty
 };
 
 // A projection inside a built Network: what it connects, its delay and release. Its weights are
