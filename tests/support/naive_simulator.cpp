@@ -349,11 +349,11 @@ NaiveRun simulate(const Network& net, const Stimulus& stim, Tick ticks, std::spa
                 if (net.projection(pr).source != p) continue;
                 const auto target = net.projection(pr).target;
                 const std::string what = "projection '" + net.projection(pr).name + "'";
-                const double p = projection_release(net.projection(pr).release);
+                const double release = projection_release(net.projection(pr).release);
                 for (std::uint32_t j = 0; j < n; ++j) {
                     if (!fired[j]) continue;
                     for (const auto& s : synapses[pr][j]) {
-                        if (t + Tick(s.delay) >= ticks || !transmits(s.own * p, what)) continue;
+                        if (t + Tick(s.delay) >= ticks || !transmits(s.own * release, what)) continue;
                         auto& box = inbox(t + Tick(s.delay), target);
                         box.sum[s.target] += s.weight * m.value;
                         box.magnitude[s.target] += std::abs(s.weight * m.value);
