@@ -96,6 +96,8 @@ TEST_CASE("engine equals the naive simulator spike for spike on exact random net
     }
     CHECK(total > 10000); // the networks are active, not silent
     // Windows and paths that once went untested (issue 10) are drawn often enough to matter.
+    INFO("dilated " << seen.dilated << ", non-square " << seen.non_square << ", padded pools " << seen.padded_pool
+                    << ", strided pools " << seen.strided_pool << ", two-path fan-in " << seen.two_path_fan_in);
     CHECK(seen.dilated >= 10);
     CHECK(seen.non_square >= 20);
     CHECK(seen.padded_pool >= 10);
@@ -314,4 +316,35 @@ TEST_CASE("readout values equal the oracle's after the last tick", "[engine][ora
     const auto expected = testing::naive_readouts(net, s, 30);
     REQUIRE(r.readouts.size() == 1);
     REQUIRE(r.readouts[0].values == expected[0]);
+}
+
+TEST_CASE("zero-delay fan-in from two paths: one threshold check sees both in the same tick", "[engine][oracle]") {
+    // in -> a -> c and in -> b -> c, plus a direct in -> c, all zero-delay. Each path alone
+    // brings c to 1/3 of its threshold; only all three together (same tick) make it spike, so a
+    // target updated before its last zero-delay source would spike late or never.
+    NetworkBuilder b;
+    const IfNeuron relay{ThresholdRule{0.5, Comparison::greater_equal, ResetMode::to_value, 0.0}, 0.0, 1.0};
+    const auto in = b.add_population("in", {4}, SpikeSource{});
+    const auto a = b.add_population("a", {4}, relay);
+    const auto bb = b.add_population("b", {4}, relay);
+    const auto c = b.add_population("c", {4}, IfNeuron{ThresholdRule{0.75, Comparison::greater_equal, ResetMode::to_value, 0.0}, 0.0, 1.0});
+    b.connect(in, a, OneToOne{{1.0f}});
+    b.connect(in, bb, OneToOne{{1.0f}});
+    b.connect(a, c, OneToOne{{0.25f}});
+    b.connect(bb, c, Dense{{0.25f, 0, 0, 0, 0, 0.25f, 0, 0, 0, 0, 0.25f, 0, 0, 0, 0, 0.25f}});
+    b.connect(in, c, Sparse{{0, 1, 2, 3, 4}, {0, 1, 2, 3}, {0.25f, 0.25f, 0.25f, 0.25f}, {}, {}});
+    const Network net = b.build();
+    Stimulus s = Stimulus::for_network(net);
+    for (Tick t = 0; t < 12; t += 3) s.spikes[in].push_back({t, std::uint32_t(t / 3)});
+    std::vector<SpikeRecord> expected;
+    for (Tick t = 0; t < 12; t += 3) {
+        const auto j = std::uint32_t(t / 3);
+        for (PopulationId p : {in, a, bb, c}) expected.push_back({t, p, j});
+    }
+    sort_spikes(expected);
+    for (auto path : {UpdatePath::automatic, UpdatePath::lazy, UpdatePath::sweep}) {
+        INFO("update path " << int(path));
+        CHECK(engine_spikes(net, s, 12, path) == expected);
+    }
+    CHECK(naive_simulate(net, s, 12) == expected);
 }
