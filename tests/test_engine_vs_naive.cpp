@@ -1,8 +1,8 @@
 // The event-driven engine against the naive time-stepped oracle on random networks.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cmath>
 #include <map>
-#include <set>
 
 #include "sim/engine.hpp"
 #include "support/naive_simulator.hpp"
