@@ -1,5 +1,7 @@
 // The softmax_attention operator against a dense time-stepped evaluation in the oracle.
 #include <catch2/catch.hpp>
+#include <array>
+#include <cmath>
 #include <random>
 
 #include "sim/engine.hpp"
@@ -16,7 +18,8 @@ struct AttentionCase {
     Stimulus stimulus;
 };
 
-AttentionCase attention_case(std::uint64_t seed, Tick ticks, double mask_ratio = 0.0) {
+// mask_ratio < 0: no release on the operator's inputs.
+AttentionCase attention_case(std::uint64_t seed, Tick ticks, double mask_ratio = -1.0) {
     std::mt19937_64 rng(seed);
     auto uniform = [&](double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(rng); };
     const std::int64_t heads = 1 + seed % 2, hd = 2 + seed % 3, win = 2 + seed % 2, grid = 2;
@@ -51,7 +54,7 @@ AttentionCase attention_case(std::uint64_t seed, Tick ticks, double mask_ratio =
     for (std::int64_t e = 0; e < heads * T * T; ++e) a.bias.push_back(float(uniform(-1, 1)));
     if (shift)
         for (std::int64_t e = 0; e < windows * T * T; ++e) a.mask.push_back(uniform(0, 1) < 0.3 ? -100.0f : 0.0f);
-    if (mask_ratio > 0) a.q_release = a.k_release = a.score_release = Release{ReleaseMode::spike, mask_ratio};
+    if (mask_ratio >= 0) a.q_release = a.k_release = a.score_release = Release{ReleaseMode::spike, mask_ratio};
     b.add_operator(a);
     AttentionCase c{b.build(), {}};
     c.stimulus = Stimulus::for_network(c.net);
@@ -77,41 +80,95 @@ std::vector<SpikeRecord> sorted_engine_spikes(const AttentionCase& c, Tick ticks
 } // namespace
 
 TEST_CASE("window attention equals the dense oracle (shifted and unshifted windows)", "[attention][oracle]") {
+    // The two evaluate softmax(s + bias + mask) v in different orders (the oracle per window from
+    // the window side, the engine per spike from the map side) with the same exp(): equal up to
+    // rounding. Before the first tick at which the oracle saw a membrane within its rounding bound
+    // of the threshold (naive_simulator.cpp: 1e-12 of the magnitudes summed, per tick) the spikes
+    // must be identical. Measured: no such tick in these 40 cases, so every spike is compared.
     const Tick T = 30;
-    int identical = 0, cases = 0;
-    std::size_t score_spikes = 0, out_spikes = 0;
-    for (std::uint64_t seed = 1; seed <= 40; ++seed, ++cases) {
+    int near_tie_cases = 0;
+    std::size_t score_spikes = 0, out_spikes = 0, compared = 0;
+    for (std::uint64_t seed = 1; seed <= 40; ++seed) {
         const auto c = attention_case(seed, T);
         SampleResult r;
         const auto got = sorted_engine_spikes(c, T, &r);
-        identical += got == testing::naive_simulate(c.net, c.stimulus, T);
+        const auto oracle = testing::naive_run(c.net, c.stimulus, T);
+        near_tie_cases += oracle.first_near_tie != never;
+        const auto cut = [&](const std::vector<SpikeRecord>& s) {
+            std::vector<SpikeRecord> out;
+            for (const auto& x : s)
+                if (x.tick < oracle.first_near_tie) out.push_back(x);
+            return out;
+        };
+        INFO("seed " << seed << ", first near tie " << oracle.first_near_tie);
+        REQUIRE(cut(got) == cut(oracle.spikes));
+        compared += cut(got).size();
         score_spikes += r.ledger.populations[4].spikes;
         out_spikes += r.ledger.populations[5].spikes;
         CHECK(r.ledger.operators[0].coincidences > 0);
     }
-    // exp() and the order of summation make the two inexact in different ways: a neuron within
-    // rounding of its threshold may resolve differently (docs/engine.md). Otherwise identical.
-    INFO(identical << " of " << cases << " identical");
-    CHECK(identical >= cases * 9 / 10);
+    INFO(near_tie_cases << " of 40 cases had a near tie; " << compared << " spikes compared");
+    CHECK(near_tie_cases <= 2);
+    CHECK(compared > 100000);
     CHECK(score_spikes > 1000);
     CHECK(out_spikes > 1000);
 }
 
-TEST_CASE("attention masks drop q, k and score spikes at the mask ratio", "[attention][release]") {
-    const auto c = attention_case(4, 200, 0.75);
-    SampleResult r;
-    sorted_engine_spikes(c, 200, &r);
-    const auto& ops = r.ledger.operators[0];
-    const auto offered = r.ledger.populations[1].spikes + r.ledger.populations[2].spikes;
-    // q and k spikes are offered only on ticks where both fired, scores on ticks where v fired:
-    // the masked count lies between 0.75 x (q + k offered) and that plus all score spikes.
-    CHECK(ops.masked_spikes > 0.7 * 0.75 * double(offered));
-    CHECK(ops.masked_spikes < 0.76 * double(offered + r.ledger.populations[4].spikes));
-    const auto unmasked = attention_case(4, 200, 0.0);
-    SampleResult r0;
-    sorted_engine_spikes(unmasked, 200, &r0);
-    CHECK(r0.ledger.operators[0].masked_spikes == 0);
-    CHECK(ops.coincidences < r0.ledger.operators[0].coincidences / 4); // ~ (1 - 0.75)^2 of the pairs
+TEST_CASE("attention masks drop q, k and score spikes at the mask ratio (binomial, 4 sigma)", "[attention][release]") {
+    // Which spikes are offered to the masks follows from the recorded spikes (docs/engine.md,
+    // "Operators"): at a tick where both q and k fired, every q and k spike; at a tick where v and
+    // scores fired, every score spike. The masked count is then Binomial(offered, 0.75): with
+    // offered > 20 000 its 4 sigma is < 1.3 % of offered, so a ratio of 0.7 (5 %) fails.
+    const double ratio = 0.75;
+    const Tick T = 200;
+    std::uint64_t offered = 0, masked = 0;
+    for (std::uint64_t seed : {4, 5, 7}) {
+        const auto c = attention_case(seed, T, ratio);
+        SampleResult r;
+        const auto spikes = sorted_engine_spikes(c, T, &r);
+        std::vector<std::array<std::uint64_t, 7>> per_tick(std::size_t(T), std::array<std::uint64_t, 7>{});
+        for (const auto& s : spikes) ++per_tick[std::size_t(s.tick)][s.population];
+        for (const auto& n : per_tick) {
+            if (n[1] > 0 && n[2] > 0) offered += n[1] + n[2]; // q and k
+            if (n[3] > 0 && n[4] > 0) offered += n[4];         // scores, when v fired
+        }
+        masked += r.ledger.operators[0].masked_spikes;
+    }
+    const double mean = ratio * double(offered), sd = std::sqrt(double(offered) * ratio * (1 - ratio));
+    INFO("masked " << masked << " of " << offered << " offered; expected " << mean << " +- 4 x " << sd);
+    CHECK(offered > 20000);
+    CHECK(std::abs(double(masked) - mean) <= 4 * sd);
+}
+
+TEST_CASE("attention masks at ratio 1 and 0 equal the oracle's certain limits", "[attention][release][oracle]") {
+    // Ratio 1 on q (or k) leaves no coincidence; on scores the softmax sees the bias alone. The
+    // oracle decides both exactly; ratio 0 must equal no release at all.
+    const Tick T = 30;
+    for (std::uint64_t seed = 1; seed <= 6; ++seed) {
+        for (int which = 0; which < 3; ++which) {
+            auto c = attention_case(seed, T);
+            auto a = std::get<SoftmaxAttention>(c.net.operators()[0]);
+            (which == 0 ? a.q_release : which == 1 ? a.k_release : a.score_release) = Release{ReleaseMode::spike, 1.0};
+            NetworkBuilder b;
+            for (const auto& p : c.net.populations()) b.add_population(p);
+            for (ProjectionId p = 0; p < c.net.projections().size(); ++p) {
+                const auto& pr = c.net.projection(p);
+                b.connect({pr.name, pr.source, pr.target, c.net.connectivity(p), pr.delay, pr.release, pr.role});
+            }
+            b.add_operator(a);
+            const AttentionCase masked{b.build(), c.stimulus};
+            SampleResult r;
+            const auto got = sorted_engine_spikes(masked, T, &r);
+            const auto oracle = testing::naive_run(masked.net, masked.stimulus, T);
+            INFO("seed " << seed << " masked input " << which);
+            REQUIRE(oracle.first_near_tie == never);
+            REQUIRE(got == oracle.spikes);
+            if (which < 2) CHECK(r.ledger.operators[0].coincidences == 0);
+            CHECK(r.ledger.operators[0].masked_spikes > 0);
+        }
+        const auto none = attention_case(seed, T), zero = attention_case(seed, T, 0.0);
+        CHECK(sorted_engine_spikes(none, T) == sorted_engine_spikes(zero, T));
+    }
 }
 
 TEST_CASE("attention operators are validated against their populations", "[attention][network]") {

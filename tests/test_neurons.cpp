@@ -1,5 +1,6 @@
 // Neuron models against closed forms, driven by bias alone (the lazy path: no input events).
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cmath>
 
 #include "neurons/dynamics.hpp"
@@ -122,4 +123,70 @@ TEST_CASE("spike value lambda scales what a spike delivers", "[neurons]") {
     RunOptions o;
     o.ticks = 10;
     CHECK(Engine(net).run(s, o, 0).readouts[0].values[0] == 3.0);
+}
+
+TEST_CASE("Bernoulli sources spike at their probability per tick (binomial, 4 sigma)", "[neurons][release]") {
+    // Groups of 100 neurons per probability over 2000 ticks: 2 x 10^5 trials per group, so 4 sigma
+    // is at most 1.1 % of the mean for p >= 0.05 (3.9 % at p = 0.01): a rate off by 5 % fails.
+    const std::vector<double> groups{0.01, 0.05, 0.2, 0.5, 0.9};
+    const std::uint32_t per_group = 100;
+    const Tick T = 2000;
+    std::vector<double> p;
+    for (double q : groups) p.insert(p.end(), per_group, q);
+    p.push_back(1.0), p.push_back(0.0); // the limits: every tick, never
+    const auto n = std::uint32_t(p.size());
+    NetworkBuilder b;
+    b.add_population("src", {n}, BernoulliSource{p, 1.0});
+    const Network net = b.build();
+    RunOptions o;
+    o.ticks = T;
+    o.record_spikes = true;
+    o.seed = 5;
+    const auto r = Engine(net).run(Stimulus::for_network(net), o, 0);
+    std::vector<std::uint64_t> count(n, 0), repeat(n, 0), with_next(n, 0);
+    std::vector<Tick> last(n, -2);
+    for (const auto& s : r.spikes) {
+        ++count[s.neuron];
+        with_next[s.neuron] += s.tick + 1 < T;
+        repeat[s.neuron] += last[s.neuron] == s.tick - 1; // a gap of one tick: probability p
+        last[s.neuron] = s.tick;
+    }
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+        const double q = groups[g], trials = double(per_group) * double(T);
+        std::uint64_t spikes = 0, repeats = 0, followed = 0;
+        int outside = 0;
+        const double sd1 = std::sqrt(double(T) * q * (1 - q));
+        for (std::uint32_t j = 0; j < per_group; ++j) {
+            spikes += count[g * per_group + j], repeats += repeat[g * per_group + j], followed += with_next[g * per_group + j];
+            outside += std::abs(double(count[g * per_group + j]) - double(T) * q) > 4.5 * sd1;
+        }
+        const double sd = std::sqrt(trials * q * (1 - q));
+        INFO("p " << q << ": " << spikes << " spikes in " << trials << " trials, expected " << trials * q << " +- 4 x " << sd);
+        CHECK(std::abs(double(spikes) - trials * q) <= 4 * sd);
+        CHECK(outside == 0); // each neuron on its own (4.5 sigma)
+        // Given a spike, the next tick spikes with probability p (no gap is skipped or doubled).
+        const double after = double(followed);
+        CHECK(std::abs(double(repeats) - after * q) <= 4 * std::sqrt(after * q * (1 - q)));
+    }
+    CHECK(count[n - 2] == std::uint64_t(T));
+    CHECK(count[n - 1] == 0);
+    CHECK(r.ledger.populations[0].spikes == r.spikes.size());
+}
+
+TEST_CASE("a single Bernoulli probability applies to every neuron; samples draw anew", "[neurons][release]") {
+    const double q = 0.3;
+    NetworkBuilder b;
+    b.add_population("src", {400}, BernoulliSource{{q}, 1.0});
+    const Network net = b.build();
+    RunOptions o;
+    o.ticks = 500;
+    o.record_spikes = true;
+    const auto a = Engine(net).run(Stimulus::for_network(net), o, 0);
+    const auto c = Engine(net).run(Stimulus::for_network(net), o, 1);
+    const double trials = 400.0 * 500.0, sd = std::sqrt(trials * q * (1 - q));
+    for (const auto* r : {&a, &c}) CHECK(std::abs(double(r->spikes.size()) - trials * q) <= 4 * sd);
+    CHECK(a.spikes != c.spikes);
+    std::vector<std::uint64_t> count(400, 0);
+    for (const auto& s : a.spikes) ++count[s.neuron];
+    CHECK(*std::min_element(count.begin(), count.end()) > 0); // no neuron left out
 }

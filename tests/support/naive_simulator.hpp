@@ -1,7 +1,13 @@
 #pragma once
-// The oracle: a deliberately plain time-stepped simulator. Every tick it updates every neuron and
-// computes every projection's input densely from the user's description (dense matrices, direct
-// convolution loops, explicit CSR), sharing no code with the engine's fan-out or scheduling.
+// The oracle: a deliberately plain time-stepped simulator written from the documented semantics
+// (DESIGN.md "One tick, precisely", docs/engine.md, the per-tick equations of neurons/models.hpp).
+// Every tick it steps every neuron with its own threshold, reset and leak arithmetic and computes
+// every projection's input densely from the user's description (dense matrices, direct
+// convolution loops, explicit CSR). It shares no code with the engine's neuron dynamics
+// (ThresholdRule, neurons/dynamics.hpp), fan-out, release or scheduling; from the Network it reads
+// the populations' parameter structs, and the projections' weights only via user_connectivity().
+#include <cstdint>
+#include <span>
 #include <vector>
 
 #include "network/network.hpp"
@@ -9,10 +15,40 @@
 
 namespace quantal::testing {
 
-// Spikes as (tick, population, neuron), sorted. Release models are ignored (always "none").
-std::vector<SpikeRecord> naive_simulate(const Network& net, const Stimulus& stimulus, Tick ticks);
+// The one place the oracle reads a projection's connectivity (weights, kernels, CSR) from a
+// Network: how a Network stores its weights may change, and only this function follows.
+Connectivity user_connectivity(const Network& net, ProjectionId p);
 
-// Readout values after the last tick, per readout population in population order.
+struct NaiveRun {
+    std::vector<SpikeRecord> spikes;           // sorted by (tick, population, neuron)
+    std::vector<std::vector<double>> readouts; // per readout population, in population order, after the last tick
+    // With inexact (non-dyadic) parameters a sum's rounding depends on its order, which the engine
+    // and the oracle choose differently. The oracle carries a bound on that rounding per neuron
+    // (see naive_simulator.cpp); the first tick at which some membrane lay within its bound of the
+    // threshold is where the two may legitimately part (`never` if no membrane came that close).
+    // Meaningless for dyadic networks, where v == threshold happens exactly and sums are exact.
+    Tick first_near_tie = never;
+};
+
+// Release is decided only where it is certain: mode none, ratio 0 (all transmit), ratio 1 (none),
+// and sparse per-synapse probabilities whose product with 1 - ratio is 0 or 1. Any other release
+// throws std::invalid_argument (such runs are checked statistically: expected_traffic).
+// BernoulliSource populations spike as `replayed` lists (a record of an engine run): the oracle
+// does not redraw the engine's random stream; the sources' rates are tested on their own.
+NaiveRun naive_run(const Network& net, const Stimulus& stimulus, Tick ticks, std::span<const SpikeRecord> replayed = {});
+
+std::vector<SpikeRecord> naive_simulate(const Network& net, const Stimulus& stimulus, Tick ticks);
 std::vector<std::vector<double>> naive_readouts(const Network& net, const Stimulus& stimulus, Tick ticks);
+
+// What a projection's ledger must show for given presynaptic spikes, counted from the user's
+// description: exact counts, and the mean and variance of `transmitted` under its release model.
+struct ExpectedTraffic {
+    std::uint64_t spikes_in = 0;  // source spikes with a delivery inside the sample (see expected_traffic)
+    std::uint64_t attempted = 0;  // their synapses whose delivery falls inside the sample
+    double mean_transmitted = 0;  // over the release draws
+    double var_transmitted = 0;
+    std::uint64_t fanout = 0;     // synapses per spike when all spikes have the same count, else 0
+};
+std::vector<ExpectedTraffic> expected_traffic(const Network& net, std::span<const SpikeRecord> spikes, Tick ticks);
 
 } // namespace quantal::testing

@@ -27,7 +27,7 @@ private:
     bool exact_;
 };
 
-NeuronModel spiking_model(Draw& d, bool lif) {
+NeuronModel spiking_model(Draw& d, bool lif, bool cuba) {
     ThresholdRule rule;
     rule.threshold = d.chance(0.5) ? 1.0 : d.value(0.5, 2.0);
     rule.comparison = d.chance(0.7) ? Comparison::greater_equal : Comparison::greater;
@@ -35,6 +35,8 @@ NeuronModel spiking_model(Draw& d, bool lif) {
     rule.v_reset = rule.reset == ResetMode::to_value ? d.value(-0.5, 0.25) : 0.0;
     const double v0 = d.value(0.0, rule.threshold * 0.5);
     const double lambda = d.chance(0.5) ? 1.0 : d.value(0.25, 2.0);
+    if (cuba) // a slow current: its input stays for tau_syn ticks, so weights act ~tau_syn times
+        return CubaLifNeuron{rule, double(d.integer(1, 6)), double(d.integer(2, 20)), d.value(-0.25, 0.25), v0, lambda};
     if (lif) return LifNeuron{rule, double(d.integer(2, 20)), d.value(-0.25, 0.25), v0, lambda};
     return IfNeuron{rule, v0, lambda};
 }
@@ -66,12 +68,69 @@ Sparse random_sparse(Draw& d, std::uint32_t n_in, std::uint32_t n_out, double sc
     return s;
 }
 
+// Output length of a window along one axis (PyTorch's formula).
+std::int64_t window_out(std::int64_t in, std::int64_t k, std::int64_t s, std::int64_t p, std::int64_t dil) {
+    return (in + 2 * p - dil * (k - 1) - 1) / s + 1;
+}
+
+Conv2d random_conv(Draw& d, const Shape& shape, std::int64_t co, double scale, Shape& next) {
+    Conv2d conv;
+    for (int a = 0; a < 2; ++a) {
+        const std::int64_t in = shape[std::size_t(1 + a)];
+        conv.padding[a] = d.integer(0, 1);
+        conv.stride[a] = d.integer(1, 2);
+        conv.kernel[a] = std::min<std::int64_t>(d.integer(1, 3), in + 2 * conv.padding[a]);
+        conv.dilation[a] = d.chance(0.3) && 2 * (conv.kernel[a] - 1) + 1 <= in + 2 * conv.padding[a] ? 2 : 1;
+    }
+    conv.groups = shape[0] % 2 == 0 && co % 2 == 0 && d.chance(0.5) ? 2 : 1;
+    conv.weight = d.weights(std::size_t(co * (shape[0] / conv.groups) * conv.kernel[0] * conv.kernel[1]), scale * 2);
+    next = {co, window_out(shape[1], conv.kernel[0], conv.stride[0], conv.padding[0], conv.dilation[0]),
+            window_out(shape[2], conv.kernel[1], conv.stride[1], conv.padding[1], conv.dilation[1])};
+    return conv;
+}
+
+Pool2d random_pool(Draw& d, const Shape& shape, Shape& next) {
+    Pool2d pool;
+    pool.kind = d.chance(0.5) ? PoolKind::sum : PoolKind::average;
+    next = {shape[0], 0, 0};
+    for (int a = 0; a < 2; ++a) {
+        const std::int64_t in = shape[std::size_t(1 + a)];
+        pool.kernel[a] = std::min<std::int64_t>(d.integer(1, 3), in);
+        pool.stride[a] = d.integer(0, 2); // 0: same as the kernel
+        pool.padding[a] = d.integer(0, int(pool.kernel[a] / 2));
+        next[std::size_t(1 + a)] = window_out(in, pool.kernel[a], pool.stride[a] ? pool.stride[a] : pool.kernel[a], pool.padding[a], 1);
+    }
+    return pool;
+}
+
+// Release of one projection (drawn from its own stream, so the network's structure does not
+// depend on the release choice); may give a sparse projection's synapses their own probabilities.
+Release projection_release(Draw& r, const RandomNetworkOptions& o, Connectivity& c) {
+    if (o.release_choice == ReleaseChoice::fixed) return o.release;
+    const bool limits = o.release_choice == ReleaseChoice::limits;
+    if (auto* sp = std::get_if<Sparse>(&c); sp && r.chance(0.5)) {
+        sp->probability.resize(sp->target.size());
+        for (auto& q : sp->probability) q = limits ? float(r.chance(0.7)) : float(r.value(0.0, 1.0));
+    }
+    if (r.chance(limits ? 0.3 : 0.1)) return Release{};
+    Release rel;
+    rel.mode = r.chance(0.5) ? ReleaseMode::spike : ReleaseMode::synapse;
+    rel.mask_ratio = limits ? (r.chance(0.75) ? 0.0 : 1.0) : r.value(0.1, 0.9);
+    rel.sampling = std::array{SynapseSampling::automatic, SynapseSampling::geometric, SynapseSampling::bernoulli}[std::size_t(r.integer(0, 2))];
+    return rel;
+}
+
 } // namespace
 
 RandomCase random_case(std::uint64_t seed, const RandomNetworkOptions& o) {
     Draw d(seed, o.exact);
+    Draw r(seed ^ 0x9e3779b97f4a7c15ULL, false);
     NetworkBuilder b;
-    const std::int64_t C = d.integer(1, 4), H = 4 * d.integer(1, 2), W = H;
+    auto connect = [&](std::string name, PopulationId from, PopulationId to, Connectivity c, std::uint32_t delay) {
+        const Release rel = projection_release(r, o, c);
+        b.connect(Projection{std::move(name), from, to, std::move(c), delay, rel});
+    };
+    const std::int64_t C = d.integer(1, 4), H = 4 * d.integer(1, 2), W = H + 2 * d.integer(-1, 1);
     std::vector<PopulationId> layers{b.add_population("input", {C, H, W}, SpikeSource{d.chance(0.5) ? 1.0 : 0.5})};
     Shape shape{C, H, W};
     for (int l = 1; l <= o.layers; ++l) {
@@ -84,17 +143,9 @@ RandomCase random_case(std::uint64_t seed, const RandomNetworkOptions& o) {
         Connectivity c;
         Shape next;
         if (kind == 1) {
-            Conv2d conv;
-            const std::int64_t co = d.integer(1, 4), p = d.integer(0, 1), s = d.integer(1, 2);
-            const std::int64_t k = std::min<std::int64_t>(d.integer(1, 3), std::min(shape[1], shape[2]) + 2 * p);
-            conv.kernel = {k, k}, conv.stride = {s, s}, conv.padding = {p, p};
-            conv.groups = shape[0] % 2 == 0 && co % 2 == 0 && d.chance(0.5) ? 2 : 1;
-            conv.weight = d.weights(std::size_t(co * (shape[0] / conv.groups) * k * k), scale * 2);
-            c = conv;
-            next = {co, (shape[1] + 2 * p - k) / s + 1, (shape[2] + 2 * p - k) / s + 1};
-        } else if (kind == 3 && shape[1] % 2 == 0 && shape[2] % 2 == 0) {
-            c = Pool2d{d.chance(0.5) ? PoolKind::sum : PoolKind::average, {2, 2}, {2, 2}, {0, 0}};
-            next = {shape[0], shape[1] / 2, shape[2] / 2};
+            c = random_conv(d, shape, d.integer(1, 4), scale, next);
+        } else if (kind == 3) {
+            c = random_pool(d, shape, next);
         } else if (kind == 4) {
             c = OneToOne{d.chance(0.5) ? std::vector<float>{float(d.value(0.5, 1.5))} : d.weights(std::size_t(n_in), 1.0)};
             next = shape;
@@ -105,24 +156,36 @@ RandomCase random_case(std::uint64_t seed, const RandomNetworkOptions& o) {
             next = {d.integer(4, 24)};
             c = Dense{d.weights(std::size_t(n_in * next[0]), scale * 2)};
         }
-        const bool lif = o.lif && d.chance(0.5);
-        Population pop{"layer" + std::to_string(l), next, spiking_model(d, lif), {}};
+        const bool cuba = o.cuba && d.chance(0.4);
+        const bool lif = !cuba && o.lif && d.chance(0.5);
+        Population pop{"layer" + std::to_string(l), next, spiking_model(d, lif, cuba), {}};
         pop.bias = random_bias(d, pop.size());
         layers.push_back(b.add_population(pop));
-        b.connect(Projection{"", layers[l - 1], layers[l], c, delay, o.release});
+        connect("layer" + std::to_string(l), layers[std::size_t(l - 1)], layers[std::size_t(l)], c, delay);
+        // A second, zero-delay path into this layer from an earlier one: within one tick the
+        // target must take the input of both paths before its single threshold check.
+        if (o.skips && l >= 2 && d.chance(0.5)) {
+            const auto from = layers[std::size_t(d.integer(0, l - 2))];
+            const auto n_from = b.population(from).size(), n_to = b.population(layers[std::size_t(l)]).size();
+            const double s = 1.0 / std::sqrt(double(n_from)) + 0.1;
+            Connectivity skip;
+            if (n_from == n_to && d.chance(0.5)) skip = OneToOne{{float(d.value(0.25, 1.0))}};
+            else if (d.chance(0.5)) skip = Dense{d.weights(std::size_t(n_from) * n_to, s)};
+            else skip = random_sparse(d, n_from, n_to, s * 2, true);
+            connect("skip" + std::to_string(l), from, layers[std::size_t(l)], std::move(skip), 0);
+        }
         shape = next;
     }
     if (o.recurrent) {
-        for (int r = 0, n = d.integer(1, 3); r < n; ++r) { // backward or self projections, delayed
+        for (int k = 0, n = d.integer(1, 3); k < n; ++k) { // backward or self projections, delayed
             const auto from = layers[std::size_t(d.integer(1, o.layers))];
             const auto to = layers[std::size_t(d.integer(1, int(from)))];
             const auto n_from = b.population(from).size(), n_to = b.population(to).size();
             if (d.chance(0.5))
-                b.connect(Projection{"recurrent" + std::to_string(r), from, to,
-                                     Dense{d.weights(std::size_t(n_from) * n_to, 0.3)}, std::uint32_t(d.integer(1, 5)), o.release});
+                connect("recurrent" + std::to_string(k), from, to, Dense{d.weights(std::size_t(n_from) * n_to, 0.3)},
+                        std::uint32_t(d.integer(1, 5)));
             else
-                b.connect(Projection{"recurrent" + std::to_string(r), from, to, random_sparse(d, n_from, n_to, 0.5, false),
-                                     1, o.release});
+                connect("recurrent" + std::to_string(k), from, to, random_sparse(d, n_from, n_to, 0.5, false), 1);
         }
     }
     Network net = b.build();
