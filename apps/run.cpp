@@ -336,9 +336,13 @@ void check_same_run(const std::string& file, const RunCheckpoint& c, const std::
         const std::string& name = now[i].first;
         const auto it = std::find_if(c.run.begin(), c.run.end(), [&](const auto& e) { return e.first == name; });
         if (it == c.run.end()) throw InputError("checkpoint " + file + ": does not record " + name);
-        if (it->second != now[i].second)
-            throw InputError("checkpoint " + file + ": belongs to a run with " + name + " " + it->second + ", this run has " +
-                             name + " " + now[i].second);
+        if (it->second == now[i].second) continue;
+        const auto hashed = name.find(" (SHA-256)");
+        if (hashed != std::string::npos) // a file's contents, not its name
+            throw InputError("checkpoint " + file + ": belongs to a run whose " + name.substr(0, hashed) +
+                             " file had SHA-256 " + it->second + "; this run's has " + now[i].second);
+        throw InputError("checkpoint " + file + ": belongs to a run with " + name + " " + it->second + ", this run has " +
+                         name + " " + now[i].second);
     }
     if (c.run.size() != now.size()) throw InputError("checkpoint " + file + ": records options this quantal does not know");
 }

@@ -843,6 +843,7 @@ TracePosition SpikeTraceWriter::position() {
         s.file.read(pt.timestamps, H5T_NATIVE_DOUBLE, ts.data(), pt.committed, ts.size());
         s.file.read(pt.node_ids, H5T_NATIVE_UINT64, ids.data(), pt.committed, ids.size());
     }
+    s.file.flush(); // the file on disk is consistent at every checkpoint (a later SIGKILL may leave it less so)
     return pos;
 }
 

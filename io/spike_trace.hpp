@@ -98,7 +98,7 @@ public:
     // status and closes the file. Further calls do nothing.
     void finish(TraceStatus status = TraceStatus::complete);
 
-    // Flushes the open sample's buffered spikes to the file and returns the position.
+    // Flushes the open sample's buffered spikes and the file, and returns the position.
     TracePosition position();
 
     const std::string& path() const;

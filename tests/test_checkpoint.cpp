@@ -2,8 +2,10 @@
 // saved to a file, read back and restored into another engine, ends exactly as the same sample
 // run without stopping (the oracle); damaged or truncated files are refused.
 #include <catch2/catch.hpp>
+#include <hdf5.h>
 
 #include <cstdio>
+#include <map>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -197,4 +199,116 @@ TEST_CASE("tick calendar: the canonical list restores the same order of work", "
         REQUIRE(copy.at(t) == cal.at(t));
         copy.done(t), cal.done(t);
     }
+}
+
+namespace {
+
+// Every fixed-type dataset of an HDF5 file, by path, as raw bytes in its native type (the
+// variable-length string tables describe the network and are written once).
+std::map<std::string, std::vector<unsigned char>> dataset_bytes(const std::string& path) {
+    std::map<std::string, std::vector<unsigned char>> out;
+    const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    REQUIRE(file >= 0);
+    H5Ovisit(
+        file, H5_INDEX_NAME, H5_ITER_INC,
+        [](hid_t root, const char* name, const H5O_info_t* info, void* data) -> herr_t {
+            if (info->type != H5O_TYPE_DATASET) return 0;
+            const hid_t d = H5Dopen2(root, name, H5P_DEFAULT);
+            const hid_t type = H5Dget_type(d);
+            if (!H5Tis_variable_str(type)) {
+                const hid_t native = H5Tget_native_type(type, H5T_DIR_ASCEND);
+                const hid_t space = H5Dget_space(d);
+                std::vector<unsigned char> bytes(std::size_t(H5Sget_simple_extent_npoints(space)) * H5Tget_size(native));
+                if (!bytes.empty()) H5Dread(d, native, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data());
+                (*static_cast<std::map<std::string, std::vector<unsigned char>>*>(data))[name] = std::move(bytes);
+                H5Sclose(space);
+                H5Tclose(native);
+            }
+            H5Tclose(type);
+            H5Dclose(d);
+            return 0;
+        },
+        &out);
+    H5Fclose(file);
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("a trace continued from a checkpoint's position equals the uninterrupted trace", "[checkpoint][trace]") {
+    testing::RandomNetworkOptions o;
+    o.ticks = 50;
+    o.release = Release{ReleaseMode::synapse, 0.3};
+    const auto c = random_case(12, o);
+    RunOptions run;
+    run.ticks = o.ticks;
+    run.seed = 9;
+    TraceOptions topts;
+    topts.ticks_per_sample = o.ticks;
+    topts.buffer_spikes = 16; // small buffers: the open sample's spikes are partly in the file, partly buffered
+    topts.chunk_spikes = 8;
+    RunMetadata meta;
+    meta.command_line = "test";
+    const std::string full = scratch_file("full.h5"), part = scratch_file("part.h5");
+    constexpr std::uint64_t samples = 3;
+    {
+        SpikeTraceWriter trace(full, c.network, topts, meta);
+        Engine engine(c.network);
+        for (std::uint64_t k = 0; k < samples; ++k) {
+            trace.begin_sample(k, std::int64_t(k));
+            trace.end_sample(-1, engine.run(c.stimulus, run, k, &trace).ledger);
+        }
+        trace.finish();
+    }
+    const auto expected = dataset_bytes(full);
+    REQUIRE(expected.at("energy/per_sample/populations/spikes").size() > 0);
+
+    std::mt19937_64 pick(5);
+    for (int trial = 0; trial < 8; ++trial) {
+        const std::uint64_t stop_sample = pick() % samples;
+        const Tick stop_tick = Tick(pick() % std::uint64_t(o.ticks));
+        INFO("stopped in sample " << stop_sample << " at tick " << stop_tick);
+        TracePosition position;
+        EngineState state;
+        {
+            SpikeTraceWriter trace(part, c.network, topts, meta);
+            Engine engine(c.network);
+            for (std::uint64_t k = 0; k < stop_sample; ++k) {
+                trace.begin_sample(k, std::int64_t(k));
+                trace.end_sample(-1, engine.run(c.stimulus, run, k, &trace).ledger);
+            }
+            trace.begin_sample(stop_sample, std::int64_t(stop_sample));
+            engine.start(c.stimulus, run, stop_sample, &trace);
+            engine.advance(stop_tick);
+            position = trace.position();
+            state = engine.save();
+            // The run goes on after its checkpoint and dies: the trace holds more than the position.
+            if (trial % 2) {
+                engine.advance();
+                trace.end_sample(-1, engine.finish().ledger);
+            } else {
+                trace.finish(TraceStatus::interrupted);
+            }
+        }
+        {
+            SpikeTraceWriter trace(part, c.network, topts, meta, position);
+            Engine engine(c.network);
+            engine.restore(state, c.stimulus, run, &trace);
+            engine.advance();
+            trace.end_sample(-1, engine.finish().ledger);
+            for (std::uint64_t k = stop_sample + 1; k < samples; ++k) {
+                trace.begin_sample(k, std::int64_t(k));
+                trace.end_sample(-1, engine.run(c.stimulus, run, k, &trace).ledger);
+            }
+            trace.finish();
+        }
+        REQUIRE(dataset_bytes(part) == expected);
+    }
+    RunMetadata other = meta;
+    other.command_line = "another run";
+    TracePosition start;
+    start.spikes.resize(1);
+    CHECK_THROWS_AS(SpikeTraceWriter(part, c.network, topts, other, start), InputError);
+    std::filesystem::remove(full);
+    std::filesystem::remove(part);
 }
