@@ -431,12 +431,14 @@ int run_command(const RunCommandOptions& o) {
         if (resumed->in_sample) open_sample = std::move(resumed->engine);
     }
     // A checkpoint of the run as it stands: after a completed sample, or inside one (`inside`).
-    auto save_checkpoint = [&](const EngineState* inside) {
+    // The stopped sample's spikes so far stay in the trace while the run goes on, and are carried
+    // in the checkpoint when it stops (closing the trace drops them: it holds completed samples).
+    auto save_checkpoint = [&](const EngineState* inside, bool stopping) {
         RunCheckpoint c;
         c.run = identity;
         c.run_command_line = trace_command_line;
         c.completed = done, c.total = total, c.correct = correct, c.labelled = labelled;
-        if (trace) c.has_trace = true, c.trace = trace->position();
+        if (trace) c.has_trace = true, c.trace = trace->position(stopping);
         if (inside) c.in_sample = true, c.engine = *inside;
         write_checkpoint(o.checkpoint, c);
     };
@@ -450,7 +452,7 @@ int run_command(const RunCommandOptions& o) {
             correct += predicted == stimuli.label(k);
         }
         ++done;
-        if (checkpointing) save_checkpoint(nullptr);
+        if (checkpointing) save_checkpoint(nullptr, false);
         if (progress) std::cerr << "\rquantal run: " << done << " / " << stimuli.count() << " samples" << std::flush;
     };
     // With --checkpoint a signal stops a sample at the next tick boundary; without, it finishes.
@@ -481,9 +483,10 @@ int run_command(const RunCommandOptions& o) {
                                                                  Tick(*o.checkpoint_every)
                                                            : never,
                                        checkpointing ? stop_inside : std::function<bool()>{})) {
+                    const bool stopping = stop_signal != 0; // read once: a signal may arrive meanwhile
                     const auto state = engine.save();
-                    save_checkpoint(&state);
-                    if (stop_signal) {
+                    save_checkpoint(&state, stopping);
+                    if (stopping) {
                         stopped_at = engine.next_tick();
                         break;
                     }
@@ -507,7 +510,7 @@ int run_command(const RunCommandOptions& o) {
         }
         // Stopped between samples: the checkpoint after the last completed sample may be an older
         // file's (--resume A --checkpoint B), so one is written here too.
-        if (stop_signal && !stopped_at && checkpointing) save_checkpoint(nullptr);
+        if (stop_signal && !stopped_at && checkpointing) save_checkpoint(nullptr, true);
     } catch (const std::bad_alloc&) {
         // The trace (if any) is closed by its destructor: "incomplete", the completed samples kept.
         throw OutOfMemory("out of memory while simulating sample " + std::to_string(o.offset + done) + " (" +

@@ -42,8 +42,8 @@ template <class A> void serialize(A& a, EngineState& e) {
       e.deliveries, e.observe_at, e.result);
 }
 template <class A> void serialize(A& a, TracePosition& t) {
-    a(t.samples, t.any_sample, t.last_sample, t.spikes, t.total, t.snn_pj, t.ann_pj, t.open, t.open_label,
-      t.open_timestamps, t.open_node_ids);
+    a(t.samples, t.any_sample, t.last_sample, t.spikes, t.total, t.snn_pj, t.ann_pj, t.open, t.open_label, t.carried,
+      t.open_in_file, t.open_timestamps, t.open_node_ids);
 }
 template <class A> void serialize(A& a, RunCheckpoint& c) {
     a(c.run, c.run_command_line, c.completed, c.total, c.correct, c.labelled, c.has_trace, c.trace, c.in_sample, c.engine);

@@ -599,8 +599,9 @@ void SpikeTraceWriter::Impl::open_layout(const RunMetadata& m, const TracePositi
                              std::to_string(needs) + " (the trace was changed or cut after the checkpoint)");
     };
     const auto ids = recorded_populations();
-    if (pos.spikes.size() != ids.size() || (pos.open && (pos.open_timestamps.size() != ids.size() ||
-                                                         pos.open_node_ids.size() != ids.size())))
+    const bool carried = pos.open && pos.carried, in_file = pos.open && !pos.carried;
+    if (pos.spikes.size() != ids.size() || (in_file && pos.open_in_file.size() != ids.size()) ||
+        (carried && (pos.open_timestamps.size() != ids.size() || pos.open_node_ids.size() != ids.size())))
         throw InputError(where + ": the checkpoint records " + std::to_string(pos.spikes.size()) + " populations, this run " +
                          std::to_string(ids.size()));
     for (std::size_t i = 0; i < ids.size(); ++i) {
@@ -610,11 +611,14 @@ void SpikeTraceWriter::Impl::open_layout(const RunMetadata& m, const TracePositi
         pt.name = net.population(ids[i]).name;
         pt.timestamps = file.open_dataset(group + "/timestamps");
         pt.node_ids = file.open_dataset(group + "/node_ids");
-        too_short(group + "/timestamps", file.length(pt.timestamps), pos.spikes[i]);
-        too_short(group + "/node_ids", file.length(pt.node_ids), pos.spikes[i]);
-        file.cut(pt.timestamps, pos.spikes[i]);
-        file.cut(pt.node_ids, pos.spikes[i]);
-        pt.written = pt.committed = pos.spikes[i];
+        const std::uint64_t keep = in_file ? pos.open_in_file[i] : pos.spikes[i];
+        if (keep < pos.spikes[i]) throw InputError(where + ": the checkpoint's open sample is damaged");
+        too_short(group + "/timestamps", file.length(pt.timestamps), keep);
+        too_short(group + "/node_ids", file.length(pt.node_ids), keep);
+        file.cut(pt.timestamps, keep);
+        file.cut(pt.node_ids, keep);
+        pt.committed = pos.spikes[i];
+        pt.written = keep;
         spikes_committed += pos.spikes[i];
         slot[ids[i]] = int(recorded.size());
         recorded.push_back(std::move(pt));
@@ -659,7 +663,7 @@ void SpikeTraceWriter::Impl::open_layout(const RunMetadata& m, const TracePositi
         label = pos.open_label;
         start_tick = Tick(current) * options.ticks_per_sample;
         recording = options.samples.empty() || std::binary_search(options.samples.begin(), options.samples.end(), current);
-        for (std::size_t i = 0; i < recorded.size(); ++i) {
+        for (std::size_t i = 0; i < recorded.size() && carried; ++i) {
             auto& pt = recorded[i];
             const auto& ts = pos.open_timestamps[i];
             const auto& ids_open = pos.open_node_ids[i];
@@ -823,7 +827,7 @@ void SpikeTraceWriter::end_sample(std::int64_t prediction, const EnergyLedger& l
 
 void SpikeTraceWriter::finish(TraceStatus status) { impl_->close(status_name(status)); }
 
-TracePosition SpikeTraceWriter::position() {
+TracePosition SpikeTraceWriter::position(bool carry) {
     auto& s = *impl_;
     if (s.finished) throw std::logic_error("SpikeTraceWriter::position after finish");
     TracePosition pos;
@@ -834,10 +838,13 @@ TracePosition SpikeTraceWriter::position() {
     pos.snn_pj = s.total_snn_pj, pos.ann_pj = s.total_ann_pj;
     pos.open = s.open;
     pos.open_label = s.open ? s.label : -1;
+    pos.carried = s.open && carry;
     for (auto& pt : s.recorded) {
         pos.spikes.push_back(pt.committed);
         if (!s.open) continue;
         s.flush_population(pt);
+        pos.open_in_file.push_back(pt.written);
+        if (!carry) continue;
         auto& ts = pos.open_timestamps.emplace_back(pt.written - pt.committed);
         auto& ids = pos.open_node_ids.emplace_back(pt.written - pt.committed);
         s.file.read(pt.timestamps, H5T_NATIVE_DOUBLE, ts.data(), pt.committed, ts.size());

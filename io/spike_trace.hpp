@@ -59,7 +59,10 @@ struct RunMetadata {
 enum class TraceStatus { complete, interrupted };
 
 // Where a trace stands, for a checkpoint: the completed samples (rows, spikes per recorded
-// population, running totals) and the spikes of a sample begun and not ended, as written.
+// population, running totals) and a sample begun and not ended. That sample's spikes so far are
+// either in the file (`open_in_file`: how many each population has; the cheap case, while the
+// run goes on) or carried here (`open_timestamps`/`open_node_ids`: when the trace is about to be
+// closed, which drops them from the file).
 struct TracePosition {
     std::uint64_t samples = 0;            // rows of /samples
     bool any_sample = false;              // a sample was begun since the file was created
@@ -69,14 +72,12 @@ struct TracePosition {
     double snn_pj = 0, ann_pj = 0;        // /energy/total attributes
     bool open = false;                    // a sample is open: its label and spikes so far follow
     std::int64_t open_label = -1;
-    std::vector<std::vector<double>> open_timestamps; // per recorded population
+    bool carried = false;                 // the open sample's spikes are carried, not in the file
+    std::vector<std::uint64_t> open_in_file; // per recorded population: spikes in the file, all samples
+    std::vector<std::vector<double>> open_timestamps; // per recorded population (carried)
     std::vector<std::vector<std::uint64_t>> open_node_ids;
 };
 
-// Not thread-safe: one writer is fed by one engine, sample after sample, in increasing sample
-// index (indices need not be contiguous), so every population stays sorted by time. Throws
-// InputError naming the file (and object) when HDF5 cannot create or write it, or when an option
-// is invalid (unknown population, ticks or dt not positive); bad options leave no file behind.
 class SpikeTraceWriter : public SpikeSink {
 public:
     SpikeTraceWriter(const std::string& path, const Network& net, TraceOptions options, const RunMetadata& metadata);
@@ -98,8 +99,9 @@ public:
     // status and closes the file. Further calls do nothing.
     void finish(TraceStatus status = TraceStatus::complete);
 
-    // Flushes the open sample's buffered spikes and the file, and returns the position.
-    TracePosition position();
+    // Flushes the open sample's buffered spikes and the file, and returns the position; `carry`:
+    // with the open sample's spikes read back into it (before finish(), which drops them).
+    TracePosition position(bool carry);
 
     const std::string& path() const;
     std::uint64_t samples_written() const;

@@ -280,7 +280,8 @@ TEST_CASE("a trace continued from a checkpoint's position equals the uninterrupt
             trace.begin_sample(stop_sample, std::int64_t(stop_sample));
             engine.start(c.stimulus, run, stop_sample, &trace);
             engine.advance(stop_tick);
-            position = trace.position();
+            // Carried when the trace is closed next (as on SIGINT), left in the file when the run goes on.
+            position = trace.position(trial % 2 == 0);
             state = engine.save();
             // The run goes on after its checkpoint and dies: the trace holds more than the position.
             if (trial % 2) {
