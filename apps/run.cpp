@@ -433,13 +433,13 @@ int run_command(const RunCommandOptions& o) {
     // A checkpoint of the run as it stands: after a completed sample, or inside one (`inside`).
     // The stopped sample's spikes so far stay in the trace while the run goes on, and are carried
     // in the checkpoint when it stops (closing the trace drops them: it holds completed samples).
-    auto save_checkpoint = [&](const EngineState* inside, bool stopping) {
+    auto save_checkpoint = [&](EngineState* inside, bool stopping) {
         RunCheckpoint c;
         c.run = identity;
         c.run_command_line = trace_command_line;
         c.completed = done, c.total = total, c.correct = correct, c.labelled = labelled;
         if (trace) c.has_trace = true, c.trace = trace->position(stopping);
-        if (inside) c.in_sample = true, c.engine = *inside;
+        if (inside) c.in_sample = true, c.engine = std::move(*inside);
         write_checkpoint(o.checkpoint, c);
     };
     const bool progress = isatty(STDERR_FILENO) && stimuli.count() > 1; // a progress line on a terminal only
@@ -484,7 +484,7 @@ int run_command(const RunCommandOptions& o) {
                                                            : never,
                                        checkpointing ? stop_inside : std::function<bool()>{})) {
                     const bool stopping = stop_signal != 0; // read once: a signal may arrive meanwhile
-                    const auto state = engine.save();
+                    auto state = engine.save();
                     save_checkpoint(&state, stopping);
                     if (stopping) {
                         stopped_at = engine.next_tick();

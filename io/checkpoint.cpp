@@ -123,15 +123,14 @@ void write_checkpoint(const std::string& path, const RunCheckpoint& checkpoint) 
         cereal::PortableBinaryOutputArchive archive(payload);
         archive(const_cast<RunCheckpoint&>(checkpoint)); // serialize() is one function for both directions
     }
-    std::string bytes(magic, sizeof magic);
-    put_le(bytes, RunCheckpoint::format_version, 4);
     const std::string body = std::move(payload).str();
-    put_le(bytes, body.size(), 8);
-    bytes += body;
+    std::string header(magic, sizeof magic);
+    put_le(header, RunCheckpoint::format_version, 4);
+    put_le(header, body.size(), 8);
     Sha256 sha;
-    sha.add(bytes.data(), bytes.size());
+    sha.add(header.data(), header.size());
+    sha.add(body.data(), body.size());
     const auto d = sha.digest();
-    bytes.append(reinterpret_cast<const char*>(d.data()), d.size());
 
     // Atomic replacement: the old checkpoint stays until the new one is complete on disk.
     const std::string tmp = path + ".tmp";
@@ -142,7 +141,8 @@ void write_checkpoint(const std::string& path, const RunCheckpoint& checkpoint) 
     };
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) fail("create " + tmp);
-    if (!write_all(fd, bytes.data(), bytes.size()) || ::fsync(fd) != 0) {
+    if (!write_all(fd, header.data(), header.size()) || !write_all(fd, body.data(), body.size()) ||
+        !write_all(fd, reinterpret_cast<const char*>(d.data()), d.size()) || ::fsync(fd) != 0) {
         const int e = errno;
         ::close(fd);
         errno = e;
@@ -161,10 +161,13 @@ void write_checkpoint(const std::string& path, const RunCheckpoint& checkpoint) 
 
 RunCheckpoint read_checkpoint(const std::string& path) {
     const std::string where = "checkpoint " + path;
-    std::ifstream in(path, std::ios::binary);
+    std::ifstream in(path, std::ios::binary | std::ios::ate);
     if (!in) throw InputError(where + ": cannot be read (" + system_reason() + ")");
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (in.bad()) throw InputError(where + ": read error");
+    const std::streamoff size = in.tellg();
+    if (size < 0) throw InputError(where + ": cannot be read (not a regular file?)");
+    std::string bytes(std::size_t(size), '\0');
+    in.seekg(0);
+    if (!in.read(bytes.data(), size)) throw InputError(where + ": read error");
     if (bytes.size() < sizeof magic || bytes.compare(0, sizeof magic, magic, sizeof magic) != 0)
         throw InputError(where + ": is not a quantal checkpoint");
     if (bytes.size() < header_bytes + digest_bytes)
