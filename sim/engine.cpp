@@ -557,6 +557,7 @@ void Engine::State::restore(const EngineState& e) {
     if (e.seed != seed) bad("saved with seed " + std::to_string(e.seed) + ", not " + std::to_string(seed));
     if (e.now < 0 || e.next < e.now || e.next > horizon) bad("tick out of range");
     if (e.observe_at != observe_at) bad("observes other ticks");
+    if (e.result.sample != e.sample) bad("its result belongs to another sample");
     if (e.populations.size() != pops.size() || e.projection_rng.size() != proj_rng.size() ||
         e.operator_rng.size() != operator_rng.size())
         bad("does not fit the network's populations, projections or operators");

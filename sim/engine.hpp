@@ -70,7 +70,7 @@ public:
 };
 
 // Everything that changes while a sample runs, at a tick boundary: every tick before `next` has
-// been simulated and none after it. Pending work is a canonical list (by tick, then in the order
+// been simulated (or had no work) and none after it. Pending work is a canonical list (by tick, then in the order
 // it was scheduled), independent of how the engine queues it. What the network, the stimulus and
 // the options determine (release plans, drives' inputs, observation ticks) is checked, not
 // trusted: restore() refuses a state that does not fit them. Serialised by io/checkpoint.cpp.
