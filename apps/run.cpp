@@ -8,12 +8,12 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <map>
-#include <new>
-#include <iostream>
-#include <limits>
 #include <filesystem>
 #include <functional>
+#include <iostream>
+#include <limits>
+#include <map>
+#include <new>
 #include <optional>
 #include <sstream>
 #include <sys/stat.h>
@@ -86,7 +86,7 @@ struct RunCommandOptions {
     std::vector<std::string> record;
     std::optional<std::uint64_t> record_samples;
     EnergyCosts costs;
-    std::string checkpoint, resume;              // --checkpoint FILE, --resume FILE
+    std::string checkpoint, resume;                // --checkpoint FILE, --resume FILE
     std::optional<std::uint64_t> checkpoint_every; // ticks; only with --checkpoint
 };
 
@@ -274,13 +274,16 @@ void check_option_pairs(const RunCommandOptions& o) {
         throw InputError("--checkpoint-every " + std::to_string(*o.checkpoint_every) +
                          " needs --checkpoint FILE (where the checkpoints go)");
     if (!o.resume.empty() && o.force)
-        throw InputError("--force has no meaning with --resume " + o.resume + ": the run's trace is continued, never replaced");
+        throw InputError("--force has no meaning with --resume " + o.resume +
+                         ": the run's trace is continued, never replaced");
 }
 
 bool same_file(const std::string& a, const std::string& b) {
-    struct stat sa {}, sb {};
+    struct stat sa {};
+    struct stat sb {};
     if (a.empty() || b.empty()) return false;
-    if (::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    if (::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
     std::error_code ec; // one of them does not exist yet: compare the paths
     return std::filesystem::weakly_canonical(a, ec) == std::filesystem::weakly_canonical(b, ec);
 }
@@ -331,7 +334,8 @@ std::vector<std::pair<std::string, std::string>> run_identity(const RunCommandOp
 }
 
 // One line naming the first option in which the checkpoint and this run differ.
-void check_same_run(const std::string& file, const RunCheckpoint& c, const std::vector<std::pair<std::string, std::string>>& now) {
+void check_same_run(const std::string& file, const RunCheckpoint& c,
+                    const std::vector<std::pair<std::string, std::string>>& now) {
     for (std::size_t i = 0; i < now.size(); ++i) {
         const std::string& name = now[i].first;
         const auto it = std::find_if(c.run.begin(), c.run.end(), [&](const auto& e) { return e.first == name; });
@@ -341,10 +345,11 @@ void check_same_run(const std::string& file, const RunCheckpoint& c, const std::
         if (hashed != std::string::npos) // a file's contents, not its name
             throw InputError("checkpoint " + file + ": belongs to a run whose " + name.substr(0, hashed) +
                              " file had SHA-256 " + it->second + "; this run's has " + now[i].second);
-        throw InputError("checkpoint " + file + ": belongs to a run with " + name + " " + it->second + ", this run has " +
-                         name + " " + now[i].second);
+        throw InputError("checkpoint " + file + ": belongs to a run with " + name + " " + it->second +
+                         ", this run has " + name + " " + now[i].second);
     }
-    if (c.run.size() != now.size()) throw InputError("checkpoint " + file + ": records options this quantal does not know");
+    if (c.run.size() != now.size())
+        throw InputError("checkpoint " + file + ": records options this quantal does not know");
 }
 
 int run_command(const RunCommandOptions& o) {
@@ -412,8 +417,10 @@ int run_command(const RunCommandOptions& o) {
         meta.mask_ratio = o.mask.value_or(0.0);
         meta.version = QUANTAL_VERSION;
         meta.command_line = trace_command_line;
-        if (resumed) trace.emplace(o.trace, net, topts, meta, resumed->trace);
-        else trace.emplace(o.trace, net, topts, meta);
+        if (resumed)
+            trace.emplace(o.trace, net, topts, meta, resumed->trace);
+        else
+            trace.emplace(o.trace, net, topts, meta);
     }
 
     const StopOnSignal stop_guard;
@@ -479,10 +486,12 @@ int run_command(const RunCommandOptions& o) {
                     engine.start(stimulus, run, o.offset + first, sink);
                 }
                 // In-sample checkpoints at the sample's ticks N, 2N, ... (every tick before them simulated).
-                while (!engine.advance(o.checkpoint_every ? (engine.next_tick() / Tick(*o.checkpoint_every) + 1) *
-                                                                 Tick(*o.checkpoint_every)
-                                                           : never,
-                                       checkpointing ? stop_inside : std::function<bool()>{})) {
+                auto next_boundary = [&]() -> Tick {
+                    if (!o.checkpoint_every) return never;
+                    const auto every = Tick(*o.checkpoint_every);
+                    return (engine.next_tick() / every + 1) * every;
+                };
+                while (!engine.advance(next_boundary(), checkpointing ? stop_inside : std::function<bool()>{})) {
                     const bool stopping = stop_signal != 0; // read once: a signal may arrive meanwhile
                     auto state = engine.save();
                     save_checkpoint(&state, stopping);

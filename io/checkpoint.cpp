@@ -24,10 +24,16 @@ namespace quantal {
 
 // Cereal serialisation of the engine's and the run's plain structs. Kept here, so sim/ does not
 // depend on Cereal; found by argument-dependent lookup.
-template <class A> void serialize(A& a, PopulationCounts& c) { a(c.spikes, c.updates, c.drift_ticks, c.wakeups, c.macs); }
-template <class A> void serialize(A& a, ProjectionCounts& c) { a(c.spikes_in, c.masked_spikes, c.attempted, c.transmitted); }
+template <class A> void serialize(A& a, PopulationCounts& c) {
+    a(c.spikes, c.updates, c.drift_ticks, c.wakeups, c.macs);
+}
+template <class A> void serialize(A& a, ProjectionCounts& c) {
+    a(c.spikes_in, c.masked_spikes, c.attempted, c.transmitted);
+}
 template <class A> void serialize(A& a, OperatorCounts& c) { a(c.coincidences, c.deliveries, c.macs, c.masked_spikes); }
-template <class A> void serialize(A& a, EnergyLedger& l) { a(l.populations, l.projections, l.operators, l.samples, l.ticks); }
+template <class A> void serialize(A& a, EnergyLedger& l) {
+    a(l.populations, l.projections, l.operators, l.samples, l.ticks);
+}
 template <class A> void serialize(A& a, Readout& r) { a(r.population, r.ticks, r.values); }
 template <class A> void serialize(A& a, SpikeRecord& s) { a(s.tick, s.population, s.neuron); }
 template <class A> void serialize(A& a, SampleResult& r) { a(r.sample, r.ledger, r.readouts, r.spikes); }
@@ -46,7 +52,8 @@ template <class A> void serialize(A& a, TracePosition& t) {
       t.open_in_file, t.open_timestamps, t.open_node_ids);
 }
 template <class A> void serialize(A& a, RunCheckpoint& c) {
-    a(c.run, c.run_command_line, c.completed, c.total, c.correct, c.labelled, c.has_trace, c.trace, c.in_sample, c.engine);
+    a(c.run, c.run_command_line, c.completed, c.total, c.correct, c.labelled, c.has_trace, c.trace, c.in_sample,
+      c.engine);
 }
 
 namespace {
@@ -174,12 +181,13 @@ RunCheckpoint read_checkpoint(const std::string& path) {
         throw InputError(where + ": is truncated (" + std::to_string(bytes.size()) + " bytes)");
     const std::uint64_t length = get_le(bytes, sizeof magic + 4, 8);
     if (length != bytes.size() - header_bytes - digest_bytes)
-        throw InputError(where + ": is truncated or damaged (" + std::to_string(bytes.size()) + " bytes, its header says " +
-                         std::to_string(length + header_bytes + digest_bytes) + ")");
+        throw InputError(where + ": is truncated or damaged (" + std::to_string(bytes.size()) +
+                         " bytes, its header says " + std::to_string(length + header_bytes + digest_bytes) + ")");
     Sha256 sha;
     sha.add(bytes.data(), bytes.size() - digest_bytes);
     const auto d = sha.digest();
-    if (bytes.compare(bytes.size() - digest_bytes, digest_bytes, reinterpret_cast<const char*>(d.data()), d.size()) != 0)
+    if (bytes.compare(bytes.size() - digest_bytes, digest_bytes, reinterpret_cast<const char*>(d.data()), d.size()) !=
+        0)
         throw InputError(where + ": is damaged (its SHA-256 does not match its contents)");
     const auto version = std::uint32_t(get_le(bytes, sizeof magic, 4));
     if (version != RunCheckpoint::format_version)

@@ -23,13 +23,13 @@ struct RunCheckpoint {
     // What the run is, as (name, value) in a fixed order: the model's SHA-256 and every option
     // that changes a result or the trace. A resume must present exactly the same list.
     std::vector<std::pair<std::string, std::string>> run;
-    std::string run_command_line;         // the first run's, as its trace's /run has it
-    std::uint64_t completed = 0;          // samples completed (the next one is --offset + completed)
-    EnergyLedger total;                   // their ledger, summed (the report)
+    std::string run_command_line; // the first run's, as its trace's /run has it
+    std::uint64_t completed = 0;  // samples completed (the next one is --offset + completed)
+    EnergyLedger total;           // their ledger, summed (the report)
     std::uint64_t correct = 0, labelled = 0;
     bool has_trace = false;
     TracePosition trace;
-    bool in_sample = false;               // a sample was stopped at a tick boundary: `engine`
+    bool in_sample = false; // a sample was stopped at a tick boundary: `engine`
     EngineState engine;
 };
 

@@ -90,7 +90,8 @@ public:
     TraceFile(const std::string& path, Existing) : path_(path) {
         h5::silence_errors();
         file_ = Handle(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose);
-        if (!file_.valid()) throw InputError("trace " + path + ": cannot be opened to continue it (missing, not HDF5 or damaged)");
+        if (!file_.valid())
+            throw InputError("trace " + path + ": cannot be opened to continue it (missing, not HDF5 or damaged)");
     }
     hid_t id() const { return file_; }
 
@@ -588,22 +589,24 @@ void SpikeTraceWriter::Impl::open_layout(const RunMetadata& m, const TracePositi
         auto differs = [&](const std::string& what) {
             throw InputError(where + ": is not the trace of this run (" + what + " differs)");
         };
-        if (h5::read_string_attribute(run, "command_line", where + ": /run") != m.command_line) differs("/run command_line");
+        if (h5::read_string_attribute(run, "command_line", where + ": /run") != m.command_line)
+            differs("/run command_line");
         if (h5::read_int_attribute(run, "ticks_per_sample", where + ": /run") != options.ticks_per_sample)
             differs("/run ticks_per_sample");
         if (h5::read_double_attribute(run, "dt_ms", where + ": /run") != options.dt_ms) differs("/run dt_ms");
     }
     auto too_short = [&](const std::string& object, hsize_t has, std::uint64_t needs) {
         if (has < needs)
-            throw InputError(where + ": " + object + " holds " + std::to_string(has) + " entries, the checkpoint needs " +
-                             std::to_string(needs) + " (the trace was changed or cut after the checkpoint)");
+            throw InputError(where + ": " + object + " holds " + std::to_string(has) +
+                             " entries, the checkpoint needs " + std::to_string(needs) +
+                             " (the trace was changed or cut after the checkpoint)");
     };
     const auto ids = recorded_populations();
     const bool carried = pos.open && pos.carried, in_file = pos.open && !pos.carried;
     if (pos.spikes.size() != ids.size() || (in_file && pos.open_in_file.size() != ids.size()) ||
         (carried && (pos.open_timestamps.size() != ids.size() || pos.open_node_ids.size() != ids.size())))
-        throw InputError(where + ": the checkpoint records " + std::to_string(pos.spikes.size()) + " populations, this run " +
-                         std::to_string(ids.size()));
+        throw InputError(where + ": the checkpoint records " + std::to_string(pos.spikes.size()) +
+                         " populations, this run " + std::to_string(ids.size()));
     for (std::size_t i = 0; i < ids.size(); ++i) {
         const std::string group = "/spikes/" + net.population(ids[i]).name;
         PopulationTrace pt;
@@ -629,9 +632,13 @@ void SpikeTraceWriter::Impl::open_layout(const RunMetadata& m, const TracePositi
         file.cut(d, pos.samples);
         return d;
     };
-    s_index = rows("/samples/index"), s_start_ms = rows("/samples/start_ms"), s_start_tick = rows("/samples/start_tick");
-    s_label = rows("/samples/label"), s_prediction = rows("/samples/prediction");
-    s_recorded = rows("/samples/recorded"), s_spikes = rows("/samples/spikes");
+    s_index = rows("/samples/index");
+    s_start_ms = rows("/samples/start_ms");
+    s_start_tick = rows("/samples/start_tick");
+    s_label = rows("/samples/label");
+    s_prediction = rows("/samples/prediction");
+    s_recorded = rows("/samples/recorded");
+    s_spikes = rows("/samples/spikes");
     for (const auto& c : population_counters) {
         pop_rows.push_back(rows(std::string("/energy/per_sample/populations/") + c.name));
         pop_totals.push_back(file.open_dataset(std::string("/energy/total/populations/") + c.name));
@@ -662,7 +669,8 @@ void SpikeTraceWriter::Impl::open_layout(const RunMetadata& m, const TracePositi
         open = true;
         label = pos.open_label;
         start_tick = Tick(current) * options.ticks_per_sample;
-        recording = options.samples.empty() || std::binary_search(options.samples.begin(), options.samples.end(), current);
+        recording =
+            options.samples.empty() || std::binary_search(options.samples.begin(), options.samples.end(), current);
         for (std::size_t i = 0; i < recorded.size() && carried; ++i) {
             auto& pt = recorded[i];
             const auto& ts = pos.open_timestamps[i];

@@ -64,16 +64,16 @@ enum class TraceStatus { complete, interrupted };
 // run goes on) or carried here (`open_timestamps`/`open_node_ids`: when the trace is about to be
 // closed, which drops them from the file).
 struct TracePosition {
-    std::uint64_t samples = 0;            // rows of /samples
-    bool any_sample = false;              // a sample was begun since the file was created
-    std::uint64_t last_sample = 0;        // index of the open (or last) sample
-    std::vector<std::uint64_t> spikes;    // per recorded population: spikes of the completed samples
-    EnergyLedger total;                   // /energy/total
-    double snn_pj = 0, ann_pj = 0;        // /energy/total attributes
-    bool open = false;                    // a sample is open: its label and spikes so far follow
+    std::uint64_t samples = 0;         // rows of /samples
+    bool any_sample = false;           // a sample was begun since the file was created
+    std::uint64_t last_sample = 0;     // index of the open (or last) sample
+    std::vector<std::uint64_t> spikes; // per recorded population: spikes of the completed samples
+    EnergyLedger total;                // /energy/total
+    double snn_pj = 0, ann_pj = 0;     // /energy/total attributes
+    bool open = false;                 // a sample is open: its label and spikes so far follow
     std::int64_t open_label = -1;
-    bool carried = false;                 // the open sample's spikes are carried, not in the file
-    std::vector<std::uint64_t> open_in_file; // per recorded population: spikes in the file, all samples
+    bool carried = false;                             // the open sample's spikes are carried, not in the file
+    std::vector<std::uint64_t> open_in_file;          // per recorded population: spikes in the file, all samples
     std::vector<std::vector<double>> open_timestamps; // per recorded population (carried)
     std::vector<std::vector<std::uint64_t>> open_node_ids;
 };

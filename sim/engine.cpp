@@ -541,8 +541,9 @@ EngineState Engine::State::save() const {
     for (const auto& r : proj_rng) e.projection_rng.push_back(r.state());
     for (const auto& r : operator_rng) e.operator_rng.push_back(r.state());
     wakes.for_each([&](Tick at, const Wake& w) { e.wakes.push_back({at, w.population, w.neuron}); });
-    deliveries.for_each(
-        [&](Tick at, const Delivery& d) { e.deliveries.push_back({at, d.projection, d.source, d.group}); });
+    deliveries.for_each([&](Tick at, const Delivery& d) {
+        e.deliveries.push_back({at, d.projection, d.source, d.group});
+    });
     e.observe_at = observe_at;
     e.result = result;
     return e;
@@ -582,8 +583,7 @@ void Engine::State::restore(const EngineState& e) {
             in.last_visit.size() != n || in.wake_at.size() != n || in.mark.size() != n || !in_range(in.to_visit, n) ||
             !in_range(in.unresolved, n) || !in_range(in.fired, n) ||
             std::any_of(in.mark.begin(), in.mark.end(), [](std::uint8_t m) { return m > (has_input | due); }) ||
-            (in.sweeping && (ps.source || is_readout(net.population(p).model))) ||
-            in.rng == EngineState::Stream{})
+            (in.sweeping && (ps.source || is_readout(net.population(p).model))) || in.rng == EngineState::Stream{})
             bad("population '" + net.population(p).name + "' does not fit the network");
         ps.v = in.v, ps.input = in.input, ps.syn = in.syn;
         ps.state_at = in.state_at, ps.last_visit = in.last_visit, ps.wake_at = in.wake_at;
@@ -605,7 +605,8 @@ void Engine::State::restore(const EngineState& e) {
     deliveries.reset(delivery_window, e.now);
     Tick previous = e.next;
     for (const auto& w : e.wakes) {
-        if (w.tick < previous || w.tick >= horizon || w.population >= pops.size() || w.neuron >= pops[w.population].size())
+        if (w.tick < previous || w.tick >= horizon || w.population >= pops.size() ||
+            w.neuron >= pops[w.population].size())
             bad("a pending wake-up is out of order or out of range");
         wakes.push(w.tick, {w.population, w.neuron});
         previous = w.tick;
@@ -616,8 +617,9 @@ void Engine::State::restore(const EngineState& e) {
             bad("a pending delivery is out of order or out of range");
         const auto& pr = net.projection(d.projection);
         const auto* sparse = std::get_if<SparseFanout>(&net.fanout(d.projection));
-        const bool group_ok = sparse ? d.group >= sparse->group_begin[d.source] && d.group < sparse->group_begin[d.source + 1]
-                                     : d.group == 0;
+        const bool group_ok =
+            sparse ? d.group >= sparse->group_begin[d.source] && d.group < sparse->group_begin[d.source + 1]
+                   : d.group == 0;
         if (d.source >= pops[pr.source].size() || !group_ok) bad("a pending delivery is out of range");
         deliveries.push(d.tick, {d.projection, d.source, d.group});
         previous = d.tick;

@@ -96,17 +96,17 @@ struct EngineState {
     };
 
     std::uint64_t sample = 0;
-    Tick ticks = 0;                // the sample's length (RunOptions::ticks)
+    Tick ticks = 0; // the sample's length (RunOptions::ticks)
     std::uint64_t seed = 0;
-    std::uint8_t update_path = 0;  // UpdatePath
-    Tick now = 0;                  // the last simulated tick (the calendars' present)
-    Tick next = 0;                 // the next tick with work
+    std::uint8_t update_path = 0; // UpdatePath
+    Tick now = 0;                 // the last simulated tick (the calendars' present)
+    Tick next = 0;                // the next tick with work
     std::vector<Population> populations;
     std::vector<Stream> projection_rng, operator_rng;
-    std::vector<Wake> wakes;       // by tick, then push order
+    std::vector<Wake> wakes; // by tick, then push order
     std::vector<Delivery> deliveries;
     std::vector<Tick> observe_at;
-    SampleResult result;           // the ledger, readouts and recorded spikes so far
+    SampleResult result; // the ledger, readouts and recorded spikes so far
 };
 
 class Engine {

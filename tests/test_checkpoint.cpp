@@ -5,9 +5,9 @@
 #include <hdf5.h>
 
 #include <cstdio>
-#include <map>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 
 #include "io/checkpoint.hpp"
@@ -218,7 +218,8 @@ std::map<std::string, std::vector<unsigned char>> dataset_bytes(const std::strin
             if (!H5Tis_variable_str(type)) {
                 const hid_t native = H5Tget_native_type(type, H5T_DIR_ASCEND);
                 const hid_t space = H5Dget_space(d);
-                std::vector<unsigned char> bytes(std::size_t(H5Sget_simple_extent_npoints(space)) * H5Tget_size(native));
+                std::vector<unsigned char> bytes(std::size_t(H5Sget_simple_extent_npoints(space)) *
+                                                 H5Tget_size(native));
                 if (!bytes.empty()) H5Dread(d, native, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data());
                 (*static_cast<std::map<std::string, std::vector<unsigned char>>*>(data))[name] = std::move(bytes);
                 H5Sclose(space);
