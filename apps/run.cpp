@@ -362,13 +362,8 @@ int run_command(const RunCommandOptions& o) {
                           o.force || !o.resume.empty());
     check_checkpoint_file(o);
     const bool checkpointing = !o.checkpoint.empty();
-    std::vector<std::pair<std::string, std::string>> identity;
-    if (checkpointing || !o.resume.empty()) identity = run_identity(o);
     std::optional<RunCheckpoint> resumed;
-    if (!o.resume.empty()) {
-        resumed = read_checkpoint(o.resume);
-        check_same_run(o.resume, *resumed, identity);
-    }
+    if (!o.resume.empty()) resumed = read_checkpoint(o.resume);
     LoadedModel model = load_model(o);
     Release release;
     if (o.mask) {
@@ -392,6 +387,10 @@ int run_command(const RunCommandOptions& o) {
     for (const auto& name : o.record)
         if (!net.find_population(name))
             throw InputError(o.model + ": --record names population '" + name + "', which is not in the model");
+    // After the files were read: a bad file is named as such, not as a checksum mismatch.
+    std::vector<std::pair<std::string, std::string>> identity;
+    if (checkpointing || resumed) identity = run_identity(o);
+    if (resumed) check_same_run(o.resume, *resumed, identity);
     if (resumed && (resumed->completed > stimuli.count() ||
                     (resumed->in_sample && (resumed->completed == stimuli.count() ||
                                             resumed->engine.sample != o.offset + resumed->completed))))
