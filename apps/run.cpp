@@ -395,6 +395,18 @@ int run_command(const RunCommandOptions& o) {
                     (resumed->in_sample && (resumed->completed == stimuli.count() ||
                                             resumed->engine.sample != o.offset + resumed->completed))))
         throw InputError("checkpoint " + o.resume + ": its sample position does not fit this run");
+    RunOptions run;
+    run.ticks = o.ticks;
+    run.seed = o.seed;
+    run.update_path = o.update_path;
+    // The stopped sample's state must fit before the trace is touched.
+    if (resumed && resumed->in_sample) {
+        try {
+            Engine(net).restore(resumed->engine, stimuli.make(resumed->completed), run);
+        } catch (const InputError& e) {
+            throw InputError("checkpoint " + o.resume + ": " + e.what());
+        }
+    }
     // A resumed run's trace was created with the first run's command line; its checkpoints keep it.
     const std::string trace_command_line = resumed ? resumed->run_command_line : command_line(o);
 
@@ -424,10 +436,6 @@ int run_command(const RunCommandOptions& o) {
 
     const StopOnSignal stop_guard;
 
-    RunOptions run;
-    run.ticks = o.ticks;
-    run.seed = o.seed;
-    run.update_path = o.update_path;
     EnergyLedger total = EnergyLedger::for_network(net, std::uint64_t(o.ticks));
     std::uint64_t done = 0, correct = 0, labelled = 0;
     std::optional<EngineState> open_sample; // a resumed sample, at its tick boundary
