@@ -1,23 +1,28 @@
 // `quantal run`: one network (a quantal model file or a NIR graph) over one or more samples,
 // recorded as a SONATA spike trace, with the energy report. SIGINT/SIGTERM stop the run after the
-// current sample; the trace is closed cleanly and the exit status is 128 + signal.
+// current sample (with --checkpoint: at the next tick boundary, saved); the trace is closed cleanly
+// and the exit status is 128 + signal. Checkpoints and resume: docs/checkpoints.md.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <map>
-#include <new>
+#include <filesystem>
+#include <functional>
 #include <iostream>
 #include <limits>
+#include <map>
+#include <new>
 #include <optional>
 #include <sstream>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "apps/commands.hpp"
 #include "apps/stimuli.hpp"
 #include "apps/values.hpp"
+#include "io/checkpoint.hpp"
 #include "io/idx.hpp"
 #include "io/model_file.hpp"
 #include "io/nir.hpp"
@@ -84,6 +89,8 @@ struct RunCommandOptions {
     std::vector<std::string> record;
     std::optional<std::uint64_t> record_samples;
     EnergyCosts costs;
+    std::string checkpoint, resume;                // --checkpoint FILE, --resume FILE
+    std::optional<std::uint64_t> checkpoint_every; // ticks; only with --checkpoint
 };
 
 bool ends_with(const std::string& s, const std::string& tail) {
@@ -181,14 +188,100 @@ void check_option_pairs(const RunCommandOptions& o) {
     if (o.targets && !o.mask) throw InputError("--targets " + *o.targets + " needs --mask R (the ratio to apply)");
     if (!o.labels.empty() && o.input.empty())
         throw InputError("--labels " + o.labels + " needs --input IMAGES (labels belong to images)");
+    if (o.checkpoint_every && o.checkpoint.empty())
+        throw InputError("--checkpoint-every " + std::to_string(*o.checkpoint_every) +
+                         " needs --checkpoint FILE (where the checkpoints go)");
+    if (!o.resume.empty() && o.force)
+        throw InputError("--force has no meaning with --resume " + o.resume +
+                         ": the run's trace is continued, never replaced");
+}
+
+bool same_file(const std::string& a, const std::string& b) {
+    struct stat sa {};
+    struct stat sb {};
+    if (a.empty() || b.empty()) return false;
+    if (::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    std::error_code ec; // one of them does not exist yet: compare the paths
+    return std::filesystem::weakly_canonical(a, ec) == std::filesystem::weakly_canonical(b, ec);
+}
+
+// --checkpoint may replace only an older checkpoint: never an input or the trace, and an existing
+// file only if it is the one resumed or --force is given.
+void check_checkpoint_file(const RunCommandOptions& o) {
+    if (o.checkpoint.empty()) return;
+    for (const auto& [option, path] : std::vector<NamedFile>{
+             {"--model", o.model}, {"--input", o.input}, {"--labels", o.labels}, {"--trace", o.trace}})
+        if (same_file(o.checkpoint, path))
+            throw InputError("--checkpoint " + o.checkpoint + " is the same file as " + option + " " + path +
+                             ": refusing to overwrite it");
+    if (!o.force && !same_file(o.checkpoint, o.resume) && std::filesystem::exists(o.checkpoint))
+        throw InputError("--checkpoint " + o.checkpoint + " already exists: refusing to overwrite it (use --resume " +
+                         o.checkpoint + " to continue that run, or --force to replace it)");
+}
+
+std::string number(double v) {
+    char text[40];
+    std::snprintf(text, sizeof text, "%.17g", v);
+    return text;
+}
+
+// What a checkpoint belongs to: the model's bytes and every option that changes a result or the
+// trace, in a fixed order. --checkpoint, --checkpoint-every and --resume itself are not part of it.
+std::vector<std::pair<std::string, std::string>> run_identity(const RunCommandOptions& o) {
+    std::string record;
+    for (const auto& r : o.record) record += (record.empty() ? "" : ",") + r;
+    const char* paths[] = {"automatic", "lazy", "sweep"};
+    return {{"--model (SHA-256)", sha256_file(o.model)},
+            {"--ticks", std::to_string(o.ticks)},
+            {"--input (SHA-256)", o.input.empty() ? "none" : sha256_file(o.input)},
+            {"--labels (SHA-256)", o.labels.empty() ? "none" : sha256_file(o.labels)},
+            {"--samples", std::to_string(o.samples)},
+            {"--offset", std::to_string(o.offset)},
+            {"--mask", o.mask ? number(*o.mask) : "none"},
+            {"--release", o.mask ? o.release.value_or("synapse") : "none"},
+            {"--seed", std::to_string(o.seed)},
+            {"--dt", number(o.dt)},
+            {"--threads", std::to_string(o.threads)},
+            {"--update-path", paths[int(o.update_path)]},
+            {"--trace", o.trace.empty() ? "none" : std::filesystem::absolute(o.trace).lexically_normal().string()},
+            {"--record", record.empty() ? "all" : record},
+            {"--record-samples", o.record_samples ? std::to_string(*o.record_samples) : "all"},
+            {"--e-ac", number(o.costs.e_ac_pj)},
+            {"--e-mac", number(o.costs.e_mac_pj)}};
+}
+
+// One line naming the first option in which the checkpoint and this run differ.
+void check_same_run(const std::string& file, const RunCheckpoint& c,
+                    const std::vector<std::pair<std::string, std::string>>& now) {
+    for (std::size_t i = 0; i < now.size(); ++i) {
+        const std::string& name = now[i].first;
+        const auto it = std::find_if(c.run.begin(), c.run.end(), [&](const auto& e) { return e.first == name; });
+        if (it == c.run.end()) throw InputError("checkpoint " + file + ": does not record " + name);
+        if (it->second == now[i].second) continue;
+        const auto hashed = name.find(" (SHA-256)");
+        if (hashed != std::string::npos) // a file's contents, not its name
+            throw InputError("checkpoint " + file + ": belongs to a run whose " + name.substr(0, hashed) +
+                             " file had SHA-256 " + it->second + "; this run's has " + now[i].second);
+        throw InputError("checkpoint " + file + ": belongs to a run with " + name + " " + it->second +
+                         ", this run has " + name + " " + now[i].second);
+    }
+    if (c.run.size() != now.size())
+        throw InputError("checkpoint " + file + ": records options this quantal does not know");
 }
 
 int run_command(const RunCommandOptions& o) {
     check_option_pairs(o);
     check_time_axis(o);
-    // Before anything is read: the trace must not replace an input, nor an old trace unasked.
+    // Before anything is read: the trace must not replace an input, nor an old trace unasked (a
+    // resumed run continues its own trace).
     if (!o.trace.empty())
-        check_output_file(o.trace, {{"--model", o.model}, {"--input", o.input}, {"--labels", o.labels}}, o.force);
+        check_output_file(o.trace, {{"--model", o.model}, {"--input", o.input}, {"--labels", o.labels}},
+                          o.force || !o.resume.empty());
+    check_checkpoint_file(o);
+    const bool checkpointing = !o.checkpoint.empty();
+    std::optional<RunCheckpoint> resumed;
+    if (!o.resume.empty()) resumed = read_checkpoint(o.resume);
     LoadedModel model = load_model(o);
     Release release;
     if (o.mask) {
@@ -218,6 +311,28 @@ int run_command(const RunCommandOptions& o) {
     for (const auto& name : o.record)
         if (!net.find_population(name))
             throw InputError(o.model + ": --record names population '" + name + "', which is not in the model");
+    // After the files were read: a bad file is named as such, not as a checksum mismatch.
+    std::vector<std::pair<std::string, std::string>> identity;
+    if (checkpointing || resumed) identity = run_identity(o);
+    if (resumed) check_same_run(o.resume, *resumed, identity);
+    if (resumed && (resumed->completed > stimuli.count() ||
+                    (resumed->in_sample && (resumed->completed == stimuli.count() ||
+                                            resumed->engine.sample != o.offset + resumed->completed))))
+        throw InputError("checkpoint " + o.resume + ": its sample position does not fit this run");
+    RunOptions run;
+    run.ticks = o.ticks;
+    run.seed = o.seed;
+    run.update_path = o.update_path;
+    // The stopped sample's state must fit before the trace is touched.
+    if (resumed && resumed->in_sample) {
+        try {
+            Engine(net).restore(resumed->engine, stimuli.make(resumed->completed), run);
+        } catch (const InputError& e) {
+            throw InputError("checkpoint " + o.resume + ": " + e.what());
+        }
+    }
+    // A resumed run's trace was created with the first run's command line; its checkpoints keep it.
+    const std::string trace_command_line = resumed ? resumed->run_command_line : command_line(o);
 
     std::optional<SpikeTraceWriter> trace;
     if (!o.trace.empty()) {
@@ -236,18 +351,35 @@ int run_command(const RunCommandOptions& o) {
         meta.release = o.mask ? mode_name(release.mode) : "file";
         meta.mask_ratio = o.mask.value_or(0.0);
         meta.version = QUANTAL_VERSION;
-        meta.command_line = command_line(o);
-        trace.emplace(o.trace, net, topts, meta);
+        meta.command_line = trace_command_line;
+        if (resumed)
+            trace.emplace(o.trace, net, topts, meta, resumed->trace);
+        else
+            trace.emplace(o.trace, net, topts, meta);
     }
 
     const StopOnSignal stop_guard;
 
-    RunOptions run;
-    run.ticks = o.ticks;
-    run.seed = o.seed;
-    run.update_path = o.update_path;
     EnergyLedger total = EnergyLedger::for_network(net, std::uint64_t(o.ticks));
     std::uint64_t done = 0, correct = 0, labelled = 0;
+    std::optional<EngineState> open_sample; // a resumed sample, at its tick boundary
+    if (resumed) {
+        done = resumed->completed, total = resumed->total;
+        correct = resumed->correct, labelled = resumed->labelled;
+        if (resumed->in_sample) open_sample = std::move(resumed->engine);
+    }
+    // A checkpoint of the run as it stands: after a completed sample, or inside one (`inside`).
+    // The stopped sample's spikes so far stay in the trace while the run goes on, and are carried
+    // in the checkpoint when it stops (closing the trace drops them: it holds completed samples).
+    auto save_checkpoint = [&](EngineState* inside, bool stopping) {
+        RunCheckpoint c;
+        c.run = identity;
+        c.run_command_line = trace_command_line;
+        c.completed = done, c.total = total, c.correct = correct, c.labelled = labelled;
+        if (trace) c.has_trace = true, c.trace = trace->position(stopping);
+        if (inside) c.in_sample = true, c.engine = std::move(*inside);
+        write_checkpoint(o.checkpoint, c);
+    };
     const bool progress = isatty(STDERR_FILENO) && stimuli.count() > 1; // a progress line on a terminal only
     auto finish_sample = [&](std::uint64_t k, const SampleResult& r) {
         const auto predicted = prediction(r, readout);
@@ -258,22 +390,49 @@ int run_command(const RunCommandOptions& o) {
             correct += predicted == stimuli.label(k);
         }
         ++done;
+        if (checkpointing) save_checkpoint(nullptr, false);
         if (progress) std::cerr << "\rquantal run: " << done << " / " << stimuli.count() << " samples" << std::flush;
     };
+    // With --checkpoint a signal stops a sample at the next tick boundary; without, it finishes.
+    const std::function<bool()> stop_inside = [] { return stop_signal != 0; };
+    std::optional<Tick> stopped_at; // the tick boundary of a sample stopped by a signal
     // One thread: stream each sample's spikes straight into the trace. More: simulate a batch of
     // samples in parallel (spikes kept in memory per sample), then write them in sample order.
     // Batches of several samples per thread keep threads busy across uneven samples; with a trace
     // they stay at two per thread, as every sample's spikes are held until its batch is written.
+    // Batches are checkpointed at sample boundaries only.
     const std::uint64_t batch = o.threads > 1 ? std::uint64_t(o.threads) * (trace ? 2 : 16) : 1;
     Engine engine(net);
     try {
         while (done < stimuli.count() && !stop_signal) {
             const std::uint64_t first = done, n = std::min(batch, stimuli.count() - done);
-            if (n == 1) {
+            if (n == 1 || open_sample) {
                 const auto stimulus = stimuli.make(first);
-                if (trace) trace->begin_sample(o.offset + first, stimuli.label(first));
-                const auto r = engine.run(stimulus, run, o.offset + first, trace ? &*trace : nullptr);
-                finish_sample(first, r);
+                SpikeSink* sink = trace ? &*trace : nullptr;
+                if (open_sample) { // the trace reopened this sample with its spikes so far
+                    engine.restore(*open_sample, stimulus, run, sink);
+                    open_sample.reset();
+                } else {
+                    if (trace) trace->begin_sample(o.offset + first, stimuli.label(first));
+                    engine.start(stimulus, run, o.offset + first, sink);
+                }
+                // In-sample checkpoints at the sample's ticks N, 2N, ... (every tick before them simulated).
+                auto next_boundary = [&]() -> Tick {
+                    if (!o.checkpoint_every) return never;
+                    const auto every = Tick(*o.checkpoint_every);
+                    return (engine.next_tick() / every + 1) * every;
+                };
+                while (!engine.advance(next_boundary(), checkpointing ? stop_inside : std::function<bool()>{})) {
+                    const bool stopping = stop_signal != 0; // read once: a signal may arrive meanwhile
+                    auto state = engine.save();
+                    save_checkpoint(&state, stopping);
+                    if (stopping) {
+                        stopped_at = engine.next_tick();
+                        break;
+                    }
+                }
+                if (stopped_at) break;
+                finish_sample(first, engine.finish());
                 continue;
             }
             std::vector<Stimulus> inputs;
@@ -289,6 +448,9 @@ int run_command(const RunCommandOptions& o) {
                 finish_sample(first + k, results[k]);
             }
         }
+        // Stopped between samples: the checkpoint after the last completed sample may be an older
+        // file's (--resume A --checkpoint B), so one is written here too.
+        if (stop_signal && !stopped_at && checkpointing) save_checkpoint(nullptr, true);
     } catch (const std::bad_alloc&) {
         // The trace (if any) is closed by its destructor: "incomplete", the completed samples kept.
         throw OutOfMemory("out of memory while simulating sample " + std::to_string(o.offset + done) + " (" +
@@ -310,7 +472,11 @@ int run_command(const RunCommandOptions& o) {
     if (signal) {
         std::cerr << "quantal run: interrupted by " << (signal == SIGINT ? "SIGINT" : "SIGTERM") << " after " << done
                   << " of " << stimuli.count() << " samples"
-                  << (trace ? "; " + o.trace + " holds the completed samples" : std::string()) << '\n';
+                  << (stopped_at ? " (sample " + std::to_string(o.offset + done) + " stopped at tick " +
+                                       std::to_string(*stopped_at) + ")"
+                                 : std::string())
+                  << (trace ? "; " + o.trace + " holds the completed samples" : std::string())
+                  << (checkpointing ? "; continue with --resume " + o.checkpoint : std::string()) << '\n';
         return 128 + signal;
     }
     return 0;
@@ -351,6 +517,12 @@ void add_run_command(CLI::App& app) {
         ->transform(CLI::CheckedTransformer(std::map<std::string, UpdatePath>{{"automatic", UpdatePath::automatic},
                                                                              {"lazy", UpdatePath::lazy},
                                                                              {"sweep", UpdatePath::sweep}}));
+    cmd->add_option("--checkpoint", o->checkpoint,
+                    "Checkpoint file, replaced after every sample (and every --checkpoint-every ticks); "
+                    "SIGINT/SIGTERM then stop at the next tick and save");
+    cmd->add_option("--checkpoint-every", o->checkpoint_every, "Also checkpoint every N ticks inside a sample")
+        ->transform(whole_number(1, max_run_ticks));
+    cmd->add_option("--resume", o->resume, "Continue the run saved in this checkpoint (give the same options)");
     add_energy_options(*cmd, o->costs);
     cmd->callback([o] {
         const int status = run_command(*o);

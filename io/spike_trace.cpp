@@ -85,6 +85,57 @@ public:
         }
     }
 
+    // An existing trace, to continue it (resume from a checkpoint).
+    struct Existing {};
+    TraceFile(const std::string& path, Existing) : path_(path) {
+        h5::silence_errors();
+        file_ = Handle(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose);
+        if (!file_.valid())
+            throw InputError("trace " + path + ": cannot be opened to continue it (missing, not HDF5 or damaged)");
+    }
+    hid_t id() const { return file_; }
+
+    // With the one-chunk cache create_extendible() gives (a trace may have hundreds of datasets).
+    Handle open_dataset(const std::string& name) {
+        Handle d = check(Handle(H5Dopen2(file_, name.c_str(), H5P_DEFAULT), H5Dclose), name, "open dataset");
+        Handle dcpl(H5Dget_create_plist(d), H5Pclose);
+        Handle type(H5Dget_type(d), H5Tclose);
+        hsize_t chunk[2] = {1, 1};
+        const int rank = dcpl.valid() && H5Pget_layout(dcpl) == H5D_CHUNKED ? H5Pget_chunk(dcpl, 2, chunk) : -1;
+        if (rank < 1 || !type.valid()) return d;
+        Handle dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
+        H5Pset_chunk_cache(dapl, 7, H5Tget_size(type) * chunk[0] * (rank == 2 ? chunk[1] : 1), 1.0);
+        d = Handle();
+        return check(Handle(H5Dopen2(file_, name.c_str(), dapl), H5Dclose), name, "open dataset");
+    }
+    // The first dimension of a dataset.
+    hsize_t length(hid_t dset) {
+        Handle space(H5Dget_space(dset), H5Sclose);
+        hsize_t dims[2] = {0, 0};
+        if (!space.valid() || H5Sget_simple_extent_ndims(space) < 1 || H5Sget_simple_extent_ndims(space) > 2 ||
+            H5Sget_simple_extent_dims(space, dims, nullptr) < 0)
+            status(-1, dset, "read the extent of");
+        return dims[0];
+    }
+    // Cuts a 1-D or 2-D dataset back to `rows` rows.
+    void cut(hid_t dset, hsize_t rows) {
+        Handle space(H5Dget_space(dset), H5Sclose);
+        hsize_t dims[2] = {0, 0};
+        const int rank = H5Sget_simple_extent_ndims(space);
+        H5Sget_simple_extent_dims(space, dims, nullptr);
+        dims[0] = rows;
+        if (rank < 1 || rank > 2) status(-1, dset, "shrink");
+        status(H5Dset_extent(dset, dims), dset, "shrink");
+    }
+    // Reads n elements (1-D) from offset `at`.
+    void read(hid_t dset, hid_t memtype, void* data, hsize_t at, hsize_t n) {
+        if (n == 0) return;
+        Handle filespace(H5Dget_space(dset), H5Sclose);
+        status(H5Sselect_hyperslab(filespace, H5S_SELECT_SET, &at, nullptr, &n, nullptr), dset, "select");
+        Handle memspace(H5Screate_simple(1, &n, nullptr), H5Sclose);
+        status(H5Dread(dset, memtype, memspace, filespace, H5P_DEFAULT, data), dset, "read");
+    }
+
     Handle create_group(const std::string& name) {
         Handle gcpl(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);
         H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
@@ -249,6 +300,8 @@ struct PopulationTrace {
 
 struct SpikeTraceWriter::Impl {
     Impl(const std::string& p, const Network& n, TraceOptions o) : path(p), net(n), options(std::move(o)), file(p, options.replace_existing) {}
+    Impl(const std::string& p, const Network& n, TraceOptions o, TraceFile::Existing e)
+        : path(p), net(n), options(std::move(o)), file(p, e) {}
 
     std::string path;
     const Network& net;
@@ -275,6 +328,8 @@ struct SpikeTraceWriter::Impl {
     Tick start_tick = 0;
 
     void create_layout(const RunMetadata& metadata);
+    void open_layout(const RunMetadata& metadata, const TracePosition& position);
+    std::vector<PopulationId> recorded_populations();
     void create_spikes();
     void create_samples();
     void create_energy();
@@ -309,7 +364,8 @@ void SpikeTraceWriter::Impl::create_layout(const RunMetadata& m) {
     file.flush();
 }
 
-void SpikeTraceWriter::Impl::create_spikes() {
+// The populations whose spikes are recorded, in network order; sizes their buffers.
+std::vector<PopulationId> SpikeTraceWriter::Impl::recorded_populations() {
     const auto n = net.populations().size();
     slot.assign(n, -1);
     std::vector<PopulationId> ids;
@@ -322,7 +378,6 @@ void SpikeTraceWriter::Impl::create_spikes() {
             if (slot[*p] < 0) ids.push_back(*p), slot[*p] = 0;
         }
     }
-    file.create_group("/spikes");
     if (options.buffer_spikes == 0) {
         // Per recorded population: the buffer (16 bytes per spike) and two one-chunk caches (8 bytes each).
         constexpr std::size_t largest = 1 << 16, smallest = 1 << 10;
@@ -331,6 +386,12 @@ void SpikeTraceWriter::Impl::create_spikes() {
         const std::size_t buffer = share > caches ? (share - caches) / 16 : 0;
         options.buffer_spikes = std::uint32_t(std::clamp(buffer, smallest, largest));
     }
+    return ids;
+}
+
+void SpikeTraceWriter::Impl::create_spikes() {
+    const auto ids = recorded_populations();
+    file.create_group("/spikes");
     const hsize_t chunk = options.chunk_spikes;
     for (PopulationId p : ids) {
         const std::string& name = net.population(p).name;
@@ -521,6 +582,108 @@ void SpikeTraceWriter::Impl::close(const char* status) {
     file.close();
 }
 
+void SpikeTraceWriter::Impl::open_layout(const RunMetadata& m, const TracePosition& pos) {
+    const std::string where = "trace " + path;
+    {
+        Handle run = h5::open_group(file.id(), "run", where);
+        auto differs = [&](const std::string& what) {
+            throw InputError(where + ": is not the trace of this run (" + what + " differs)");
+        };
+        if (h5::read_string_attribute(run, "command_line", where + ": /run") != m.command_line)
+            differs("/run command_line");
+        if (h5::read_int_attribute(run, "ticks_per_sample", where + ": /run") != options.ticks_per_sample)
+            differs("/run ticks_per_sample");
+        if (h5::read_double_attribute(run, "dt_ms", where + ": /run") != options.dt_ms) differs("/run dt_ms");
+    }
+    auto too_short = [&](const std::string& object, hsize_t has, std::uint64_t needs) {
+        if (has < needs)
+            throw InputError(where + ": " + object + " holds " + std::to_string(has) +
+                             " entries, the checkpoint needs " + std::to_string(needs) +
+                             " (the trace was changed or cut after the checkpoint)");
+    };
+    const auto ids = recorded_populations();
+    const bool carried = pos.open && pos.carried, in_file = pos.open && !pos.carried;
+    if (pos.spikes.size() != ids.size() || (in_file && pos.open_in_file.size() != ids.size()) ||
+        (carried && (pos.open_timestamps.size() != ids.size() || pos.open_node_ids.size() != ids.size())))
+        throw InputError(where + ": the checkpoint records " + std::to_string(pos.spikes.size()) +
+                         " populations, this run " + std::to_string(ids.size()));
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        const std::string group = "/spikes/" + net.population(ids[i]).name;
+        PopulationTrace pt;
+        pt.population = ids[i];
+        pt.name = net.population(ids[i]).name;
+        pt.timestamps = file.open_dataset(group + "/timestamps");
+        pt.node_ids = file.open_dataset(group + "/node_ids");
+        const std::uint64_t keep = in_file ? pos.open_in_file[i] : pos.spikes[i];
+        if (keep < pos.spikes[i]) throw InputError(where + ": the checkpoint's open sample is damaged");
+        too_short(group + "/timestamps", file.length(pt.timestamps), keep);
+        too_short(group + "/node_ids", file.length(pt.node_ids), keep);
+        file.cut(pt.timestamps, keep);
+        file.cut(pt.node_ids, keep);
+        pt.committed = pos.spikes[i];
+        pt.written = keep;
+        spikes_committed += pos.spikes[i];
+        slot[ids[i]] = int(recorded.size());
+        recorded.push_back(std::move(pt));
+    }
+    auto rows = [&](const std::string& name) {
+        Handle d = file.open_dataset(name);
+        too_short(name, file.length(d), pos.samples);
+        file.cut(d, pos.samples);
+        return d;
+    };
+    s_index = rows("/samples/index");
+    s_start_ms = rows("/samples/start_ms");
+    s_start_tick = rows("/samples/start_tick");
+    s_label = rows("/samples/label");
+    s_prediction = rows("/samples/prediction");
+    s_recorded = rows("/samples/recorded");
+    s_spikes = rows("/samples/spikes");
+    for (const auto& c : population_counters) {
+        pop_rows.push_back(rows(std::string("/energy/per_sample/populations/") + c.name));
+        pop_totals.push_back(file.open_dataset(std::string("/energy/total/populations/") + c.name));
+    }
+    for (const auto& c : projection_counters) {
+        proj_rows.push_back(rows(std::string("/energy/per_sample/projections/") + c.name));
+        proj_totals.push_back(file.open_dataset(std::string("/energy/total/projections/") + c.name));
+    }
+    for (const auto& c : operator_counters) {
+        op_rows.push_back(rows(std::string("/energy/per_sample/operators/") + c.name));
+        op_totals.push_back(file.open_dataset(std::string("/energy/total/operators/") + c.name));
+    }
+    snn_rows = rows("/energy/per_sample/snn_pj");
+    ann_rows = rows("/energy/per_sample/ann_pj");
+    const auto& t = pos.total;
+    if (t.populations.size() != net.populations().size() || t.projections.size() != net.projections().size() ||
+        t.operators.size() != net.operators().size())
+        throw InputError(where + ": the checkpoint's ledger does not fit the network");
+    total = t;
+    total_snn_pj = pos.snn_pj, total_ann_pj = pos.ann_pj;
+    write_totals();
+    samples = pos.samples;
+    file.attribute_u64("/run", "samples_completed", samples);
+    file.attribute_string("/run", "status", "running");
+    any_sample = pos.any_sample;
+    current = pos.last_sample;
+    if (pos.open) {
+        open = true;
+        label = pos.open_label;
+        start_tick = Tick(current) * options.ticks_per_sample;
+        recording =
+            options.samples.empty() || std::binary_search(options.samples.begin(), options.samples.end(), current);
+        for (std::size_t i = 0; i < recorded.size() && carried; ++i) {
+            auto& pt = recorded[i];
+            const auto& ts = pos.open_timestamps[i];
+            const auto& ids_open = pos.open_node_ids[i];
+            if (ts.size() != ids_open.size()) throw InputError(where + ": the checkpoint's open sample is damaged");
+            file.append(pt.timestamps, H5T_NATIVE_DOUBLE, ts.data(), pt.written, ts.size());
+            file.append(pt.node_ids, H5T_NATIVE_UINT64, ids_open.data(), pt.written, ids_open.size());
+            pt.written += ts.size();
+        }
+    }
+    file.flush();
+}
+
 namespace {
 // Options that cannot work are refused before the file is created (and an old one truncated).
 TraceOptions validated(const std::string& path, const Network& net, TraceOptions o) {
@@ -540,6 +703,12 @@ SpikeTraceWriter::SpikeTraceWriter(const std::string& path, const Network& net, 
                                    const RunMetadata& metadata)
     : impl_(std::make_unique<Impl>(path, net, validated(path, net, std::move(options)))) {
     impl_->create_layout(metadata);
+}
+
+SpikeTraceWriter::SpikeTraceWriter(const std::string& path, const Network& net, TraceOptions options,
+                                   const RunMetadata& metadata, const TracePosition& position)
+    : impl_(std::make_unique<Impl>(path, net, validated(path, net, std::move(options)), TraceFile::Existing{})) {
+    impl_->open_layout(metadata, position);
 }
 
 SpikeTraceWriter::~SpikeTraceWriter() {
@@ -665,6 +834,33 @@ void SpikeTraceWriter::end_sample(std::int64_t prediction, const EnergyLedger& l
 }
 
 void SpikeTraceWriter::finish(TraceStatus status) { impl_->close(status_name(status)); }
+
+TracePosition SpikeTraceWriter::position(bool carry) {
+    auto& s = *impl_;
+    if (s.finished) throw std::logic_error("SpikeTraceWriter::position after finish");
+    TracePosition pos;
+    pos.samples = s.samples;
+    pos.any_sample = s.any_sample;
+    pos.last_sample = s.current;
+    pos.total = s.total;
+    pos.snn_pj = s.total_snn_pj, pos.ann_pj = s.total_ann_pj;
+    pos.open = s.open;
+    pos.open_label = s.open ? s.label : -1;
+    pos.carried = s.open && carry;
+    for (auto& pt : s.recorded) {
+        pos.spikes.push_back(pt.committed);
+        if (!s.open) continue;
+        s.flush_population(pt);
+        pos.open_in_file.push_back(pt.written);
+        if (!carry) continue;
+        auto& ts = pos.open_timestamps.emplace_back(pt.written - pt.committed);
+        auto& ids = pos.open_node_ids.emplace_back(pt.written - pt.committed);
+        s.file.read(pt.timestamps, H5T_NATIVE_DOUBLE, ts.data(), pt.committed, ts.size());
+        s.file.read(pt.node_ids, H5T_NATIVE_UINT64, ids.data(), pt.committed, ids.size());
+    }
+    s.file.flush(); // the file on disk is consistent at every checkpoint (a later SIGKILL may leave it less so)
+    return pos;
+}
 
 const std::string& SpikeTraceWriter::path() const { return impl_->path; }
 std::uint64_t SpikeTraceWriter::samples_written() const { return impl_->samples; }

@@ -58,13 +58,35 @@ struct RunMetadata {
 
 enum class TraceStatus { complete, interrupted };
 
-// Not thread-safe: one writer is fed by one engine, sample after sample, in increasing sample
-// index (indices need not be contiguous), so every population stays sorted by time. Throws
-// InputError naming the file (and object) when HDF5 cannot create or write it, or when an option
-// is invalid (unknown population, ticks or dt not positive); bad options leave no file behind.
+// Where a trace stands, for a checkpoint: the completed samples (rows, spikes per recorded
+// population, running totals) and a sample begun and not ended. That sample's spikes so far are
+// either in the file (`open_in_file`: how many each population has; the cheap case, while the
+// run goes on) or carried here (`open_timestamps`/`open_node_ids`: when the trace is about to be
+// closed, which drops them from the file).
+struct TracePosition {
+    std::uint64_t samples = 0;         // rows of /samples
+    bool any_sample = false;           // a sample was begun since the file was created
+    std::uint64_t last_sample = 0;     // index of the open (or last) sample
+    std::vector<std::uint64_t> spikes; // per recorded population: spikes of the completed samples
+    EnergyLedger total;                // /energy/total
+    double snn_pj = 0, ann_pj = 0;     // /energy/total attributes
+    bool open = false;                 // a sample is open: its label and spikes so far follow
+    std::int64_t open_label = -1;
+    bool carried = false;                             // the open sample's spikes are carried, not in the file
+    std::vector<std::uint64_t> open_in_file;          // per recorded population: spikes in the file, all samples
+    std::vector<std::vector<double>> open_timestamps; // per recorded population (carried)
+    std::vector<std::vector<std::uint64_t>> open_node_ids;
+};
+
 class SpikeTraceWriter : public SpikeSink {
 public:
     SpikeTraceWriter(const std::string& path, const Network& net, TraceOptions options, const RunMetadata& metadata);
+    // Continues a trace this writer wrote (resume from a checkpoint): cuts every dataset back to
+    // `position` (a run killed after it may have written more), restores the totals, sets the
+    // status to "running" and reopens the open sample with its spikes. InputError naming the file
+    // if it is not that run's trace (its /run command line, ticks or dt differ) or holds less.
+    SpikeTraceWriter(const std::string& path, const Network& net, TraceOptions options, const RunMetadata& metadata,
+                     const TracePosition& position);
     ~SpikeTraceWriter() override; // without finish(): drops an open sample, marks the run "incomplete", closes
     SpikeTraceWriter(const SpikeTraceWriter&) = delete;
     SpikeTraceWriter& operator=(const SpikeTraceWriter&) = delete;
@@ -76,6 +98,10 @@ public:
     // Drops the spikes of a sample that was begun and not ended (datasets shrink back), writes the
     // status and closes the file. Further calls do nothing.
     void finish(TraceStatus status = TraceStatus::complete);
+
+    // Flushes the open sample's buffered spikes and the file, and returns the position; `carry`:
+    // with the open sample's spikes read back into it (before finish(), which drops them).
+    TracePosition position(bool carry);
 
     const std::string& path() const;
     std::uint64_t samples_written() const;

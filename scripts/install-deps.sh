@@ -9,6 +9,7 @@ packages=(
   build-essential cmake
   libboost-graph-dev libboost-random-dev
   libhdf5-dev libcereal-dev catch2 libcli11-dev
+  libssl-dev  # libcrypto: SHA-256 of model files and checkpoints
   python3-numpy python3-h5py python3-matplotlib python3-pytest python3-torch
   libopenblas0-pthread  # an optimised BLAS for PyTorch: the reference BLAS is ~18x slower
   dataset-fashion-mnist

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <string>
 
 #include "neurons/dynamics.hpp"
@@ -96,9 +97,12 @@ struct Engine::State {
     std::vector<Tick> observe_at;               // sorted
     Tick horizon = 0;
     UpdatePath path = UpdatePath::automatic;
+    std::uint64_t seed = 0;
     SampleResult result;
     SpikeSink* sink = nullptr;
     bool record = false;
+    bool started = false; // a sample was started and not finished
+    Tick next = 0;        // the next tick with work (>= horizon: the sample is done)
 
     void validate(const Stimulus& s) const;
     void reset(const Stimulus& s, const RunOptions& o, std::uint64_t sample);
@@ -119,6 +123,9 @@ struct Engine::State {
     void deliver(ProjectionId pr, std::uint32_t src, std::uint64_t group);
     void observe(Tick t);
     void count_drift_ticks();
+    void begin(const Stimulus& s, const RunOptions& o, std::uint64_t sample, SpikeSink* sink);
+    EngineState save() const;
+    void restore(const EngineState& e);
 };
 
 void Engine::State::validate(const Stimulus& s) const {
@@ -148,6 +155,8 @@ void Engine::State::validate(const Stimulus& s) const {
 void Engine::State::reset(const Stimulus& s, const RunOptions& o, std::uint64_t sample) {
     horizon = o.ticks;
     path = o.update_path;
+    seed = o.seed;
+    now = 0;
     wakes.reset(std::min<Tick>(std::max<Tick>(horizon, 1), 1024));
     deliveries.reset(delivery_window);
     result = SampleResult{};
@@ -496,20 +505,176 @@ void Engine::State::count_drift_ticks() {
     }
 }
 
+void Engine::State::begin(const Stimulus& stimulus, const RunOptions& options, std::uint64_t sample, SpikeSink* to) {
+    if (options.ticks < 0) throw InputError("run: ticks must be >= 0, got " + std::to_string(options.ticks));
+    validate(stimulus);
+    sink = to;
+    record = options.record_spikes;
+    reset(stimulus, options, sample);
+    next = 0;
+    started = true;
+}
+
+EngineState Engine::State::save() const {
+    if (!started) throw std::logic_error("Engine::save: no sample is running");
+    for (const auto& a : accumulators)
+        if (!a.empty()) throw std::logic_error("Engine::save: a conv accumulator holds input between ticks");
+    EngineState e;
+    e.sample = result.sample;
+    e.ticks = horizon;
+    e.seed = seed;
+    e.update_path = std::uint8_t(path);
+    e.now = now;
+    e.next = next;
+    e.populations.resize(pops.size());
+    for (PopulationId p = 0; p < pops.size(); ++p) {
+        const auto& ps = pops[p];
+        auto& out = e.populations[p];
+        out.v = ps.v, out.input = ps.input, out.syn = ps.syn;
+        out.state_at = ps.state_at, out.last_visit = ps.last_visit, out.wake_at = ps.wake_at;
+        out.mark.assign(ps.mark.begin(), ps.mark.end());
+        out.to_visit = ps.to_visit, out.unresolved = ps.unresolved, out.fired = ps.fired;
+        out.sweeping = ps.sweeping;
+        out.fired_tick = ps.fired_tick, out.held_input_at = ps.held_input_at;
+        out.rng = ps.rng.state();
+    }
+    for (const auto& r : proj_rng) e.projection_rng.push_back(r.state());
+    for (const auto& r : operator_rng) e.operator_rng.push_back(r.state());
+    wakes.for_each([&](Tick at, const Wake& w) { e.wakes.push_back({at, w.population, w.neuron}); });
+    deliveries.for_each([&](Tick at, const Delivery& d) {
+        e.deliveries.push_back({at, d.projection, d.source, d.group});
+    });
+    e.observe_at = observe_at;
+    e.result = result;
+    return e;
+}
+
+// Called after begin() with the same stimulus and options, so everything derived from them (drives,
+// release plans, observation ticks, readouts) is in place; the saved state must fit it.
+void Engine::State::restore(const EngineState& e) {
+    auto bad = [](const std::string& what) { throw InputError("engine state: " + what); };
+    if (e.ticks != horizon) bad("for samples of " + std::to_string(e.ticks) + " ticks, not " + std::to_string(horizon));
+    if (e.update_path != std::uint8_t(path)) bad("saved with another update path");
+    if (e.seed != seed) bad("saved with seed " + std::to_string(e.seed) + ", not " + std::to_string(seed));
+    if (e.now < 0 || e.next < e.now || e.next > horizon) bad("tick out of range");
+    if (e.observe_at != observe_at) bad("observes other ticks");
+    if (e.result.sample != e.sample) bad("its result belongs to another sample");
+    if (e.populations.size() != pops.size() || e.projection_rng.size() != proj_rng.size() ||
+        e.operator_rng.size() != operator_rng.size())
+        bad("does not fit the network's populations, projections or operators");
+    const auto& l = e.result.ledger;
+    if (l.populations.size() != pops.size() || l.projections.size() != proj_rng.size() ||
+        l.operators.size() != net.operators().size() || e.result.readouts.size() != result.readouts.size())
+        bad("ledger or readouts do not fit the network");
+    for (std::size_t r = 0; r < result.readouts.size(); ++r) {
+        const auto& ro = e.result.readouts[r];
+        if (ro.population != result.readouts[r].population ||
+            ro.values.size() != ro.ticks.size() * pops[ro.population].size())
+            bad("readout values do not fit the network");
+    }
+    auto in_range = [](const auto& list, std::size_t n) {
+        return std::all_of(list.begin(), list.end(), [n](auto j) { return std::size_t(j) < n; });
+    };
+    for (PopulationId p = 0; p < pops.size(); ++p) {
+        auto& ps = pops[p];
+        const auto& in = e.populations[p];
+        const std::size_t n = ps.size();
+        if (in.v.size() != n || in.input.size() != n || in.syn.size() != ps.syn.size() || in.state_at.size() != n ||
+            in.last_visit.size() != n || in.wake_at.size() != n || in.mark.size() != n || !in_range(in.to_visit, n) ||
+            !in_range(in.unresolved, n) || !in_range(in.fired, n) ||
+            std::any_of(in.mark.begin(), in.mark.end(), [](std::uint8_t m) { return m > (has_input | due); }) ||
+            (in.sweeping && (ps.source || is_readout(net.population(p).model))) || in.rng == EngineState::Stream{})
+            bad("population '" + net.population(p).name + "' does not fit the network");
+        ps.v = in.v, ps.input = in.input, ps.syn = in.syn;
+        ps.state_at = in.state_at, ps.last_visit = in.last_visit, ps.wake_at = in.wake_at;
+        for (std::size_t j = 0; j < n; ++j) ps.mark[j] = Mark(in.mark[j]);
+        ps.to_visit = in.to_visit, ps.unresolved = in.unresolved, ps.fired = in.fired;
+        ps.sweeping = in.sweeping;
+        ps.fired_tick = in.fired_tick, ps.held_input_at = in.held_input_at;
+        ps.rng = RandomEngine::from_state(in.rng[0], in.rng[1], in.rng[2], in.rng[3]);
+    }
+    auto stream = [&](const EngineState::Stream& s) {
+        if (s == EngineState::Stream{}) bad("a random stream is all zero");
+        return RandomEngine::from_state(s[0], s[1], s[2], s[3]);
+    };
+    for (std::size_t r = 0; r < proj_rng.size(); ++r) proj_rng[r] = stream(e.projection_rng[r]);
+    for (std::size_t r = 0; r < operator_rng.size(); ++r) operator_rng[r] = stream(e.operator_rng[r]);
+
+    // Pending work goes back in its canonical order, into calendars whose present is the saved one.
+    wakes.reset(std::min<Tick>(std::max<Tick>(horizon, 1), 1024), e.now);
+    deliveries.reset(delivery_window, e.now);
+    Tick previous = e.next;
+    for (const auto& w : e.wakes) {
+        if (w.tick < previous || w.tick >= horizon || w.population >= pops.size() ||
+            w.neuron >= pops[w.population].size())
+            bad("a pending wake-up is out of order or out of range");
+        wakes.push(w.tick, {w.population, w.neuron});
+        previous = w.tick;
+    }
+    previous = e.next;
+    for (const auto& d : e.deliveries) {
+        if (d.tick < previous || d.tick >= horizon || d.projection >= proj_rng.size())
+            bad("a pending delivery is out of order or out of range");
+        const auto& pr = net.projection(d.projection);
+        const auto* sparse = std::get_if<SparseFanout>(&net.fanout(d.projection));
+        const bool group_ok =
+            sparse ? d.group >= sparse->group_begin[d.source] && d.group < sparse->group_begin[d.source + 1]
+                   : d.group == 0;
+        if (d.source >= pops[pr.source].size() || !group_ok) bad("a pending delivery is out of range");
+        deliveries.push(d.tick, {d.projection, d.source, d.group});
+        previous = d.tick;
+    }
+    now = e.now;
+    next = e.next;
+    result = e.result;
+}
+
 Engine::Engine(const Network& net) : state_(std::make_unique<State>(net)) {}
 Engine::~Engine() = default;
 Engine::Engine(Engine&&) noexcept = default;
 
 SampleResult Engine::run(const Stimulus& stimulus, const RunOptions& options, std::uint64_t sample, SpikeSink* sink) {
+    start(stimulus, options, sample, sink);
+    advance();
+    return finish();
+}
+
+void Engine::start(const Stimulus& stimulus, const RunOptions& options, std::uint64_t sample, SpikeSink* sink) {
+    state_->begin(stimulus, options, sample, sink);
+}
+
+bool Engine::advance(Tick until, const std::function<bool()>& stop) {
     auto& s = *state_;
-    if (options.ticks < 0) throw InputError("run: ticks must be >= 0, got " + std::to_string(options.ticks));
-    s.validate(stimulus);
-    s.sink = sink;
-    s.record = options.record_spikes;
-    s.reset(stimulus, options, sample);
-    for (Tick t = 0; t < s.horizon;) t = s.step(t);
+    if (!s.started) throw std::logic_error("Engine::advance: no sample is running");
+    while (s.next < s.horizon && s.next < until) {
+        s.next = s.step(s.next);
+        if (stop && stop()) break;
+    }
+    return done();
+}
+
+bool Engine::done() const { return state_->next >= state_->horizon; }
+
+Tick Engine::next_tick() const { return state_->next; }
+
+SampleResult Engine::finish() {
+    auto& s = *state_;
+    if (!s.started || !done()) throw std::logic_error("Engine::finish: the sample is not complete");
+    s.started = false;
     s.count_drift_ticks();
     return std::move(s.result);
+}
+
+EngineState Engine::save() const { return state_->save(); }
+
+void Engine::restore(const EngineState& state, const Stimulus& stimulus, const RunOptions& options, SpikeSink* sink) {
+    state_->begin(stimulus, options, state.sample, sink);
+    try {
+        state_->restore(state);
+    } catch (...) {
+        state_->started = false;
+        throw;
+    }
 }
 
 std::vector<SampleResult> run_batch(const Network& net, std::span<const Stimulus> stimuli, const RunOptions& options,

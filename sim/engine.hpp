@@ -2,7 +2,9 @@
 // The event-driven engine: simulates one sample of a Network at a time (DESIGN.md, "One tick,
 // precisely"). Cost follows activity: neurons are visited only when they receive input or reach
 // a predicted threshold crossing; their drift is integrated lazily in between.
+#include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -67,6 +69,46 @@ public:
     virtual void on_spikes(PopulationId population, Tick tick, std::span<const std::uint32_t> neurons) = 0;
 };
 
+// Everything that changes while a sample runs, at a tick boundary: every tick before `next` has
+// been simulated (or had no work) and none after it. Pending work is a canonical list (by tick, then in the order
+// it was scheduled), independent of how the engine queues it. What the network, the stimulus and
+// the options determine (release plans, drives' inputs, observation ticks) is checked, not
+// trusted: restore() refuses a state that does not fit them. Serialised by io/checkpoint.cpp.
+struct EngineState {
+    using Stream = std::array<std::uint64_t, 4>; // a random stream's raw state
+    struct Population {
+        std::vector<double> v, input, syn; // drive is not state: bias + stimulus
+        std::vector<Tick> state_at, last_visit, wake_at;
+        std::vector<std::uint8_t> mark;
+        std::vector<std::uint32_t> to_visit, unresolved, fired;
+        bool sweeping = false;
+        Tick fired_tick = -1, held_input_at = -1;
+        Stream rng{};
+    };
+    struct Wake {
+        Tick tick;
+        std::uint32_t population, neuron;
+    };
+    struct Delivery {
+        Tick tick;
+        std::uint32_t projection, source;
+        std::uint64_t group;
+    };
+
+    std::uint64_t sample = 0;
+    Tick ticks = 0; // the sample's length (RunOptions::ticks)
+    std::uint64_t seed = 0;
+    std::uint8_t update_path = 0; // UpdatePath
+    Tick now = 0;                 // the last simulated tick (the calendars' present)
+    Tick next = 0;                // the next tick with work
+    std::vector<Population> populations;
+    std::vector<Stream> projection_rng, operator_rng;
+    std::vector<Wake> wakes; // by tick, then push order
+    std::vector<Delivery> deliveries;
+    std::vector<Tick> observe_at;
+    SampleResult result; // the ledger, readouts and recorded spikes so far
+};
+
 class Engine {
 public:
     explicit Engine(const Network& net);
@@ -78,6 +120,23 @@ public:
     // not fit the network.
     SampleResult run(const Stimulus& stimulus, const RunOptions& options, std::uint64_t sample,
                      SpikeSink* sink = nullptr);
+
+    // The same, a piece at a time: start() resets and begins a sample; advance() simulates
+    // until tick `until` (every tick before it done) or until stop() returns true after a tick;
+    // finish() returns the result once done(). run() is start, advance to the end, finish.
+    void start(const Stimulus& stimulus, const RunOptions& options, std::uint64_t sample, SpikeSink* sink = nullptr);
+    // Returns true when the sample is complete.
+    bool advance(Tick until = never, const std::function<bool()>& stop = {});
+    bool done() const;
+    Tick next_tick() const; // the tick boundary reached: ticks before it are simulated
+    SampleResult finish();
+
+    // A started, unfinished sample's state at its tick boundary, and back: restore() continues
+    // that sample exactly as if it had never stopped. Throws InputError if the state does not fit
+    // this network, the stimulus or the options.
+    EngineState save() const;
+    void restore(const EngineState& state, const Stimulus& stimulus, const RunOptions& options,
+                 SpikeSink* sink = nullptr);
 
 private:
     struct State;

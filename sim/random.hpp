@@ -1,6 +1,7 @@
 #pragma once
 // Seeded random streams. Every stream is keyed by (run seed, sample index, stream id), so a
 // sample's draws do not depend on which thread simulates it or on what ran before it.
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -38,6 +39,8 @@ public:
         g.s_[0] = s0, g.s_[1] = s1, g.s_[2] = s2, g.s_[3] = s3;
         return g;
     }
+    // The raw state (checkpoints); from_state() restores it.
+    std::array<std::uint64_t, 4> state() const { return {s_[0], s_[1], s_[2], s_[3]}; }
 
     result_type operator()() {
         const std::uint64_t result = std::rotl(s_[0] + s_[3], 23) + s_[0];

@@ -15,15 +15,15 @@ namespace quantal {
 template <class Entry>
 class TickCalendar {
 public:
-    // Empties the calendar and sets the present to tick 0; the window is rounded up to a power of two.
-    void reset(Tick window) {
+    // Empties the calendar and sets the present to tick `now`; the window is rounded up to a power of two.
+    void reset(Tick window, Tick now = 0) {
         const auto w = std::bit_ceil(std::uint64_t(std::max<Tick>(window, 1)));
         if (buckets_.size() != w) buckets_.assign(w, {});
         for (auto& b : buckets_) b.clear();
         spare_.clear();
         far_.clear();
         far_min_ = never;
-        now_ = 0;
+        now_ = now;
         size_ = 0;
     }
 
@@ -63,6 +63,19 @@ public:
     }
 
     std::size_t size() const { return size_; }
+
+    // Every pending entry as f(tick, entry), by tick and in push order within a tick: a canonical
+    // list that does not depend on how the calendar stores them (checkpoints). Pushing the entries
+    // in this order into a calendar reset to the same present gives the same order of work. Every
+    // tick of the overflow list lies beyond the window, so the window's buckets come first.
+    template <class F> void for_each(F&& f) const {
+        for (Tick x = now_; x < now_ + Tick(buckets_.size()); ++x)
+            for (const Entry& e : bucket(x)) f(x, e);
+        std::vector<const Far*> far;
+        for (const auto& e : far_) far.push_back(&e);
+        std::stable_sort(far.begin(), far.end(), [](const Far* a, const Far* b) { return a->tick < b->tick; });
+        for (const Far* e : far) f(e->tick, e->entry);
+    }
 
     // Drops every entry for which keep(tick, entry) is false (stale predictions).
     template <class Keep> void compact(Keep&& keep) {
