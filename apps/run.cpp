@@ -240,6 +240,7 @@ std::vector<std::pair<std::string, std::string>> run_identity(const RunCommandOp
             {"--offset", std::to_string(o.offset)},
             {"--mask", o.mask ? number(*o.mask) : "none"},
             {"--release", o.mask ? o.release.value_or("synapse") : "none"},
+            {"--targets", o.mask ? o.targets.value_or("all") : "none"},
             {"--seed", std::to_string(o.seed)},
             {"--dt", number(o.dt)},
             {"--threads", std::to_string(o.threads)},
