@@ -197,15 +197,34 @@ public:
         journal_.commit();
     }
     void close() {
+        const bool was_open = file_.valid();
         file_ = Handle(); // every object handle is closed before this, so the file really closes
+        if (!was_open || !journal_.failed()) return;
         // A failure before the first flush leaves nothing worth keeping: no file, as for bad options.
-        if (journal_.failed() && journal_.committed_bytes() == 0) {
+        if (journal_.committed_bytes() == 0) {
             std::error_code ec;
             std::filesystem::remove(path_, ec);
+            return;
         }
+        mark_incomplete();
     }
 
 private:
+    // After a failed write the file is back at its last flush, with status "running". Try to say
+    // it is incomplete; on a disk that is still full this write fails too and is undone the same way.
+    void mark_incomplete() {
+        h5::Journal journal; // outlives the file handle below
+        const Handle fapl = journal.access_plist();
+        Handle f(H5Fopen(path_.c_str(), H5F_ACC_RDWR, fapl), H5Fclose);
+        if (!f.valid()) return;
+        Handle type = string_type();
+        Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+        const char* status = "incomplete";
+        if (H5Adelete_by_name(f, "/run", "status", H5P_DEFAULT) < 0) return;
+        Handle a(H5Acreate_by_name(f, "/run", "status", type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+        if (a.valid() && H5Awrite(a, type, &status) >= 0 && H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0) journal.commit();
+    }
+
     static Handle string_type() {
         Handle t(H5Tcopy(H5T_C_S1), H5Tclose);
         H5Tset_size(t, H5T_VARIABLE);

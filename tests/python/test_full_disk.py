@@ -65,7 +65,7 @@ def reference(tmp_path_factory):
 def check_kept_samples(trace, reference):
     """The trace holds k completed samples, exactly as the uninterrupted run wrote them."""
     with h5py.File(trace, "r") as f, h5py.File(reference, "r") as ref:
-        assert f["run"].attrs["status"] != "complete"
+        assert f["run"].attrs["status"] in ("incomplete", "running")  # "running" if not even that fits
         k = int(f["run"].attrs["samples_completed"])
         assert len(f["samples/index"]) == k and f["energy/per_sample/snn_pj"].shape == (k,)
         assert f["energy/per_sample/populations/spikes"].shape[0] == k
