@@ -129,8 +129,9 @@ Network NetworkBuilder::build() const {
         std::int64_t n = 1;
         for (auto d : p.shape) {
             require(d > 0, where, "shape has a non-positive extent " + std::to_string(d));
+            // Checked before multiplying: (3, 2^62) wrapped n negative and passed (fuzz_network).
+            require(d <= ((std::int64_t{1} << 32) - 1) / n, where, "has more than 2^32 neurons");
             n *= d;
-            require(n < (std::int64_t{1} << 32), where, "has more than 2^32 neurons");
         }
         require(p.bias.size() <= 1 || p.bias.size() == std::size_t(n), where,
                 "bias has " + std::to_string(p.bias.size()) + " values, expected 1 or " + std::to_string(n));

@@ -26,25 +26,25 @@ std::int64_t extent(FuzzedDataProvider& in) {
     static constexpr std::int64_t hostile[] = {0, -1, -7, 1 << 16, std::int64_t(1) << 31, std::int64_t(1) << 32,
                                                std::int64_t(1) << 62, std::numeric_limits<std::int64_t>::max(),
                                                std::numeric_limits<std::int64_t>::min()};
-    if (in.ConsumeIntInRange(0, 15) == 0) return hostile[in.ConsumeIntInRange<std::size_t>(0, std::size(hostile) - 1)];
-    return in.ConsumeIntInRange<std::int64_t>(1, 6);
+    if (in.ConsumeIntegralInRange<int>(0, 15) == 0) return hostile[in.ConsumeIntegralInRange<std::size_t>(0, std::size(hostile) - 1)];
+    return in.ConsumeIntegralInRange<std::int64_t>(1, 6);
 }
 
 double real(FuzzedDataProvider& in) {
     static constexpr double hostile[] = {0.0, -0.0, -1.0, 1e308, -1e308, 1e-310, std::numeric_limits<double>::infinity(),
                                          std::numeric_limits<double>::quiet_NaN(), 0.5, 2.0};
-    if (in.ConsumeIntInRange(0, 7) == 0) return hostile[in.ConsumeIntInRange<std::size_t>(0, std::size(hostile) - 1)];
+    if (in.ConsumeIntegralInRange<int>(0, 7) == 0) return hostile[in.ConsumeIntegralInRange<std::size_t>(0, std::size(hostile) - 1)];
     return in.ConsumeFloatingPointInRange(-4.0, 4.0);
 }
 
 template <class T> std::vector<T> values(FuzzedDataProvider& in, std::size_t max) {
-    std::vector<T> v(in.ConsumeIntInRange<std::size_t>(0, max));
+    std::vector<T> v(in.ConsumeIntegralInRange<std::size_t>(0, max));
     for (auto& x : v) x = T(real(in));
     return v;
 }
 
 Shape shape(FuzzedDataProvider& in) {
-    Shape s(in.ConsumeIntInRange<std::size_t>(0, 4));
+    Shape s(in.ConsumeIntegralInRange<std::size_t>(0, 4));
     for (auto& d : s) d = extent(in);
     return s;
 }
@@ -65,7 +65,7 @@ ThresholdRule rule(FuzzedDataProvider& in) {
 }
 
 NeuronModel model(FuzzedDataProvider& in, std::size_t size) {
-    switch (in.ConsumeIntInRange(0, 5)) {
+    switch (in.ConsumeIntegralInRange<int>(0, 5)) {
     case 0: return IfNeuron{rule(in), real(in), real(in)};
     case 1: return LifNeuron{rule(in), real(in), real(in), real(in), real(in)};
     case 2: return CubaLifNeuron{rule(in), real(in), real(in), real(in), real(in), real(in)};
@@ -92,14 +92,14 @@ std::vector<float> weights(FuzzedDataProvider& in, std::size_t fitting) {
 }
 
 Connectivity connectivity(FuzzedDataProvider& in, std::size_t n_src, std::size_t n_dst) {
-    switch (in.ConsumeIntInRange(0, 4)) {
+    switch (in.ConsumeIntegralInRange<int>(0, 4)) {
     case 0: return Dense{weights(in, n_src * n_dst)};
     case 1: {
         Conv2d c;
         c.kernel = {extent(in), extent(in)};
         c.stride = pair(in), c.padding = pair(in), c.dilation = pair(in);
         c.groups = extent(in);
-        c.weight = weights(in, std::size_t(in.ConsumeIntInRange(1, 64)));
+        c.weight = weights(in, std::size_t(in.ConsumeIntegralInRange<int>(1, 64)));
         return c;
     }
     case 2: {
@@ -112,19 +112,19 @@ Connectivity connectivity(FuzzedDataProvider& in, std::size_t n_src, std::size_t
     case 3: return OneToOne{weights(in, in.ConsumeBool() ? 1 : n_src)};
     default: {
         Sparse s;
-        const std::size_t rows = in.ConsumeBool() ? n_src + 1 : in.ConsumeIntInRange<std::size_t>(0, 6);
+        const std::size_t rows = in.ConsumeBool() ? n_src + 1 : in.ConsumeIntegralInRange<std::size_t>(0, 6);
         std::uint64_t at = 0;
         for (std::size_t r = 0; r < rows && r < 4097; ++r) {
             s.row_begin.push_back(at);
-            at += in.ConsumeIntInRange<std::uint64_t>(0, 3);
+            at += in.ConsumeIntegralInRange<std::uint64_t>(0, 3);
         }
         const std::size_t synapses = s.row_begin.empty() ? 0 : std::size_t(s.row_begin.back());
-        for (std::size_t i = 0; i < synapses + in.ConsumeIntInRange<std::size_t>(0, 1); ++i)
-            s.target.push_back(in.ConsumeIntInRange<std::uint32_t>(0, std::uint32_t(std::min<std::size_t>(n_dst + 1, 1u << 30))));
+        for (std::size_t i = 0; i < synapses + in.ConsumeIntegralInRange<std::size_t>(0, 1); ++i)
+            s.target.push_back(in.ConsumeIntegralInRange<std::uint32_t>(0, std::uint32_t(std::min<std::size_t>(n_dst + 1, 1u << 30))));
         s.weight = weights(in, s.target.size());
         if (in.ConsumeBool())
             for (std::size_t i = 0; i < s.target.size(); ++i)
-                s.delay.push_back(in.ConsumeBool() ? in.ConsumeIntInRange<std::uint32_t>(0, 4) : in.ConsumeIntegral<std::uint32_t>());
+                s.delay.push_back(in.ConsumeBool() ? in.ConsumeIntegralInRange<std::uint32_t>(0, 4) : in.ConsumeIntegral<std::uint32_t>());
         if (in.ConsumeBool()) s.probability = values<float>(in, s.target.size() + 1);
         return s;
     }
@@ -133,9 +133,9 @@ Connectivity connectivity(FuzzedDataProvider& in, std::size_t n_src, std::size_t
 
 Release release(FuzzedDataProvider& in) {
     Release r;
-    r.mode = static_cast<ReleaseMode>(in.ConsumeIntInRange(0, 2));
+    r.mode = static_cast<ReleaseMode>(in.ConsumeIntegralInRange<int>(0, 2));
     r.mask_ratio = in.ConsumeBool() ? in.ConsumeProbability<double>() : real(in);
-    r.sampling = static_cast<SynapseSampling>(in.ConsumeIntInRange(0, 2));
+    r.sampling = static_cast<SynapseSampling>(in.ConsumeIntegralInRange<int>(0, 2));
     return r;
 }
 
@@ -145,7 +145,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FuzzedDataProvider in(data, size);
     NetworkBuilder b;
     std::vector<std::size_t> sizes;
-    const int populations = in.ConsumeIntInRange(1, 6);
+    const int populations = in.ConsumeIntegralInRange<int>(1, 6);
     for (int i = 0; i < populations; ++i) {
         Population p;
         p.name = in.ConsumeBool() ? "p" + std::to_string(i) : in.ConsumeRandomLengthString(6);
@@ -156,24 +156,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                                                                               : values<double>(in, 3);
         b.add_population(std::move(p));
     }
-    const int projections = in.ConsumeIntInRange(0, 8);
+    const int projections = in.ConsumeIntegralInRange<int>(0, 8);
     for (int j = 0; j < projections; ++j) {
         Projection pr;
-        pr.source = in.ConsumeIntInRange<PopulationId>(0, PopulationId(populations));
-        pr.target = in.ConsumeIntInRange<PopulationId>(0, PopulationId(populations));
-        if (in.ConsumeIntInRange(0, 9) == 0) pr.name = in.ConsumeRandomLengthString(4);
+        pr.source = in.ConsumeIntegralInRange<PopulationId>(0, PopulationId(populations));
+        pr.target = in.ConsumeIntegralInRange<PopulationId>(0, PopulationId(populations));
+        if (in.ConsumeIntegralInRange<int>(0, 9) == 0) pr.name = in.ConsumeRandomLengthString(4);
         const std::size_t n_src = pr.source < sizes.size() ? sizes[pr.source] : 0;
         const std::size_t n_dst = pr.target < sizes.size() ? sizes[pr.target] : 0;
         pr.connectivity = connectivity(in, n_src, n_dst);
-        pr.delay = in.ConsumeBool() ? in.ConsumeIntInRange<std::uint32_t>(0, 3) : in.ConsumeIntegral<std::uint32_t>();
+        pr.delay = in.ConsumeBool() ? in.ConsumeIntegralInRange<std::uint32_t>(0, 3) : in.ConsumeIntegral<std::uint32_t>();
         pr.release = release(in);
         b.connect(std::move(pr));
     }
-    if (in.ConsumeIntInRange(0, 3) == 0) {
+    if (in.ConsumeIntegralInRange<int>(0, 3) == 0) {
         SoftmaxAttention a;
         a.name = in.ConsumeBool() ? "attn" : in.ConsumeRandomLengthString(3);
         for (auto* id : {&a.q, &a.k, &a.v, &a.scores, &a.output})
-            *id = in.ConsumeIntInRange<std::uint32_t>(0, std::uint32_t(populations));
+            *id = in.ConsumeIntegralInRange<std::uint32_t>(0, std::uint32_t(populations));
         a.heads = extent(in), a.window = extent(in), a.shift = extent(in) - 2;
         a.scale = real(in);
         a.bias = values<float>(in, 16);
@@ -195,15 +195,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const auto& p : net.populations()) neurons += p.size();
     if (neurons > (1u << 16)) return 0;
     RunOptions run;
-    run.ticks = in.ConsumeIntInRange<Tick>(1, 6);
+    run.ticks = in.ConsumeIntegralInRange<Tick>(1, 6);
     run.seed = in.ConsumeIntegral<std::uint64_t>();
     run.record_spikes = true;
     Stimulus stimulus = Stimulus::for_network(net);
     for (PopulationId p = 0; p < net.populations().size(); ++p)
         if (std::holds_alternative<SpikeSource>(net.population(p).model) && net.population(p).size() > 0)
-            for (int s = in.ConsumeIntInRange(0, 4); s > 0; --s)
-                stimulus.spikes[p].push_back({in.ConsumeIntInRange<Tick>(0, run.ticks - 1),
-                                              in.ConsumeIntInRange<std::uint32_t>(0, net.population(p).size() - 1)});
+            for (int s = in.ConsumeIntegralInRange<int>(0, 4); s > 0; --s)
+                stimulus.spikes[p].push_back({in.ConsumeIntegralInRange<Tick>(0, run.ticks - 1),
+                                              in.ConsumeIntegralInRange<std::uint32_t>(0, net.population(p).size() - 1)});
     Engine engine(net);
     for (const auto path : {UpdatePath::lazy, UpdatePath::sweep}) {
         run.update_path = path;
