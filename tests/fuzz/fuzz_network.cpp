@@ -79,7 +79,14 @@ NeuronModel model(FuzzedDataProvider& in, std::size_t size) {
     }
 }
 
-std::array<std::int64_t, 2> pair(FuzzedDataProvider& in) { return {extent(in) - 1, extent(in) - 1}; }
+// An extent moved down by `by` (strides, paddings and shifts may be 0 or negative), without
+// wrapping below INT64_MIN.
+std::int64_t lowered(FuzzedDataProvider& in, std::int64_t by) {
+    const std::int64_t e = extent(in);
+    return e < std::numeric_limits<std::int64_t>::min() + by ? e : e - by;
+}
+
+std::array<std::int64_t, 2> pair(FuzzedDataProvider& in) { return {lowered(in, 1), lowered(in, 1)}; }
 
 // Weights that often fit exactly (so build() gets past the count checks), sometimes not.
 std::vector<float> weights(FuzzedDataProvider& in, std::size_t fitting) {
@@ -174,7 +181,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         a.name = in.ConsumeBool() ? "attn" : in.ConsumeRandomLengthString(3);
         for (auto* id : {&a.q, &a.k, &a.v, &a.scores, &a.output})
             *id = in.ConsumeIntegralInRange<std::uint32_t>(0, std::uint32_t(populations));
-        a.heads = extent(in), a.window = extent(in), a.shift = extent(in) - 2;
+        a.heads = extent(in), a.window = extent(in), a.shift = lowered(in, 2);
         a.scale = real(in);
         a.bias = values<float>(in, 16);
         a.mask = values<float>(in, 16);

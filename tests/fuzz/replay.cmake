@@ -36,7 +36,7 @@ foreach(target runs IN ZIP_LISTS targets runs)
   if(EXISTS ${SOURCE}/tests/fuzz/regressions/${target})
     list(APPEND inputs ${SOURCE}/tests/fuzz/regressions/${target})
   endif()
-  execute_process(COMMAND ${BUILD}/tests/fuzz/fuzz_${target} -runs=${runs} -seed=1 -timeout=30 -rss_limit_mb=4096
+  execute_process(COMMAND ${BUILD}/tests/fuzz/fuzz_${target} -runs=${runs} -seed=1 -timeout=30 -rss_limit_mb=4096 -max_len=131072
     ${scratch} ${inputs} RESULT_VARIABLE rc)
   if(rc)
     message(FATAL_ERROR "fuzz_replay: fuzz_${target} failed (exit ${rc}): a finding, see above")
