@@ -98,6 +98,15 @@ std::vector<float> weights(FuzzedDataProvider& in, std::size_t fitting) {
     return values<float>(in, 12);
 }
 
+// Delays: small ones, and ones build() must refuse. Accepted large delays (up to 2^24) are left out:
+// the engine's tick calendar then allocates a window of that many buckets per sample (hundreds of
+// MB, seconds: a known finding, docs/reliability.md), which would stall the campaign.
+std::uint32_t delay(FuzzedDataProvider& in) {
+    static constexpr std::uint32_t refused[] = {(1u << 24) + 1, 1u << 31, std::numeric_limits<std::uint32_t>::max()};
+    if (in.ConsumeIntegralInRange<int>(0, 7) == 0) return refused[in.ConsumeIntegralInRange<std::size_t>(0, 2)];
+    return in.ConsumeIntegralInRange<std::uint32_t>(0, 4);
+}
+
 Connectivity connectivity(FuzzedDataProvider& in, std::size_t n_src, std::size_t n_dst) {
     switch (in.ConsumeIntegralInRange<int>(0, 4)) {
     case 0: return Dense{weights(in, n_src * n_dst)};
@@ -131,7 +140,7 @@ Connectivity connectivity(FuzzedDataProvider& in, std::size_t n_src, std::size_t
         s.weight = weights(in, s.target.size());
         if (in.ConsumeBool())
             for (std::size_t i = 0; i < s.target.size(); ++i)
-                s.delay.push_back(in.ConsumeBool() ? in.ConsumeIntegralInRange<std::uint32_t>(0, 4) : in.ConsumeIntegral<std::uint32_t>());
+                s.delay.push_back(delay(in));
         if (in.ConsumeBool()) s.probability = values<float>(in, s.target.size() + 1);
         return s;
     }
@@ -172,7 +181,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const std::size_t n_src = pr.source < sizes.size() ? sizes[pr.source] : 0;
         const std::size_t n_dst = pr.target < sizes.size() ? sizes[pr.target] : 0;
         pr.connectivity = connectivity(in, n_src, n_dst);
-        pr.delay = in.ConsumeBool() ? in.ConsumeIntegralInRange<std::uint32_t>(0, 3) : in.ConsumeIntegral<std::uint32_t>();
+        pr.delay = delay(in);
         pr.release = release(in);
         b.connect(std::move(pr));
     }
