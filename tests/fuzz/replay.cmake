@@ -27,7 +27,7 @@ endif()
 
 # Mutation runs per target after the corpus: the contained target forks three readers per input.
 set(targets idx network contained)
-set(runs 3000 3000 60)
+set(runs 3000 3000 20)
 foreach(target runs IN ZIP_LISTS targets runs)
   set(scratch ${BUILD}/replay/${target}) # libFuzzer adds new inputs to its first directory: not the source tree
   file(REMOVE_RECURSE ${scratch})

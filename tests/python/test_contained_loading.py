@@ -105,7 +105,7 @@ def test_zeroed_heap_bytes_never_crash_or_hang(tmp_path, kind, name):
         damaged[at] = 0
         path = tmp_path / f"damaged{suffix}"
         path.write_bytes(bytes(damaged))
-        r = quantal(*command(kind, path, tmp_path), "--load-timeout", 1, timeout=30)
+        r = quantal(*command(kind, path, tmp_path), "--load-timeout", 2, timeout=30)
         (tmp_path / "out.h5").unlink(missing_ok=True)
         assert r.returncode in (0, 2), (at, r.returncode, r.stderr)
         if r.returncode == 2:
