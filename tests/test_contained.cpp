@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <new>
 
@@ -82,4 +83,18 @@ TEST_CASE("a contained read that overruns its limit is stopped and located", "[c
         CHECK_THAT(e.what(), Contains("slow.h5: reading it did not finish within 0.3 s (quantal's own code was running"));
     }
     CHECK_THROWS_AS(run_contained("f.h5", 0, [] { return std::string(); }), std::invalid_argument);
+}
+
+TEST_CASE("a file that changes between the contained parse and the second parse is refused", "[contained]") {
+    const std::string path = "/tmp/quantal_test_contained_" + std::to_string(getpid()) + ".h5";
+    if (std::FILE* f = std::fopen(path.c_str(), "wb")) std::fputs("first", f), std::fclose(f);
+    const pid_t self = getpid();
+    auto read = [&] {
+        if (getpid() == self) // the second parse, in this process: someone rewrites the file meanwhile
+            if (std::FILE* f = std::fopen(path.c_str(), "ab")) std::fputs(" and more", f), std::fclose(f);
+        return 7;
+    };
+    CHECK_THROWS_WITH(read_contained(path, 5, read), Contains(path + ": changed while it was being read"));
+    CHECK(read_contained(path, 5, [] { return 8; }) == 8);
+    std::remove(path.c_str());
 }
