@@ -155,6 +155,11 @@ Network NetworkBuilder::build() const {
         require(!is_source(dst.model), where, "targets spike source '" + dst.name + "', which takes no input");
         require(!is_readout(src.model), where, "starts at readout '" + src.name + "', which never spikes");
         require(pr.delay <= (1u << 24), where, "delay " + std::to_string(pr.delay) + " is out of range");
+        // Per-synapse delays too: the engine's calendar spans the largest one (a delay of 2^32 - 1
+        // asked for a 103 GB window; fuzz_network).
+        if (const auto* sparse = std::get_if<Sparse>(&pr.connectivity))
+            for (const auto d : sparse->delay)
+                require(d <= (1u << 24), where, "synapse delay " + std::to_string(d) + " is out of range (at most 2^24)");
         const auto& r = pr.release;
         require(std::isfinite(r.mask_ratio) && r.mask_ratio >= 0.0 && r.mask_ratio <= 1.0, where,
                 "mask ratio " + std::to_string(r.mask_ratio) + " is outside [0, 1]");

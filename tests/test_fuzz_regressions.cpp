@@ -21,3 +21,19 @@ TEST_CASE("fuzz_network: a shape whose extents overflow a 64-bit product is refu
     b.add_population("p", Shape{65535, 65537}, IfNeuron{}); // 2^32 - 1 neurons: the largest allowed
     CHECK_NOTHROW(b.build());
 }
+
+TEST_CASE("fuzz_network: a per-synapse delay beyond 2^24 is refused like a projection's", "[fuzz_regression]") {
+    // It was accepted, and the engine asked for a calendar window of 2^32 buckets (103 GB).
+    for (const std::uint32_t delay : {(1u << 24) + 1, 0xffffffffu}) {
+        NetworkBuilder b;
+        const auto a = b.add_population("a", Shape{2}, IfNeuron{});
+        const auto c = b.add_population("c", Shape{2}, IfNeuron{});
+        b.connect(a, c, Sparse{{0, 1, 2}, {0, 1}, {1.0f, 1.0f}, {1, delay}, {}});
+        CHECK_THROWS_WITH(b.build(), Contains("synapse delay " + std::to_string(delay) + " is out of range"));
+    }
+    NetworkBuilder b;
+    const auto a = b.add_population("a", Shape{2}, IfNeuron{});
+    const auto c = b.add_population("c", Shape{2}, IfNeuron{});
+    b.connect(a, c, Sparse{{0, 1, 2}, {0, 1}, {1.0f, 1.0f}, {1, 1u << 24}, {}});
+    CHECK_NOTHROW(b.build());
+}
