@@ -2,6 +2,7 @@
 // that found them are replayed by the ctest fuzz_replay from tests/fuzz/regressions/.
 #include <catch2/catch.hpp>
 #include <cstdint>
+#include <limits>
 
 #include "network/network.hpp"
 #include "sim/errors.hpp"
@@ -36,4 +37,26 @@ TEST_CASE("fuzz_network: a per-synapse delay beyond 2^24 is refused like a proje
     const auto c = b.add_population("c", Shape{2}, IfNeuron{});
     b.connect(a, c, Sparse{{0, 1, 2}, {0, 1}, {1.0f, 1.0f}, {1, 1u << 24}, {}});
     CHECK_NOTHROW(b.build());
+}
+
+TEST_CASE("fuzz_network: conv and pool window parameters that would overflow are refused", "[fuzz_regression]") {
+    // A padding near 2^63 overflowed (in + 2p - d(k - 1) - 1) in the output-shape formula.
+    constexpr std::int64_t huge = std::numeric_limits<std::int64_t>::max() - 1;
+    auto conv = [](Conv2d c) {
+        NetworkBuilder b;
+        const auto a = b.add_population("a", Shape{1, 4, 4}, IfNeuron{});
+        const auto o = b.add_population("o", Shape{1, 4, 4}, IfNeuron{});
+        c.weight.assign(1, 1.0f);
+        b.connect(a, o, c);
+        return b;
+    };
+    for (const auto& c : {Conv2d{{}, {1, 1}, {1, 1}, {huge, 0}, {1, 1}, 1}, Conv2d{{}, {1, 1}, {huge, 1}, {0, 0}, {1, 1}, 1},
+                          Conv2d{{}, {huge, 1}, {1, 1}, {0, 0}, {huge, 1}, 1}})
+        CHECK_THROWS_WITH(conv(c).build(), Contains("must be at most 2^31"));
+    NetworkBuilder b;
+    const auto a = b.add_population("a", Shape{1, 4, 4}, IfNeuron{});
+    const auto o = b.add_population("o", Shape{1, 2, 2}, IfNeuron{});
+    b.connect(a, o, Pool2d{PoolKind::sum, {2, 2}, {2, 2}, {huge, 0}});
+    CHECK_THROWS_WITH(b.build(), Contains("must be at most 2^31"));
+    CHECK_NOTHROW(conv(Conv2d{{}, {1, 1}, {1, 1}, {0, 0}, {1, 1}, 1}).build());
 }
