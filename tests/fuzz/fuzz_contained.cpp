@@ -62,22 +62,27 @@ void expect_damaged_file(int reader, const std::string& path, const std::functio
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    static const std::string path = "/tmp/quantal_fuzz_contained_" + std::to_string(getpid()) + ".h5";
+    // One scratch file per fuzzing process, removed when it exits.
+    static const struct Scratch {
+        std::string path = "/tmp/quantal_fuzz_contained_" + std::to_string(getpid()) + ".h5";
+        ~Scratch() { std::remove(path.c_str()); }
+    } scratch;
+    const std::string& path = scratch.path;
     if (std::FILE* f = std::fopen(path.c_str(), "wb")) {
         std::fwrite(data, 1, size, f);
         std::fclose(f);
     } else {
         return 0;
     }
-    expect_damaged_file(0, path, [] {
+    expect_damaged_file(0, path, [&] {
         (void)quantal::read_model_file(path);
         return std::string();
     });
-    expect_damaged_file(1, path, [] {
+    expect_damaged_file(1, path, [&] {
         (void)quantal::read_nir(path);
         return std::string();
     });
-    expect_damaged_file(2, path, [] {
+    expect_damaged_file(2, path, [&] {
         (void)quantal::read_trace_summary(path);
         return std::string();
     });
