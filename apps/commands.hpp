@@ -1,6 +1,7 @@
 #pragma once
 // Each subcommand of the `quantal` executable registers itself on the CLI11 app.
 #include <CLI/CLI.hpp>
+#include <optional>
 #include <ostream>
 #include <stdexcept>
 #include <string>
@@ -24,6 +25,10 @@ void add_sweep_command(CLI::App& app);
 
 // --e-ac / --e-mac: the energy per accumulate and per multiply-accumulate, in pJ.
 void add_energy_options(CLI::App& command, EnergyCosts& costs);
+
+// --load-timeout SECONDS: the limit for reading an HDF5 input in a contained child process
+// (io/contained.hpp); unset: default_read_seconds() of the file.
+void add_load_timeout_option(CLI::App& command, std::optional<double>& seconds);
 
 // An input file and the option that named it, e.g. {"--model", "m.h5"}.
 using NamedFile = std::pair<std::string, std::string>;

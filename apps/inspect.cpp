@@ -11,10 +11,13 @@
 #include <filesystem>
 #include <iostream>
 #include <limits>
+#include <optional>
+#include <sstream>
 #include <vector>
 
 #include "apps/commands.hpp"
 #include "apps/values.hpp"
+#include "io/contained.hpp"
 #include "io/spike_trace.hpp"
 #include "sim/errors.hpp"
 
@@ -29,6 +32,7 @@ struct InspectOptions {
     bool json = false;
     std::string plot_dir;
     std::size_t max_samples = 20; // rows of the sample table shown as text
+    std::optional<double> load_timeout;
 };
 
 std::string json_string(const std::string& s) {
@@ -241,19 +245,32 @@ int run_plot_script(const std::string& trace, const std::string& dir) {
 }
 
 void run_inspect(const InspectOptions& o) {
-    const TraceSummary summary = read_trace_summary(o.trace); // InputError: exit code 2
-    if (o.json)
-        print_json(std::cout, summary);
-    else
-        print_text(std::cout, summary, o.max_samples);
+    // Read and formatted in a child process (io/contained.hpp): libhdf5 may crash or hang on a
+    // damaged trace. The formatted text is the result that comes back (InputError: exit code 2).
+    const double seconds = o.load_timeout.value_or(default_read_seconds(o.trace));
+    std::cout << run_contained(o.trace, seconds, [&] {
+        const TraceSummary summary = read_trace_summary(o.trace);
+        std::ostringstream out;
+        if (o.json)
+            print_json(out, summary);
+        else
+            print_text(out, summary, o.max_samples);
+        return out.str();
+    });
     if (!o.plot_dir.empty()) {
         std::cout.flush();
         std::error_code ec;
         std::filesystem::create_directories(o.plot_dir, ec);
         if (ec) throw InputError(o.plot_dir + ": cannot create the plot directory (" + ec.message() + ")");
-        if (const int rc = run_plot_script(o.trace, o.plot_dir); rc != 0)
-            throw std::runtime_error("plotting " + o.trace + " failed (plot_trace.py exit status " +
-                                     std::to_string(rc) + ")");
+        // Plotting that fails (no interpreter, script error) is not the trace's fault: exit status 1.
+        try {
+            if (const int rc = run_plot_script(o.trace, o.plot_dir); rc != 0)
+                throw std::runtime_error("plotting " + o.trace + " failed (plot_trace.py exit status " +
+                                         std::to_string(rc) + ")");
+        } catch (const std::runtime_error& e) {
+            std::cerr << "quantal inspect: " << e.what() << '\n';
+            std::exit(1);
+        }
     }
 }
 
@@ -268,18 +285,8 @@ void add_inspect_command(CLI::App& app) {
     cmd->add_option("--plot", o->plot_dir, "Write raster and rate plots (PNG) into this directory");
     cmd->add_option("--max-samples", o->max_samples, "Sample rows shown as text")
         ->transform(whole_number(0, std::numeric_limits<std::size_t>::max()));
-    cmd->callback([o] {
-        try {
-            run_inspect(*o);
-        } catch (const InputError&) {
-            throw; // a bad trace: main() prints it, exit code 2
-        } catch (const std::runtime_error& e) {
-            // Plotting failed (no interpreter, script error): not the trace's fault. main() only
-            // handles input errors, so the exit status (1) is set here.
-            std::cerr << "quantal inspect: " << e.what() << '\n';
-            std::exit(1);
-        }
-    });
+    add_load_timeout_option(*cmd, o->load_timeout);
+    cmd->callback([o] { run_inspect(*o); }); // a bad trace: InputError, exit code 2 (main())
 }
 
 } // namespace quantal::cli

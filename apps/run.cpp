@@ -23,6 +23,7 @@
 #include "apps/stimuli.hpp"
 #include "apps/values.hpp"
 #include "io/checkpoint.hpp"
+#include "io/contained.hpp"
 #include "io/idx.hpp"
 #include "io/model_file.hpp"
 #include "io/nir.hpp"
@@ -91,44 +92,19 @@ struct RunCommandOptions {
     EnergyCosts costs;
     std::string checkpoint, resume;                // --checkpoint FILE, --resume FILE
     std::optional<std::uint64_t> checkpoint_every; // ticks; only with --checkpoint
+    std::optional<double> load_timeout; // seconds for reading --model; default: default_read_seconds()
 };
 
 bool ends_with(const std::string& s, const std::string& tail) {
     return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
-// libhdf5 1.10 itself can crash on some corrupt files (a damaged heap of variable-length strings
-// makes it copy past its buffers). While a model file is read, such a crash is reported as a
-// corrupt file with exit code 2 instead of a core dump. The handler may only write() and _exit(),
-// so the message is prepared beforehand: the second piece of process-wide state in apps/.
-char corrupt_file_message[1024];
-std::size_t corrupt_file_message_length = 0;
-
-extern "C" void on_crash_while_reading(int) {
-    [[maybe_unused]] const auto written = ::write(STDERR_FILENO, corrupt_file_message, corrupt_file_message_length);
-    ::_exit(2);
-}
-
-class CrashMeansCorruptFile {
-public:
-    explicit CrashMeansCorruptFile(const std::string& path)
-        : handler_((prepare(path), SIGSEGV), SIGBUS, on_crash_while_reading) {}
-
-private:
-    // The message is formatted now: a signal handler may not allocate.
-    static void prepare(const std::string& path) {
-        const int n = std::snprintf(corrupt_file_message, sizeof corrupt_file_message,
-                                    "quantal: %s: is corrupt (the HDF5 library failed while reading it)\n", path.c_str());
-        corrupt_file_message_length = n < 0 ? 0 : std::min<std::size_t>(std::size_t(n), sizeof corrupt_file_message - 1);
-    }
-    ScopedSignalHandler handler_;
-};
-
 LoadedModel load_model(const RunCommandOptions& o) {
-    const CrashMeansCorruptFile guard(o.model);
-    try {
-        if (ends_with(o.model, ".nir")) return read_nir(o.model, NirOptions{o.dt});
-        return read_model_file(o.model);
+    const double seconds = o.load_timeout.value_or(default_read_seconds(o.model));
+    try { // parsed in a child process first: libhdf5 may crash or hang on a damaged file (io/contained.hpp)
+        return read_contained(o.model, seconds, [&] {
+            return ends_with(o.model, ".nir") ? read_nir(o.model, NirOptions{o.dt}) : read_model_file(o.model);
+        });
     } catch (const std::bad_alloc&) {
         throw InputError(o.model + ": is too large to load (or corrupt)");
     }
@@ -525,6 +501,7 @@ void add_run_command(CLI::App& app) {
         ->transform(whole_number(1, max_run_ticks));
     cmd->add_option("--resume", o->resume, "Continue the run saved in this checkpoint (give the same options)");
     add_energy_options(*cmd, o->costs);
+    add_load_timeout_option(*cmd, o->load_timeout);
     cmd->callback([o] {
         const int status = run_command(*o);
         std::cout.flush();

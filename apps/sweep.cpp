@@ -16,6 +16,7 @@
 #include "apps/study/plan.hpp"
 #include "apps/study/statistics.hpp"
 #include "apps/values.hpp"
+#include "io/contained.hpp"
 #include "io/hdf5_access.hpp"
 #include "io/model_file.hpp"
 #include "network/targets.hpp"
@@ -198,7 +199,8 @@ int sweep_command(const SweepOptions& o) {
     for (const auto& m : o.models) {
         if (m.size() < 3 || m.substr(m.size() - 3) != ".h5")
             throw InputError("--model " + m + ": quantal sweep reads quantal model files (.h5)");
-        models.push_back(read_model_file(m));
+        // parsed in a child process first: libhdf5 may crash or hang on a damaged file (io/contained.hpp)
+        models.push_back(read_contained(m, default_read_seconds(m), [&] { return read_model_file(m); }));
     }
     std::vector<Network> nets;
     std::vector<const Network*> pointers;

@@ -683,8 +683,8 @@ Projection NirFile::compose(std::size_t source, const Path& path, std::size_t ta
             std::vector<std::uint32_t> order;
             std::visit(overloaded{[&](const SparseFanout&) {},
                                   [&](const auto& fan) {
-                                      for (const auto& [i, x] : cur)
-                                          fan.for_each(i, [&](std::uint32_t j, float w) {
+                                      for (const auto& entry : cur) // not a structured binding: clang 14 cannot capture one
+                                          fan.for_each(entry.first, [&, x = entry.second](std::uint32_t j, float w) {
                                               sum[j] += x * double(w);
                                               if (!flag[j]) flag[j] = 1, order.push_back(j);
                                           });

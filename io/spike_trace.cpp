@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <optional>
@@ -13,6 +14,7 @@
 #include <variant>
 
 #include "io/hdf5_access.hpp"
+#include "io/journal_driver.hpp"
 #include "sim/errors.hpp"
 
 namespace quantal {
@@ -75,21 +77,30 @@ public:
         Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
         H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
         // Without replace_existing the check and the creation are one step (no file can appear between).
-        file_ = Handle(H5Fcreate(path.c_str(), replace_existing ? H5F_ACC_TRUNC : H5F_ACC_EXCL, fcpl, H5P_DEFAULT),
-                       H5Fclose);
+        // Through the journaling driver: a failed write leaves the file as it was at the end of
+        // the last completed sample (io/journal_driver.hpp).
+        const Handle fapl = journal_.access_plist();
+        file_ = Handle(H5Fcreate(path.c_str(), replace_existing ? H5F_ACC_TRUNC : H5F_ACC_EXCL, fcpl, fapl), H5Fclose);
         if (!file_.valid()) {
             std::error_code ec;
             if (!replace_existing && std::filesystem::exists(path, ec))
                 throw InputError("trace " + path + ": already exists (not replaced)");
-            throw InputError("trace " + path + ": cannot create the file");
+            throw InputError("trace " + path + ": cannot create the file" +
+                             (journal_.error() ? " (" + std::string(std::strerror(journal_.error())) + ")" : ""));
         }
     }
+
+    ~TraceFile() { close(); }
+    TraceFile(const TraceFile&) = delete;
+    TraceFile& operator=(const TraceFile&) = delete;
 
     // An existing trace, to continue it (resume from a checkpoint).
     struct Existing {};
     TraceFile(const std::string& path, Existing) : path_(path) {
         h5::silence_errors();
-        file_ = Handle(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose);
+        // Through the journal too: a full disk while continuing keeps what the checkpoint had.
+        const Handle fapl = journal_.access_plist();
+        file_ = Handle(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl), H5Fclose);
         if (!file_.valid())
             throw InputError("trace " + path + ": cannot be opened to continue it (missing, not HDF5 or damaged)");
     }
@@ -233,12 +244,40 @@ public:
         write_attribute(object, "sorting", type, type, &value, 0);
     }
 
-    void flush() { status(H5Fflush(file_, H5F_SCOPE_GLOBAL), file_, "flush"); }
+    // Everything written so far is on disk: the journal keeps this state if a later write fails.
+    void flush() {
+        status(H5Fflush(file_, H5F_SCOPE_GLOBAL), file_, "flush");
+        journal_.commit();
+    }
     void close() {
+        const bool was_open = file_.valid();
         file_ = Handle(); // every object handle is closed before this, so the file really closes
+        if (!was_open || !journal_.failed()) return;
+        // A failure before the first flush leaves nothing worth keeping: no file, as for bad options.
+        if (journal_.committed_bytes() == 0) {
+            std::error_code ec;
+            std::filesystem::remove(path_, ec);
+            return;
+        }
+        mark_incomplete();
     }
 
 private:
+    // After a failed write the file is back at its last flush, with status "running". Try to say
+    // it is incomplete; on a disk that is still full this write fails too and is undone the same way.
+    void mark_incomplete() {
+        h5::Journal journal; // outlives the file handle below
+        const Handle fapl = journal.access_plist();
+        Handle f(H5Fopen(path_.c_str(), H5F_ACC_RDWR, fapl), H5Fclose);
+        if (!f.valid()) return;
+        Handle type = string_type();
+        Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+        const char* status = "incomplete";
+        if (H5Adelete_by_name(f, "/run", "status", H5P_DEFAULT) < 0) return;
+        Handle a(H5Acreate_by_name(f, "/run", "status", type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+        if (a.valid() && H5Awrite(a, type, &status) >= 0 && H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0) journal.commit();
+    }
+
     static Handle string_type() {
         Handle t(H5Tcopy(H5T_C_S1), H5Tclose);
         H5Tset_size(t, H5T_VARIABLE);
@@ -262,26 +301,36 @@ private:
         const std::string what = object + (object == "/" ? "" : "/") + "@" + name;
         if (H5Aexists_by_name(file_, object.c_str(), name.c_str(), H5P_DEFAULT) > 0 &&
             H5Adelete_by_name(file_, object.c_str(), name.c_str(), H5P_DEFAULT) < 0)
-            throw InputError("trace " + path_ + ": cannot replace " + what);
+            throw InputError("trace " + path_ + ": cannot replace " + what + reason());
         Handle space(n ? H5Screate_simple(1, &n, nullptr) : H5Screate(H5S_SCALAR), H5Sclose);
         Handle a(H5Acreate_by_name(file_, object.c_str(), name.c_str(), filetype, space, H5P_DEFAULT, H5P_DEFAULT,
                                    H5P_DEFAULT),
                  H5Aclose);
-        if (!a.valid() || H5Awrite(a, memtype, data) < 0) throw InputError("trace " + path_ + ": cannot write " + what);
+        if (!a.valid() || H5Awrite(a, memtype, data) < 0 || journal_.failed())
+            throw InputError("trace " + path_ + ": cannot write " + what + reason());
     }
 
     Handle check(Handle h, const std::string& name, const char* action) {
-        if (!h.valid()) throw InputError("trace " + path_ + ": cannot " + action + " " + name);
+        // libhdf5 does not pass on every failed write: the journal's record counts too.
+        if (!h.valid() || journal_.failed())
+            throw InputError("trace " + path_ + ": cannot " + action + " " + name + reason());
         return h;
     }
     void status(herr_t r, hid_t object, const char* action) {
-        if (r >= 0) return;
+        if (r >= 0 && !journal_.failed()) return;
         char name[512] = "?";
         H5Iget_name(object, name, sizeof name);
-        throw InputError("trace " + path_ + ": cannot " + action + " " + name);
+        throw InputError("trace " + path_ + ": cannot " + action + " " + name + reason());
+    }
+    // The system's reason when a write failed (e.g. "No space left on device").
+    std::string reason() const {
+        if (!journal_.failed()) return "";
+        return " (" + std::string(std::strerror(journal_.error())) +
+               (journal_.committed_bytes() ? "; the file keeps the samples completed before)" : ")");
     }
 
     std::string path_;
+    h5::Journal journal_; // outlives file_: the driver uses it until the file is closed
     Handle file_;
 };
 

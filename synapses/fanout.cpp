@@ -31,6 +31,10 @@ void require_finite(const std::vector<float>& v, const std::string& where, const
         if (!std::isfinite(v[i])) fail(where, std::string(what) + "[" + std::to_string(i) + "] is not finite");
 }
 
+// Window parameters are bounded before window_output() uses them: with extents < 2^32 (build())
+// and each parameter <= 2^31, no term overflows (a padding near 2^63 did; fuzz_network).
+constexpr std::int64_t max_window_parameter = std::int64_t{1} << 31;
+
 std::int64_t window_output(std::int64_t in, std::int64_t k, std::int64_t s, std::int64_t p, std::int64_t d) {
     return (in + 2 * p - d * (k - 1) - 1) / s + 1;
 }
@@ -60,6 +64,9 @@ ConvFanout compile(const Conv2d& c, const Shape& src, const Shape& dst, const st
     for (int a = 0; a < 2; ++a)
         if (c.kernel[a] < 1 || c.stride[a] < 1 || c.padding[a] < 0 || c.dilation[a] < 1)
             fail(where, "conv2d kernel/stride/dilation must be >= 1 and padding >= 0");
+        else if (c.kernel[a] > max_window_parameter || c.stride[a] > max_window_parameter ||
+                 c.padding[a] > max_window_parameter || c.dilation[a] > max_window_parameter)
+            fail(where, "conv2d kernel/stride/padding/dilation must be at most 2^31");
     if (c.groups < 1 || src[0] % c.groups || dst[0] % c.groups)
         fail(where, "conv2d groups " + std::to_string(c.groups) + " does not divide the channels " +
                         std::to_string(src[0]) + " -> " + std::to_string(dst[0]));
@@ -95,6 +102,8 @@ PoolFanout compile(const Pool2d& p, const Shape& src, const Shape& dst, const st
         if (stride[a] == 0) stride[a] = p.kernel[a];
         if (p.kernel[a] < 1 || stride[a] < 1 || p.padding[a] < 0)
             fail(where, "pool2d kernel/stride must be >= 1 and padding >= 0");
+        if (p.kernel[a] > max_window_parameter || stride[a] > max_window_parameter || p.padding[a] > max_window_parameter)
+            fail(where, "pool2d kernel/stride/padding must be at most 2^31");
     }
     const Shape expected{src[0], window_output(src[1], p.kernel[0], stride[0], p.padding[0], 1),
                          window_output(src[2], p.kernel[1], stride[1], p.padding[1], 1)};
