@@ -1,6 +1,9 @@
 #include "io/hdf5_access.hpp"
 
 #include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
 #include <cstdlib>
 #include <numeric>
 
@@ -186,6 +189,12 @@ namespace {
 
 // A corrupt header can claim any extent: refuse sizes the stored data cannot hold before
 // allocating for them.
+std::string gigabytes(double bytes) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3g GB", bytes / 1e9);
+    return text;
+}
+
 void check_extent(hid_t ds, hid_t type, const std::vector<std::int64_t>& shape, const std::string& name,
                   const std::string& where) {
     const double n = claimed_count(shape);
@@ -223,9 +232,27 @@ void check_extent(hid_t ds, hid_t type, const std::vector<std::int64_t>& shape, 
     if (stored * ratio < needed)
         fail(where, "'" + name + "' claims " + shape_text(shape) + " but stores only " +
                         std::to_string(H5Dget_storage_size(ds)) + " bytes (truncated or corrupt)");
+    // Read as doubles at most: 8 bytes per element in memory.
+    check_memory(n * 8.0, name, where);
 }
 
 } // namespace
+
+double available_memory() {
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    double kb = 0;
+    std::string unit;
+    while (meminfo >> key >> kb >> unit)
+        if (key == "MemAvailable:") return kb * 1024.0;
+    return std::numeric_limits<double>::infinity();
+}
+
+void check_memory(double bytes, const std::string& name, const std::string& where, double available) {
+    if (bytes > available)
+        fail(where, "'" + name + "' needs " + gigabytes(bytes) + " of memory once read, but " + gigabytes(available) +
+                        " is available");
+}
 
 void check_stored(hid_t ds, const std::string& name, const std::string& where) {
     Handle type(H5Dget_type(ds), H5Tclose);

@@ -76,6 +76,14 @@ std::vector<std::string> read_strings(hid_t loc, const std::string& name, std::v
 // allocating for, or streaming through, a dataset whose header may be corrupt.
 void check_stored(hid_t ds, const std::string& name, const std::string& where);
 
+// Before a dataset is read into memory: `bytes` (what it takes once read) must fit in
+// `available` (MemAvailable of /proc/meminfo by default). InputError naming the dataset, with both
+// sizes: a file within its stored bytes may still claim more than the machine has (deflate packs
+// zeros 1032:1, so 30 MB on disk can claim 32 GB).
+// The memory the system can give without swapping, in bytes (infinity if it cannot be told).
+double available_memory();
+void check_memory(double bytes, const std::string& name, const std::string& where, double available = available_memory());
+
 bool has_attribute(hid_t loc, const std::string& name);
 // Every attribute name of an object, in name order.
 std::vector<std::string> attribute_names(hid_t loc, const std::string& where);
