@@ -59,7 +59,11 @@ std::uint32_t max_delay(const Network& net) {
 } // namespace
 
 struct Engine::State {
-    explicit State(const Network& n) : net(n), delivery_window(Tick(max_delay(n)) + 1) {
+    // Deliveries further ahead than the window wait in the calendar's overflow list: a bucket per
+    // tick up to a delay near 2^24 cost 400 MB and seconds per sample (fuzz_network finding).
+    static constexpr Tick max_delivery_window = 4096;
+    explicit State(const Network& n)
+        : net(n), delivery_window(std::min(Tick(max_delay(n)) + 1, max_delivery_window)) {
         accumulators.resize(net.projections().size());
         accumulated.assign(net.projections().size(), 0);
         accumulated_into.resize(net.populations().size());

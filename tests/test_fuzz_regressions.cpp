@@ -1,11 +1,15 @@
 // Findings of the libFuzzer targets (tests/fuzz/, docs/reliability.md), one test each; the inputs
 // that found them are replayed by the ctest fuzz_replay from tests/fuzz/regressions/.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <limits>
+#include <tuple>
 
 #include "network/network.hpp"
+#include "sim/engine.hpp"
 #include "sim/errors.hpp"
+#include "support/naive_simulator.hpp"
 
 using namespace quantal;
 using Catch::Matchers::Contains;
@@ -59,4 +63,41 @@ TEST_CASE("fuzz_network: conv and pool window parameters that would overflow are
     b.connect(a, o, Pool2d{PoolKind::sum, {2, 2}, {2, 2}, {huge, 0}});
     CHECK_THROWS_WITH(b.build(), Contains("must be at most 2^31"));
     CHECK_NOTHROW(conv(Conv2d{{}, {1, 1}, {1, 1}, {0, 0}, {1, 1}, 1}).build());
+}
+
+TEST_CASE("fuzz_network: deliveries beyond the calendar's window arrive on time and in order", "[fuzz_regression]") {
+    // A delay near 2^24 gave every sample a calendar of that many buckets (400 MB); the window is
+    // now capped and longer delays wait in the overflow list. Delays on both sides of the cap,
+    // several per tick, against the time-stepped oracle.
+    NetworkBuilder b;
+    const auto src = b.add_population("src", Shape{3}, SpikeSource{});
+    const auto dst = b.add_population("dst", Shape{4}, IfNeuron{ThresholdRule{1.0}, 0.0, 1.0});
+    b.connect(src, dst,
+              Sparse{{0, 3, 5, 7}, {0, 1, 2, 3, 0, 1, 2}, {0.5f, 0.75f, 1.0f, 0.25f, 0.5f, 0.25f, 0.5f},
+                     {5000, 4097, 1, 4095, 5000, 4096, 5000}, {}});
+    const Network net = b.build();
+    Stimulus stim = Stimulus::for_network(net);
+    stim.spikes[src] = {{0, 0}, {0, 1}, {2, 2}, {700, 0}, {903, 1}, {903, 2}};
+    RunOptions o;
+    o.ticks = 6200;
+    o.record_spikes = true;
+    auto got = Engine(net).run(stim, o, 0).spikes;
+    std::sort(got.begin(), got.end(), [](const auto& x, const auto& y) {
+        return std::tie(x.tick, x.population, x.neuron) < std::tie(y.tick, y.population, y.neuron);
+    });
+    const auto expected = testing::naive_simulate(net, stim, o.ticks);
+    CHECK(std::count_if(expected.begin(), expected.end(), [](const auto& s) { return s.tick >= 4096; }) >= 3);
+    CHECK(got == expected);
+
+    NetworkBuilder far;
+    const auto a = far.add_population("a", Shape{1}, SpikeSource{});
+    const auto c = far.add_population("c", Shape{1}, IfNeuron{ThresholdRule{1.0}, 0.0, 1.0});
+    far.connect(a, c, OneToOne{{1.0f}}, 1u << 24); // the largest delay: one spike crosses it
+    const Network longest = far.build();
+    Stimulus one = Stimulus::for_network(longest);
+    one.spikes[a] = {{3, 0}};
+    o.ticks = (Tick(1) << 24) + 10;
+    const auto spikes = Engine(longest).run(one, o, 0).spikes;
+    REQUIRE(spikes.size() == 2);
+    CHECK(spikes[1].tick == 3 + (Tick(1) << 24));
 }
