@@ -283,11 +283,20 @@ Connectivity user_form(const Fanout& f, const Connectivity& geometry, std::uint3
 }
 
 std::uint64_t synapse_count(const Fanout& f, std::uint64_t n_source) {
-    return std::visit([&](const auto& k) {
-        std::uint64_t n = 0;
-        for (std::uint64_t i = 0; i < n_source; ++i) n += k.size(std::uint32_t(i));
-        return n;
-    }, f);
+    // Closed forms: visiting every source took minutes for a pool over 2^31 neurons (fuzz_network).
+    // A window's synapses are the product of its row and column taps, per channel pair.
+    return std::visit(overloaded{[&](const DenseFanout& d) { return n_source * d.n_target; },
+                                 [](const ConvFanout& c) {
+                                     return std::uint64_t(c.c_in) * std::uint64_t(c.c_out / c.groups) *
+                                            c.rows.taps.size() * c.cols.taps.size();
+                                 },
+                                 [&](const PoolFanout& p) {
+                                     return n_source / std::uint64_t(p.h_in * p.w_in) * p.rows.taps.size() *
+                                            p.cols.taps.size();
+                                 },
+                                 [&](const OneToOneFanout&) { return n_source; },
+                                 [](const SparseFanout& s) { return std::uint64_t(s.target.size()); }},
+                      f);
 }
 
 } // namespace quantal

@@ -153,5 +153,11 @@ TEST_CASE("a network holds its weights once and gives the user's form back exact
         // A per-synapse delay equal to the projection's everywhere comes back as "the projection's".
         if (auto* s = std::get_if<Sparse>(&expected)) s->delay.clear();
         CHECK(testing::same_connectivity(net.connectivity(id), expected));
+        // The synapse count's closed form equals the fan-outs summed source by source.
+        const auto n_source = net.population(described[id].source).size();
+        std::uint64_t summed = 0;
+        std::visit([&](const auto& f) { for (std::uint32_t i = 0; i < n_source; ++i) summed += f.size(i); },
+                   net.fanout(id));
+        CHECK(net.synapses(id) == summed);
     }
 }
