@@ -110,6 +110,7 @@ void print_json(std::ostream& out, const TraceSummary& s) {
             const auto& p = s.projection_energy[i];
             out << (i ? "," : "") << "\n      {\"name\": " << json_string(p.name)
                 << ", \"source\": " << json_string(p.source) << ", \"target\": " << json_string(p.target)
+                << ", \"role\": " << json_string(p.role)
                 << ", \"release\": " << json_string(p.release) << ", \"mask_ratio\": " << json_number(p.mask_ratio)
                 << ", \"synapses\": " << p.synapses << ", \"spikes_in\": " << p.spikes_in
                 << ", \"masked_spikes\": " << p.masked_spikes << ", \"attempted\": " << p.attempted
@@ -162,12 +163,12 @@ void print_text(std::ostream& out, const TraceSummary& s, std::size_t max_sample
     if (s.has_energy && s.energy_samples) {
         const double n = double(s.energy_samples);
         out << "energy per layer (per sample, E_AC " << s.e_ac_pj << " pJ, E_MAC " << s.e_mac_pj << " pJ):\n";
-        std::snprintf(line, sizeof line, "  %-28s %-16s %6s %14s %14s %14s %12s\n", "projection", "release", "mask",
-                      "attempted", "transmitted", "failed", "energy pJ");
+        std::snprintf(line, sizeof line, "  %-28s %-8s %-16s %6s %14s %14s %14s %12s\n", "projection", "role", "release",
+                      "mask", "attempted", "transmitted", "failed", "energy pJ");
         out << line;
         for (const auto& p : s.projection_energy) {
-            std::snprintf(line, sizeof line, "  %-28s %-16s %6.3f %14.1f %14.1f %14.1f %12.1f\n", p.name.c_str(),
-                          p.release.c_str(), p.mask_ratio, double(p.attempted) / n, double(p.transmitted) / n,
+            std::snprintf(line, sizeof line, "  %-28s %-8s %-16s %6.3f %14.1f %14.1f %14.1f %12.1f\n", p.name.c_str(),
+                          p.role.empty() ? "-" : p.role.c_str(), p.release.c_str(), p.mask_ratio, double(p.attempted) / n, double(p.transmitted) / n,
                           double(p.attempted - p.transmitted) / n, p.energy_pj / n);
             out << line;
         }

@@ -488,7 +488,7 @@ void SpikeTraceWriter::Impl::create_energy() {
 
     // Static tables: what each row/column of the counters refers to.
     file.create_group("/energy/populations");
-    std::vector<std::string> names, models, sources, targets, releases;
+    std::vector<std::string> names, models, sources, targets, releases, roles;
     std::vector<std::uint64_t> sizes, synapses;
     std::vector<double> ratios;
     for (const auto& p : net.populations()) {
@@ -508,6 +508,7 @@ void SpikeTraceWriter::Impl::create_energy() {
         sources.push_back(net.population(pr.source).name);
         targets.push_back(net.population(pr.target).name);
         releases.push_back(mode_name(pr.release.mode));
+        roles.push_back(pr.role);
         ratios.push_back(pr.release.mode == ReleaseMode::none ? 0.0 : pr.release.mask_ratio);
         synapses.push_back(net.synapses(j));
     }
@@ -515,6 +516,7 @@ void SpikeTraceWriter::Impl::create_energy() {
     file.write_strings("/energy/projections/source", sources);
     file.write_strings("/energy/projections/target", targets);
     file.write_strings("/energy/projections/release", releases);
+    file.write_strings("/energy/projections/role", roles);
     file.write_f64("/energy/projections/mask_ratio", ratios);
     file.write_u64("/energy/projections/synapses", synapses);
 
@@ -1153,6 +1155,9 @@ void read_energy(hid_t file, TraceSummary& s) {
         const auto sources = c.strings(t.meta, "source");
         const auto targets = c.strings(t.meta, "target");
         const auto releases = c.strings(t.meta, "release");
+        // Traces written before projections had roles have no such column: no role, as in the model.
+        const auto roles = h5::has_link(t.meta.group, "role") ? c.strings(t.meta, "role")
+                                                              : std::vector<std::string>(names.size());
         const auto ratios = c.numbers<double>(t.meta, "mask_ratio", H5T_NATIVE_DOUBLE);
         const auto synapses = c.uint64s(t.meta, "synapses");
         const auto spikes_in = c.uint64s(t.sum, "spikes_in");
@@ -1160,7 +1165,7 @@ void read_energy(hid_t file, TraceSummary& s) {
         const auto attempted = c.uint64s(t.sum, "attempted");
         const auto transmitted = c.uint64s(t.sum, "transmitted");
         for (std::size_t j = 0; j < names.size(); ++j)
-            s.projection_energy.push_back({names[j], sources[j], targets[j], releases[j], ratios[j], synapses[j],
+            s.projection_energy.push_back({names[j], sources[j], targets[j], releases[j], roles[j], ratios[j], synapses[j],
                                            spikes_in[j], masked[j], attempted[j], transmitted[j],
                                            s.e_ac_pj * double(transmitted[j])});
     }

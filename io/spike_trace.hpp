@@ -139,7 +139,7 @@ struct TraceSummary {
         double energy_pj = 0;                                      // E_MAC x MACs, total
     };
     struct ProjectionEnergy {
-        std::string name, source, target, release;
+        std::string name, source, target, release, role; // role: empty when the model gave none
         double mask_ratio = 0;
         std::uint64_t synapses = 0, spikes_in = 0, masked_spikes = 0, attempted = 0, transmitted = 0; // totals
         double energy_pj = 0; // E_AC x transmitted, total

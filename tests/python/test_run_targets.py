@@ -70,3 +70,16 @@ def test_unknown_targets_and_targets_without_mask_are_refused():
                              capture_output=True, text=True)
         assert out.returncode == 2, out.stderr
         assert words in out.stderr and out.stderr.count("\n") == 1, out.stderr
+
+
+def test_the_trace_records_roles_and_inspect_shows_them(tmp_path):
+    trace = tmp_path / "t.h5"
+    subprocess.run([BINARY, "run", "--model", MODEL, "--ticks", "2", "--samples", "1", "--trace", str(trace)],
+                   capture_output=True, text=True, check=True)
+    with h5py.File(trace, "r") as f:
+        names = [n.decode() if isinstance(n, bytes) else n for n in f["energy/projections/name"][()]]
+        roles = [r.decode() if isinstance(r, bytes) else r for r in f["energy/projections/role"][()]]
+    assert dict(zip(names, roles)) == {name: role for name, _, _, role in projections()}
+    out = subprocess.run([BINARY, "inspect", str(trace)], capture_output=True, text=True, check=True).stdout
+    row = next(line for line in out.splitlines() if line.strip().startswith("s0.b0.act1->s0.b0.q "))
+    assert row.split()[1] == "qkv_in", row
