@@ -2,7 +2,8 @@
 stopped: a run stopped by SIGINT/SIGTERM inside a sample (or killed by SIGKILL after a checkpoint)
 and resumed must leave a trace whose every dataset equals the uninterrupted run's, and print the
 same report. Split points come from signal timing, so each test tries several delays and requires
-at least one stop inside a sample. Damaged, truncated and mismatched checkpoints are refused."""
+at least one stop inside a sample: each stop waits for the first checkpoint, then for a random
+fraction of the uninterrupted run's measured time, so it does not depend on the machine's speed. Damaged, truncated and mismatched checkpoints are refused."""
 import os
 import random
 import re
@@ -73,6 +74,8 @@ def stop_and_resume(args, tmp_path, tag, delay, sig, every):
     if every:  # without it the checkpoints come after each sample and where a signal stops the run
         full += ["--checkpoint-every", str(every)]
     proc = subprocess.Popen([QUANTAL, "run", *full], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not ckpt.exists() and proc.poll() is None:  # past model loading and the first checkpoint
+        time.sleep(0.005)
     time.sleep(delay)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=600)
@@ -109,11 +112,13 @@ def recurrent(tmp_path_factory):
 def test_stopped_inside_a_sample_then_resumed_equals_uninterrupted(recurrent, tmp_path, sig):
     args = ["--model", str(recurrent), "--ticks", "20000", "--samples", "3", "--mask", "0.3", "--release", "synapse",
             "--seed", "5"]
+    began = time.monotonic()
     expected = run([*args, "--trace", str(tmp_path / "full.h5")])
+    took = time.monotonic() - began
     assert expected.returncode == 0, expected.stderr
     rng = random.Random(int(sig))
     stops_inside = 0
-    for trial, delay in enumerate([0.3 + rng.random() * 1.5 for _ in range(3)]):
+    for trial, delay in enumerate([rng.random() * took / 2 for _ in range(3)]):
         every = None if sig == signal.SIGTERM and trial == 0 else rng.randint(500, 4000)
         out, trace, inside = stop_and_resume(args, tmp_path, f"t{trial}", delay, sig, every=every)
         if out is None:
@@ -139,10 +144,12 @@ def test_threads_checkpoint_at_sample_boundaries(recurrent, tmp_path):
 def test_mst_stopped_inside_a_sample_then_resumed_equals_uninterrupted(tmp_path):
     args = ["--model", MST, "--ticks", "12", "--samples", "2", "--input", IMAGES, "--labels", LABELS,
             "--mask", "0.5", "--seed", "3"]
+    began = time.monotonic()
     expected = run([*args, "--trace", str(tmp_path / "full.h5")])
+    took = time.monotonic() - began
     assert expected.returncode == 0, expected.stderr
     stops_inside = 0
-    for trial, delay in enumerate([0.6, 0.9, 1.2, 1.6, 2.0, 2.5]):
+    for trial, delay in enumerate(f * took for f in [0.05, 0.1, 0.2, 0.3, 0.45, 0.6]):
         out, trace, inside = stop_and_resume(args, tmp_path, f"m{trial}", delay, signal.SIGINT, every=1)
         if out is None:
             continue
