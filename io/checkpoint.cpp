@@ -1,39 +1,20 @@
 #include "io/checkpoint.hpp"
 
-#include <fcntl.h>
-#include <openssl/evp.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <array>
 #include <cereal/archives/portable_binary.hpp>
 #include <cereal/types/array.hpp>
 #include <cereal/types/string.hpp>
 #include <cereal/types/utility.hpp>
 #include <cereal/types/vector.hpp>
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <memory>
 #include <sstream>
 
+#include "io/ledger_archive.hpp"
+#include "io/sealed_file.hpp"
 #include "sim/errors.hpp"
 
 namespace quantal {
 
 // Cereal serialisation of the engine's and the run's plain structs. Kept here, so sim/ does not
 // depend on Cereal; found by argument-dependent lookup.
-template <class A> void serialize(A& a, PopulationCounts& c) {
-    a(c.spikes, c.updates, c.drift_ticks, c.wakeups, c.macs);
-}
-template <class A> void serialize(A& a, ProjectionCounts& c) {
-    a(c.spikes_in, c.masked_spikes, c.attempted, c.transmitted);
-}
-template <class A> void serialize(A& a, OperatorCounts& c) { a(c.coincidences, c.deliveries, c.macs, c.masked_spikes); }
-template <class A> void serialize(A& a, EnergyLedger& l) {
-    a(l.populations, l.projections, l.operators, l.samples, l.ticks);
-}
 template <class A> void serialize(A& a, Readout& r) { a(r.population, r.ticks, r.values); }
 template <class A> void serialize(A& a, SpikeRecord& s) { a(s.tick, s.population, s.neuron); }
 template <class A> void serialize(A& a, SampleResult& r) { a(r.sample, r.ledger, r.readouts, r.spikes); }
@@ -58,71 +39,9 @@ template <class A> void serialize(A& a, RunCheckpoint& c) {
 
 namespace {
 
-constexpr char magic[8] = {'Q', 'N', 'T', 'L', 'C', 'K', 'P', 'T'};
-constexpr std::size_t header_bytes = sizeof magic + 4 + 8, digest_bytes = 32;
-
-using Digest = std::array<unsigned char, digest_bytes>;
-
-class Sha256 {
-public:
-    Sha256() : ctx_(EVP_MD_CTX_new(), EVP_MD_CTX_free) {
-        if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1)
-            throw std::runtime_error("libcrypto: cannot start a SHA-256");
-    }
-    void add(const void* data, std::size_t n) {
-        if (EVP_DigestUpdate(ctx_.get(), data, n) != 1) throw std::runtime_error("libcrypto: SHA-256 update failed");
-    }
-    Digest digest() {
-        Digest d{};
-        unsigned int n = 0;
-        if (EVP_DigestFinal_ex(ctx_.get(), d.data(), &n) != 1 || n != d.size())
-            throw std::runtime_error("libcrypto: SHA-256 failed");
-        return d;
-    }
-
-private:
-    std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx_;
-};
-
-void put_le(std::string& out, std::uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; ++i) out.push_back(char((v >> (8 * i)) & 0xFF));
-}
-std::uint64_t get_le(const std::string& in, std::size_t at, int bytes) {
-    std::uint64_t v = 0;
-    for (int i = 0; i < bytes; ++i) v |= std::uint64_t(static_cast<unsigned char>(in[at + std::size_t(i)])) << (8 * i);
-    return v;
-}
-
-std::string system_reason() { return std::strerror(errno); }
-
-// Writes all of `data` to fd; false with errno set on failure.
-bool write_all(int fd, const char* data, std::size_t n) {
-    while (n > 0) {
-        const ssize_t w = ::write(fd, data, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return false;
-        data += w, n -= std::size_t(w);
-    }
-    return true;
-}
+constexpr SealedKind checkpoint_kind{{'Q', 'N', 'T', 'L', 'C', 'K', 'P', 'T'}, RunCheckpoint::format_version, "checkpoint"};
 
 } // namespace
-
-std::string sha256_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw InputError(path + ": cannot be read to compute its SHA-256 (" + system_reason() + ")");
-    Sha256 sha;
-    std::vector<char> block(std::size_t(1) << 20);
-    while (in) {
-        in.read(block.data(), std::streamsize(block.size()));
-        sha.add(block.data(), std::size_t(in.gcount()));
-    }
-    if (in.bad()) throw InputError(path + ": read error while computing its SHA-256");
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string text;
-    for (unsigned char b : sha.digest()) text += hex[b >> 4], text += hex[b & 15];
-    return text;
-}
 
 void write_checkpoint(const std::string& path, const RunCheckpoint& checkpoint) {
     std::ostringstream payload(std::ios::binary);
@@ -130,78 +49,20 @@ void write_checkpoint(const std::string& path, const RunCheckpoint& checkpoint) 
         cereal::PortableBinaryOutputArchive archive(payload);
         archive(const_cast<RunCheckpoint&>(checkpoint)); // serialize() is one function for both directions
     }
-    const std::string body = std::move(payload).str();
-    std::string header(magic, sizeof magic);
-    put_le(header, RunCheckpoint::format_version, 4);
-    put_le(header, body.size(), 8);
-    Sha256 sha;
-    sha.add(header.data(), header.size());
-    sha.add(body.data(), body.size());
-    const auto d = sha.digest();
-
-    // Atomic replacement: the old checkpoint stays until the new one is complete on disk.
-    const std::string tmp = path + ".tmp";
-    auto fail = [&](const std::string& what) {
-        const std::string reason = system_reason();
-        ::unlink(tmp.c_str());
-        throw InputError("checkpoint " + path + ": cannot " + what + " (" + reason + ")");
-    };
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) fail("create " + tmp);
-    if (!write_all(fd, header.data(), header.size()) || !write_all(fd, body.data(), body.size()) ||
-        !write_all(fd, reinterpret_cast<const char*>(d.data()), d.size()) || ::fsync(fd) != 0) {
-        const int e = errno;
-        ::close(fd);
-        errno = e;
-        fail("write " + tmp);
-    }
-    if (::close(fd) != 0) fail("write " + tmp);
-    if (::rename(tmp.c_str(), path.c_str()) != 0) fail("rename " + tmp + " to it");
-    // The rename itself is durable once the directory is synced.
-    const auto dir = std::filesystem::path(path).parent_path();
-    const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        ::fsync(dfd);
-        ::close(dfd);
-    }
+    write_sealed(path, checkpoint_kind, std::move(payload).str());
 }
 
 RunCheckpoint read_checkpoint(const std::string& path) {
-    const std::string where = "checkpoint " + path;
-    std::ifstream in(path, std::ios::binary | std::ios::ate);
-    if (!in) throw InputError(where + ": cannot be read (" + system_reason() + ")");
-    const std::streamoff size = in.tellg();
-    if (size < 0) throw InputError(where + ": cannot be read (not a regular file?)");
-    std::string bytes(std::size_t(size), '\0');
-    in.seekg(0);
-    if (!in.read(bytes.data(), size)) throw InputError(where + ": read error");
-    if (bytes.size() < sizeof magic || bytes.compare(0, sizeof magic, magic, sizeof magic) != 0)
-        throw InputError(where + ": is not a quantal checkpoint");
-    if (bytes.size() < header_bytes + digest_bytes)
-        throw InputError(where + ": is truncated (" + std::to_string(bytes.size()) + " bytes)");
-    const std::uint64_t length = get_le(bytes, sizeof magic + 4, 8);
-    if (length != bytes.size() - header_bytes - digest_bytes)
-        throw InputError(where + ": is truncated or damaged (" + std::to_string(bytes.size()) +
-                         " bytes, its header says " + std::to_string(length + header_bytes + digest_bytes) + ")");
-    Sha256 sha;
-    sha.add(bytes.data(), bytes.size() - digest_bytes);
-    const auto d = sha.digest();
-    if (bytes.compare(bytes.size() - digest_bytes, digest_bytes, reinterpret_cast<const char*>(d.data()), d.size()) !=
-        0)
-        throw InputError(where + ": is damaged (its SHA-256 does not match its contents)");
-    const auto version = std::uint32_t(get_le(bytes, sizeof magic, 4));
-    if (version != RunCheckpoint::format_version)
-        throw InputError(where + ": has format version " + std::to_string(version) + ", this quantal reads version " +
-                         std::to_string(RunCheckpoint::format_version));
+    const std::string bytes = read_sealed(path, checkpoint_kind);
     RunCheckpoint c;
     try {
-        std::istringstream payload(bytes.substr(header_bytes, length), std::ios::binary);
+        std::istringstream payload(bytes, std::ios::binary);
         cereal::PortableBinaryInputArchive archive(payload);
         archive(c);
-        if (payload.tellg() != std::streampos(std::streamoff(length)))
-            throw InputError(where + ": has bytes after its contents");
+        if (payload.tellg() != std::streampos(std::streamoff(bytes.size())))
+            throw InputError("checkpoint " + path + ": has bytes after its contents");
     } catch (const cereal::Exception& e) {
-        throw InputError(where + ": cannot be decoded (" + e.what() + ")");
+        throw InputError("checkpoint " + path + ": cannot be decoded (" + e.what() + ")");
     }
     return c;
 }

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "io/sealed_file.hpp"
 #include "io/spike_trace.hpp"
 #include "sim/energy_ledger.hpp"
 #include "sim/engine.hpp"
@@ -40,8 +41,5 @@ void write_checkpoint(const std::string& path, const RunCheckpoint& checkpoint);
 // InputError naming the file for one that is missing, not a checkpoint, of another format
 // version, truncated or damaged (any byte changed).
 RunCheckpoint read_checkpoint(const std::string& path);
-
-// The SHA-256 of a file's bytes, as 64 lowercase hex digits (OpenSSL's libcrypto).
-std::string sha256_file(const std::string& path);
 
 } // namespace quantal
