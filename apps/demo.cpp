@@ -6,6 +6,7 @@
 #include <limits>
 #include <sstream>
 
+#include "quantal_build_version.hpp" // generated: version and git describe (apps/CMakeLists.txt)
 #include "apps/commands.hpp"
 #include "apps/values.hpp"
 #include "io/spike_trace.hpp"
@@ -76,7 +77,7 @@ EnergyLedger run_traced(const Network& net, const DemoOptions& o, const RunOptio
     meta.seed = o.seed;
     meta.release = o.mask > 0 ? o.release : "none";
     meta.mask_ratio = o.mask;
-    meta.version = QUANTAL_VERSION;
+    meta.version = QUANTAL_BUILD_VERSION;
     std::ostringstream cmd; // the options that shaped the run, as a command that repeats it
     cmd << "quantal demo --samples " << o.samples << " --ticks " << o.ticks << " --seed " << o.seed << " --rate "
         << o.input_rate << " --mask " << o.mask << " --release " << o.release << " --dt " << o.dt_ms << " --trace "

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <new>
 
+#include "quantal_build_version.hpp" // generated: version and git describe (apps/CMakeLists.txt)
 #include "apps/commands.hpp"
 #include "sim/errors.hpp"
 
@@ -25,7 +26,7 @@ int main(int argc, char** argv) {
     // One line for a bad command line too (CLI11 adds "Run with --help ..." on a second one).
     app.failure_message(
         [](const CLI::App*, const CLI::Error& e) { return std::string("quantal: ") + e.what() + " (see --help)\n"; });
-    app.set_version_flag("--version", "quantal " QUANTAL_VERSION);
+    app.set_version_flag("--version", "quantal " QUANTAL_BUILD_VERSION);
     app.require_subcommand(1);
     quantal::cli::add_demo_command(app);
     quantal::cli::add_run_command(app);

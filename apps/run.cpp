@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "quantal_build_version.hpp" // generated: version and git describe (apps/CMakeLists.txt)
 #include "apps/commands.hpp"
 #include "apps/stimuli.hpp"
 #include "apps/values.hpp"
@@ -327,7 +328,7 @@ int run_command(const RunCommandOptions& o) {
         meta.seed = o.seed;
         meta.release = o.mask ? mode_name(release.mode) : "file";
         meta.mask_ratio = o.mask.value_or(0.0);
-        meta.version = QUANTAL_VERSION;
+        meta.version = QUANTAL_BUILD_VERSION;
         meta.command_line = trace_command_line;
         if (resumed)
             trace.emplace(o.trace, net, topts, meta, resumed->trace);

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <unistd.h>
 
+#include "quantal_build_version.hpp" // generated: version and git describe (apps/CMakeLists.txt)
 #include "apps/commands.hpp"
 #include "apps/stimuli.hpp"
 #include "apps/study/plan.hpp"
@@ -99,7 +100,7 @@ void write_study(const std::string& path, const SweepOptions& o, std::span<const
     auto file = h5::create_file(path);
     h5::write_string_attribute(file, "format", "quantal-study");
     h5::write_int_attribute(file, "format_version", 1);
-    h5::write_string_attribute(file, "version", QUANTAL_VERSION);
+    h5::write_string_attribute(file, "version", QUANTAL_BUILD_VERSION);
     h5::write_string_attribute(file, "command_line", command_line(o));
     h5::write_string_array_attribute(file, "models", o.models);
     h5::write_string_attribute(file, "input", o.input);
