@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <optional>
 
 #include "sim/errors.hpp"
 
@@ -39,47 +40,92 @@ bool is_projection_role(std::string_view role) {
 std::size_t Targets::projections() const { return std::size_t(std::count(projection.begin(), projection.end(), true)); }
 std::size_t Targets::operators() const { return std::size_t(std::count(op.begin(), op.end(), true)); }
 
+std::string_view layer_of(std::string_view name) {
+    const auto dot = name.rfind('.');
+    return dot == std::string_view::npos ? name : name.substr(0, dot);
+}
+
+namespace {
+
+const std::string& operator_name(const Operator& o) { return std::get<SoftmaxAttention>(o).name; }
+
+// One item of a --targets list: a set, a role, a projection or an operator, optionally `@LAYER`.
+void add_target(const Network& net, std::string_view item, Targets& t) {
+    const auto at = item.find('@');
+    const std::string_view token = item.substr(0, at);
+    const std::optional<std::string_view> layer =
+        at == std::string_view::npos ? std::nullopt : std::optional{item.substr(at + 1)};
+    if (token.empty() || (layer && layer->empty())) refuse(item, "an empty name");
+    auto in_layer = [&](std::string_view name) { return !layer || layer_of(name) == *layer; };
+    auto projection_in_layer = [&](ProjectionId p) {
+        return in_layer(net.population(net.projection(p).target).name);
+    };
+    auto with_role = [&](auto&& keep) {
+        bool any = false;
+        for (ProjectionId p = 0; p < net.projections().size(); ++p)
+            if (keep(net.projection(p).role) && projection_in_layer(p)) any = t.projection[p] = true;
+        return any;
+    };
+    const auto ops = net.operators();
+    auto all_operators = [&] {
+        bool any = false;
+        for (std::size_t o = 0; o < ops.size(); ++o)
+            if (in_layer(operator_name(ops[o]))) any = t.op[o] = true;
+        return any;
+    };
+    const std::string where = layer ? " in layer '" + std::string(*layer) + "'" : std::string();
+    const bool attention = token == "attention" || token == "linear";
+    if (attention && !all_operators()) {
+        if (ops.empty()) refuse(item, "the model has no attention operator");
+        if (token == "attention") refuse(item, "no attention operator" + where);
+    }
+    if (token == "linear") {
+        if (!with_role([](const std::string& r) {
+                return std::find(linear_inputs.begin(), linear_inputs.end(), r) != linear_inputs.end();
+            }))
+            refuse(item, "no projection" + where + " has role qkv_in, proj_in, fc1_in or fc2_in (export the model with roles)");
+    } else if (token == "all") {
+        const bool any_operator = all_operators();
+        if (!with_role([](const std::string&) { return true; }) && !any_operator) refuse(item, "nothing" + where);
+    } else if (is_projection_role(token)) {
+        if (!with_role([&](const std::string& r) { return r == token; }))
+            refuse(item, "no projection of the model" + where + " has this role");
+    } else if (token == "attention") {
+        // operators only: marked above
+    } else if (layer) {
+        refuse(item, "'@LAYER' restricts a set or a role, not a projection or operator name");
+    } else if (const auto p = net.find_projection(token)) {
+        t.projection[*p] = true;
+    } else {
+        const auto op = std::find_if(ops.begin(), ops.end(), [&](const Operator& o) { return operator_name(o) == token; });
+        if (op == ops.end())
+            refuse(item, "not a target set (attention, linear, all), a role, a projection or an operator of the model");
+        t.op[std::size_t(op - ops.begin())] = true;
+    }
+}
+
+} // namespace
+
 Targets resolve_targets(const Network& net, std::string_view spec) {
     Targets t;
     t.projection.assign(net.projections().size(), false);
     t.op.assign(net.operators().size(), false);
-    auto with_role = [&](auto&& keep) {
-        bool any = false;
-        for (ProjectionId p = 0; p < net.projections().size(); ++p)
-            if (keep(net.projection(p).role)) any = t.projection[p] = true;
-        return any;
-    };
-    for (const auto token : split(spec)) {
-        if (token.empty()) refuse(spec, "an empty name in the list");
-        const bool attention = token == "attention" || token == "linear";
-        if (attention) {
-            if (net.operators().empty()) refuse(token, "the model has no attention operator");
-            t.op.assign(t.op.size(), true);
-        }
-        if (token == "linear") {
-            if (!with_role([](const std::string& r) {
-                    return std::find(linear_inputs.begin(), linear_inputs.end(), r) != linear_inputs.end();
-                }))
-                refuse(token, "no projection has role qkv_in, proj_in, fc1_in or fc2_in (export the model with roles)");
-        } else if (token == "all") {
-            t.projection.assign(t.projection.size(), true);
-            t.op.assign(t.op.size(), true);
-        } else if (is_projection_role(token)) {
-            if (!with_role([&](const std::string& r) { return r == token; }))
-                refuse(token, "no projection of the model has this role");
-        } else if (const auto p = net.find_projection(token)) {
-            t.projection[*p] = true;
-        } else if (!attention) {
-            const auto ops = net.operators();
-            const auto op = std::find_if(ops.begin(), ops.end(), [&](const Operator& o) {
-                return std::get<SoftmaxAttention>(o).name == token;
-            });
-            if (op == ops.end())
-                refuse(token, "not a target set (attention, linear, all), a role, a projection or an operator of the model");
-            t.op[std::size_t(op - ops.begin())] = true;
-        }
+    for (const auto item : split(spec)) {
+        if (item.empty()) refuse(spec, "an empty name in the list");
+        add_target(net, item, t);
     }
     return t;
+}
+
+std::vector<std::string> layer_groups(const Network& net) {
+    std::vector<std::string> out;
+    auto add = [&](std::string group) {
+        if (std::find(out.begin(), out.end(), group) == out.end()) out.push_back(std::move(group));
+    };
+    for (const auto& p : net.projections())
+        add(p.role.empty() ? p.name : p.role + "@" + std::string(layer_of(net.population(p.target).name)));
+    for (const auto& o : net.operators()) add("attention@" + std::string(layer_of(operator_name(o))));
+    return out;
 }
 
 std::vector<std::string> describe(const Network& net, const Targets& t) {

@@ -5,7 +5,10 @@
 //   linear     attention + the inputs of the token-wise maps (roles qkv_in, proj_in, fc1_in,
 //              fc2_in): MST's paper text and its Fig. 2(e)
 //   all        every projection and every operator input
-// and a comma-separated list may also name roles, projections and operators one by one.
+// and a comma-separated list may also name roles, projections and operators one by one. Any set or
+// role may be restricted to one layer with `@`: `qkv_in@s0.b1`, `attention@s1.b0`. A projection's
+// layer is its target population's name up to the last '.' (`s0.b1.q` -> `s0.b1`; `merge0` is its
+// own layer); an operator's is its own name's (`s0.b1.attention` -> `s0.b1`).
 #include <span>
 #include <string>
 #include <string_view>
@@ -29,6 +32,15 @@ struct Targets {
 // Resolves a --targets value on `net`. Throws InputError naming a token that matches nothing, or a
 // set that is empty on this network (e.g. `linear` on a model exported without roles).
 Targets resolve_targets(const Network& net, std::string_view spec);
+
+// The layer of a population or operator name (see above).
+std::string_view layer_of(std::string_view name);
+
+// Per-layer sensitivity (`quantal sweep --targets each`): the network cut into disjoint groups that
+// together are `all`, each a --targets value: ROLE@LAYER for the projections of one role into one
+// layer, `attention@LAYER` for an attention operator's inputs, and a projection's own name when it
+// has no role. In order of first appearance (projections, then operators).
+std::vector<std::string> layer_groups(const Network& net);
 
 // One line per target: "projection 's0.b0.act1->s0.b0.q' (qkv_in)", "operator 's0.b0.attention' (q, k, score)".
 std::vector<std::string> describe(const Network& net, const Targets& t);

@@ -1,7 +1,9 @@
 // --targets: which projections and operator inputs a release setting reaches, by set, role and name.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cmath>
 
+#include "io/model_file.hpp"
 #include "network/targets.hpp"
 #include "support/mini_block.hpp"
 #include "sim/errors.hpp"
@@ -68,4 +70,34 @@ TEST_CASE("targeted release masks the targets and nothing else", "[targets]") {
         CHECK(x->mode == ReleaseMode::spike);
         CHECK(x->mask_ratio == 0.75);
     }
+}
+
+TEST_CASE("@LAYER restricts a set or role to one layer; each layer group is a disjoint part of all", "[targets]") {
+    // The shipped MST-Tiny: layers are the population names' prefixes (s0.b1.q -> s0.b1).
+    const Network net = read_model_file(QUANTAL_SOURCE_DIR "/examples/mst/models/mst_r0.h5").network;
+    using V = std::vector<std::string>;
+    CHECK(targeted(net, "qkv_in@s0.b1") == V{"projection 's0.b1.act1->s0.b1.q' (qkv_in)",
+                                             "projection 's0.b1.act1->s0.b1.k' (qkv_in)",
+                                             "projection 's0.b1.act1->s0.b1.v' (qkv_in)"});
+    CHECK(targeted(net, "attention@s1.b0") == V{"operator 's1.b0.attention' (q, k, score)"});
+    CHECK(targeted(net, "stream@final").size() == 5);
+    CHECK(targeted(net, "linear@s0.b0").size() == 3 + 1 + 1 + 1 + 1);
+    CHECK_THROWS_WITH(resolve_targets(net, "qkv_in@s9"), Contains("no projection of the model in layer 's9'"));
+    CHECK_THROWS_WITH(resolve_targets(net, "s0.b0.attention@s0.b0"), Contains("not a projection or operator name"));
+    CHECK_THROWS_WITH(resolve_targets(net, "fc1_in@"), Contains("empty name"));
+
+    const auto groups = layer_groups(net);
+    // 2 stages x 2 blocks x (qkv_in, proj_in, fc1_in, fc2_in, attention, two stream groups) + embed,
+    // merge, the stream into merge0 and final, head: every projection and operator exactly once.
+    std::vector<int> projection_hits(net.projections().size()), operator_hits(net.operators().size());
+    for (const auto& g : groups) {
+        const Targets t = resolve_targets(net, g);
+        REQUIRE(t.projections() + t.operators() > 0);
+        for (std::size_t p = 0; p < t.projection.size(); ++p) projection_hits[p] += t.projection[p];
+        for (std::size_t o = 0; o < t.op.size(); ++o) operator_hits[o] += t.op[o];
+    }
+    CHECK(std::all_of(projection_hits.begin(), projection_hits.end(), [](int n) { return n == 1; }));
+    CHECK(std::all_of(operator_hits.begin(), operator_hits.end(), [](int n) { return n == 1; }));
+    CHECK(std::find(groups.begin(), groups.end(), "fc2_in@s1.b1") != groups.end());
+    CHECK(std::find(groups.begin(), groups.end(), "attention@s0.b0") != groups.end());
 }
