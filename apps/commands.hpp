@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "io/model_file.hpp"
 #include "network/network.hpp"
 #include "sim/energy_ledger.hpp"
 
@@ -29,6 +30,10 @@ void add_energy_options(CLI::App& command, EnergyCosts& costs);
 // --load-timeout SECONDS: the limit for reading an HDF5 input in a contained child process
 // (io/contained.hpp); unset: default_read_seconds() of the file.
 void add_load_timeout_option(CLI::App& command, std::optional<double>& seconds);
+
+// The model at `path`: a NIR graph (.nir, ticks of `dt_ms`) or a quantal model file, read first in a
+// contained child process within `load_timeout` seconds (default: default_read_seconds()).
+LoadedModel load_model(const std::string& path, std::optional<double> load_timeout, double dt_ms);
 
 // An input file and the option that named it, e.g. {"--model", "m.h5"}.
 using NamedFile = std::pair<std::string, std::string>;

@@ -96,21 +96,6 @@ struct RunCommandOptions {
     std::optional<double> load_timeout; // seconds for reading --model; default: default_read_seconds()
 };
 
-bool ends_with(const std::string& s, const std::string& tail) {
-    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
-LoadedModel load_model(const RunCommandOptions& o) {
-    const double seconds = o.load_timeout.value_or(default_read_seconds(o.model));
-    try { // parsed in a child process first: libhdf5 may crash or hang on a damaged file (io/contained.hpp)
-        return read_contained(o.model, seconds, [&] {
-            return ends_with(o.model, ".nir") ? read_nir(o.model, NirOptions{o.dt}) : read_model_file(o.model);
-        });
-    } catch (const std::bad_alloc&) {
-        throw InputError(o.model + ": is too large to load (or corrupt)");
-    }
-}
-
 std::string command_line(const RunCommandOptions& o) {
     std::ostringstream s;
     s << "quantal run --model " << o.model << " --ticks " << o.ticks;
@@ -260,7 +245,7 @@ int run_command(const RunCommandOptions& o) {
     const bool checkpointing = !o.checkpoint.empty();
     std::optional<RunCheckpoint> resumed;
     if (!o.resume.empty()) resumed = read_checkpoint(o.resume);
-    LoadedModel model = load_model(o);
+    LoadedModel model = load_model(o.model, o.load_timeout, o.dt);
     Release release;
     if (o.mask) {
         release.mode = *o.mask > 0 ? (o.release == "spike" ? ReleaseMode::spike : ReleaseMode::synapse) : ReleaseMode::none;

@@ -1,25 +1,29 @@
 // quantal sweep: a failure-probability study. Every configuration of the grid (apps/study/plan.hpp)
 // runs the same samples with the same seeds, so each is compared with its ratio-0 baseline pair by
-// pair; the results go into one HDF5 file (docs/sweep.md), written to OUT.tmp and renamed when
-// complete, so no half-written study is ever presented as one.
+// pair. The work is cut into units (configuration x block of samples, apps/study/work.hpp), shared
+// among threads and MPI ranks (apps/study/distributed.hpp); after every unit the progress is saved
+// with Cereal beside the output (OUT.state), so a stopped study continues where it stopped. The
+// results go to OUT.tmp, renamed to OUT once complete (docs/sweep.md).
 #include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <unistd.h>
 
 #include "quantal_build_version.hpp" // generated: version and git describe (apps/CMakeLists.txt)
 #include "apps/commands.hpp"
 #include "apps/stimuli.hpp"
+#include "apps/study/distributed.hpp"
 #include "apps/study/plan.hpp"
-#include "apps/study/statistics.hpp"
+#include "apps/study/study_file.hpp"
+#include "apps/study/work.hpp"
 #include "apps/values.hpp"
-#include "io/contained.hpp"
-#include "io/hdf5_access.hpp"
-#include "io/model_file.hpp"
+#include "io/sealed_file.hpp"
 #include "network/targets.hpp"
 #include "sim/errors.hpp"
 
@@ -30,21 +34,23 @@ namespace {
 struct SweepOptions {
     std::vector<std::string> models;
     std::string input, labels, out, csv;
-    std::uint64_t samples = 0, offset = 0, ticks = 0;
+    std::uint64_t samples = 0, offset = 0, ticks = 0, block = 64;
     std::vector<std::uint64_t> observe;
     std::vector<double> ratios;
     std::vector<std::string> releases, targets;
     std::vector<std::uint64_t> seeds{1};
+    bool compensate = false;
     int threads = 1;
     bool force = false;
+    std::optional<double> load_timeout;
     EnergyCosts costs;
 };
 
-// What one configuration measured, per sample and in total.
-struct Measured {
-    std::vector<std::uint8_t> correct; // (observed ticks) x (samples), 1 when the prediction was right
-    EnergyLedger ledger;
-};
+template <class T> std::string joined(const std::vector<T>& values) {
+    std::ostringstream s;
+    for (std::size_t i = 0; i < values.size(); ++i) s << (i ? "," : "") << values[i];
+    return s.str();
+}
 
 std::string command_line(const SweepOptions& o) {
     std::ostringstream s;
@@ -52,38 +58,28 @@ std::string command_line(const SweepOptions& o) {
     for (const auto& m : o.models) s << " --model " << m;
     s << " --input " << o.input << " --labels " << o.labels << " --samples " << o.samples << " --offset " << o.offset
       << " --ticks " << o.ticks;
-    auto list = [&](const char* name, const auto& values) {
-        s << " " << name << " ";
-        for (std::size_t i = 0; i < values.size(); ++i) s << (i ? "," : "") << values[i];
-    };
-    if (!o.observe.empty()) list("--observe", o.observe);
-    list("--ratios", o.ratios);
-    list("--release", o.releases);
-    list("--targets", o.targets);
-    list("--seeds", o.seeds);
-    s << " --threads " << o.threads << " --e-ac " << o.costs.e_ac_pj << " --e-mac " << o.costs.e_mac_pj << " --out "
+    if (!o.observe.empty()) s << " --observe " << joined(o.observe);
+    s << " --ratios " << joined(o.ratios) << " --release " << joined(o.releases) << " --targets " << joined(o.targets)
+      << " --seeds " << joined(o.seeds) << (o.compensate ? " --compensate" : "") << " --block " << o.block
+      << " --threads " << o.threads << " --e-ac " << o.costs.e_ac_pj << " --e-mac " << o.costs.e_mac_pj << " --out "
       << o.out;
+    if (!o.csv.empty()) s << " --csv " << o.csv;
     return s.str();
 }
 
-Measured measure(const Network& net, const Stimuli& stimuli, PopulationId readout, const RunOptions& run,
-                 std::uint64_t offset, int threads) {
-    const std::uint64_t n = stimuli.count(), observed = run.observe.size();
-    Measured m;
-    m.correct.assign(observed * n, 0);
-    m.ledger = EnergyLedger::for_network(net, std::uint64_t(run.ticks));
-    const std::uint64_t batch = std::uint64_t(std::max(threads, 1)) * 16;
-    for (std::uint64_t first = 0; first < n; first += batch) {
-        std::vector<Stimulus> inputs;
-        for (std::uint64_t k = first; k < std::min(n, first + batch); ++k) inputs.push_back(stimuli.make(k));
-        const auto results = run_batch(net, inputs, run, offset + first, threads);
-        for (std::uint64_t k = 0; k < results.size(); ++k) {
-            m.ledger += results[k].ledger;
-            for (std::uint64_t t = 0; t < observed; ++t)
-                m.correct[t * n + first + k] = prediction(results[k], readout, t) == stimuli.label(first + k);
-        }
-    }
-    return m;
+// Everything that decides the study's results, for its state file: a state is resumed only by a
+// sweep with the same list (threads, ranks, --csv, --force and the energy costs, applied when the
+// file is written, are not in it).
+std::vector<std::pair<std::string, std::string>> identity(const SweepOptions& o, const study::StudyDescription& d) {
+    std::vector<std::pair<std::string, std::string>> id{{"quantal version", d.version}};
+    for (std::size_t m = 0; m < o.models.size(); ++m) id.emplace_back("--model " + o.models[m] + " (SHA-256)", d.model_sha256[m]);
+    id.insert(id.end(), {{"--input (SHA-256)", d.input_sha256}, {"--labels (SHA-256)", d.labels_sha256},
+                         {"--offset", std::to_string(o.offset)}, {"--samples", std::to_string(o.samples)},
+                         {"--ticks", std::to_string(o.ticks)}, {"--observe", joined(d.observe)},
+                         {"--ratios", joined(o.ratios)}, {"--release", joined(o.releases)},
+                         {"--targets", joined(o.targets)}, {"--seeds", joined(o.seeds)},
+                         {"--compensate", o.compensate ? "yes" : "no"}, {"--block", std::to_string(o.block)}});
+    return id;
 }
 
 ReleaseMode release_mode(const std::string& name) {
@@ -92,121 +88,134 @@ ReleaseMode release_mode(const std::string& name) {
     throw InputError("--release: '" + name + "' is not spike or synapse");
 }
 
-// The results file of docs/sweep.md.
-void write_study(const std::string& path, const SweepOptions& o, std::span<const study::Configuration> plan,
-                 std::span<const Measured> measured, std::span<const Network> nets, std::uint64_t samples) {
-    namespace h5 = quantal::h5;
-    const std::uint64_t C = plan.size(), O = o.observe.size(), N = samples;
-    auto file = h5::create_file(path);
-    h5::write_string_attribute(file, "format", "quantal-study");
-    h5::write_int_attribute(file, "format_version", 1);
-    h5::write_string_attribute(file, "version", QUANTAL_BUILD_VERSION);
-    h5::write_string_attribute(file, "command_line", command_line(o));
-    h5::write_string_array_attribute(file, "models", o.models);
-    h5::write_string_attribute(file, "input", o.input);
-    h5::write_string_attribute(file, "labels", o.labels);
-    h5::write_int_attribute(file, "offset", std::int64_t(o.offset));
-    h5::write_int_attribute(file, "samples", std::int64_t(N));
-    h5::write_int_attribute(file, "ticks", std::int64_t(o.ticks));
-    h5::write_double_attribute(file, "e_ac_pj", o.costs.e_ac_pj);
-    h5::write_double_attribute(file, "e_mac_pj", o.costs.e_mac_pj);
-    h5::write_dataset(file, "observe", o.observe, {O});
-
-    auto g = h5::create_group(file, "configurations", path);
-    std::vector<std::uint32_t> model;
-    std::vector<std::uint64_t> seed, baseline;
-    std::vector<std::int64_t> same_as;
-    std::vector<double> ratio;
-    std::vector<std::string> release, targets;
-    for (const auto& c : plan) {
-        model.push_back(c.model);
-        seed.push_back(c.seed);
-        ratio.push_back(c.ratio);
-        release.push_back(mode_name(c.release));
-        targets.push_back(c.targets);
-        baseline.push_back(c.baseline);
-        same_as.push_back(c.same_as ? std::int64_t(*c.same_as) : -1);
-    }
-    h5::write_dataset(g, "model", model, {C});
-    h5::write_dataset(g, "seed", seed, {C});
-    h5::write_dataset(g, "ratio", ratio, {C});
-    h5::write_dataset(g, "baseline", baseline, {C});
-    h5::write_dataset(g, "same_as", same_as, {C});
-    h5::write_string_array_attribute(g, "release", release);
-    h5::write_string_array_attribute(g, "targets", targets);
-
-    auto r = h5::create_group(file, "results", path);
-    std::vector<std::uint32_t> correct;
-    std::vector<double> accuracy, low, high, change, change_low, change_high, p_value;
-    std::vector<double> energy, relative_baseline, relative_ann, sops, macs, spikes, attempted, transmitted, masked;
-    auto own = [&](std::size_t i) -> const Measured& { return measured[plan[i].same_as.value_or(i)]; };
-    for (std::size_t i = 0; i < C; ++i) {
-        const Measured& m = own(i);
-        const Measured& b = own(plan[i].baseline);
-        for (std::uint64_t t = 0; t < O; ++t) {
-            std::uint64_t right = 0, gained = 0, lost = 0;
-            for (std::uint64_t k = 0; k < N; ++k) {
-                const bool x = m.correct[t * N + k], y = b.correct[t * N + k];
-                right += x;
-                gained += x && !y;
-                lost += y && !x;
-                correct.push_back(x);
-            }
-            const auto ci = study::clopper_pearson(right, N);
-            const auto pc = study::paired_change(gained, lost, N);
-            accuracy.push_back(double(right) / double(N));
-            low.push_back(ci.low);
-            high.push_back(ci.high);
-            change.push_back(pc.difference);
-            change_low.push_back(pc.interval.low);
-            change_high.push_back(pc.interval.high);
-            p_value.push_back(pc.p_value);
-        }
-        const Network& net = nets[plan[i].model];
-        const auto e = summarize(m.ledger, net, o.costs), eb = summarize(b.ledger, net, o.costs);
-        energy.push_back(e.snn_pj);
-        relative_baseline.push_back(e.snn_pj / eb.snn_pj);
-        relative_ann.push_back(e.snn_pj / e.ann_pj);
-        sops.push_back(e.sops);
-        macs.push_back(double(m.ledger.total_macs()) / double(N));
-        spikes.push_back(double(m.ledger.total_spikes()) / double(N));
-        double a = 0, tr = 0, ms = 0;
-        for (const auto& p : m.ledger.projections) a += double(p.attempted), tr += double(p.transmitted), ms += double(p.masked_spikes);
-        for (const auto& op : m.ledger.operators) ms += double(op.masked_spikes);
-        attempted.push_back(a / double(N));
-        transmitted.push_back(tr / double(N));
-        masked.push_back(ms / double(N));
-    }
-    h5::write_dataset(r, "correct", correct, {C, O, N});
-    for (auto [name, values] : {std::pair{"accuracy", &accuracy}, {"accuracy_low", &low}, {"accuracy_high", &high},
-                                {"change", &change}, {"change_low", &change_low}, {"change_high", &change_high},
-                                {"p_value", &p_value}})
-        h5::write_dataset(r, name, *values, {C, O});
-    for (auto [name, values] : {std::pair{"energy_pj", &energy}, {"energy_vs_baseline", &relative_baseline},
-                                {"energy_vs_ann", &relative_ann}, {"sops", &sops}, {"macs", &macs},
-                                {"spikes", &spikes}, {"attempted", &attempted}, {"transmitted", &transmitted},
-                                {"masked_spikes", &masked}})
-        h5::write_dataset(r, name, *values, {C});
+std::string duration(double seconds) {
+    const auto s = std::uint64_t(std::max(0.0, seconds));
+    char text[32];
+    std::snprintf(text, sizeof text, "%lu:%02lu:%02lu", s / 3600, s / 60 % 60, s % 60);
+    return text;
 }
 
-int sweep_command(const SweepOptions& o) {
+// One line of progress: redrawn in place on a terminal, else one line per completed configuration.
+class Progress {
+public:
+    Progress(std::span<const study::WorkUnit> units, const study::StudyState& state, std::size_t configurations)
+        : units_(units), configurations_(configurations), terminal_(::isatty(STDERR_FILENO)),
+          began_(std::chrono::steady_clock::now()) {
+        left_in_configuration_.assign(configurations, 0);
+        for (std::size_t u = 0; u < units.size(); ++u) {
+            total_samples_ += units[u].count;
+            if (state.done[u]) done_samples_ += units[u].count;
+            else ++left_in_configuration_[units[u].configuration];
+        }
+        for (std::size_t c = 0; c < configurations; ++c)
+            if (left_in_configuration_[c] == 0) ++configurations_done_;
+        configurations_done_ -= configurations - run_configurations(units);
+    }
+
+    void unit_done(std::size_t u) {
+        const auto& unit = units_[u];
+        done_samples_ += unit.count, new_samples_ += unit.count;
+        const bool configuration_done = --left_in_configuration_[unit.configuration] == 0;
+        configurations_done_ += configuration_done;
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - began_).count();
+        const double rate = double(new_samples_) / std::max(seconds, 1e-9);
+        std::ostringstream line;
+        line << "quantal sweep: " << configurations_done_ << " / " << run_configurations(units_) << " configurations, "
+             << done_samples_ << " / " << total_samples_ << " samples, " << std::fixed;
+        line.precision(1);
+        line << rate << " samples/s, " << duration(double(total_samples_ - done_samples_) / rate) << " left";
+        if (terminal_) std::cerr << "\r" << line.str() << "\033[K" << std::flush;
+        else if (configuration_done) std::cerr << line.str() << "\n";
+    }
+    void finish() const {
+        if (terminal_) std::cerr << "\n";
+    }
+
+private:
+    static std::size_t run_configurations(std::span<const study::WorkUnit> units) {
+        std::size_t n = 0;
+        for (std::size_t u = 0; u < units.size(); ++u) n += u == 0 || units[u].configuration != units[u - 1].configuration;
+        return n;
+    }
+    std::span<const study::WorkUnit> units_;
+    std::size_t configurations_;
+    bool terminal_;
+    std::chrono::steady_clock::time_point began_;
+    std::vector<std::size_t> left_in_configuration_;
+    std::uint64_t total_samples_ = 0, done_samples_ = 0, new_samples_ = 0;
+    std::size_t configurations_done_ = 0;
+};
+
+// Simulates work units: one process's models, configured for the unit's configuration on demand.
+class UnitRunner {
+public:
+    UnitRunner(std::vector<LoadedModel>& models, std::vector<Network>& nets, std::vector<Stimuli>& stimuli,
+               std::span<const study::Configuration> plan, std::span<const study::WorkUnit> units, RunOptions run,
+               std::uint64_t offset, int threads)
+        : models_(models), nets_(nets), stimuli_(stimuli), plan_(plan), units_(units), run_(std::move(run)),
+          offset_(offset), threads_(threads) {}
+
+    study::UnitResult operator()(std::uint64_t u) {
+        const study::WorkUnit& unit = units_[u];
+        const auto& c = plan_[unit.configuration];
+        Network& net = nets_[c.model];
+        if (configured_[c.model] != std::optional{unit.configuration}) {
+            const Targets targets = resolve_targets(net, c.ratio == 0 ? "all" : c.targets);
+            const Release release{c.ratio == 0 ? ReleaseMode::none : c.release, c.ratio};
+            net = with_targeted_release(std::move(net), targets, release);
+            configured_[c.model] = unit.configuration;
+        }
+        const PopulationId readout = net.find_population(models_[c.model].readout).value_or(no_readout);
+        RunOptions run = run_;
+        run.seed = c.seed;
+        std::vector<Stimulus> inputs;
+        for (std::uint64_t k = unit.first; k < unit.first + unit.count; ++k) inputs.push_back(stimuli_[c.model].make(k));
+        const auto results = run_batch(net, inputs, run, offset_ + unit.first, threads_);
+        study::UnitResult r;
+        r.unit = u;
+        r.ledger = EnergyLedger::for_network(net, std::uint64_t(run.ticks));
+        const std::uint64_t observed = run.observe.size();
+        r.correct.assign(observed * unit.count, 0);
+        for (std::uint64_t k = 0; k < results.size(); ++k) {
+            r.ledger += results[k].ledger;
+            for (std::uint64_t t = 0; t < observed; ++t)
+                r.correct[t * unit.count + k] = prediction(results[k], readout, t) == stimuli_[c.model].label(unit.first + k);
+        }
+        return r;
+    }
+
+private:
+    std::vector<LoadedModel>& models_;
+    std::vector<Network>& nets_;
+    std::vector<Stimuli>& stimuli_;
+    std::span<const study::Configuration> plan_;
+    std::span<const study::WorkUnit> units_;
+    RunOptions run_;
+    std::uint64_t offset_;
+    int threads_;
+    std::map<std::uint32_t, std::optional<std::size_t>> configured_; // per model: the configuration its release is set for
+};
+
+int sweep(const SweepOptions& o, const study::Processes& processes) {
     if (o.input.empty() || o.labels.empty()) throw InputError("quantal sweep needs --input IMAGES and --labels LABELS");
+    const std::string state_path = o.out + ".state";
     std::vector<NamedFile> inputs{{"--input", o.input}, {"--labels", o.labels}};
     for (const auto& m : o.models) inputs.emplace_back("--model", m);
-    check_output_file(o.out, inputs, o.force);
-    if (!o.csv.empty()) check_output_file(o.csv, inputs, o.force);
+    if (processes.coordinator()) {
+        check_output_file(o.out, inputs, o.force);
+        check_output_file(state_path, inputs, true);
+        if (!o.csv.empty()) check_output_file(o.csv, inputs, o.force);
+    }
 
     std::vector<LoadedModel> models;
-    for (const auto& m : o.models) {
-        if (m.size() < 3 || m.substr(m.size() - 3) != ".h5")
-            throw InputError("--model " + m + ": quantal sweep reads quantal model files (.h5)");
-        // parsed in a child process first: libhdf5 may crash or hang on a damaged file (io/contained.hpp)
-        models.push_back(read_contained(m, default_read_seconds(m), [&] { return read_model_file(m); }));
-    }
+    for (const auto& m : o.models) models.push_back(load_model(m, o.load_timeout, 1.0));
     std::vector<Network> nets;
     std::vector<const Network*> pointers;
     for (auto& m : models) nets.push_back(std::move(m.network));
     for (const auto& n : nets) pointers.push_back(&n);
+    for (std::size_t m = 0; m < models.size(); ++m)
+        if (!nets[m].find_population(models[m].readout))
+            throw InputError(o.models[m] + ": has no /readout to predict with");
 
     study::Grid grid;
     grid.ratios = o.ratios;
@@ -216,50 +225,109 @@ int sweep_command(const SweepOptions& o) {
         grid.targets.push_back(spec);
     }
     grid.seeds = o.seeds;
+    grid.compensate = o.compensate;
     const auto plan = study::plan(grid, pointers);
 
+    study::StudyDescription d;
+    d.command_line = command_line(o);
+    d.version = QUANTAL_BUILD_VERSION;
+    d.models = o.models;
+    for (const auto& m : o.models) d.model_sha256.push_back(sha256_file(m));
+    d.input = o.input, d.input_sha256 = sha256_file(o.input);
+    d.labels = o.labels, d.labels_sha256 = sha256_file(o.labels);
+    d.offset = o.offset, d.ticks = o.ticks, d.block = o.block, d.costs = o.costs;
+    d.observe = o.observe.empty() ? std::vector<std::uint64_t>{o.ticks} : o.observe;
     RunOptions run;
     run.ticks = Tick(o.ticks);
-    for (auto t : o.observe) {
+    for (auto t : d.observe) {
         if (t < 1 || t > o.ticks)
             throw InputError("--observe " + std::to_string(t) + " is outside [1, --ticks " + std::to_string(o.ticks) + "]");
         run.observe.push_back(Tick(t) - 1); // observed after tick t - 1, i.e. after t ticks
-    }
-    SweepOptions opts = o;
-    if (opts.observe.empty()) {
-        opts.observe = {o.ticks};
-        run.observe = {Tick(o.ticks) - 1};
     }
 
     std::vector<Stimuli> stimuli;
     for (std::size_t m = 0; m < models.size(); ++m)
         stimuli.emplace_back(o.models[m], models[m], nets[m], StimulusFiles{o.input, o.labels, o.offset, o.samples});
-    const std::uint64_t samples = stimuli.front().count();
-    if (samples == 0) throw InputError(o.input + ": no image from offset " + std::to_string(o.offset));
+    d.samples = stimuli.front().count();
+    if (d.samples == 0) throw InputError(o.input + ": no image from offset " + std::to_string(o.offset));
+
+    const auto units = study::work_units(plan, d.samples, o.block);
+    UnitRunner runner(models, nets, stimuli, plan, units, run, o.offset, o.threads);
+    if (!processes.coordinator()) {
+        study::distribute(processes, {}, std::ref(runner), {});
+        return 0;
+    }
+
+    study::StudyState state(identity(o, d), units.size(), plan.size(), d.observe.size(), d.samples);
+    if (std::filesystem::exists(state_path)) {
+        study::StudyState saved = study::read_state(state_path);
+        if (saved.identity != state.identity) {
+            std::string differs = "its identity";
+            for (std::size_t i = 0; i < std::min(saved.identity.size(), state.identity.size()); ++i)
+                if (saved.identity[i] != state.identity[i]) {
+                    differs = saved.identity[i].first + " was " + saved.identity[i].second + ", now " +
+                              state.identity[i].second;
+                    break;
+                }
+            throw InputError("sweep state " + state_path + ": belongs to another study (" + differs +
+                             "); remove it or choose another --out");
+        }
+        state = std::move(saved);
+        std::cerr << "quantal sweep: resuming " << state_path << ": " << state.units_done() << " of " << units.size()
+                  << " work units done\n";
+    }
+    std::vector<std::uint64_t> todo;
+    for (std::uint64_t u = 0; u < units.size(); ++u)
+        if (!state.done[u]) todo.push_back(u);
 
     std::cerr << "quantal sweep: " << plan.size() << " configurations, " << study::distinct(plan) << " to run, "
-              << samples << " samples each\n";
-    std::vector<Measured> measured(plan.size());
-    std::size_t done = 0;
-    for (std::size_t i = 0; i < plan.size(); ++i) {
-        const auto& c = plan[i];
-        if (c.same_as) continue;
-        const PopulationId readout = nets[c.model].find_population(models[c.model].readout).value_or(no_readout);
-        if (readout == no_readout) throw InputError(o.models[c.model] + ": has no /readout to predict with");
-        const Targets targets = c.ratio == 0 ? resolve_targets(nets[c.model], "all")
-                                             : resolve_targets(nets[c.model], c.targets);
-        const Release release{c.ratio == 0 ? ReleaseMode::none : c.release, c.ratio};
-        nets[c.model] = with_targeted_release(std::move(nets[c.model]), targets, release);
-        run.seed = c.seed;
-        measured[i] = measure(nets[c.model], stimuli[c.model], readout, run, o.offset, o.threads);
-        std::cerr << "quantal sweep: " << ++done << " / " << study::distinct(plan) << " configurations done\n";
-    }
+              << d.samples << " samples each, " << units.size() << " work units of up to " << o.block << " samples, "
+              << processes.size() << (processes.size() == 1 ? " process" : " processes") << "\n";
+    Progress progress(units, state, plan.size());
+    double collect_seconds = 0;
+    std::size_t collected = 0;
+    study::distribute(processes, todo, std::ref(runner), [&](study::UnitResult&& r) {
+        const auto began = std::chrono::steady_clock::now();
+        state.add(units[r.unit], r);
+        study::write_state(state_path, state);
+        collect_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+        ++collected;
+        progress.unit_done(r.unit);
+    });
+    progress.finish();
+    if (collected)
+        std::cerr << "quantal sweep: rank 0 spent " << 1e3 * collect_seconds / double(collected)
+                  << " ms per work unit collecting it (merge and state file)\n";
+
     const std::string partial = o.out + ".tmp";
-    write_study(partial, opts, plan, measured, nets, samples);
-    std::filesystem::rename(partial, o.out);
-    std::cout << "study: " << plan.size() << " configurations (" << study::distinct(plan) << " run) x " << samples
-              << " samples -> " << o.out << "\n";
+    try {
+        study::write_study_file(partial, d, plan, state, nets);
+        std::filesystem::rename(partial, o.out);
+    } catch (...) {
+        std::filesystem::remove(partial); // never leave a half-written study behind
+        throw;
+    }
+    if (!o.csv.empty()) study::write_study_csv(o.csv, d, plan, state, nets);
+    std::filesystem::remove(state_path); // complete: the output is the record now
+    std::cout << "study: " << plan.size() << " configurations (" << study::distinct(plan) << " run) x " << d.samples
+              << " samples -> " << o.out << (o.csv.empty() ? "" : " and " + o.csv) << "\n";
     return 0;
+}
+
+int sweep_command(const SweepOptions& o) {
+    study::Processes processes;
+    try {
+        return sweep(o, processes);
+    } catch (const InputError& e) {
+        processes.abort_job(e.what(), 2);
+        throw;
+    } catch (const ModelError& e) {
+        processes.abort_job(e.what(), 2);
+        throw;
+    } catch (const std::exception& e) {
+        processes.abort_job(e.what(), 4);
+        throw;
+    }
 }
 
 } // namespace
@@ -279,14 +347,20 @@ void add_sweep_command(CLI::App& app) {
         ->check(real_number(0.0, 1.0));
     cmd->add_option("--release", o->releases, "Release modes: spike, synapse")->required()->delimiter(',');
     cmd->add_option("--targets", o->targets,
-                    "Target sets, one configuration each: attention, linear, all, a role or a name; '+' joins "
-                    "several into one set (e.g. fc1_in+fc2_in)")
+                    "Target sets, one configuration each: attention, linear, all, a role or a name, SET@LAYER; "
+                    "'+' joins several into one set (e.g. fc1_in+fc2_in); 'each': one configuration per layer group")
         ->required()->delimiter(',');
     cmd->add_option("--seeds", o->seeds, "Run seeds (default 1)")->delimiter(',');
-    cmd->add_option("--threads", o->threads, "Samples simulated in parallel")->transform(whole_number(1, max_threads));
-    cmd->add_option("--out", o->out, "Study file to write (HDF5, docs/sweep.md)")->required();
-    cmd->add_flag("--force", o->force, "Replace an existing --out file");
+    cmd->add_flag("--compensate", o->compensate,
+                  "Also run every configuration with 0 < ratio < 1 with surviving weights scaled by 1/(1-ratio)");
+    cmd->add_option("--block", o->block, "Samples per work unit: the granularity of resuming and sharing (default 64)")
+        ->transform(whole_number(1, max_run_ticks));
+    cmd->add_option("--threads", o->threads, "Samples simulated in parallel per process")->transform(whole_number(1, max_threads));
+    cmd->add_option("--out", o->out, "Study file to write (HDF5, docs/sweep.md); progress is kept in OUT.state")->required();
+    cmd->add_option("--csv", o->csv, "Also write the results table as CSV");
+    cmd->add_flag("--force", o->force, "Replace an existing --out (and --csv) file");
     add_energy_options(*cmd, o->costs);
+    add_load_timeout_option(*cmd, o->load_timeout);
     cmd->callback([o] {
         const int status = sweep_command(*o);
         std::cout.flush();

@@ -43,19 +43,26 @@ std::vector<Configuration> plan(const Grid& grid, std::span<const Network* const
     std::map<Key, std::size_t> seen;
     for (std::uint32_t m = 0; m < models.size(); ++m) {
         const Network& net = *models[m];
+        std::vector<std::string> specs;
+        std::vector<bool> each;
+        for (const auto& spec : grid.targets) {
+            const auto groups = spec == "each" ? layer_groups(net) : std::vector<std::string>{spec};
+            specs.insert(specs.end(), groups.begin(), groups.end());
+            each.insert(each.end(), groups.size(), spec == "each");
+        }
         std::vector<Targets> resolved;
-        for (const auto& spec : grid.targets) resolved.push_back(resolve_targets(net, spec));
+        for (const auto& spec : specs) resolved.push_back(resolve_targets(net, spec));
         const std::vector<bool> no_projection(net.projections().size()), no_operator(net.operators().size());
         for (auto seed : grid.seeds) {
             const std::size_t baseline = out.size();
-            out.push_back({m, seed, 0.0, ReleaseMode::none, "none", false, baseline, std::nullopt});
+            out.push_back({m, seed, 0.0, ReleaseMode::none, "none", false, false, baseline, std::nullopt});
             seen[Key{m, seed, 0.0, 0, no_projection, no_operator, false}] = baseline;
             for (double r : grid.ratios)
                 for (auto mode : grid.releases)
-                    for (std::size_t t = 0; t < grid.targets.size(); ++t)
+                    for (std::size_t t = 0; t < specs.size(); ++t)
                         for (bool compensated : {false, true}) {
                             if (compensated && !grid.compensate) continue;
-                            Configuration c{m, seed, r, mode, grid.targets[t], compensated, baseline, std::nullopt};
+                            Configuration c{m, seed, r, mode, specs[t], compensated, each[t], baseline, std::nullopt};
                             const Targets& tg = resolved[t];
                             // Nothing fails: the baseline. Operators mask spikes whatever the mode, so
                             // without a targeted projection `synapse` is `spike`. Compensation by

@@ -17,7 +17,8 @@ namespace quantal::study {
 struct Grid {
     std::vector<double> ratios;             // failure probabilities in [0, 1]
     std::vector<ReleaseMode> releases;      // spike and/or synapse
-    std::vector<std::string> targets;       // --targets specs (network/targets.hpp)
+    std::vector<std::string> targets;       // --targets specs (network/targets.hpp); `each`: one
+                                            // configuration per layer group (layer_groups())
     std::vector<std::uint64_t> seeds;
     bool compensate = false;                // also run each r in (0, 1) with surviving weights x 1/(1-r)
 };
@@ -29,6 +30,7 @@ struct Configuration {
     ReleaseMode release = ReleaseMode::none;
     std::string targets;                    // as given; "none" for a baseline
     bool compensated = false;
+    bool each = false;                      // one layer group of `--targets each`
     std::size_t baseline = 0;               // the ratio-0 configuration of the same model and seed
     std::optional<std::size_t> same_as;     // an earlier configuration whose results these are
 };

@@ -1,0 +1,36 @@
+#pragma once
+// The results of a study (docs/sweep.md): one HDF5 file, and the same table as CSV. Written from
+// the plan and the completed state only, so a resumed or distributed study writes exactly what an
+// uninterrupted one-process study writes.
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "apps/study/plan.hpp"
+#include "apps/study/work.hpp"
+#include "network/network.hpp"
+#include "sim/energy_ledger.hpp"
+
+namespace quantal::study {
+
+// What the study was: the file's root attributes.
+struct StudyDescription {
+    std::string command_line, version;
+    std::vector<std::string> models, model_sha256;
+    std::string input, input_sha256, labels, labels_sha256;
+    std::uint64_t offset = 0, samples = 0, ticks = 0, block = 0;
+    std::vector<std::uint64_t> observe; // ticks at which accuracy is read
+    EnergyCosts costs;
+};
+
+// Writes `path` (truncating it). `nets` are the study's models (names of layers, the ANN baseline).
+void write_study_file(const std::string& path, const StudyDescription& d, std::span<const Configuration> plan,
+                      const StudyState& state, std::span<const Network> nets);
+
+// One row per configuration and observed tick, every row carrying the model's SHA-256, the seed,
+// quantal's version and the command line (docs/sweep.md "CSV").
+void write_study_csv(const std::string& path, const StudyDescription& d, std::span<const Configuration> plan,
+                     const StudyState& state, std::span<const Network> nets);
+
+} // namespace quantal::study
