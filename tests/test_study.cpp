@@ -72,10 +72,15 @@ TEST_CASE("a study's grid runs each distinct configuration once", "[study]") {
     CHECK(p[1 + 6 + 2].same_as == std::optional<std::size_t>{1 + 6 + 1}); // spelled-out linear
     CHECK(!p[1 + 6 + 4].same_as);                                        // synapse, linear
 
-    g.compensate = true;
-    g.ratios = {0.5, 1.0};
-    // compensation doubles r = 0.5 (r = 1 has no surviving weight to scale)
-    CHECK(distinct(plan(g, models)) == 2 * (1 + 2 * 3 + 3));
+    g.compensate = true; // every masked configuration compensated, the baselines not: the same repeats
+    const auto compensated = plan(g, models);
+    CHECK(distinct(compensated) == 2 * 4);
+    for (std::size_t i = 0; i < compensated.size(); ++i) {
+        CHECK(compensated[i].compensated == (compensated[i].ratio > 0));
+        CHECK(compensated[i].same_as == p[i].same_as);
+    }
+    g.ratios = {0.5, 1.0}; // r = 1 has no surviving transmission to scale
+    CHECK_THROWS_WITH(plan(g, models), Contains("--compensate: ratio 1"));
 }
 
 TEST_CASE("a bad grid is refused with one line naming the value", "[study]") {

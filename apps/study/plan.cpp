@@ -38,6 +38,8 @@ std::vector<Configuration> plan(const Grid& grid, std::span<const Network* const
     require_distinct(grid.targets, "--targets", [](const std::string& t) { return "'" + t + "'"; });
     require_distinct(grid.seeds, "--seeds", [](std::uint64_t s) { return std::to_string(s); });
     if (models.empty()) throw InputError("--model: no model given");
+    if (grid.compensate && std::find(grid.ratios.begin(), grid.ratios.end(), 1.0) != grid.ratios.end())
+        throw InputError("--compensate: ratio 1 leaves no transmission to scale by 1/(1 - ratio); remove it from --ratios");
 
     std::vector<Configuration> out;
     std::map<Key, std::size_t> seen;
@@ -59,23 +61,21 @@ std::vector<Configuration> plan(const Grid& grid, std::span<const Network* const
             seen[Key{m, seed, 0.0, 0, no_projection, no_operator, false}] = baseline;
             for (double r : grid.ratios)
                 for (auto mode : grid.releases)
-                    for (std::size_t t = 0; t < specs.size(); ++t)
-                        for (bool compensated : {false, true}) {
-                            if (compensated && !grid.compensate) continue;
-                            Configuration c{m, seed, r, mode, specs[t], compensated, each[t], baseline, std::nullopt};
-                            const Targets& tg = resolved[t];
-                            // Nothing fails: the baseline. Operators mask spikes whatever the mode, so
-                            // without a targeted projection `synapse` is `spike`. Compensation by
-                            // 1/(1-r) is the identity at r = 0 and undefined at r = 1 (refused there).
-                            const bool nothing = r == 0;
-                            if (compensated && r == 1) continue;
-                            const int effective_mode = nothing ? 0 : tg.projections() ? int(mode) : int(ReleaseMode::spike);
-                            const Key key = nothing ? Key{m, seed, 0.0, 0, no_projection, no_operator, false}
-                                                    : Key{m, seed, r, effective_mode, tg.projection, tg.op, compensated};
-                            if (auto it = seen.find(key); it != seen.end()) c.same_as = it->second;
-                            else seen[key] = out.size();
-                            out.push_back(std::move(c));
-                        }
+                    for (std::size_t t = 0; t < specs.size(); ++t) {
+                        // Compensation by 1/(1-r) is the identity at r = 0 (the baseline).
+                        const bool compensated = grid.compensate && r > 0;
+                        Configuration c{m, seed, r, mode, specs[t], compensated, each[t], baseline, std::nullopt};
+                        const Targets& tg = resolved[t];
+                        // Nothing fails: the baseline. Operators mask spikes whatever the mode, so
+                        // without a targeted projection `synapse` is `spike`.
+                        const bool nothing = r == 0;
+                        const int effective_mode = nothing ? 0 : tg.projections() ? int(mode) : int(ReleaseMode::spike);
+                        const Key key = nothing ? Key{m, seed, 0.0, 0, no_projection, no_operator, false}
+                                                : Key{m, seed, r, effective_mode, tg.projection, tg.op, compensated};
+                        if (auto it = seen.find(key); it != seen.end()) c.same_as = it->second;
+                        else seen[key] = out.size();
+                        out.push_back(std::move(c));
+                    }
         }
     }
     return out;

@@ -1,6 +1,6 @@
 #pragma once
 // The configurations of a failure-probability study: models x ratios x release modes x target
-// sets x seeds (x compensation), each run once. A configuration that would repeat another exactly
+// sets x seeds, each run once. A configuration that would repeat another exactly
 // (every ratio-0 one repeats its baseline; `synapse` release on operators only repeats `spike`;
 // two spellings of one target set) is kept in the table, marked with what it repeats, not run again.
 #include <cstdint>
@@ -20,7 +20,7 @@ struct Grid {
     std::vector<std::string> targets;       // --targets specs (network/targets.hpp); `each`: one
                                             // configuration per layer group (layer_groups())
     std::vector<std::uint64_t> seeds;
-    bool compensate = false;                // also run each r in (0, 1) with surviving weights x 1/(1-r)
+    bool compensate = false;                // every r > 0 with surviving transmissions x 1/(1-r) (r = 1 refused)
 };
 
 struct Configuration {
@@ -37,7 +37,7 @@ struct Configuration {
 
 // Checks the grid (one line naming the value: ratios outside [0, 1], an empty list, a repeated
 // value, a target set that matches nothing on a model) and lists its configurations: per model
-// and seed, the baseline first, then the grid in the order ratios, releases, targets, compensation.
+// and seed, the baseline first, then the grid in the order ratios, releases, targets.
 std::vector<Configuration> plan(const Grid& grid, std::span<const Network* const> models);
 
 // The configurations that are run (those that repeat nothing).
