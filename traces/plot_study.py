@@ -526,9 +526,12 @@ def write_sensitivity_csv(ranked, path):
 
 
 def plot_sensitivity(s, ranked, path, dpi):
-    heights = [max(len(rows), 1) * 0.32 + 0.9 for _, rows in ranked]
-    fig, axes = plt.subplots(len(ranked), 1, figsize=(7.0, sum(heights) + 0.6), squeeze=False,
+    heights = [max(len(rows), 1) * 0.3 + 0.55 for _, rows in ranked]
+    fig, axes = plt.subplots(len(ranked), 1, figsize=(7.2, sum(heights) + 1.0), squeeze=False, sharex=True,
                              gridspec_kw=dict(height_ratios=heights))
+    lows = [-100 * row["change_high"] for _, rows in ranked for row in rows]
+    highs = [-100 * row["change_low"] for _, rows in ranked for row in rows]
+    left, right = min(lows + [0.0]), max(highs + [1.0])
     for ax, (key, rows) in zip(axes[:, 0], ranked):
         model, seed, ratio, release, compensated = key
         y = np.arange(len(rows))
@@ -536,28 +539,31 @@ def plot_sensitivity(s, ranked, path, dpi):
         low = np.array([-100 * row["change_high"] for row in rows])
         high = np.array([-100 * row["change_low"] for row in rows])
         colors = [COLORS[0] if row["lost"] >= 0 else COLORS[2] for row in rows]
-        ax.barh(y, lost, color=colors, height=0.65, xerr=[lost - low, high - lost],
-                error_kw=dict(ecolor="0.25", elinewidth=0.8, capsize=2))
+        ax.set_axisbelow(True)
+        ax.barh(y, lost, color=colors, height=0.62, xerr=[lost - low, high - lost],
+                error_kw=dict(ecolor="0.2", elinewidth=0.8, capsize=2))
         ax.set_yticks(y)
         ax.set_yticklabels([row["group"] for row in rows])
-        ax.invert_yaxis()  # rank 1 at the top
+        ax.set_ylim(len(rows) - 0.5, -0.5)  # rank 1 at the top
         ax.axvline(0, color="black", linewidth=0.8)
         ax.grid(axis="y", visible=False)
-        right = max(float(np.max(high)) if len(rows) else 0.0, 1.0)
+        side = ax.get_yaxis_transform()  # x in axes coordinates, y in data
         for k, row in enumerate(rows):
-            ratio_text = "inf" if math.isinf(row["lost_per_saved"]) else "%.3g" % row["lost_per_saved"]
-            ax.text(right * 1.02, k, "%s per saved; saves %.1f %%" % (ratio_text, 100 * row["saved"]),
-                    va="center", fontsize=7, color="0.25")
-        left = min(float(np.min(low)) if len(rows) else 0.0, 0.0)
-        ax.set_xlim(left - 0.05 * (right - left), right * 1.55)
-        title = "%s%s, failure probability %g, %s release%s" % (
+            if math.isinf(row["lost_per_saved"]):
+                text = "saves nothing (%+.1f %% energy)" % (-100 * row["saved"])
+            else:
+                text = "%.3g lost per saved; saves %.1f %%" % (row["lost_per_saved"], 100 * row["saved"])
+            ax.text(1.01, k, text, transform=side, va="center", fontsize=7, color="0.25", clip_on=False)
+        ax.set_title("%s%s, failure probability %g, %s release%s" % (
             s.model_names[model], ", seed %d" % seed if len(s.seeds) > 1 else "", ratio, release,
-            ", compensated" if compensated else "")
-        ax.set_title(title)
-        ax.set_xlabel("accuracy lost at T = %d ticks (percentage points, 95 %% interval of the paired change)" % s.T)
+            ", compensated" if compensated else ""), loc="left")
+    axes[-1, 0].set_xlim(left - 0.04 * (right - left), right + 0.04 * (right - left))
+    axes[-1, 0].set_xlabel("accuracy lost at T = %d ticks (percentage points; bars: 95 %% interval of the paired "
+                           "change)" % s.T)
+    height = fig.get_size_inches()[1]
     fig.suptitle("Per-group sensitivity: one group fails at a time, ranked by accuracy lost per energy saved "
-                 "(least first)")
-    fig.tight_layout()
+                 "(least first)", y=1.0 - 0.08 / height)
+    fig.tight_layout(rect=(0, 0, 1, 1.0 - 0.3 / height))
     save_figure(fig, path, dpi, tight=True)
 
 
