@@ -398,13 +398,16 @@ def plot_front(s, by_panel, styles, path, dpi):
             front = pareto_front(list(x), list(y))
             fx, fy = x[front], y[front]
             ax.plot(fx, fy, drawstyle="steps-post", color="0.2", linewidth=1.0, zorder=2, label="Pareto front")
+            # Front points are labelled with their ratio (and group, for `each`) above and to the left: the
+            # step line reaches a front point from below-left, so that corner is free.
             labelled = []
             for k in front:
                 i = idx[k]
                 near = any(abs(x[k] - a) < 4 and abs(y[k] - b) < 4 for a, b in labelled)
                 if not is_baseline(s, i) and not near:
                     labelled.append((x[k], y[k]))
-                    ax.annotate("%g" % s.ratio[i], (x[k], y[k]), textcoords="offset points", xytext=(4, 3),
+                    text = ("%s %g" % (s.targets[i], s.ratio[i])) if s.each[i] else "%g" % s.ratio[i]
+                    ax.annotate(text, (x[k], y[k]), textcoords="offset points", xytext=(-3, 3), ha="right",
                                 fontsize=7, color="0.2")
             ax.set_title(panel_title(s, model, seed))
             ax.set_ylim(0, 100)
@@ -414,7 +417,7 @@ def plot_front(s, by_panel, styles, path, dpi):
             if c == 0:
                 ax.set_ylabel("accuracy at T = %d ticks (%%)" % s.T)
             collect_legend(ax, handles, labels)
-    fig.suptitle("Accuracy-energy front (each point a configuration; front points labelled with their ratio)")
+    fig.suptitle("Accuracy-energy front: every configuration, the Pareto front labelled with failure probabilities")
     fig.tight_layout()
     shared_legend(fig, handles, labels)
     save_figure(fig, path, dpi, tight=True)
