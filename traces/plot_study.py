@@ -89,7 +89,8 @@ def read_study(path):
             raise InputProblem("%s: not a quantal study (no attribute format)" % path)
         fmt = as_text(f.attrs["format"])
         if fmt != FORMAT:
-            raise InputProblem("%s: not a quantal study (attribute format is '%s', expected '%s')" % (path, fmt, FORMAT))
+            raise InputProblem("%s: not a quantal study (attribute format is '%s', expected '%s')"
+                               % (path, fmt, FORMAT))
         s = Study()
         s.path = path
         s.models = _strings(_attribute(f, path, "/", "models"), path, "attribute models of /", None)
@@ -162,9 +163,6 @@ class Line:
         self.points = {}  # ratio -> configuration
         self.also = []  # labels of lines that repeat this one
 
-    def key(self):
-        return (self.targets, self.release, self.compensated)
-
     def label(self):
         text = "%s, %s%s" % (self.targets, self.release, ", compensated" if self.compensated else "")
         return text + ("".join(" (= %s)" % a for a in self.also))
@@ -177,7 +175,8 @@ class Line:
 
 
 def lines_of(s):
-    """Lines per (model, seed), in the file's order; a line repeating an earlier one is folded into it."""
+    """Lines per (model, seed), in the file's order; a line repeating an earlier one is folded into it, and
+    one with no point above ratio 0 (a grid of ratio 0 alone) is only the baseline, drawn as such."""
     lines = {}
     for i in range(s.C):
         if is_baseline(s, i) or s.each[i]:
@@ -189,6 +188,8 @@ def lines_of(s):
             line.points[r] = i
     by_panel = {}
     for line in lines.values():
+        if not line.points:
+            continue
         base = [i for i in range(s.C) if is_baseline(s, i) and s.model[i] == line.model and s.seed[i] == line.seed]
         if base:
             line.points.setdefault(0.0, base[0])
@@ -196,7 +197,7 @@ def lines_of(s):
         signature = [own(s, i) for i in line.configs()]
         twin = next((k for k in kept if [own(s, i) for i in k.configs()] == signature
                      and k.ratios() == line.ratios()), None)
-        if twin is not None and len(line.points) > 1:
+        if twin is not None:
             twin.also.append(("%s" % line.release if line.targets == twin.targets else
                               "%s, %s" % (line.targets, line.release))
                              + (", compensated" if line.compensated else ""))
@@ -234,10 +235,9 @@ def panels(s):
     return models, s.seeds
 
 
-def make_grid(s, rows, cols, sharey=True):
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(PANEL[0] * len(cols), PANEL[1] * len(rows)),
-                             squeeze=False, sharey=sharey)
-    return fig, axes
+def make_grid(rows, cols):
+    return plt.subplots(len(rows), len(cols), figsize=(PANEL[0] * len(cols), PANEL[1] * len(rows)), squeeze=False,
+                        sharey=True)
 
 
 def panel_title(s, model, seed):
@@ -247,7 +247,7 @@ def panel_title(s, model, seed):
     return text
 
 
-def shared_legend(fig, handles, labels, extra=0):
+def shared_legend(fig, handles, labels):
     if not handles:
         return
     ncol = min(3, len(handles))
@@ -275,7 +275,7 @@ def percent(x):
 
 def plot_accuracy_vs_ratio(s, by_panel, styles, path, dpi):
     models, seeds = panels(s)
-    fig, axes = make_grid(s, seeds, models)
+    fig, axes = make_grid(seeds, models)
     handles, labels = [], []
     for r, seed in enumerate(seeds):
         for c, model in enumerate(models):
@@ -283,7 +283,7 @@ def plot_accuracy_vs_ratio(s, by_panel, styles, path, dpi):
             b = baseline_of(s, model, seed)
             if b is not None:
                 ax.axhline(100 * s.accuracy[b, s.last], color="0.35", linewidth=0.8, linestyle=(0, (2, 2)),
-                           label="baseline (ratio 0)", zorder=1)
+                           label="baseline (ratio 0)", zorder=1.8)
             for line in by_panel.get((model, seed), []):
                 x = np.array(line.ratios())
                 idx = line.configs()
@@ -291,8 +291,13 @@ def plot_accuracy_vs_ratio(s, by_panel, styles, path, dpi):
                 ax.fill_between(x, percent(s.accuracy_low[idx, s.last]), percent(s.accuracy_high[idx, s.last]),
                                 color=st["color"], alpha=0.12, linewidth=0)
                 ax.plot(x, percent(s.accuracy[idx, s.last]), label=line.label(), **st)
+            if b is not None:  # the shared ratio-0 point of every line, with its interval
+                a, lo, hi = (100 * v[b, s.last] for v in (s.accuracy, s.accuracy_low, s.accuracy_high))
+                ax.errorbar([0.0], [a], yerr=[[a - lo], [hi - a]], color="black", marker="*", markersize=8,
+                            elinewidth=0.8, capsize=2, zorder=4, linestyle="none")
             ax.set_title(panel_title(s, model, seed))
-            ax.set_xlim(-0.02, 1.0 if max(s.ratio) > 0.95 else max(s.ratio) + 0.05)
+            top = float(max(s.ratio))
+            ax.set_xlim(-0.03, min(1.0, top + 0.05) if top > 0 else 1.0)
             ax.set_ylim(0, 100)
             if r == len(seeds) - 1:
                 ax.set_xlabel("failure probability")
@@ -326,7 +331,7 @@ def plot_energy_vs_ratio(s, by_panel, styles, path, dpi):
     models, seeds = panels(s)
     levels = [ann_pj(s, i) for i in range(s.C)]
     scale, unit = energy_unit(list(s.energy_pj) + [v for v in levels if v is not None])
-    fig, axes = make_grid(s, seeds, models)
+    fig, axes = make_grid(seeds, models)
     handles, labels = [], []
     for r, seed in enumerate(seeds):
         for c, model in enumerate(models):
@@ -334,7 +339,7 @@ def plot_energy_vs_ratio(s, by_panel, styles, path, dpi):
             b = baseline_of(s, model, seed)
             if b is not None and levels[b] is not None:
                 ax.axhline(levels[b] / scale, color="black", linewidth=1.0, linestyle=(0, (6, 2, 1, 2)),
-                           label="ANN (E_MAC × MACs)", zorder=1)
+                           label="ANN (E_MAC × MACs)", zorder=1.8)  # over the grid
             for line in by_panel.get((model, seed), []):
                 idx = line.configs()
                 ax.plot(line.ratios(), s.energy_pj[idx] / scale, label=line.label(), **styles.of(line))
@@ -364,7 +369,7 @@ def pareto_front(x, y):
 
 def plot_front(s, by_panel, styles, path, dpi):
     models, seeds = panels(s)
-    fig, axes = make_grid(s, seeds, models)
+    fig, axes = make_grid(seeds, models)
     handles, labels = [], []
     for r, seed in enumerate(seeds):
         for c, model in enumerate(models):

@@ -29,17 +29,17 @@ def plot(study, out, *args):
                           text=True)
 
 
-def synthetic_study(path, each=True, compensate=True):
+def synthetic_study(path, each=True, compensate=True, seeds=(1,), ratios=(0.0, 0.5, 0.9)):
     """Two models, one seed; the grid (ratios 0, 0.5, 0.9 x spike, synapse x attention, all), `all`
     compensated too, and per model one-group configurations at 0.5 and 0.9 (spike). Repeats as a sweep
     marks them: ratio 0 repeats the baseline, synapse on `attention` repeats spike, and the group `fc1`
     repeats `fc1_in`. Results are random but consistent (accuracy from /results/correct)."""
     rng = np.random.default_rng(7)
-    rows = []  # model, ratio, release, targets, compensate, each, same_as
-    for m in range(2):
+    rows = []  # model, ratio, release, targets, compensate, each, same_as, seed
+    for m, seed in ((m, seed) for m in range(2) for seed in seeds):
         base = len(rows)
         rows.append((m, 0.0, "none", "none", 0, 0, -1))
-        for r in (0.0, 0.5, 0.9):
+        for r in ratios:
             for rel in ("spike", "synapse"):
                 for t in ("attention", "all"):
                     for comp in ((0, 1) if compensate and t == "all" and r > 0 else (0,)):
@@ -47,18 +47,22 @@ def synthetic_study(path, each=True, compensate=True):
                         if r == 0:
                             same = base
                         elif rel == "synapse" and t == "attention":
-                            same = next(k for k, x in enumerate(rows) if x[:5] == (m, r, "spike", t, comp))
+                            same = next(k for k, x in enumerate(rows)
+                                        if k >= base and x[:5] == (m, r, "spike", t, comp))
                         rows.append((m, r, rel, t, comp, 0, same))
         if each:
-            for r in (0.5, 0.9):
+            for r in (r for r in ratios if r > 0):
                 for g in GROUPS + ["fc1"]:
-                    same = next(k for k, x in enumerate(rows) if x[:4] == (m, r, "spike", "fc1_in")) if g == "fc1" else -1
+                    same = next(k for k, x in enumerate(rows)
+                                if k >= base and x[:4] == (m, r, "spike", "fc1_in")) if g == "fc1" else -1
                     rows.append((m, r, "spike", g, 0, 1, same))
+        rows[base:] = [x + (seed,) for x in rows[base:]]
     C, O = len(rows), len(OBSERVE)
-    baseline = [next(k for k, x in enumerate(rows) if x[0] == row[0] and x[2] == "none") for row in rows]
+    baseline = [next(k for k, x in enumerate(rows) if x[0] == row[0] and x[7] == row[7] and x[2] == "none")
+                for row in rows]
     correct = np.zeros((C, O, N), dtype=np.uint32)
     energy = np.zeros(C)
-    for i, (m, r, rel, t, comp, e, same) in enumerate(rows):
+    for i, (m, r, rel, t, comp, e, same, _) in enumerate(rows):
         if same >= 0:
             correct[i], energy[i] = correct[same], energy[same]
             continue
@@ -87,7 +91,7 @@ def synthetic_study(path, each=True, compensate=True):
         f["observe"] = np.array(OBSERVE, dtype=np.uint64)
         c = f.create_group("configurations")
         c["model"] = np.array([x[0] for x in rows], dtype=np.uint32)
-        c["seed"] = np.ones(C, dtype=np.uint64)
+        c["seed"] = np.array([x[7] for x in rows], dtype=np.uint64)
         c["ratio"] = np.array([x[1] for x in rows])
         c["baseline"] = np.array(baseline, dtype=np.uint64)
         c["same_as"] = np.array([x[6] for x in rows], dtype=np.int64)
@@ -225,6 +229,21 @@ def test_older_file_without_each_or_compensate(tmp_path):
     r = plot(study, tmp_path / "out")
     assert r.returncode == 0, r.stderr
     assert sorted(os.listdir(tmp_path / "out")) == sorted(FIGURES + ["summary.txt"])  # no sensitivity
+
+
+def test_several_seeds_and_ratio_zero_only(tmp_path):
+    """A row of panels per seed (the sensitivity ranking per seed too); a grid of ratio 0 alone is all baseline."""
+    study = synthetic_study(tmp_path / "seeds.h5", seeds=(1, 2))
+    r = plot(study, tmp_path / "seeds")
+    assert r.returncode == 0, r.stderr
+    with open(tmp_path / "seeds" / "sensitivity.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(expected_ranking(study)) == 2 * 2 * 2 * len(GROUPS)
+    assert {row["seed"] for row in rows} == {"1", "2"}
+    study = synthetic_study(tmp_path / "zero.h5", each=False, ratios=(0.0,))
+    r = plot(study, tmp_path / "zero")
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(tmp_path / "zero")) == sorted(FIGURES + ["summary.txt"])
 
 
 def test_chosen_ratios(study, tmp_path):
