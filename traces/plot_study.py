@@ -138,6 +138,8 @@ def read_study(path):
     s.T = int(s.observe[s.last])
     s.seeds = sorted(set(int(x) for x in s.seed))
     s.model_names = [os.path.splitext(os.path.basename(m))[0] for m in s.models]
+    if len(set(s.model_names)) < len(s.model_names):  # same file name in different directories
+        s.model_names = ["%d: %s" % (k, name) for k, name in enumerate(s.model_names)]
     return s
 
 
@@ -190,9 +192,7 @@ def lines_of(s):
     for line in lines.values():
         if not line.points:
             continue
-        base = [i for i in range(s.C) if is_baseline(s, i) and s.model[i] == line.model and s.seed[i] == line.seed]
-        if base:
-            line.points.setdefault(0.0, base[0])
+        line.points.setdefault(0.0, int(s.baseline[next(iter(line.points.values()))]))  # its comparison
         kept = by_panel.setdefault((line.model, line.seed), [])
         signature = [own(s, i) for i in line.configs()]
         twin = next((k for k in kept if [own(s, i) for i in k.configs()] == signature

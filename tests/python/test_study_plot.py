@@ -317,6 +317,9 @@ def damaged(study, tmp_path, change):
     (lambda f: f["configurations"].attrs.__delitem__("targets"), ["targets", "/configurations", "missing"]),
     (lambda f: f["results"].__delitem__("energy_vs_ann") or f["results"].create_dataset("energy_vs_ann", data=[1.0]),
      ["/results/energy_vs_ann", "shape"]),
+    (lambda f: f["configurations"].__delitem__("each") or f["configurations"].create_dataset("each", data=[1, 0]),
+     ["/configurations/each", "shape"]),
+    (lambda f: f["configurations/same_as"].__setitem__(3, 10_000), ["/configurations/same_as[3]", "outside"]),
 ])
 def test_bad_study_is_refused(study, tmp_path, change, words):
     bad = damaged(study, tmp_path, change)
