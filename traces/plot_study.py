@@ -237,7 +237,7 @@ def panels(s):
 
 def make_grid(rows, cols):
     return plt.subplots(len(rows), len(cols), figsize=(PANEL[0] * len(cols), PANEL[1] * len(rows)), squeeze=False,
-                        sharey=True)
+                        layout="constrained", sharey=True)
 
 
 def panel_title(s, model, seed):
@@ -245,6 +245,12 @@ def panel_title(s, model, seed):
     if len(s.seeds) > 1:
         text += ", seed %d" % seed
     return text
+
+
+def finish(fig, title):
+    """The figure's title above its panels (the figures use matplotlib's constrained layout, which makes
+    room for it whatever the figure's height)."""
+    fig.suptitle(title)
 
 
 def shared_legend(fig, handles, labels):
@@ -304,8 +310,7 @@ def plot_accuracy_vs_ratio(s, by_panel, styles, path, dpi):
             if c == 0:
                 ax.set_ylabel("accuracy at T = %d ticks (%%)" % s.T)
             collect_legend(ax, handles, labels)
-    fig.suptitle("Accuracy vs failure probability (%d images, 95 %% Clopper-Pearson bands)" % s.samples)
-    fig.tight_layout()
+    finish(fig, "Accuracy vs failure probability (%d images, 95 %% Clopper-Pearson bands)" % s.samples)
     shared_legend(fig, handles, labels)
     save_figure(fig, path, dpi, tight=True)
 
@@ -344,14 +349,15 @@ def plot_energy_vs_ratio(s, by_panel, styles, path, dpi):
                 idx = line.configs()
                 ax.plot(line.ratios(), s.energy_pj[idx] / scale, label=line.label(), **styles.of(line))
             ax.set_title(panel_title(s, model, seed))
-            ax.set_ylim(bottom=0)
             if r == len(seeds) - 1:
                 ax.set_xlabel("failure probability")
             if c == 0:
                 ax.set_ylabel("energy per image (%s)" % unit)
             collect_legend(ax, handles, labels)
-    fig.suptitle("Energy per image vs failure probability (E_AC %.3g pJ, E_MAC %.3g pJ)" % (s.e_ac, s.e_mac))
-    fig.tight_layout()
+    drawn = [v for v in list(s.energy_pj) + [v for v in levels if v is not None] if np.isfinite(v)]
+    if drawn and max(drawn) > 0:
+        axes[0, 0].set_ylim(0, 1.08 * max(drawn) / scale)  # shared by every panel
+    finish(fig, "Energy per image vs failure probability (E_AC %.3g pJ, E_MAC %.3g pJ)" % (s.e_ac, s.e_mac))
     shared_legend(fig, handles, labels)
     save_figure(fig, path, dpi, tight=True)
 
@@ -422,8 +428,7 @@ def plot_front(s, by_panel, styles, path, dpi):
             if c == 0:
                 ax.set_ylabel("accuracy at T = %d ticks (%%)" % s.T)
             collect_legend(ax, handles, labels)
-    fig.suptitle("Accuracy-energy front: every configuration, the Pareto front labelled with failure probabilities")
-    fig.tight_layout()
+    finish(fig, "Accuracy-energy front: every configuration, the Pareto front labelled with failure probabilities")
     shared_legend(fig, handles, labels)
     save_figure(fig, path, dpi, tight=True)
 
@@ -448,7 +453,7 @@ def plot_accuracy_vs_ticks(s, by_panel, styles, ratios, path, dpi):
     models, seeds = panels(s)
     rows = [(m, seed) for seed in seeds for m in models]
     fig, axes = plt.subplots(len(rows), len(ratios), figsize=(PANEL[0] * len(ratios), PANEL[1] * len(rows)),
-                             squeeze=False, sharey=True)
+                             squeeze=False, layout="constrained", sharey=True)
     order = np.argsort(s.observe)
     ticks = s.observe[order]
     handles, labels = [], []
@@ -478,8 +483,7 @@ def plot_accuracy_vs_ticks(s, by_panel, styles, ratios, path, dpi):
             if c == 0:
                 ax.set_ylabel("accuracy (%)")
             collect_legend(ax, handles, labels)
-    fig.suptitle("Accuracy vs ticks per image (%d images, 95 %% Clopper-Pearson bands)" % s.samples)
-    fig.tight_layout()
+    finish(fig, "Accuracy vs ticks per image (%d images, 95 %% Clopper-Pearson bands)" % s.samples)
     shared_legend(fig, handles, labels)
     save_figure(fig, path, dpi, tight=True)
 
@@ -535,7 +539,8 @@ def write_sensitivity_csv(ranked, path):
 
 def plot_sensitivity(s, ranked, path, dpi):
     heights = [max(len(rows), 1) * 0.3 + 0.55 for _, rows in ranked]
-    fig, axes = plt.subplots(len(ranked), 1, figsize=(7.2, sum(heights) + 1.0), squeeze=False, sharex=True,
+    fig, axes = plt.subplots(len(ranked), 1, figsize=(7.2, sum(heights) + 1.0), squeeze=False, layout="constrained",
+                             sharex=True,
                              gridspec_kw=dict(height_ratios=heights))
     lows = [-100 * row["change_high"] for _, rows in ranked for row in rows]
     highs = [-100 * row["change_low"] for _, rows in ranked for row in rows]
@@ -568,10 +573,8 @@ def plot_sensitivity(s, ranked, path, dpi):
     axes[-1, 0].set_xlim(left - 0.04 * (right - left), right + 0.04 * (right - left))
     axes[-1, 0].set_xlabel("accuracy lost at T = %d ticks (percentage points; bars: 95 %% interval of the paired "
                            "change)" % s.T)
-    height = fig.get_size_inches()[1]
-    fig.suptitle("Per-group sensitivity: one group fails at a time, ranked by accuracy lost per energy saved "
-                 "(least first)", y=1.0 - 0.08 / height)
-    fig.tight_layout(rect=(0, 0, 1, 1.0 - 0.3 / height))
+    finish(fig, "Per-group sensitivity: one group fails at a time, ranked by accuracy lost per energy saved "
+                "(least first)")
     save_figure(fig, path, dpi, tight=True)
 
 
