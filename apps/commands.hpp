@@ -23,6 +23,7 @@ void add_demo_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_sweep_command(CLI::App& app);
+void add_plot_command(CLI::App& app);
 
 // --e-ac / --e-mac: the energy per accumulate and per multiply-accumulate, in pJ.
 void add_energy_options(CLI::App& command, EnergyCosts& costs);

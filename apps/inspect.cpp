@@ -1,10 +1,5 @@
 // `quantal inspect TRACE.h5`: what a spike trace holds (spikes and rates per population, energy
 // per layer, samples), as text or JSON, and raster/rate plots drawn by traces/plot_trace.py.
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -16,12 +11,11 @@
 #include <vector>
 
 #include "apps/commands.hpp"
+#include "apps/plot_scripts.hpp"
 #include "apps/values.hpp"
 #include "io/contained.hpp"
 #include "io/spike_trace.hpp"
 #include "sim/errors.hpp"
-
-extern char** environ;
 
 namespace quantal::cli {
 
@@ -212,39 +206,6 @@ void print_text(std::ostream& out, const TraceSummary& s, std::size_t max_sample
     }
 }
 
-// The plotting script: $QUANTAL_PLOT_SCRIPT, else beside the executable's source tree layout
-// (<prefix>/share/quantal/plot_trace.py), else the source tree this binary was built from.
-std::filesystem::path plot_script() {
-    namespace fs = std::filesystem;
-    if (const char* env = std::getenv("QUANTAL_PLOT_SCRIPT")) return env;
-    std::error_code ec;
-    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-    if (!ec) {
-        const fs::path installed = exe.parent_path().parent_path() / "share" / "quantal" / "plot_trace.py";
-        if (fs::exists(installed)) return installed;
-    }
-    return fs::path(QUANTAL_SOURCE_DIR) / "traces" / "plot_trace.py";
-}
-
-// Runs the script without a shell (no quoting issues with file names); returns its exit status.
-int run_plot_script(const std::string& trace, const std::string& dir) {
-    const std::filesystem::path script = plot_script();
-    if (!std::filesystem::exists(script)) throw std::runtime_error("plot script " + script.string() + " not found");
-    const char* python_env = std::getenv("QUANTAL_PYTHON");
-    const std::string python = python_env ? python_env : "/usr/bin/python3"; // Debian's, with h5py and matplotlib
-    const std::string script_s = script.string();
-    std::vector<char*> argv{const_cast<char*>(python.c_str()), const_cast<char*>(script_s.c_str()),
-                            const_cast<char*>(trace.c_str()),  const_cast<char*>("--out"),
-                            const_cast<char*>(dir.c_str()),    nullptr};
-    pid_t pid = 0;
-    if (posix_spawn(&pid, python.c_str(), nullptr, nullptr, argv.data(), environ) != 0)
-        throw std::runtime_error("cannot start " + python);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) throw std::runtime_error("waiting for " + python + " failed");
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
-
 void run_inspect(const InspectOptions& o) {
     // Read and formatted in a child process (io/contained.hpp): libhdf5 may crash or hang on a
     // damaged trace. The formatted text is the result that comes back (InputError: exit code 2).
@@ -265,7 +226,9 @@ void run_inspect(const InspectOptions& o) {
         if (ec) throw InputError(o.plot_dir + ": cannot create the plot directory (" + ec.message() + ")");
         // Plotting that fails (no interpreter, script error) is not the trace's fault: exit status 1.
         try {
-            if (const int rc = run_plot_script(o.trace, o.plot_dir); rc != 0)
+            const int rc = run_plot_script("plot_trace.py",
+                                           {o.trace, "--out", o.plot_dir, "--error-prefix", "quantal"});
+            if (rc != 0)
                 throw std::runtime_error("plotting " + o.trace + " failed (plot_trace.py exit status " +
                                          std::to_string(rc) + ")");
         } catch (const std::runtime_error& e) {

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
     quantal::cli::add_run_command(app);
     quantal::cli::add_inspect_command(app);
     quantal::cli::add_sweep_command(app);
+    quantal::cli::add_plot_command(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

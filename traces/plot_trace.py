@@ -16,17 +16,14 @@ import sys
 import h5py
 import numpy as np
 
-import matplotlib
+from plot_common import (InputProblem, add_error_prefix_option, as_text, open_hdf5, prepare_out_dir,
+                         run_reporting_input_problems, save_figure)
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.colors  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib  # plot_common has selected the Agg backend (files only, no display)
+import matplotlib.colors
+import matplotlib.pyplot as plt
 
 BLOCK = 1 << 20  # spikes read at a time
-
-
-def as_text(value):
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def sorting_name(group):
@@ -199,8 +196,7 @@ def plot_raster(f, path, args):
         axes[-1, 0].set_xlabel("time (ms)")
         fig.suptitle("Spike raster, %s (%s)" % (title, os.path.basename(args.trace)))
     fig.tight_layout()
-    fig.savefig(path, dpi=args.dpi)
-    plt.close(fig)
+    save_figure(fig, path, args.dpi)
 
 
 def population_rates(f, edges, bin_ms):
@@ -259,8 +255,7 @@ def plot_rates(f, path, args):
             ax.legend(fontsize=8, loc="upper right")
         ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=args.dpi)
-    plt.close(fig)
+    save_figure(fig, path, args.dpi)
 
 
 def plot_energy(f, path, args):
@@ -294,8 +289,7 @@ def plot_energy(f, path, args):
     ax.set_xlabel("energy per sample (pJ): E_AC %.2g pJ x transmitted, E_MAC %.2g pJ x MACs" % (e_ac, e_mac))
     ax.set_title("Energy per layer, mean over %d samples (%s)" % (samples, os.path.basename(args.trace)))
     fig.tight_layout()
-    fig.savefig(path, dpi=args.dpi)
-    plt.close(fig)
+    save_figure(fig, path, args.dpi)
 
 
 def main(argv=None):
@@ -308,17 +302,16 @@ def main(argv=None):
     p.add_argument("--stack-above", type=int, default=8,
                    help="more populations than this: one stacked raster and a rate heat map")
     p.add_argument("--dpi", type=int, default=110)
+    add_error_prefix_option(p, "plot_trace.py")
     args = p.parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
-    try:
-        f = h5py.File(args.trace, "r")
-    except OSError as e:
-        print("plot_trace.py: %s: cannot be opened as HDF5 (%s)" % (args.trace, e), file=sys.stderr)
-        return 2
-    with f:
+    return run_reporting_input_problems(lambda: plot_trace(args), args.error_prefix)
+
+
+def plot_trace(args):
+    prepare_out_dir(args.out)
+    with open_hdf5(args.trace) as f:
         if "spikes" not in f:
-            print("plot_trace.py: %s: group /spikes is missing" % args.trace, file=sys.stderr)
-            return 2
+            raise InputProblem("%s: group /spikes is missing" % args.trace)
         written = []
         for name, plot in (("raster.png", plot_raster), ("rates.png", plot_rates)):
             plot(f, os.path.join(args.out, name), args)
