@@ -170,3 +170,14 @@ def test_unwritable_output_is_refused_before_running(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert str(target) in proc.stderr.strip().splitlines()[-1]
     assert not target.parent.exists()
+
+
+def test_bad_input_under_mpirun_ends_every_rank_with_exit_2(tmp_path):
+    env = dict(os.environ, OMPI_MCA_btl_vader_single_copy_mechanism="none")
+    grid = list(GRID)
+    grid[grid.index("--model") + 1] = str(tmp_path / "missing.h5")
+    proc = subprocess.run(["mpirun", "--allow-run-as-root", "--oversubscribe", "-n", "2", BINARY, "sweep", *grid,
+                           "--out", str(tmp_path / "study.h5")], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"quantal: {tmp_path / 'missing.h5'}" in proc.stderr
+    assert not (tmp_path / "study.h5").exists() and not (tmp_path / "study.h5.state").exists()
