@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -343,7 +344,7 @@ void add_sweep_command(CLI::App& app) {
     cmd->add_option("--offset", o->offset, "First image")->transform(whole_number(0, max_run_ticks));
     cmd->add_option("--ticks", o->ticks, "Ticks per sample")->required()->transform(whole_number(1, max_run_ticks));
     cmd->add_option("--observe", o->observe, "Ticks at which accuracy is also read (default: --ticks only)")
-        ->delimiter(',');
+        ->delimiter(',')->transform(whole_number(1, max_run_ticks));
     cmd->add_option("--ratios", o->ratios, "Failure probabilities, e.g. 0,0.25,0.5,0.75,0.9")->required()->delimiter(',')
         ->check(real_number(0.0, 1.0));
     cmd->add_option("--release", o->releases, "Release modes: spike, synapse")->required()->delimiter(',');
@@ -351,7 +352,8 @@ void add_sweep_command(CLI::App& app) {
                     "Target sets, one configuration each: attention, linear, all, a role or a name, SET@LAYER; "
                     "'+' joins several into one set (e.g. fc1_in+fc2_in); 'each': one configuration per layer group")
         ->required()->delimiter(',');
-    cmd->add_option("--seeds", o->seeds, "Run seeds (default 1)")->delimiter(',');
+    cmd->add_option("--seeds", o->seeds, "Run seeds (default 1)")->delimiter(',')
+        ->transform(whole_number(0, std::numeric_limits<std::uint64_t>::max()));
     cmd->add_flag("--compensate", o->compensate,
                   "Scale surviving transmissions by 1/(1-ratio) in every masked configuration (ratio 1 refused)");
     cmd->add_option("--block", o->block, "Samples per work unit: the granularity of resuming and sharing (default 64)")
