@@ -9,18 +9,30 @@
 #include "sim/random.hpp"
 #include "synapses/fanout.hpp"
 #include "synapses/release.hpp"
+#include "synapses/release_spread.hpp"
 
 namespace quantal {
 
 // A projection's release model resolved into what the synapse loop needs.
 class ReleasePlan {
 public:
-    enum class Draw { all, nothing, geometric, bernoulli };
+    // heterogeneous: every synapse with its own probability (Release::spread), one draw each.
+    enum class Draw { all, nothing, geometric, bernoulli, heterogeneous };
 
-    ReleasePlan(const Release& r, const Fanout& fanout);
+    // `spread`: the network's table for a heterogeneous release (Network::spread), else null.
+    ReleasePlan(const Release& r, const Fanout& fanout, const ReleaseSpread* spread = nullptr);
     ReleaseMode mode() const { return release_.mode; }
     double probability() const { return p_; }
-    bool drop_spike(RandomEngine& rng) const { return !spike_keep_(rng); } // ReleaseMode::spike
+    // What surviving transmissions carry: weight x scale() (Release::scale; 1 without compensation).
+    double scale() const { return scale_; }
+    // ReleaseMode::spike: whether the spike of source neuron j is dropped.
+    bool drop_spike(RandomEngine& rng, std::uint32_t j) const {
+        return spread_ ? !spread_->keep(rng, key_, j) : !spike_keep_(rng);
+    }
+    // The run seed's key of the per-synapse probabilities (ReleaseSpread::key), set per run.
+    void set_spread_key(std::uint64_t key) { key_ = key; }
+    const ReleaseSpread* spread() const { return spread_; }
+    std::uint64_t spread_key() const { return key_; }
     Draw draw() const { return draw_; }
     const GeometricGaps& gaps() const { return gaps_; }
     const BernoulliThreshold& keep() const { return keep_; }   // one exact compare (one_to_one)
@@ -35,13 +47,44 @@ public:
 
 private:
     Release release_;
-    double p_;
+    double p_, scale_;
+    const ReleaseSpread* spread_; // null: homogeneous
+    std::uint64_t key_ = 0;
     Draw draw_;
     GeometricGaps gaps_;
     BernoulliThreshold keep_;
     BernoulliMasks masks_;
     BernoulliThreshold spike_keep_;
 };
+
+// Heterogeneous release: each synapse of `src` (of [begin, end) for a sparse fan-out) transmits
+// with its own probability, one draw per synapse in the fan-out's order.
+template <class Add>
+std::uint64_t transmit_each(const Fanout& fanout, std::uint32_t src, std::uint64_t begin, std::uint64_t end, double value,
+                            const ReleasePlan& plan, RandomEngine& rng, Add&& add) {
+    const ReleaseSpread& spread = *plan.spread();
+    const std::uint64_t key = plan.spread_key();
+    std::uint64_t sent = 0;
+    if (const auto* f = std::get_if<SparseFanout>(&fanout)) {
+        for (std::uint64_t k = begin; k < end; ++k) {
+            const bool keep = f->probability.empty()
+                                  ? spread.keep(rng, key, k)
+                                  : uniform_open0(rng) <= double(f->probability[k]) *
+                                                              spread.probability(ReleaseSpread::level(key, k));
+            if (keep) add(f->target[k], double(f->weight_of(k)) * value), ++sent;
+        }
+        return sent;
+    }
+    std::visit(
+        [&](const auto& f) {
+            if constexpr (!std::is_same_v<std::decay_t<decltype(f)>, SparseFanout>)
+                f.for_each(src, [&](std::uint32_t j, float w) {
+                    if (spread.keep(rng, key, ReleaseSpread::synapse(src, j))) add(j, double(w) * value), ++sent;
+                });
+        },
+        fanout);
+    return sent;
+}
 
 // Delivers `value` x weight through the synapses of `src` (a sparse fan-out: the synapses of one
 // delay group [begin, end)) to add(target, amount). Returns the number of transmissions.
@@ -51,6 +94,7 @@ std::uint64_t transmit(const Fanout& fanout, std::uint32_t src, std::uint64_t be
     using Draw = ReleasePlan::Draw;
     const Draw draw = plan.mode() == ReleaseMode::synapse ? plan.draw() : Draw::all;
     if (draw == Draw::nothing) return 0;
+    if (draw == Draw::heterogeneous) return transmit_each(fanout, src, begin, end, value, plan, rng, add);
 
     // Contiguous fan-outs: targets and weights indexed 0..n-1, so geometric gaps jump ahead and
     // keep masks cover 64 synapses per word.
@@ -71,7 +115,8 @@ std::uint64_t transmit(const Fanout& fanout, std::uint32_t src, std::uint64_t be
                     deliver_at(base + std::uint64_t(std::countr_zero(m)));
             return sent;
         }
-        case Draw::nothing: break;
+        case Draw::nothing:
+        case Draw::heterogeneous: break;
         }
         return sent;
     };
@@ -104,7 +149,8 @@ std::uint64_t transmit(const Fanout& fanout, std::uint32_t src, std::uint64_t be
             });
             return sent;
         }
-        case Draw::nothing: break;
+        case Draw::nothing:
+        case Draw::heterogeneous: break;
         }
         return sent;
     };
