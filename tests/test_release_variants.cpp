@@ -556,6 +556,59 @@ TEST_CASE("spread release on every kind transmits as the per-synapse oracle pred
     CHECK(std::abs(z_sum) <= 4 * std::sqrt(double(n_z)));
 }
 
+TEST_CASE("each implicit synapse transmits with the probability of its documented key", "[release][spread]") {
+    // One spiking source neuron (not neuron 0, so the source half of the identity matters) into
+    // detectors through dense, conv, pool and one_to_one fan-outs: every detector has one synapse
+    // from it, and its count over T ticks is Binomial(T, p_s) with p_s the table's value at
+    // level(key(seed, projection), source x 2^32 + target).
+    const Tick T = 400;
+    const std::uint64_t seed = 17;
+    const Release r{ReleaseMode::synapse, 0.5, SynapseSampling::automatic, false, 1.5};
+    const auto det = IfNeuron{ThresholdRule{0.5, Comparison::greater_equal, ResetMode::to_value, 0.0}, 0.0, 1.0};
+    NetworkBuilder b;
+    const auto src = b.add_population("src", {1, 6, 6}, SpikeSource{});
+    const auto d_dense = b.add_population("dense", {300}, det);
+    const auto d_conv = b.add_population("conv", {40, 6, 6}, det);
+    const auto d_pool = b.add_population("pool", {1, 3, 3}, det);
+    const auto d_one = b.add_population("one", {1, 6, 6}, det);
+    Conv2d conv;
+    conv.kernel = {3, 3}, conv.padding = {1, 1}, conv.weight.assign(40 * 9, 1.0f);
+    b.connect(Projection{"dense", src, d_dense, Dense{std::vector<float>(300 * 36, 1.0f)}, 0, r});
+    b.connect(Projection{"conv", src, d_conv, conv, 0, r});
+    b.connect(Projection{"pool", src, d_pool, Pool2d{PoolKind::sum, {2, 2}, {2, 2}, {0, 0}}, 0, r});
+    b.connect(Projection{"one", src, d_one, OneToOne{{1.0f}}, 0, r});
+    const Network net = b.build();
+    const std::uint32_t source = 14; // row 2, column 2
+    Stimulus s = Stimulus::for_network(net);
+    for (Tick t = 0; t < T; ++t) s.spikes[src].push_back({t, source});
+    const auto res = run(net, s, T, seed);
+    std::vector<std::vector<std::uint64_t>> count(net.populations().size());
+    for (PopulationId p = 0; p < count.size(); ++p) count[p].assign(net.population(p).size(), 0);
+    for (const auto& x : res.spikes) ++count[x.population][x.neuron];
+    double worst = 0;
+    std::uint64_t synapses = 0;
+    for (ProjectionId j = 0; j < 4; ++j) {
+        const auto target = net.projection(j).target;
+        const std::uint64_t key = ReleaseSpread::key(seed, j);
+        for (std::uint32_t k = 0; k < net.population(target).size(); ++k) {
+            const std::uint32_t y = (k % 36) / 6, x = k % 6; // conv: the 3 x 3 window around (2, 2)
+            const bool reached = j == 0 || (j == 1 && y >= 1 && y <= 3 && x >= 1 && x <= 3) || (j == 2 && k == 4) ||
+                                 (j == 3 && k == source);
+            if (!reached) {
+                CHECK(count[target][k] == 0);
+                continue;
+            }
+            const double p = net.spread(j)->probability(ReleaseSpread::level(key, ReleaseSpread::synapse(source, k)));
+            const double sd = std::sqrt(double(T) * p * (1 - p)) + 0.5; // + 1/2: continuity, p near 0 or 1
+            worst = std::max(worst, std::abs(double(count[target][k]) - double(T) * p) / sd);
+            ++synapses;
+        }
+    }
+    INFO(synapses << " synapses, largest |z| " << worst);
+    CHECK(synapses > 500);
+    CHECK(worst <= 4.5);
+}
+
 TEST_CASE("a spread combines with sparse synapses' own probabilities", "[release][spread][oracle]") {
     // Synapse k of a sparse row transmits with own_k x p_k; the oracle's prediction per synapse is
     // checked on each detector's count (4.5 sd) and on the total.
