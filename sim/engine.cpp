@@ -486,11 +486,16 @@ void Engine::State::deliver(ProjectionId pr, std::uint32_t src, std::uint64_t gr
     double* const input = target.input.data();
     Mark* const mark = target.mark.data();
     auto& to_visit = target.to_visit;
+    const auto& plan = plans[pr];
+    auto send = [&](auto&& add) {
+        return plan.mode() == ReleaseMode::synapse && plan.draw() == ReleasePlan::Draw::heterogeneous
+                   ? transmit_each(fanout, src, begin, end, value, plan, proj_rng[pr], add)
+                   : transmit(fanout, src, begin, end, value, plan, proj_rng[pr], add);
+    };
     if (target.sweeping) // every neuron is stepped anyway: the input is all it needs
-        counts.transmitted += transmit(fanout, src, begin, end, value, plans[pr], proj_rng[pr],
-                                       [&](std::uint32_t k, double x) { input[k] += x; });
+        counts.transmitted += send([&](std::uint32_t k, double x) { input[k] += x; });
     else
-        counts.transmitted += transmit(fanout, src, begin, end, value, plans[pr], proj_rng[pr], [&](std::uint32_t k, double x) {
+        counts.transmitted += send([&](std::uint32_t k, double x) {
             input[k] += x;
             if (!mark[k]) to_visit.push_back(k);
             mark[k] = Mark(mark[k] | has_input);
