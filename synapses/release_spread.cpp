@@ -1,5 +1,6 @@
 #include "synapses/release_spread.hpp"
 
+#include <algorithm>
 #include <boost/math/special_functions/beta.hpp>
 #include <cmath>
 #include <limits>
@@ -14,6 +15,7 @@ ReleaseSpread::ReleaseSpread(double mean, double concentration) : mean_(mean), c
         p_[j] = p;
         // p * 2^64 as an integer; 1 saturates to 2^64 - 1 (a miss once in 2^64 draws).
         bound_[j] = p >= 1.0 ? std::numeric_limits<std::uint64_t>::max() : std::uint64_t(std::ldexp(p, 64));
+        bound32_[j] = std::uint64_t(std::ldexp(p, 32)); // 2^32 for p = 1: every 32-bit uniform is below
     }
 }
 

@@ -46,6 +46,10 @@ public:
     bool keep(RandomEngine& rng, std::uint64_t key, std::uint64_t synapse) const {
         return rng() < bound_[level(key, synapse)];
     }
+    // The same for one synapse of a fan-out, from a 32-bit uniform u (HalfDraws): keep when
+    // u < threshold32 = p·2^32 rounded down (2^32 for p = 1): each half of a 64-bit draw decides
+    // one synapse, with a bias below 2^-32.
+    std::uint64_t threshold32(std::size_t level) const { return bound32_[level]; }
     double mean() const { return mean_; }
     double concentration() const { return concentration_; }
 
@@ -54,7 +58,24 @@ private:
     static constexpr std::uint64_t spread_domain = ~std::uint64_t(0);
     double mean_, concentration_;
     std::array<double, levels> p_;
-    std::array<std::uint64_t, levels> bound_;
+    std::array<std::uint64_t, levels> bound_, bound32_;
+};
+
+// 32-bit uniforms, two from each 64-bit draw (low half first).
+class HalfDraws {
+public:
+    explicit HalfDraws(RandomEngine& rng) : rng_(rng) {}
+    std::uint32_t next() {
+        if (have_) return have_ = false, std::uint32_t(word_ >> 32);
+        word_ = rng_();
+        have_ = true;
+        return std::uint32_t(word_);
+    }
+
+private:
+    RandomEngine& rng_;
+    std::uint64_t word_ = 0;
+    bool have_ = false;
 };
 
 } // namespace quantal

@@ -68,26 +68,61 @@ std::uint64_t transmit_each(const Fanout& fanout, std::uint32_t src, std::uint64
                             const ReleasePlan& plan, RandomEngine& rng, Add&& add) {
     const ReleaseSpread& spread = *plan.spread();
     const std::uint64_t key = plan.spread_key();
+    HalfDraws u(rng);
     std::uint64_t sent = 0;
-    if (const auto* f = std::get_if<SparseFanout>(&fanout)) {
-        for (std::uint64_t k = begin; k < end; ++k) {
-            const bool keep = f->probability.empty()
-                                  ? spread.keep(rng, key, k)
-                                  : uniform_open0(rng) <= double(f->probability[k]) *
-                                                              spread.probability(ReleaseSpread::level(key, k));
-            if (keep) add(f->target[k], double(f->weight_of(k)) * value), ++sent;
+    // Keep bits of up to 64 synapses at a time, built without branches (a failure costs no
+    // mispredicted jump), then delivered by count-trailing-zeros, as the bit-sliced masks are.
+    // id(i): synapse i's identity; deliver_at(i): its transmission.
+    auto runs = [&](std::uint64_t n, auto&& id, auto&& deliver_at) {
+        for (std::uint64_t base = 0; base < n; base += 64) {
+            const std::uint64_t m = std::min<std::uint64_t>(n - base, 64);
+            std::uint64_t keep = 0;
+            for (std::uint64_t i = 0; i < m; ++i)
+                keep |= std::uint64_t(u.next() < spread.threshold32(ReleaseSpread::level(key, id(base + i)))) << i;
+            for (; keep != 0; keep &= keep - 1, ++sent) deliver_at(base + std::uint64_t(std::countr_zero(keep)));
         }
+    };
+    const std::uint64_t row = ReleaseSpread::synapse(src, 0);
+    switch (fanout.index()) {
+    case 0: {
+        const auto& f = std::get<DenseFanout>(fanout);
+        const float* w = f.weights(src);
+        runs(f.n_target, [&](std::uint64_t k) { return row | k; },
+             [&](std::uint64_t k) { add(std::uint32_t(k), double(w[k]) * value); });
         return sent;
     }
-    std::visit(
-        [&](const auto& f) {
-            if constexpr (!std::is_same_v<std::decay_t<decltype(f)>, SparseFanout>)
-                f.for_each(src, [&](std::uint32_t j, float w) {
-                    if (spread.keep(rng, key, ReleaseSpread::synapse(src, j))) add(j, double(w) * value), ++sent;
-                });
-        },
-        fanout);
-    return sent;
+    case 1:
+    case 2:
+        std::visit(
+            [&](const auto& f) {
+                using F = std::decay_t<decltype(f)>;
+                if constexpr (std::is_same_v<F, ConvFanout> || std::is_same_v<F, PoolFanout>)
+                    f.for_each_run(src, [&](std::uint64_t n, auto&& at) {
+                        runs(n, [&](std::uint64_t i) { return row | at(i).first; }, [&](std::uint64_t i) {
+                            const auto s = at(i);
+                            add(s.first, double(s.second) * value);
+                        });
+                    });
+            },
+            fanout);
+        return sent;
+    case 3:
+        runs(1, [&](std::uint64_t) { return row | src; },
+             [&](std::uint64_t) { std::get<OneToOneFanout>(fanout).for_each(src, [&](std::uint32_t j, float w) { add(j, double(w) * value); }); });
+        return sent;
+    default: {
+        const auto& f = std::get<SparseFanout>(fanout);
+        if (!f.probability.empty()) { // own probabilities: one exact compare with own x p_k each
+            for (std::uint64_t k = begin; k < end; ++k)
+                if (uniform_open0(rng) <= double(f.probability[k]) * spread.probability(ReleaseSpread::level(key, k)))
+                    add(f.target[k], double(f.weight_of(k)) * value), ++sent;
+            return sent;
+        }
+        runs(end - begin, [&](std::uint64_t i) { return begin + i; },
+             [&](std::uint64_t i) { add(f.target[begin + i], double(f.weight_of(begin + i)) * value); });
+        return sent;
+    }
+    }
 }
 
 // Delivers `value` x weight through the synapses of `src` (a sparse fan-out: the synapses of one
