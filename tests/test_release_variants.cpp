@@ -3,12 +3,14 @@
 #include <boost/math/special_functions/beta.hpp>
 #include <catch2/catch.hpp>
 #include <algorithm>
+#include <filesystem>
 #include <cmath>
 #include <map>
 #include <random>
 #include <tuple>
 #include <vector>
 
+#include "io/model_file.hpp"
 #include "network/targets.hpp"
 #include "sim/engine.hpp"
 #include "sim/errors.hpp"
@@ -322,6 +324,15 @@ TEST_CASE("compensation scales the surviving q, k and score inputs of attention"
     for (Tick t = 0; t < ticks; ++t)
         for (std::uint32_t j = 0; j < C * H * W; ++j)
             if (uniform(0, 1) < 0.4) s.spikes[0].push_back({t, j});
+    {   // an operator's variants survive a model file too
+        const auto path = (std::filesystem::temp_directory_path() / "quantal_attention_variants.h5").string();
+        write_model_file(path, compensated, ModelFileInfo{});
+        const LoadedModel back = read_model_file(path);
+        std::filesystem::remove(path);
+        const auto& a = std::get<SoftmaxAttention>(back.network.operators()[0]);
+        CHECK((a.q_release.compensate && a.k_release.compensate && a.score_release.compensate));
+        require_same(run(compensated, s, ticks, 9), run(back.network, s, ticks, 9));
+    }
     for (std::uint64_t seed : {1, 2, 3}) {
         const auto a = run(compensated, s, ticks, seed), b = run(scaled, s, ticks, seed);
         require_same(a, b);
@@ -689,4 +700,23 @@ TEST_CASE("a spread is validated and reaches operators as a per-neuron spread", 
         CHECK(with_targeted_release(Network(net), resolve_targets(net, "all"),
                                     Release{ReleaseMode::synapse, r, SynapseSampling::automatic, false, 3.0})
                   .spread(0) == nullptr);
+}
+
+TEST_CASE("model files keep compensation and spread per projection and operator input", "[release][model_file]") {
+    // Written only where set (a file without them is unchanged); read back into the same Release.
+    testing::RandomNetworkOptions o;
+    o.release = Release{ReleaseMode::synapse, 0.25, SynapseSampling::automatic, true, 7.5};
+    const auto c = testing::random_case(3, o);
+    const auto path = (std::filesystem::temp_directory_path() / "quantal_release_variants.h5").string();
+    write_model_file(path, c.network, ModelFileInfo{});
+    const LoadedModel back = read_model_file(path);
+    std::filesystem::remove(path);
+    REQUIRE(back.network.projections().size() == c.network.projections().size());
+    for (const auto& p : back.network.projections()) {
+        CHECK(p.release.compensate);
+        CHECK(p.release.spread == 7.5);
+        CHECK(p.release.mask_ratio == 0.25);
+    }
+    // The same run from the file as from the network.
+    require_same(run(c.network, c.stimulus, o.ticks, 4), run(back.network, c.stimulus, o.ticks, 4));
 }
