@@ -82,6 +82,8 @@ struct RunCommandOptions {
     std::optional<double> mask;
     std::optional<std::string> release; // only with --mask; "synapse" when --mask comes alone
     std::optional<std::string> targets; // only with --mask; "all" when --mask comes alone
+    bool compensate = false;               // only with --mask < 1: surviving weights x 1 / (1 - R)
+    std::optional<double> release_spread;  // only with --mask: Beta concentration κ of per-synapse release
     UpdatePath update_path = UpdatePath::automatic;
     std::uint64_t seed = 1;
     double dt = 1.0;
@@ -105,6 +107,8 @@ std::string command_line(const RunCommandOptions& o) {
     if (o.mask)
         s << " --mask " << *o.mask << " --release " << o.release.value_or("synapse") << " --targets "
           << o.targets.value_or("all");
+    if (o.compensate) s << " --compensate";
+    if (o.release_spread) s << " --release-spread " << *o.release_spread;
     s << " --seed " << o.seed << " --dt " << o.dt << " --threads " << o.threads;
     if (!o.trace.empty()) s << " --trace " << o.trace << (o.force ? " --force" : "");
     for (const auto& r : o.record) s << " --record " << r;
@@ -142,12 +146,31 @@ void check_time_axis(const RunCommandOptions& o) {
     }
 }
 
+std::string number(double v) {
+    char text[40];
+    std::snprintf(text, sizeof text, "%.17g", v);
+    return text;
+}
+
+std::string number_text(double v) { // as the report prints numbers
+    std::ostringstream s;
+    s << v;
+    return s.str();
+}
+
 // Options that only mean something with another one are refused alone: no silent defaults.
 void check_option_pairs(const RunCommandOptions& o) {
     if (o.release && !o.mask)
         throw InputError("--release " + *o.release + " needs --mask R (without --mask the model file's release "
                          "settings are used as they are)");
     if (o.targets && !o.mask) throw InputError("--targets " + *o.targets + " needs --mask R (the ratio to apply)");
+    if (o.compensate && !o.mask)
+        throw InputError("--compensate needs --mask R (it scales the weights that survive the mask by 1 / (1 - R))");
+    if (o.compensate && *o.mask == 1.0)
+        throw InputError("--compensate with --mask 1: nothing survives, and 1 / (1 - R) is undefined at R = 1");
+    if (o.release_spread && !o.mask)
+        throw InputError("--release-spread " + number(*o.release_spread) +
+                         " needs --mask R (the spread is around the release probability 1 - R)");
     if (!o.labels.empty() && o.input.empty())
         throw InputError("--labels " + o.labels + " needs --input IMAGES (labels belong to images)");
     if (o.checkpoint_every && o.checkpoint.empty())
@@ -182,12 +205,6 @@ void check_checkpoint_file(const RunCommandOptions& o) {
                          o.checkpoint + " to continue that run, or --force to replace it)");
 }
 
-std::string number(double v) {
-    char text[40];
-    std::snprintf(text, sizeof text, "%.17g", v);
-    return text;
-}
-
 // What a checkpoint belongs to: the model's bytes and every option that changes a result or the
 // trace, in a fixed order. --checkpoint, --checkpoint-every and --resume itself are not part of it.
 std::vector<std::pair<std::string, std::string>> run_identity(const RunCommandOptions& o) {
@@ -203,6 +220,8 @@ std::vector<std::pair<std::string, std::string>> run_identity(const RunCommandOp
             {"--mask", o.mask ? number(*o.mask) : "none"},
             {"--release", o.mask ? o.release.value_or("synapse") : "none"},
             {"--targets", o.mask ? o.targets.value_or("all") : "none"},
+            {"--compensate", o.compensate ? "yes" : "no"},
+            {"--release-spread", o.release_spread ? number(*o.release_spread) : "none"},
             {"--seed", std::to_string(o.seed)},
             {"--dt", number(o.dt)},
             {"--threads", std::to_string(o.threads)},
@@ -250,6 +269,8 @@ int run_command(const RunCommandOptions& o) {
     if (o.mask) {
         release.mode = *o.mask > 0 ? (o.release == "spike" ? ReleaseMode::spike : ReleaseMode::synapse) : ReleaseMode::none;
         release.mask_ratio = *o.mask;
+        release.compensate = o.compensate;
+        release.spread = o.release_spread.value_or(0.0);
     }
     // --mask replaces the file's release settings: the targets get `release`, everything else none.
     // The network is moved, never copied: one set of weights alive.
@@ -313,7 +334,13 @@ int run_command(const RunCommandOptions& o) {
         meta.seed = o.seed;
         meta.release = o.mask ? mode_name(release.mode) : "file";
         meta.mask_ratio = o.mask.value_or(0.0);
+<<<<<<< HEAD
         meta.version = QUANTAL_BUILD_VERSION;
+=======
+        meta.compensate = o.compensate;
+        meta.release_spread = o.release_spread.value_or(0.0);
+        meta.version = QUANTAL_VERSION;
+>>>>>>> release-variants
         meta.command_line = trace_command_line;
         if (resumed)
             trace.emplace(o.trace, net, topts, meta, resumed->trace);
@@ -428,8 +455,10 @@ int run_command(const RunCommandOptions& o) {
               << net.projections().size() << " projections), " << done << " of " << stimuli.count() << " samples x "
               << o.ticks << " ticks, dt " << o.dt << " ms, seed " << o.seed << "\n";
     if (o.mask)
-        std::cout << "masked: ratio " << *o.mask << ", release " << mode_name(release.mode) << ", targets "
-                  << o.targets.value_or("all") << " = " << targeted << "\n";
+        std::cout << "masked: ratio " << *o.mask << ", release " << mode_name(release.mode)
+                  << (o.compensate ? ", compensated (surviving weights x " + number_text(release.scale()) + ")" : "")
+                  << (o.release_spread ? ", release spread " + number_text(*o.release_spread) + " (Beta)" : "")
+                  << ", targets " << o.targets.value_or("all") << " = " << targeted << "\n";
     if (labelled) std::cout << "accuracy: " << correct << " / " << labelled << "\n";
     print_energy_report(std::cout, net, total, o.costs);
     if (signal) {
@@ -464,6 +493,12 @@ void add_run_command(CLI::App& app) {
     cmd->add_option("--targets", o->targets,
                     "What --mask applies to (default all): attention, linear, all, roles, projection or operator "
                     "names, comma-separated; everything else runs without failures");
+    cmd->add_flag("--compensate", o->compensate,
+                  "With --mask R < 1: surviving transmissions deliver weight / (1 - R), keeping the mean drive");
+    cmd->add_option("--release-spread", o->release_spread,
+                    "With --mask: per-synapse release probabilities ~ Beta with mean 1 - R and this concentration "
+                    "(> 0, at most 1e6), drawn once per seed")
+        ->transform(real_number(0.0, max_release_spread, true));
     cmd->add_option("--seed", o->seed, "Run seed")->transform(whole_number(0, UINT64_MAX));
     cmd->add_option("--dt", o->dt, "ms per tick (NIR time constants and delays; trace timestamps)")
         ->transform(real_number(0.0, std::numeric_limits<double>::max(), true));

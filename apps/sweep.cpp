@@ -41,6 +41,7 @@ struct SweepOptions {
     std::vector<std::string> releases, targets;
     std::vector<std::uint64_t> seeds{1};
     bool compensate = false;
+    double spread = 0; // Beta concentration of per-synapse release probabilities; 0 = homogeneous
     int threads = 1;
     bool force = false;
     std::optional<double> load_timeout;
@@ -61,7 +62,9 @@ std::string command_line(const SweepOptions& o) {
       << " --ticks " << o.ticks;
     if (!o.observe.empty()) s << " --observe " << joined(o.observe);
     s << " --ratios " << joined(o.ratios) << " --release " << joined(o.releases) << " --targets " << joined(o.targets)
-      << " --seeds " << joined(o.seeds) << (o.compensate ? " --compensate" : "") << " --block " << o.block
+      << " --seeds " << joined(o.seeds) << (o.compensate ? " --compensate" : "");
+    if (o.spread > 0) s << " --release-spread " << o.spread;
+    s << " --block " << o.block
       << " --threads " << o.threads << " --e-ac " << o.costs.e_ac_pj << " --e-mac " << o.costs.e_mac_pj << " --out "
       << o.out;
     if (!o.csv.empty()) s << " --csv " << o.csv;
@@ -79,8 +82,15 @@ std::vector<std::pair<std::string, std::string>> identity(const SweepOptions& o,
                          {"--ticks", std::to_string(o.ticks)}, {"--observe", joined(d.observe)},
                          {"--ratios", joined(o.ratios)}, {"--release", joined(o.releases)},
                          {"--targets", joined(o.targets)}, {"--seeds", joined(o.seeds)},
-                         {"--compensate", o.compensate ? "yes" : "no"}, {"--block", std::to_string(o.block)}});
+                         {"--compensate", o.compensate ? "yes" : "no"}, {"--release-spread", exact(o.spread)},
+                         {"--block", std::to_string(o.block)}});
     return id;
+}
+
+std::string exact(double x) {
+    char text[40];
+    std::snprintf(text, sizeof text, "%.17g", x);
+    return text;
 }
 
 ReleaseMode release_mode(const std::string& name) {
@@ -152,9 +162,9 @@ class UnitRunner {
 public:
     UnitRunner(std::vector<LoadedModel>& models, std::vector<Network>& nets, std::vector<Stimuli>& stimuli,
                std::span<const study::Configuration> plan, std::span<const study::WorkUnit> units, RunOptions run,
-               std::uint64_t offset, int threads)
+               std::uint64_t offset, int threads, double spread)
         : models_(models), nets_(nets), stimuli_(stimuli), plan_(plan), units_(units), run_(std::move(run)),
-          offset_(offset), threads_(threads) {}
+          offset_(offset), threads_(threads), spread_(spread) {}
 
     study::UnitResult operator()(std::uint64_t u) {
         const study::WorkUnit& unit = units_[u];
@@ -162,7 +172,9 @@ public:
         Network& net = nets_[c.model];
         if (configured_[c.model] != std::optional{unit.configuration}) {
             const Targets targets = resolve_targets(net, c.ratio == 0 ? "all" : c.targets);
-            const Release release{c.ratio == 0 ? ReleaseMode::none : c.release, c.ratio};
+            const Release release = c.ratio == 0 ? Release{}
+                                                 : Release{c.release, c.ratio, SynapseSampling::automatic,
+                                                           c.compensated, spread_};
             net = with_targeted_release(std::move(net), targets, release);
             configured_[c.model] = unit.configuration;
         }
@@ -194,6 +206,7 @@ private:
     RunOptions run_;
     std::uint64_t offset_;
     int threads_;
+    double spread_;
     std::map<std::uint32_t, std::optional<std::size_t>> configured_; // per model: the configuration its release is set for
 };
 
@@ -227,7 +240,6 @@ int sweep(const SweepOptions& o, const study::Processes& processes) {
     }
     grid.seeds = o.seeds;
     grid.compensate = o.compensate;
-    if (o.compensate) throw InputError("--compensate: the engine's weight scaling is not merged yet");
     const auto plan = study::plan(grid, pointers);
 
     study::StudyDescription d;
@@ -237,7 +249,7 @@ int sweep(const SweepOptions& o, const study::Processes& processes) {
     for (const auto& m : o.models) d.model_sha256.push_back(sha256_file(m));
     d.input = o.input, d.input_sha256 = sha256_file(o.input);
     d.labels = o.labels, d.labels_sha256 = sha256_file(o.labels);
-    d.offset = o.offset, d.ticks = o.ticks, d.block = o.block, d.costs = o.costs;
+    d.offset = o.offset, d.ticks = o.ticks, d.block = o.block, d.costs = o.costs, d.release_spread = o.spread;
     d.observe = o.observe.empty() ? std::vector<std::uint64_t>{o.ticks} : o.observe;
     RunOptions run;
     run.ticks = Tick(o.ticks);
@@ -254,7 +266,7 @@ int sweep(const SweepOptions& o, const study::Processes& processes) {
     if (d.samples == 0) throw InputError(o.input + ": no image from offset " + std::to_string(o.offset));
 
     const auto units = study::work_units(plan, d.samples, o.block);
-    UnitRunner runner(models, nets, stimuli, plan, units, run, o.offset, o.threads);
+    UnitRunner runner(models, nets, stimuli, plan, units, run, o.offset, o.threads, o.spread);
     if (!processes.coordinator()) {
         study::distribute(processes, {}, std::ref(runner), {});
         return 0;
@@ -356,6 +368,10 @@ void add_sweep_command(CLI::App& app) {
         ->transform(whole_number(0, std::numeric_limits<std::uint64_t>::max()));
     cmd->add_flag("--compensate", o->compensate,
                   "Scale surviving transmissions by 1/(1-ratio) in every masked configuration (ratio 1 refused)");
+    cmd->add_option("--release-spread", o->spread,
+                    "Per-synapse release probabilities drawn once per seed from a Beta distribution with the "
+                    "configuration's mean and this concentration (default: homogeneous)")
+        ->transform(real_number(0.0, max_release_spread, true));
     cmd->add_option("--block", o->block, "Samples per work unit: the granularity of resuming and sharing (default 64)")
         ->transform(whole_number(1, max_run_ticks));
     cmd->add_option("--threads", o->threads, "Samples simulated in parallel per process")->transform(whole_number(1, max_threads));

@@ -286,7 +286,18 @@ Release read_release(Item& g, const std::string& mode_attribute, const std::stri
     } else {
         r.mask_ratio = g.real(ratio_attribute);
     }
+    // The release variants (docs/engine.md): `compensate` 0 or 1, `release_spread` κ (0: none),
+    // with the mode attribute's prefix ("q_", "k_", "score_" on operators); checked when built.
+    const std::string prefix = mode_attribute.substr(0, mode_attribute.size() - std::string("release").size());
+    r.compensate = g.integer(prefix + "compensate", 0, 1, 0) == 1;
+    r.spread = g.real(prefix + "release_spread", 0.0);
     return r;
+}
+
+// The variants only where set, so a file without them reads the same in older versions.
+void write_release_variants(hid_t g, const std::string& prefix, const Release& r) {
+    if (r.compensate) h5::write_int_attribute(g, prefix + "compensate", 1);
+    if (r.spread != 0.0) h5::write_double_attribute(g, prefix + "release_spread", r.spread);
 }
 
 // The data shape the map sees: the sample's shape with (H, W) padded to pad_to.
@@ -578,6 +589,7 @@ void write_model_file(const std::string& path, const Network& net, const ModelFi
             if (!sparse || sparse->delay.empty()) h5::write_int_attribute(g, "delay", p.delay); // else per synapse
             h5::write_string_attribute(g, "release", mode_name(p.release.mode));
             h5::write_double_attribute(g, "mask_ratio", p.release.mask_ratio);
+            write_release_variants(g, "", p.release);
             if (!p.role.empty()) h5::write_string_attribute(g, "role", p.role);
             write_connectivity(g, connectivity, net.population(p.source).shape, net.population(p.target).shape);
             order.push_back(p.name);
@@ -609,6 +621,7 @@ void write_model_file(const std::string& path, const Network& net, const ModelFi
                                                 {"score", a.score_release}}) {
                     h5::write_string_attribute(g, prefix + "_release", mode_name(r.mode));
                     h5::write_double_attribute(g, prefix + "_mask_ratio", r.mask_ratio);
+                    write_release_variants(g, prefix + "_", r);
                 }
                 order.push_back(a.name);
             }

@@ -399,6 +399,8 @@ void SpikeTraceWriter::Impl::create_layout(const RunMetadata& m) {
     file.attribute_u64("/run", "seed", m.seed);
     file.attribute_string("/run", "release", m.release.empty() ? "none" : m.release);
     file.attribute_f64("/run", "mask_ratio", m.mask_ratio);
+    file.attribute_u32("/run", "compensate", {m.compensate ? 1u : 0u});
+    file.attribute_f64("/run", "release_spread", m.release_spread);
     file.attribute_f64("/run", "dt_ms", options.dt_ms);
     file.attribute_i64("/run", "ticks_per_sample", options.ticks_per_sample);
     file.attribute_string("/run", "version", m.version);

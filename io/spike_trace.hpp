@@ -54,6 +54,8 @@ struct RunMetadata {
     std::string version;     // quantal version
     std::string command_line;
     std::vector<std::pair<std::string, std::string>> extra; // more string attributes on /run
+    bool compensate = false;     // command-level --compensate (Release::compensate)
+    double release_spread = 0.0; // command-level --release-spread κ (Release::spread); 0: homogeneous
 };
 
 enum class TraceStatus { complete, interrupted };

@@ -5,6 +5,8 @@
 #include <boost/graph/topological_sort.hpp>
 #include <cmath>
 #include <iterator>
+#include <map>
+#include <memory>
 #include <numeric>
 #include <set>
 
@@ -27,6 +29,30 @@ void check_release(const Release& r, const std::string& where) {
             "mask ratio " + std::to_string(r.mask_ratio) + " is outside [0, 1]");
     require(r.mode != ReleaseMode::none || r.mask_ratio == 0.0, where,
             "a mask ratio needs release mode 'spike' or 'synapse'");
+    require(!r.compensate || r.mode == ReleaseMode::none || r.mask_ratio < 1.0, where,
+            "compensation multiplies surviving weights by 1 / (1 - r), which needs a mask ratio below 1");
+    require(std::isfinite(r.spread) && r.spread >= 0.0 && r.spread <= max_release_spread, where,
+            "release spread " + std::to_string(r.spread) + " is outside [0, 1e6] (0: homogeneous)");
+}
+
+// One table per distinct (mean, concentration), shared by every projection and operator input
+// that uses it: a table costs thousands of ibeta_inv calls.
+void lower_spreads(Network& net, std::vector<std::shared_ptr<const ReleaseSpread>>& projections,
+                   std::vector<std::shared_ptr<const ReleaseSpread>>& operators) {
+    std::map<std::pair<double, double>, std::shared_ptr<const ReleaseSpread>> tables;
+    auto table = [&](const Release& r) -> std::shared_ptr<const ReleaseSpread> {
+        if (!r.heterogeneous()) return nullptr;
+        auto& t = tables[{r.probability(), r.spread}];
+        if (!t) t = std::make_shared<const ReleaseSpread>(r.probability(), r.spread);
+        return t;
+    };
+    projections.clear();
+    for (const auto& pr : net.projections()) projections.push_back(table(pr.release));
+    operators.clear();
+    for (const auto& op : net.operators()) {
+        const auto& a = std::get<SoftmaxAttention>(op);
+        for (const Release* r : {&a.q_release, &a.k_release, &a.score_release}) operators.push_back(table(*r));
+    }
 }
 
 void check_operator_release(const Release& r, const std::string& where) {
@@ -138,6 +164,7 @@ Network with_release(Network net, std::span<const Release> projections, std::spa
         check_operator_release(operators[i], "operator '" + a.name + "'");
         a.q_release = a.k_release = a.score_release = operators[i];
     }
+    lower_spreads(net, net.spreads_, net.operator_spreads_);
     return net;
 }
 
@@ -259,6 +286,7 @@ Network NetworkBuilder::build() const {
     net.by_stage_.assign(reversed.rbegin(), reversed.rend());
     net.stage_.assign(n_pop, 0);
     for (std::uint32_t s = 0; s < n_pop; ++s) net.stage_[net.by_stage_[s]] = s;
+    lower_spreads(net, net.spreads_, net.operator_spreads_);
     return net;
 }
 

@@ -3,6 +3,7 @@
 // once by NetworkBuilder::build(); a Network is immutable and shared read-only by all engines.
 #include <boost/graph/adjacency_list.hpp>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -15,6 +16,7 @@
 #include "synapses/fanout.hpp"
 #include "synapses/operators.hpp"
 #include "synapses/release.hpp"
+#include "synapses/release_spread.hpp"
 
 namespace quantal {
 
@@ -74,6 +76,10 @@ public:
     const Fanout& fanout(ProjectionId p) const { return fanouts_[p]; }
     std::uint32_t min_delay(ProjectionId p) const { return min_delay_[p]; }
     std::uint64_t synapses(ProjectionId p) const { return synapses_[p]; } // = MACs of the ANN layer
+    // The per-synapse probability table of a heterogeneous release (Release::heterogeneous), or
+    // null: of projection p, and of operator op's input 0 (q), 1 (k) or 2 (scores).
+    const ReleaseSpread* spread(ProjectionId p) const { return spreads_[p].get(); }
+    const ReleaseSpread* operator_spread(std::size_t op, int input) const { return operator_spreads_[3 * op + input].get(); }
     const PopulationGraph& graph() const { return graph_; }
 
     std::span<const Operator> operators() const { return operators_; }
@@ -102,6 +108,7 @@ private:
     std::vector<WindowAttention> attention_;
     std::vector<std::vector<std::uint32_t>> operators_into_;
     std::vector<std::vector<PopulationId>> operator_targets_;
+    std::vector<std::shared_ptr<const ReleaseSpread>> spreads_, operator_spreads_; // shared: one per (mean, κ)
 };
 
 // Collects a description; build() validates it all in one place (shapes, finite parameters,
@@ -129,6 +136,10 @@ private:
     std::vector<Projection> projections_;
     std::vector<Operator> operators_;
 };
+
+// The largest release spread κ accepted: beyond it the Beta's standard deviation is below
+// 0.0005 (homogeneous release, to within the draws' noise), and its quantiles slow to compute.
+inline constexpr double max_release_spread = 1e6;
 
 // The same network with other release settings: one per projection and one per operator (for its
 // q, k and score inputs), validated as build() validates. Takes the network by value so that a

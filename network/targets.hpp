@@ -48,7 +48,9 @@ std::vector<std::string> describe(const Network& net, const Targets& t);
 std::string summary(const Network& net, const Targets& t);
 
 // The network with `release` on the targets and no release elsewhere; operators' inputs take the
-// per-spike form of `release` (an operator masks spikes, not synapses). Moves the network.
+// per-spike form of `release` (an operator masks spikes, not synapses), with its compensation and
+// its spread (per source neuron). Throws ModelError for a release that cannot be (compensation at
+// ratio 1, a spread outside [0, 1e6]). Moves the network.
 Network with_targeted_release(Network net, const Targets& t, const Release& release);
 
 } // namespace quantal

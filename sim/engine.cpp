@@ -68,7 +68,7 @@ struct Engine::State {
         accumulated.assign(net.projections().size(), 0);
         accumulated_into.resize(net.populations().size());
         for (ProjectionId pr = 0; pr < net.projections().size(); ++pr) {
-            plans.emplace_back(net.projection(pr).release, net.fanout(pr));
+            plans.emplace_back(net.projection(pr).release, net.fanout(pr), net.spread(pr));
             // Per-synapse draws go target by target; without them a conv sums channel-last.
             const auto* conv = std::get_if<ConvFanout>(&net.fanout(pr));
             if (conv && (plans[pr].mode() != ReleaseMode::synapse || plans[pr].draw() == ReleasePlan::Draw::all)) {
@@ -80,6 +80,7 @@ struct Engine::State {
         pops.resize(net.populations().size());
         proj_rng.resize(net.projections().size());
         operator_rng.resize(3 * net.operators().size());
+        operator_spread_key.resize(3 * net.operators().size());
         for (const auto& pop : net.populations()) neurons += pop.size();
     }
 
@@ -88,6 +89,7 @@ struct Engine::State {
     std::vector<PopulationState> pops;
     std::vector<RandomEngine> proj_rng;
     std::vector<RandomEngine> operator_rng; // per operator: q, k and score masks
+    std::vector<std::uint64_t> operator_spread_key; // per operator input: ReleaseSpread::key
     std::vector<ConvAccumulator> accumulators;                // per projection (used by convs only)
     std::vector<std::uint8_t> accumulated;                    // per projection: sums through its accumulator
     std::vector<std::vector<ProjectionId>> accumulated_into;  // per population: its accumulated convs
@@ -122,7 +124,7 @@ struct Engine::State {
     void accumulate(ProjectionId pr, const ConvFanout& conv, std::uint32_t src, double value);
     void propagate(PopulationId p, Tick t);
     void apply_operator(std::uint32_t op, PopulationId p, Tick t);
-    std::span<const std::uint32_t> kept(PopulationId source, const Release& r, RandomEngine& rng,
+    std::span<const std::uint32_t> kept(std::uint32_t op, int input, PopulationId source, const Release& r,
                                         std::vector<std::uint32_t>& out, std::uint64_t& masked);
     void deliver(ProjectionId pr, std::uint32_t src, std::uint64_t group);
     void observe(Tick t);
@@ -169,6 +171,11 @@ void Engine::State::reset(const Stimulus& s, const RunOptions& o, std::uint64_t 
     result.ledger.samples = 1;
     for (ProjectionId pr = 0; pr < proj_rng.size(); ++pr) proj_rng[pr] = make_stream(o.seed, sample, pr);
     for (std::size_t r = 0; r < operator_rng.size(); ++r) operator_rng[r] = make_stream(o.seed, sample, operator_stream + r);
+    // Heterogeneous release probabilities belong to the seed, not the sample: the same per synapse all run long.
+    for (ProjectionId pr = 0; pr < plans.size(); ++pr)
+        if (plans[pr].spread()) plans[pr].set_spread_key(ReleaseSpread::key(o.seed, pr));
+    for (std::size_t r = 0; r < operator_spread_key.size(); ++r)
+        operator_spread_key[r] = ReleaseSpread::key(o.seed, operator_stream + r);
 
     for (PopulationId p = 0; p < pops.size(); ++p) {
         const auto& pop = net.population(p);
@@ -360,15 +367,23 @@ void Engine::State::update(PopulationId p, Tick t) {
     for (PopulationId target : net.operator_targets(p)) pops[target].held_input_at = t;
 }
 
-// Per-spike release (RSM) on an operator's input: the spikes that survive, drawn per tick.
-std::span<const std::uint32_t> Engine::State::kept(PopulationId source, const Release& r, RandomEngine& rng,
+// Per-spike release (RSM) on input `input` (0 q, 1 k, 2 scores) of operator op: the spikes that
+// survive, drawn per tick (with a spread, each source neuron with its own probability).
+std::span<const std::uint32_t> Engine::State::kept(std::uint32_t op, int input, PopulationId source, const Release& r,
                                                    std::vector<std::uint32_t>& out, std::uint64_t& masked) {
     const auto& fired = pops[source].fired;
     if (r.mode == ReleaseMode::none || r.mask_ratio == 0.0) return fired;
-    const BernoulliThreshold keep(1.0 - r.mask_ratio);
+    auto& rng = operator_rng[3 * op + input];
     out.clear();
-    for (std::uint32_t j : fired)
-        if (keep(rng)) out.push_back(j);
+    if (const ReleaseSpread* spread = net.operator_spread(op, input)) {
+        const std::uint64_t key = operator_spread_key[3 * op + input];
+        for (std::uint32_t j : fired)
+            if (spread->keep(rng, key, j)) out.push_back(j);
+    } else {
+        const BernoulliThreshold keep(1.0 - r.mask_ratio);
+        for (std::uint32_t j : fired)
+            if (keep(rng)) out.push_back(j);
+    }
     masked += fired.size() - out.size();
     return out;
 }
@@ -382,16 +397,18 @@ void Engine::State::apply_operator(std::uint32_t op, PopulationId p, Tick t) {
     auto add = [&](std::uint32_t n, double x) { target.add_input(n, x); };
     auto fired_now = [&](PopulationId q) { return pops[q].fired_tick == t; };
     if (p == a.scores && fired_now(a.q) && fired_now(a.k)) {
-        const auto q = kept(a.q, a.q_release, operator_rng[3 * op], kept_a, counts.masked_spikes);
-        const auto k = kept(a.k, a.k_release, operator_rng[3 * op + 1], kept_b, counts.masked_spikes);
-        attention.coincide(q, k, a.scale * pops[a.q].spike_value * pops[a.k].spike_value, add, counts,
-                            attention_scratch);
+        const auto q = kept(op, 0, a.q, a.q_release, kept_a, counts.masked_spikes);
+        const auto k = kept(op, 1, a.k, a.k_release, kept_b, counts.masked_spikes);
+        // Compensation scales the surviving q and k spikes: their product by both factors.
+        const double amount = a.scale * pops[a.q].spike_value * pops[a.k].spike_value * a.q_release.scale() * a.k_release.scale();
+        attention.coincide(q, k, amount, add, counts, attention_scratch);
     }
     if (p == a.output && fired_now(a.v)) {
         std::span<const std::uint32_t> scores;
-        if (fired_now(a.scores)) scores = kept(a.scores, a.score_release, operator_rng[3 * op + 2], kept_a, counts.masked_spikes);
-        attention.attend(scores, pops[a.scores].spike_value, pops[a.v].fired, pops[a.v].spike_value, add, counts,
-                         attention_scratch);
+        if (fired_now(a.scores)) scores = kept(op, 2, a.scores, a.score_release, kept_a, counts.masked_spikes);
+        // A surviving score spike adds its value x 1 / (1 - r) to the softmax's argument.
+        attention.attend(scores, pops[a.scores].spike_value * a.score_release.scale(), pops[a.v].fired,
+                         pops[a.v].spike_value, add, counts, attention_scratch);
     }
 }
 
@@ -411,7 +428,7 @@ void Engine::State::propagate(PopulationId p, Tick t) {
                     if (t + sparse->groups[g].delay < horizon) in_time += sparse->groups[g].end - sparse->groups[g].begin;
                 if (in_time == 0) continue;
                 ++counts.spikes_in;
-                if (plan.mode() == ReleaseMode::spike && plan.drop_spike(rng)) {
+                if (plan.mode() == ReleaseMode::spike && plan.drop_spike(rng, j)) {
                     ++counts.masked_spikes, counts.attempted += in_time;
                     continue;
                 }
@@ -428,11 +445,11 @@ void Engine::State::propagate(PopulationId p, Tick t) {
         if (at >= horizon) continue; // would arrive after the sample ends
         if (accumulated[pr] && at == t) { // the busiest case, without a call per spike
             const auto& conv = std::get<ConvFanout>(fanout);
-            const double value = pops[p].spike_value;
+            const double value = pops[p].spike_value * plan.scale();
             const bool masking = plan.mode() == ReleaseMode::spike;
             for (std::uint32_t j : fired) {
                 ++counts.spikes_in;
-                if (masking && plan.drop_spike(rng)) {
+                if (masking && plan.drop_spike(rng, j)) {
                     ++counts.masked_spikes;
                     counts.attempted += conv.size(j);
                     continue;
@@ -443,7 +460,7 @@ void Engine::State::propagate(PopulationId p, Tick t) {
         }
         for (std::uint32_t j : fired) {
             ++counts.spikes_in;
-            if (plan.mode() == ReleaseMode::spike && plan.drop_spike(rng)) {
+            if (plan.mode() == ReleaseMode::spike && plan.drop_spike(rng, j)) {
                 ++counts.masked_spikes;
                 counts.attempted += std::visit([&](const auto& f) { return f.size(j); }, fanout);
                 continue;
@@ -461,7 +478,7 @@ void Engine::State::deliver(ProjectionId pr, std::uint32_t src, std::uint64_t gr
     auto& counts = result.ledger.projections[pr];
     std::uint64_t begin = 0, end = 0;
     if (const auto* sparse = std::get_if<SparseFanout>(&fanout)) begin = sparse->groups[group].begin, end = sparse->groups[group].end;
-    const double value = pops[projection.source].spike_value;
+    const double value = pops[projection.source].spike_value * plans[pr].scale(); // compensation: x 1 / (1 - r)
     if (accumulated[pr]) {
         accumulate(pr, std::get<ConvFanout>(fanout), src, value);
         return;
@@ -469,11 +486,16 @@ void Engine::State::deliver(ProjectionId pr, std::uint32_t src, std::uint64_t gr
     double* const input = target.input.data();
     Mark* const mark = target.mark.data();
     auto& to_visit = target.to_visit;
+    const auto& plan = plans[pr];
+    auto send = [&](auto&& add) {
+        return plan.mode() == ReleaseMode::synapse && plan.draw() == ReleasePlan::Draw::heterogeneous
+                   ? transmit_each(fanout, src, begin, end, value, plan, proj_rng[pr], add)
+                   : transmit(fanout, src, begin, end, value, plan, proj_rng[pr], add);
+    };
     if (target.sweeping) // every neuron is stepped anyway: the input is all it needs
-        counts.transmitted += transmit(fanout, src, begin, end, value, plans[pr], proj_rng[pr],
-                                       [&](std::uint32_t k, double x) { input[k] += x; });
+        counts.transmitted += send([&](std::uint32_t k, double x) { input[k] += x; });
     else
-        counts.transmitted += transmit(fanout, src, begin, end, value, plans[pr], proj_rng[pr], [&](std::uint32_t k, double x) {
+        counts.transmitted += send([&](std::uint32_t k, double x) {
             input[k] += x;
             if (!mark[k]) to_visit.push_back(k);
             mark[k] = Mark(mark[k] | has_input);

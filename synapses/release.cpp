@@ -2,6 +2,8 @@
 
 #include "synapses/transmit.hpp"
 
+#include <stdexcept>
+
 namespace quantal {
 
 const char* mode_name(ReleaseMode m) {
@@ -18,6 +20,7 @@ ReleasePlan::Draw choose_draw(const Release& r, double p, const Fanout& fanout) 
     using Draw = ReleasePlan::Draw;
     if (p >= 1.0) return Draw::all;
     if (p <= 0.0) return Draw::nothing;
+    if (r.heterogeneous()) return Draw::heterogeneous;
     switch (r.sampling) {
     case SynapseSampling::geometric: return Draw::geometric;
     case SynapseSampling::bernoulli: return Draw::bernoulli;
@@ -29,8 +32,12 @@ ReleasePlan::Draw choose_draw(const Release& r, double p, const Fanout& fanout) 
 }
 } // namespace
 
-ReleasePlan::ReleasePlan(const Release& r, const Fanout& fanout)
-    : release_(r), p_(r.probability()), draw_(choose_draw(r, p_, fanout)),
-      gaps_(p_ > 0.0 && p_ < 1.0 ? p_ : 0.5), keep_(p_), masks_(p_), spike_keep_(p_) {}
+ReleasePlan::ReleasePlan(const Release& r, const Fanout& fanout, const ReleaseSpread* spread)
+    : release_(r), p_(r.probability()), scale_(r.scale()), spread_(r.heterogeneous() ? spread : nullptr),
+      draw_(choose_draw(r, p_, fanout)),
+      gaps_(p_ > 0.0 && p_ < 1.0 ? p_ : 0.5), keep_(p_), masks_(p_), spike_keep_(p_) {
+    if (r.heterogeneous() && !spread)
+        throw std::logic_error("ReleasePlan: a release spread without its table (Network::spread)");
+}
 
 } // namespace quantal

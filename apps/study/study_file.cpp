@@ -91,6 +91,7 @@ void write_study_file(const std::string& path, const StudyDescription& d, std::s
     h5::write_int_attribute(file, "samples", std::int64_t(N));
     h5::write_int_attribute(file, "ticks", std::int64_t(d.ticks));
     h5::write_int_attribute(file, "block", std::int64_t(d.block));
+    h5::write_double_attribute(file, "release_spread", d.release_spread);
     h5::write_double_attribute(file, "e_ac_pj", d.costs.e_ac_pj);
     h5::write_double_attribute(file, "e_mac_pj", d.costs.e_mac_pj);
     h5::write_dataset(file, "observe", d.observe, {O});

@@ -21,6 +21,7 @@ struct StudyDescription {
     std::string input, input_sha256, labels, labels_sha256;
     std::uint64_t offset = 0, samples = 0, ticks = 0, block = 0;
     std::vector<std::uint64_t> observe; // ticks at which accuracy is read
+    double release_spread = 0;          // Beta concentration of release probabilities; 0 = homogeneous
     EnergyCosts costs;
 };
 

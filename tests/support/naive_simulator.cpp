@@ -79,15 +79,21 @@ std::int64_t count(const Shape& s) {
 }
 
 // One synapse as the user described it; `own` is a sparse synapse's own release probability
-// (1 for other kinds). It transmits a spike with probability own x (1 - mask_ratio).
+// (1 for other kinds). It transmits a spike with probability own x (1 - mask_ratio). `index`: a
+// sparse synapse's position in the projection's CSR (its identity for a release spread).
 struct Synapse {
     std::uint32_t target;
     double weight;
     std::uint32_t delay;
     double own;
+    std::uint64_t index = 0;
 };
 
 double projection_release(const Release& r) { return r.mode == ReleaseMode::none ? 1.0 : 1.0 - r.mask_ratio; }
+// --compensate: what survives carries 1 / (1 - ratio) (docs/sweep.md "Release variants").
+double compensation(const Release& r) {
+    return r.compensate && r.mode != ReleaseMode::none && r.mask_ratio > 0.0 ? 1.0 / (1.0 - r.mask_ratio) : 1.0;
+}
 
 // Every synapse of a projection, by source neuron, enumerated by direct loops over the
 // description (conv/pool: output position x kernel tap, window cut at the padded border).
@@ -142,7 +148,7 @@ std::vector<std::vector<Synapse>> synapses_by_source(const Network& net, Project
                            for (std::size_t i = 0; i + 1 < s.row_begin.size(); ++i)
                                for (auto k = s.row_begin[i]; k < s.row_begin[i + 1]; ++k)
                                    out[i].push_back({s.target[k], s.weight[k], s.delay.empty() ? pr.delay : s.delay[k],
-                                                     s.probability.empty() ? 1.0 : double(s.probability[k])});
+                                                     s.probability.empty() ? 1.0 : double(s.probability[k]), k});
                        }},
                conn);
     return out;
@@ -224,7 +230,8 @@ struct DenseAttention {
 // exp, sum and division add a few ulps of its output. 1e-12 covers both with room.
 constexpr double rounding_per_tick = 1e-12;
 
-NaiveRun simulate(const Network& net, const Stimulus& stim, Tick ticks, std::span<const SpikeRecord> replayed) {
+NaiveRun simulate(const Network& net, const Stimulus& stim, Tick ticks, std::span<const SpikeRecord> replayed,
+                  const SpikeMasks& masks) {
     const auto pops = net.populations();
     const std::size_t P = pops.size();
     std::vector<Model> model(P);
@@ -298,8 +305,10 @@ NaiveRun simulate(const Network& net, const Stimulus& stim, Tick ticks, std::spa
                 const auto& a = std::get<SoftmaxAttention>(net.operators()[o]);
                 const DenseAttention dense(a, pops[a.q].shape);
                 auto kept = [&](PopulationId src, const Release& r, const char* role) {
-                    return operator_transmits(r, "operator '" + a.name + "' " + role) ? output[src]
-                                                                                     : std::vector<double>(output[src].size(), 0.0);
+                    auto x = operator_transmits(r, "operator '" + a.name + "' " + role) ? output[src]
+                                                                                       : std::vector<double>(output[src].size(), 0.0);
+                    for (auto& e : x) e *= compensation(r);
+                    return x;
                 };
                 if (a.scores == p) dense.scores(kept(a.q, a.q_release, "q"), kept(a.k, a.k_release, "k"), in.sum, in.magnitude);
                 if (a.output == p) dense.attend(kept(a.scores, a.score_release, "scores"), output[a.v], in.sum, in.magnitude);
@@ -352,13 +361,16 @@ NaiveRun simulate(const Network& net, const Stimulus& stim, Tick ticks, std::spa
                 const auto target = net.projection(pr).target;
                 const std::string what = "projection '" + net.projection(pr).name + "'";
                 const double release = projection_release(net.projection(pr).release);
+                const double gain = compensation(net.projection(pr).release);
+                // A replayed spike mask decides the spike; its synapses then transmit as their own probability says.
+                const bool replay = masks && net.projection(pr).release.mode == ReleaseMode::spike && release > 0 && release < 1;
                 for (std::uint32_t j = 0; j < n; ++j) {
-                    if (!fired[j]) continue;
+                    if (!fired[j] || (replay && !masks(pr, t, j))) continue;
                     for (const auto& s : synapses[pr][j]) {
-                        if (t + Tick(s.delay) >= ticks || !transmits(s.own * release, what)) continue;
+                        if (t + Tick(s.delay) >= ticks || !transmits(s.own * (replay ? 1.0 : release), what)) continue;
                         auto& box = inbox(t + Tick(s.delay), target);
-                        box.sum[s.target] += s.weight * m.value;
-                        box.magnitude[s.target] += std::abs(s.weight * m.value);
+                        box.sum[s.target] += s.weight * (m.value * gain);
+                        box.magnitude[s.target] += std::abs(s.weight * (m.value * gain));
                     }
                 }
             }
@@ -375,26 +387,34 @@ NaiveRun simulate(const Network& net, const Stimulus& stim, Tick ticks, std::spa
 
 } // namespace
 
-NaiveRun naive_run(const Network& net, const Stimulus& stimulus, Tick ticks, std::span<const SpikeRecord> replayed) {
-    return simulate(net, stimulus, ticks, replayed);
+NaiveRun naive_run(const Network& net, const Stimulus& stimulus, Tick ticks, std::span<const SpikeRecord> replayed,
+                   const SpikeMasks& masks) {
+    return simulate(net, stimulus, ticks, replayed, masks);
 }
 
 std::vector<SpikeRecord> naive_simulate(const Network& net, const Stimulus& stimulus, Tick ticks) {
-    return simulate(net, stimulus, ticks, {}).spikes;
+    return simulate(net, stimulus, ticks, {}, {}).spikes;
 }
 
 std::vector<std::vector<double>> naive_readouts(const Network& net, const Stimulus& stimulus, Tick ticks) {
-    return simulate(net, stimulus, ticks, {}).readouts;
+    return simulate(net, stimulus, ticks, {}, {}).readouts;
 }
 
-std::vector<ExpectedTraffic> expected_traffic(const Network& net, std::span<const SpikeRecord> spikes, Tick ticks) {
+std::vector<ExpectedTraffic> expected_traffic(const Network& net, std::span<const SpikeRecord> spikes, Tick ticks,
+                                              std::uint64_t seed) {
     std::vector<ExpectedTraffic> out(net.projections().size());
     for (ProjectionId pr = 0; pr < out.size(); ++pr) {
         const auto& projection = net.projection(pr);
         const auto synapses = synapses_by_source(net, pr);
         const bool per_spike = projection.release.mode == ReleaseMode::spike;
         const bool sparse = std::holds_alternative<Sparse>(user_connectivity(net, pr));
-        const double p = projection_release(projection.release), p_spike = per_spike ? p : 1.0;
+        // A spread gives each synapse (spike release: each source neuron) its own probability,
+        // looked up by the documented key: (seed, projection index, synapse identity).
+        const ReleaseSpread* spread = projection.release.heterogeneous() ? net.spread(pr) : nullptr;
+        const std::uint64_t key = ReleaseSpread::key(seed, pr);
+        auto p_of = [&](std::uint64_t id) {
+            return spread ? spread->probability(ReleaseSpread::level(key, id)) : projection_release(projection.release);
+        };
         auto& x = out[pr];
         std::int64_t fanout = -1; // -1 none seen yet, -2 varies
         for (const auto& sp : spikes) {
@@ -403,10 +423,11 @@ std::vector<ExpectedTraffic> expected_traffic(const Network& net, std::span<cons
             // and Y the sum of the synapses' own Bernoulli(own); otherwise each synapse on its own.
             std::uint64_t n = 0;
             double mean_y = 0, var_y = 0;
+            const double p_spike = per_spike ? p_of(sp.neuron) : 1.0;
             for (const auto& s : synapses[sp.neuron]) {
                 if (sp.tick + Tick(s.delay) >= ticks) continue;
                 ++n;
-                const double q = per_spike ? s.own : s.own * p;
+                const double q = per_spike ? s.own : s.own * p_of(sparse ? s.index : ReleaseSpread::synapse(sp.neuron, s.target));
                 mean_y += q, var_y += q * (1 - q);
             }
             // A spike is presented when a delivery of it falls inside the sample: for a sparse

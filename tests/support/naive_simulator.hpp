@@ -7,6 +7,7 @@
 // (ThresholdRule, neurons/dynamics.hpp), fan-out, release or scheduling; from the Network it reads
 // the populations' parameter structs, and the projections' weights only via user_connectivity().
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -30,12 +31,20 @@ struct NaiveRun {
     Tick first_near_tie = never;
 };
 
-// Release is decided only where it is certain: mode none, ratio 0 (all transmit), ratio 1 (none),
+// Release is decided only where it is certain (compensation, Release::compensate, multiplies what
+// is transmitted by 1 / (1 - ratio), operators' inputs included): mode none, ratio 0 (all transmit), ratio 1 (none),
 // and sparse per-synapse probabilities whose product with 1 - ratio is 0 or 1. Any other release
 // throws std::invalid_argument (such runs are checked statistically: expected_traffic).
 // BernoulliSource populations spike as `replayed` lists (a record of an engine run): the oracle
 // does not redraw the engine's random stream; the sources' rates are tested on their own.
-NaiveRun naive_run(const Network& net, const Stimulus& stimulus, Tick ticks, std::span<const SpikeRecord> replayed = {});
+//
+// `masks`, when given, decides `spike`-release projections at any ratio: masks(projection, tick,
+// source neuron) says whether that spike is kept (a replay of the engine's documented draws,
+// made by the caller), so the oracle sees the same failures and computes what survives with its
+// own arithmetic, compensation included.
+using SpikeMasks = std::function<bool(ProjectionId, Tick, std::uint32_t)>;
+NaiveRun naive_run(const Network& net, const Stimulus& stimulus, Tick ticks, std::span<const SpikeRecord> replayed = {},
+                   const SpikeMasks& masks = {});
 
 std::vector<SpikeRecord> naive_simulate(const Network& net, const Stimulus& stimulus, Tick ticks);
 std::vector<std::vector<double>> naive_readouts(const Network& net, const Stimulus& stimulus, Tick ticks);
@@ -49,6 +58,10 @@ struct ExpectedTraffic {
     double var_transmitted = 0;
     std::uint64_t fanout = 0;     // synapses per spike when all spikes have the same count, else 0
 };
-std::vector<ExpectedTraffic> expected_traffic(const Network& net, std::span<const SpikeRecord> spikes, Tick ticks);
+// A release spread (Release::spread) gives synapse s of projection j the probability of its
+// ReleaseSpread level under key(seed, j), the identity of s being (source, target) for implicit
+// kinds and its CSR index for sparse ones (spike release: the source neuron): `seed` is the run's.
+std::vector<ExpectedTraffic> expected_traffic(const Network& net, std::span<const SpikeRecord> spikes, Tick ticks,
+                                              std::uint64_t seed = 0);
 
 } // namespace quantal::testing
