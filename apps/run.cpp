@@ -334,13 +334,9 @@ int run_command(const RunCommandOptions& o) {
         meta.seed = o.seed;
         meta.release = o.mask ? mode_name(release.mode) : "file";
         meta.mask_ratio = o.mask.value_or(0.0);
-<<<<<<< HEAD
-        meta.version = QUANTAL_BUILD_VERSION;
-=======
         meta.compensate = o.compensate;
         meta.release_spread = o.release_spread.value_or(0.0);
-        meta.version = QUANTAL_VERSION;
->>>>>>> release-variants
+        meta.version = QUANTAL_BUILD_VERSION;
         meta.command_line = trace_command_line;
         if (resumed)
             trace.emplace(o.trace, net, topts, meta, resumed->trace);

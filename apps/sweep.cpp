@@ -54,6 +54,12 @@ template <class T> std::string joined(const std::vector<T>& values) {
     return s.str();
 }
 
+std::string exact(double x) {
+    char text[40];
+    std::snprintf(text, sizeof text, "%.17g", x);
+    return text;
+}
+
 std::string command_line(const SweepOptions& o) {
     std::ostringstream s;
     s << "quantal sweep";
@@ -85,12 +91,6 @@ std::vector<std::pair<std::string, std::string>> identity(const SweepOptions& o,
                          {"--compensate", o.compensate ? "yes" : "no"}, {"--release-spread", exact(o.spread)},
                          {"--block", std::to_string(o.block)}});
     return id;
-}
-
-std::string exact(double x) {
-    char text[40];
-    std::snprintf(text, sizeof text, "%.17g", x);
-    return text;
 }
 
 ReleaseMode release_mode(const std::string& name) {

@@ -94,3 +94,26 @@ def test_an_existing_study_is_kept_without_force(tmp_path):
     _, proc = sweep(tmp_path, "--ratios", "0.75", "--release", "spike", "--targets", "attention", check=False)
     assert proc.returncode == 2 and "--force" in proc.stderr
     assert out.read_bytes() == before
+
+
+def test_compensated_and_spread_configurations_equal_separate_runs(tmp_path):
+    """--compensate and --release-spread reach every masked configuration exactly as `quantal run`'s
+    options do (the oracle: separate runs)."""
+    out, _ = sweep(tmp_path, "--ratios", "0,0.5", "--release", "spike,synapse", "--targets", "all",
+                   "--compensate", "--release-spread", "8", "--seeds", "4")
+    with h5py.File(out, "r") as f:
+        c, r = f["configurations"], f["results"]
+        assert f.attrs["release_spread"] == 8.0
+        assert list(c["compensate"][()]) == [0, 0, 0, 1, 1]  # baseline and ratio-0 repeats are not compensated
+        releases, targets = list(c.attrs["release"]), list(c.attrs["targets"])
+        for i in (3, 4):
+            proc = subprocess.run([BINARY, "run", *COMMON, "--mask", "0.5", "--release", releases[i], "--targets",
+                                   "all", "--compensate", "--release-spread", "8", "--seed", "4"],
+                                  capture_output=True, text=True, check=True)
+            correct = int(re.search(r"^accuracy: (\d+) / 12$", proc.stdout, re.M).group(1))
+            energy = float(re.search(r"energy per sample: SNN ([0-9.e+]+) pJ", proc.stdout).group(1))
+            assert round(r["accuracy"][i, 0] * 12) == correct, releases[i]
+            assert r["energy_pj"][i] == pytest.approx(energy, rel=1e-3)
+    refused = sweep(tmp_path, "--ratios", "0.5,1", "--release", "spike", "--targets", "all", "--compensate",
+                    "--force", check=False)[1]
+    assert refused.returncode == 2 and "--compensate: ratio 1" in refused.stderr
