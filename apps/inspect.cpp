@@ -186,9 +186,10 @@ void print_text(std::ostream& out, const TraceSummary& s, std::size_t max_sample
                 out << line;
             }
         }
-        std::snprintf(line, sizeof line, "energy per sample: SNN %.4g pJ, ANN %.4g pJ, ratio %.3f\n", s.snn_pj / n,
-                      s.ann_pj / n, s.ann_pj > 0 ? s.snn_pj / s.ann_pj : 0.0);
+        std::snprintf(line, sizeof line, "energy per sample: SNN %.4g pJ, %s %.4g pJ, ratio %.3f\n", s.snn_pj / n,
+                      ann_baseline_name(s.ann.has_value()).c_str(), s.ann_pj / n, s.ann_pj > 0 ? s.snn_pj / s.ann_pj : 0.0);
         out << line;
+        print_energy_models(out, energy_inputs(s), EnergyCosts{s.e_ac_pj, s.e_mac_pj}, HardwareProfile{});
     }
     if (!s.samples.empty()) {
         std::snprintf(line, sizeof line, "  %8s %12s %6s %10s %9s %10s %14s\n", "sample", "start ms", "label",
