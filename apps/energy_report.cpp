@@ -72,8 +72,9 @@ void print_energy_models(std::ostream& out, const EnergyInputs& in, const Energy
     out << line
         << "  the analog first layer: charged every tick (a clocked converted network recomputes it) and once per sample "
            "(a design that keeps its result), both printed\n"
-        << "  papers' way: per projection, the source population's firing rate (measured in this run) x T x the layer's FLOPs "
-           "(its synapses); q.k^T at q's rate and softmax.v at v's rate x their ANN MACs; masks and failures not subtracted\n";
+        << "  papers' way: per projection, the firing rate of its input spikes after per-spike masks (measured in this run) x T "
+           "x the layer's FLOPs (its synapses); q.k^T at q's rate and softmax.v at v's rate (before masks) x their ANN MACs; "
+           "per-synapse failures not subtracted\n";
     std::snprintf(line, sizeof line,
                   "  memory-inclusive (Lemaire et al. 2022): profile '%s': add %.3g, mult %.3g, MAC %.3g pJ; an access to a "
                   "memory of S bits costs %.4g pJ/bit x S + %.4g pJ; %u-bit weights, %u-bit potentials; %s; %s\n",
@@ -117,15 +118,13 @@ void print_energy_models(std::ostream& out, const EnergyInputs& in, const Energy
     row("accumulates (SOPs), the papers' estimate", r.papers_sops);
     row("spikes per synapse per inference", k.synapses > 0 ? (k.acs() - k.coincidences - k.deliveries) / k.synapses : 0.0,
         "(synaptic ACs / synapses; Dampfhoffer et al. 2023)");
-    std::snprintf(line, sizeof line, "  %-68s %13s %13s %9s %9s  %s\n", "model", "input/tick pJ", "input once pJ", "x ANN", "x ANN",
-                  "break-even (input every tick; once)");
-    out << line;
-    std::snprintf(line, sizeof line, "  %-68s %13s %13s %9s %9s\n", "", "", "", "(tick)", "(once)");
-    out << line;
+    out << "models (SNN pJ per sample with the analog input charged every tick | once per sample; x the model's ANN; "
+           "the T at which the SNN breaks even):\n";
     auto model = [&](const ModelEnergy& m, double ann_pj, double once_cost) {
         const double t1 = break_even_ticks(m.per_tick_input_pj, 0.0, in.ticks, ann_pj);
         const double t2 = break_even_ticks(m.once_input_pj, once_cost, in.ticks, ann_pj);
-        std::snprintf(line, sizeof line, "  %-68s %13.4g %13.4g %9.3f %9.3f  %s; %s\n", m.name.c_str(), m.per_tick_input_pj,
+        out << "  " << m.name << ":\n";
+        std::snprintf(line, sizeof line, "    %.4g | %.4g pJ, x%.3f | x%.3f, break-even %s | %s\n", m.per_tick_input_pj,
                       m.once_input_pj, ann_pj > 0 ? m.per_tick_input_pj / ann_pj : 0.0,
                       ann_pj > 0 ? m.once_input_pj / ann_pj : 0.0, ann_pj > 0 ? break_even_text(t1, in.ticks).c_str() : "-",
                       ann_pj > 0 ? break_even_text(t2, in.ticks).c_str() : "-");

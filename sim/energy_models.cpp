@@ -9,11 +9,13 @@ namespace {
 
 double per_sample(const EnergyInputs& in) { return in.samples ? double(in.samples) : 1.0; }
 
-// The accumulates of one projection estimated the papers' way: the source's firing rate x T x the
-// layer's FLOPs, i.e. (spikes per source neuron per sample) x synapses.
+// The accumulates of one projection estimated the papers' way: the firing rate of the layer's
+// input x T x the layer's FLOPs, i.e. (input spikes per source neuron per sample) x synapses. The
+// input is the spike tensor after RSM's per-spike mask, as a paper measures its masked network.
 double papers_projection_sops(const EnergyInputs& in, const EnergyInputs::Projection& p) {
     const auto& src = in.populations[p.source];
-    return src.size ? double(src.counts.spikes) / per_sample(in) / double(src.size) * double(p.synapses) : 0.0;
+    const double delivered = double(p.counts.spikes_in - p.counts.masked_spikes);
+    return src.size ? delivered / per_sample(in) / double(src.size) * double(p.synapses) : 0.0;
 }
 
 double rate_times_ticks(const EnergyInputs& in, std::uint32_t pop) { // spikes per neuron per sample
@@ -75,7 +77,8 @@ RoleGroup role_group(const std::string& role) {
     if (role == "qkv_in" || role == "proj_in") return RoleGroup::attention;
     if (role == "fc1_in" || role == "fc2_in") return RoleGroup::mlp;
     if (role == "stream") return RoleGroup::stream;
-    if (role == "embed" || role == "head" || role == "merge") return RoleGroup::embedding_head;
+    if (role == "merge") return RoleGroup::merge;
+    if (role == "embed" || role == "head") return RoleGroup::embedding_head;
     return RoleGroup::other;
 }
 
@@ -84,7 +87,8 @@ const char* role_group_name(RoleGroup g) {
     case RoleGroup::attention: return "attention (qkv_in, proj_in)";
     case RoleGroup::mlp: return "MLP (fc1_in, fc2_in)";
     case RoleGroup::stream: return "stream";
-    case RoleGroup::embedding_head: return "embedding, merge, head";
+    case RoleGroup::merge: return "patch merging (merge)";
+    case RoleGroup::embedding_head: return "embedding, head";
     default: return "without role";
     }
 }

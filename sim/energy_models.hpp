@@ -44,8 +44,8 @@ struct EnergyInputs {
 EnergyInputs energy_inputs(const EnergyLedger& ledger, const Network& net);
 
 // Role groups of the report (docs/model-format.md "Roles").
-enum class RoleGroup { attention, mlp, stream, embedding_head, other };
-constexpr int role_groups = 5;
+enum class RoleGroup { attention, mlp, stream, merge, embedding_head, other };
+constexpr int role_groups = 6;
 RoleGroup role_group(const std::string& role);
 const char* role_group_name(RoleGroup g);
 

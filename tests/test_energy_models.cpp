@@ -29,7 +29,7 @@ struct Small {
     Stimulus stimulus;
 };
 
-Small small_network(bool with_ann) {
+Small small_network(bool with_ann, Release input_release = {}) {
     NetworkBuilder b;
     const auto src = b.add_population("src", {2}, SpikeSource{});
     const IfNeuron neuron{ThresholdRule{1.0, Comparison::greater_equal, ResetMode::subtract, 0.0}, 0.0, 1.0};
@@ -39,7 +39,7 @@ Small small_network(bool with_ann) {
     s.row_begin = {0, 1, 4};
     s.target = {0, 0, 1, 2};
     s.weight = {1.0f, 1.0f, 1.0f, 1.0f};
-    b.connect(Projection{"src->hid", src, hid, s, 0, {}, "fc1_in"});
+    b.connect(Projection{"src->hid", src, hid, s, 0, input_release, "fc1_in"});
     b.connect(Projection{"hid->out", hid, out, Dense{{0.25f, 0.25f, 0.25f}}, 0, {}, "stream"});
     if (with_ann) // the ANN: an input map of 10 MACs, then 6 and 3 MACs; L = 3 -> 2-bit activations
         b.set_ann(AnnBaseline{{{"input", "analog_input", 10, 10, 10, 1}, {"fc", "linear", 6, 6, 2, 3},
@@ -91,6 +91,18 @@ TEST_CASE("the proxy measured and the papers' way, input every tick and once", "
     const auto p = papers_proxy(in, c);
     CHECK(p.per_tick_input_pj == Approx(0.9 * 16 + 4.6 * 40));
     CHECK(p.once_input_pj == Approx(0.9 * 16 + 4.6 * 10));
+}
+
+TEST_CASE("masked spikes: counted, and left out of the papers' input rate", "[energy]") {
+    // RSM at ratio 1 drops every spike of src: nothing reaches hid, so nothing fires after src.
+    const Small n = small_network(false, Release{ReleaseMode::spike, 1.0, SynapseSampling::automatic});
+    const auto in = energy_inputs(run(n), n.net);
+    const auto k = class_counts(in);
+    CHECK(k.masked_spikes == 5);
+    CHECK(k.acs() == 0);
+    CHECK(k.spikes == 5);
+    CHECK(papers_sops(in) == 0); // the masked input tensor has rate 0
+    CHECK(measured_proxy(in, EnergyCosts{}).per_tick_input_pj == Approx(4.6 * 40));
 }
 
 TEST_CASE("the ANN baselines: own MACs when recorded, else estimated from synapses", "[energy]") {

@@ -66,7 +66,7 @@ def test_run_prices_the_ann_from_the_record():
 def trace(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("energy") / "mst.h5")
     subprocess.run([BINARY, "run", "--model", MODELS[0], "--input", f"{DATA}/t10k-images-idx3-ubyte.gz",
-                    "--samples", "2", "--ticks", "8", "--mask", "0.5", "--release", "spike", "--targets", "attention",
+                    "--samples", "2", "--ticks", "8", "--mask", "0.5", "--release", "spike", "--targets", "attention,fc1_in",
                     "--trace", path], capture_output=True, text=True, check=True)
     return path
 
@@ -84,7 +84,9 @@ def test_energy_json_against_the_trace(trace):
         name = lambda v: v.decode() if isinstance(v, bytes) else v
         sources = [name(s) for s in e["projections/source"][()]]
         flops = e["projections/synapses"][()]
-        papers = sum(rate[s] * ticks * fl for s, fl in zip(sources, flops))
+        # the input's rate after per-spike masks: the spikes the projection delivered
+        delivered = t["projections/spikes_in"][()] - t["projections/masked_spikes"][()]
+        papers = sum(d / (size[s] * ticks * n) * ticks * fl for s, d, fl in zip(sources, delivered, flops))
         half = e["operators/ann_macs"][()] / 2
         for q, v, h in zip(e["operators/q"][()], e["operators/v"][()], half):
             papers += (rate[name(q)] + rate[name(v)]) * ticks * h
