@@ -57,7 +57,7 @@ Report compute(const EnergyInputs& in, const EnergyCosts& c, const HardwareProfi
 } // namespace
 
 std::string ann_baseline_name(bool own) {
-    return own ? "ANN (own MACs, from the model file)" : "ANN estimated from synapses (the model file has no /ann record)";
+    return own ? "ANN (own MACs, from the model file)" : "ANN estimated from synapses (no /ann record of the ANN's own MACs)";
 }
 
 void print_energy_models(std::ostream& out, const EnergyInputs& in, const EnergyCosts& c, const HardwareProfile& hw) {
@@ -124,6 +124,11 @@ void print_energy_models(std::ostream& out, const EnergyInputs& in, const Energy
         const double t1 = break_even_ticks(m.per_tick_input_pj, 0.0, in.ticks, ann_pj);
         const double t2 = break_even_ticks(m.once_input_pj, once_cost, in.ticks, ann_pj);
         out << "  " << m.name << ":\n";
+        if (ann_pj <= 0) { // no ANN on this model's terms (the memory model without /ann)
+            std::snprintf(line, sizeof line, "    %.4g | %.4g pJ (no ANN to compare with)\n", m.per_tick_input_pj, m.once_input_pj);
+            out << line;
+            return;
+        }
         std::snprintf(line, sizeof line, "    %.4g | %.4g pJ, x%.3f | x%.3f, break-even %s | %s\n", m.per_tick_input_pj,
                       m.once_input_pj, ann_pj > 0 ? m.per_tick_input_pj / ann_pj : 0.0,
                       ann_pj > 0 ? m.once_input_pj / ann_pj : 0.0, ann_pj > 0 ? break_even_text(t1, in.ticks).c_str() : "-",

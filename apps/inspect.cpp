@@ -120,6 +120,12 @@ void print_json(std::ostream& out, const TraceSummary& s) {
                 << ", \"energy_pj\": " << json_number(p.energy_pj) << "}";
         }
         out << "\n    ]}";
+        // The energy models (docs/energy.md), as `quantal energy --json` gives them.
+        std::ostringstream models;
+        print_energy_json(models, energy_inputs(s), EnergyCosts{s.e_ac_pj, s.e_mac_pj}, HardwareProfile{});
+        std::string text = models.str();
+        while (!text.empty() && text.back() == '\n') text.pop_back();
+        out << ",\n  \"energy_models\": " << text;
     }
     out << "\n}\n";
 }
