@@ -24,12 +24,15 @@ double rate_times_ticks(const EnergyInputs& in, std::uint32_t pop) { // spikes p
     return p.size ? double(p.counts.spikes) / per_sample(in) / double(p.size) : 0.0;
 }
 
-// Papers' q k^T and A v accumulates of one operator; the measured ones if the trace does not say
-// which populations are q and v (written before they were recorded).
-double papers_operator_sops(const EnergyInputs& in, const EnergyInputs::Operator& o) {
-    if (o.q == EnergyInputs::none || o.v == EnergyInputs::none)
-        return double(o.counts.coincidences + o.counts.deliveries) / per_sample(in);
-    return (rate_times_ticks(in, o.q) + rate_times_ticks(in, o.v)) * double(o.ann_macs) / 2.0;
+// Papers' q k^T and A v accumulates of one operator (its ANN MACs are half each); the measured
+// ones if the trace does not say which populations are q and v (written before they were recorded).
+double papers_qk(const EnergyInputs& in, const EnergyInputs::Operator& o) {
+    if (o.q == EnergyInputs::none) return double(o.counts.coincidences) / per_sample(in);
+    return rate_times_ticks(in, o.q) * double(o.ann_macs) / 2.0;
+}
+double papers_av(const EnergyInputs& in, const EnergyInputs::Operator& o) {
+    if (o.v == EnergyInputs::none) return double(o.counts.deliveries) / per_sample(in);
+    return rate_times_ticks(in, o.v) * double(o.ann_macs) / 2.0;
 }
 
 double analog_macs(const EnergyInputs& in) {
@@ -135,7 +138,7 @@ ModelEnergy measured_proxy(const EnergyInputs& in, const EnergyCosts& c) {
 double papers_sops(const EnergyInputs& in) {
     double n = 0;
     for (const auto& p : in.projections) n += papers_projection_sops(in, p);
-    for (const auto& o : in.operators) n += papers_operator_sops(in, o);
+    for (const auto& o : in.operators) n += papers_qk(in, o) + papers_av(in, o);
     return n;
 }
 
@@ -296,16 +299,15 @@ std::vector<LayerEnergy> layer_energy(const EnergyInputs& in, const EnergyCosts&
     for (const auto& pr : in.projections) {
         out[pr.target].proxy_pj += c.e_ac_pj * double(pr.counts.transmitted) / n;
         out[pr.target].papers_pj += c.e_ac_pj * papers_projection_sops(in, pr);
+        // + 1: a layer whose inputs never fired still belongs to their role's group
         group_events[pr.target * role_groups + int(role_group(pr.role))] += double(pr.counts.attempted) + 1.0;
     }
     for (const auto& o : in.operators) {
         const std::uint32_t scores = o.scores == EnergyInputs::none ? o.output : o.scores;
         out[scores].proxy_pj += c.e_ac_pj * double(o.counts.coincidences) / n;
         out[o.output].proxy_pj += (c.e_ac_pj * double(o.counts.deliveries) + c.e_mac_pj * double(o.counts.macs)) / n;
-        const double est = papers_operator_sops(in, o), qk = o.q == EnergyInputs::none ? 0.0 : rate_times_ticks(in, o.q) * double(o.ann_macs) / 2.0;
-        out[scores].papers_pj += c.e_ac_pj * (o.q == EnergyInputs::none ? double(o.counts.coincidences) / n : qk);
-        out[o.output].papers_pj += c.e_ac_pj * (est - (o.q == EnergyInputs::none ? double(o.counts.coincidences) / n : qk)) +
-                                   c.e_mac_pj * double(o.counts.macs) / n;
+        out[scores].papers_pj += c.e_ac_pj * papers_qk(in, o);
+        out[o.output].papers_pj += c.e_ac_pj * papers_av(in, o) + c.e_mac_pj * double(o.counts.macs) / n;
         out[scores].group = out[o.output].group = RoleGroup::attention;
     }
     // A layer belongs to the group of the role that brings it the most synaptic events.

@@ -230,3 +230,22 @@ TEST_CASE("hardware profiles: the shipped 45 nm file is the built-in default; ba
     CHECK_THROWS_WITH(parse_hardware_profile("{", "p.json"), Contains("not JSON"));
     CHECK(parse_hardware_profile("{\"_note\": \"x\", \"e_add_pj\": 0.03}", "p.json").e_add_pj == 0.03);
 }
+
+TEST_CASE("per-layer energies add up to each model's total and fall in their role's group", "[energy]") {
+    const Small n = small_network(true);
+    const auto in = energy_inputs(run(n), n.net);
+    const EnergyCosts c;
+    const HardwareProfile hw;
+    const auto layers = layer_energy(in, c, hw);
+    REQUIRE(layers.size() == 3);
+    double proxy = 0, papers = 0, memory = 0;
+    for (const auto& l : layers) proxy += l.proxy_pj, papers += l.papers_pj, memory += l.memory_pj;
+    CHECK(proxy == Approx(measured_proxy(in, c).per_tick_input_pj));
+    CHECK(papers == Approx(papers_proxy(in, c).per_tick_input_pj));
+    CHECK(memory == Approx(memory_model(in, hw).total.per_tick_input_pj));
+    CHECK(layers[0].proxy_pj == 0);                              // src: a spike source, no layer of its own
+    CHECK(layers[1].proxy_pj == Approx(0.9 * 7));                // hid: its 7 accumulates
+    CHECK(layers[1].group == RoleGroup::mlp);                    // fed by fc1_in
+    CHECK(layers[2].proxy_pj == Approx(0.9 * 6 + 4.6 * 40));     // out: 6 accumulates and the input's MACs
+    CHECK(layers[2].group == RoleGroup::embedding_head);         // the analog input's layer
+}
