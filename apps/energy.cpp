@@ -2,11 +2,14 @@
 // docs/energy.md applied to a trace's ledger, every assumption printed above the numbers. The
 // trace records what the models need (counts, synapses, weight memories, the ANN's own MACs);
 // --model fills in what an older trace lacks.
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <optional>
 #include <sstream>
 
 #include "apps/commands.hpp"
+#include "apps/plot_scripts.hpp"
 #include "io/contained.hpp"
 #include "io/energy_profile.hpp"
 #include "io/spike_trace.hpp"
@@ -17,7 +20,7 @@ namespace quantal::cli {
 namespace {
 
 struct EnergyOptions {
-    std::string trace, model, profile;
+    std::string trace, model, profile, plot_dir;
     bool json = false;
     std::optional<double> load_timeout;
     EnergyCosts costs;
@@ -62,6 +65,8 @@ void add_energy_command(CLI::App& app) {
     cmd->add_option("--profile", o->profile, "Hardware profile (JSON) of the memory-inclusive model; default the built-in "
                                              "45 nm one (examples/energy-profiles/45nm.json)");
     cmd->add_flag("--json", o->json, "Machine-readable output");
+    cmd->add_option("--plot", o->plot_dir, "Write energy_models.png (energy per group of layers under each model) and "
+                                           "energy_models.json into this directory");
     auto* ac = cmd->add_option("--e-ac", o->costs.e_ac_pj, "Energy of one accumulate, pJ (default: the trace's)");
     auto* mac = cmd->add_option("--e-mac", o->costs.e_mac_pj, "Energy of one multiply-accumulate, pJ (default: the trace's)");
     ac->check(CLI::Range(0.0, 1e6)), mac->check(CLI::Range(0.0, 1e6));
@@ -71,23 +76,42 @@ void add_energy_command(CLI::App& app) {
         std::optional<LoadedModel> model;
         if (!o->model.empty()) model = load_model(o->model, o->load_timeout, 1.0);
         const double seconds = o->load_timeout.value_or(default_read_seconds(o->trace));
-        std::cout << run_contained(o->trace, seconds, [&] {
-            const TraceSummary s = read_trace_summary(o->trace);
-            EnergyInputs in = energy_inputs(s);
-            if (model) fill_from_model(in, *model, o->trace, o->model);
-            EnergyCosts costs{s.e_ac_pj, s.e_mac_pj};
-            if (*ac) costs.e_ac_pj = o->costs.e_ac_pj;
-            if (*mac) costs.e_mac_pj = o->costs.e_mac_pj;
-            std::ostringstream out;
-            if (o->json) {
-                print_energy_json(out, in, costs, hw);
-            } else {
-                out << "trace " << o->trace << (model ? ", model " + o->model : std::string()) << '\n';
-                print_energy_models(out, in, costs, hw);
-                print_energy_layers(out, in, costs, hw);
-            }
-            return out.str();
-        });
+        auto report = [&](bool json) {
+            return run_contained(o->trace, seconds, [&] {
+                const TraceSummary s = read_trace_summary(o->trace);
+                EnergyInputs in = energy_inputs(s);
+                if (model) fill_from_model(in, *model, o->trace, o->model);
+                EnergyCosts costs{s.e_ac_pj, s.e_mac_pj};
+                if (*ac) costs.e_ac_pj = o->costs.e_ac_pj;
+                if (*mac) costs.e_mac_pj = o->costs.e_mac_pj;
+                std::ostringstream out;
+                if (json) {
+                    print_energy_json(out, in, costs, hw);
+                } else {
+                    out << "trace " << o->trace << (model ? ", model " + o->model : std::string()) << '\n';
+                    print_energy_models(out, in, costs, hw);
+                    print_energy_layers(out, in, costs, hw);
+                }
+                return out.str();
+            });
+        };
+        std::cout << report(o->json);
+        if (o->plot_dir.empty()) return;
+        std::cout.flush();
+        std::error_code ec;
+        std::filesystem::create_directories(o->plot_dir, ec);
+        if (ec) throw InputError(o->plot_dir + ": cannot create the plot directory (" + ec.message() + ")");
+        const auto path = (std::filesystem::path(o->plot_dir) / "energy_models.json").string();
+        std::ofstream(path) << report(true);
+        // Plotting that fails (no interpreter, script error) is not the trace's fault: exit status 1.
+        try {
+            const int rc = run_plot_script("plot_trace.py", {o->trace, "--out", o->plot_dir, "--error-prefix", "quantal",
+                                                             "--energy-models", path, "--energy-only"});
+            if (rc != 0) throw std::runtime_error("plot_trace.py exit status " + std::to_string(rc));
+        } catch (const std::runtime_error& e) {
+            std::cerr << "quantal energy: plotting " << o->trace << " failed (" << e.what() << ")\n";
+            std::exit(1);
+        }
     });
 }
 

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <limits>
 #include <optional>
@@ -231,10 +232,23 @@ void run_inspect(const InspectOptions& o) {
         std::error_code ec;
         std::filesystem::create_directories(o.plot_dir, ec);
         if (ec) throw InputError(o.plot_dir + ": cannot create the plot directory (" + ec.message() + ")");
+        // The energy models for energy_models.png (traces with a ledger only).
+        const std::string models = run_contained(o.trace, seconds, [&] {
+            const TraceSummary summary = read_trace_summary(o.trace);
+            std::ostringstream out;
+            if (summary.has_energy)
+                print_energy_json(out, energy_inputs(summary), EnergyCosts{summary.e_ac_pj, summary.e_mac_pj}, HardwareProfile{});
+            return out.str();
+        });
+        std::vector<std::string> args{o.trace, "--out", o.plot_dir, "--error-prefix", "quantal"};
+        if (!models.empty()) {
+            const auto path = (std::filesystem::path(o.plot_dir) / "energy_models.json").string();
+            std::ofstream(path) << models;
+            args.insert(args.end(), {"--energy-models", path});
+        }
         // Plotting that fails (no interpreter, script error) is not the trace's fault: exit status 1.
         try {
-            const int rc = run_plot_script("plot_trace.py",
-                                           {o.trace, "--out", o.plot_dir, "--error-prefix", "quantal"});
+            const int rc = run_plot_script("plot_trace.py", args);
             if (rc != 0)
                 throw std::runtime_error("plotting " + o.trace + " failed (plot_trace.py exit status " +
                                          std::to_string(rc) + ")");

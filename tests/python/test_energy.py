@@ -122,3 +122,16 @@ def test_energy_bad_input(trace, tmp_path):
     r = subprocess.run([BINARY, "energy", trace, "--model", os.path.join(SOURCE, "tests/data/does-not-exist.h5")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "does-not-exist.h5" in r.stderr
+
+
+def test_plots_of_the_energy_models(trace, tmp_path):
+    out = tmp_path / "energy"
+    r = subprocess.run([BINARY, "energy", trace, "--plot", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["energy_models.json", "energy_models.png"]
+    layers = json.loads((out / "energy_models.json").read_text())["layers"]
+    assert {"attention (qkv_in, proj_in)", "MLP (fc1_in, fc2_in)", "stream"} <= {l["group"] for l in layers}
+    out = tmp_path / "inspect"
+    r = subprocess.run([BINARY, "inspect", trace, "--plot", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert {"raster.png", "rates.png", "energy.png", "energy_models.png"} <= {p.name for p in out.iterdir()}
