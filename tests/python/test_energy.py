@@ -135,3 +135,31 @@ def test_plots_of_the_energy_models(trace, tmp_path):
     r = subprocess.run([BINARY, "inspect", trace, "--plot", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert {"raster.png", "rates.png", "energy.png", "energy_models.png"} <= {p.name for p in out.iterdir()}
+
+
+def test_energy_of_a_study_equals_its_runs(tmp_path):
+    """`quantal energy STUDY.h5`: the proxy equals the study's own /results/energy_pj, and a
+    configuration priced from the study equals the same configuration run alone and priced from
+    its trace, under every model (the sweep's configurations equal separate runs: docs/sweep.md)."""
+    images, labels = f"{DATA}/t10k-images-idx3-ubyte.gz", f"{DATA}/t10k-labels-idx1-ubyte.gz"
+    study = str(tmp_path / "study.h5")
+    subprocess.run([BINARY, "sweep", "--model", MODELS[0], "--input", images, "--labels", labels, "--samples", "3",
+                    "--ticks", "8", "--ratios", "0,0.75", "--release", "spike", "--targets", "attention,linear",
+                    "--out", study], capture_output=True, text=True, check=True)
+    rows = json.loads(subprocess.run([BINARY, "energy", study, "--json"], capture_output=True, text=True,
+                                     check=True).stdout)["configurations"]
+    with h5py.File(study, "r") as f:
+        np.testing.assert_allclose([r["proxy_pj"] for r in rows], f["results/energy_pj"][()], rtol=1e-12)
+        seed = int(f["configurations/seed"][()][-1])
+    last = rows[-1]
+    assert (last["ratio"], last["targets"], last["ann_own"]) == (0.75, "linear", True)
+    trace = str(tmp_path / "run.h5")
+    subprocess.run([BINARY, "run", "--model", MODELS[0], "--input", images, "--labels", labels, "--samples", "3",
+                    "--ticks", "8", "--mask", "0.75", "--release", "spike", "--targets", "linear", "--seed", str(seed),
+                    "--trace", trace], capture_output=True, text=True, check=True)
+    models = json.loads(subprocess.run([BINARY, "energy", trace, "--json"], capture_output=True, text=True,
+                                       check=True).stdout)["models"]
+    assert last["proxy_pj"] == pytest.approx(models[0]["input_every_tick_pj"], rel=1e-12)
+    assert last["proxy_once_pj"] == pytest.approx(models[0]["input_once_pj"], rel=1e-12)
+    assert last["papers_pj"] == pytest.approx(models[1]["input_every_tick_pj"], rel=1e-12)
+    assert last["memory_pj"] == pytest.approx(models[2]["input_every_tick_pj"], rel=1e-12)
