@@ -32,21 +32,21 @@ struct EnergyOptions {
 void fill_from_model(EnergyInputs& in, const LoadedModel& m, const std::string& trace, const std::string& model) {
     const Network& net = m.network;
     if (net.projections().size() != in.projections.size())
-        throw InputError(model + ": has " + std::to_string(net.projections().size()) + " projections, trace " + trace + " " +
-                         std::to_string(in.projections.size()) + ": not the model the trace was run with");
+        throw InputError(model + ": has " + std::to_string(net.projections().size()) + " projections, trace " + trace +
+                         " " + std::to_string(in.projections.size()) + ": not the model the trace was run with");
     for (ProjectionId j = 0; j < net.projections().size(); ++j) {
         auto& p = in.projections[j];
         if (net.projection(j).name != p.name)
-            throw InputError(model + ": projection '" + net.projection(j).name + "' is '" + p.name + "' in trace " + trace +
-                             ": not the model the trace was run with");
+            throw InputError(model + ": projection '" + net.projection(j).name + "' is '" + p.name + "' in trace " +
+                             trace + ": not the model the trace was run with");
         p.stored_weights = net.stored_weights(j);
         if (p.role.empty()) p.role = net.projection(j).role;
     }
     in.stored_weights_known = true;
     if (!in.ann) in.ann = net.ann();
     if (net.operators().size() != in.operators.size())
-        throw InputError(model + ": has " + std::to_string(net.operators().size()) + " operators, trace " + trace + " " +
-                         std::to_string(in.operators.size()) + ": not the model the trace was run with");
+        throw InputError(model + ": has " + std::to_string(net.operators().size()) + " operators, trace " + trace +
+                         " " + std::to_string(in.operators.size()) + ": not the model the trace was run with");
     for (std::size_t o = 0; o < net.operators().size(); ++o) { // populations are in the same order in both
         const auto& a = std::get<SoftmaxAttention>(net.operators()[o]);
         auto& op = in.operators[o];
@@ -61,10 +61,14 @@ EnergyInputs study_inputs(const study::StudyCounts& s, const study::StudyCounts:
                           const std::string& path) {
     const Network& net = m.network;
     const auto& names = s.model_layers[r.model];
-    bool same = names.populations.size() == net.populations().size() && names.projections.size() == net.projections().size() &&
+    bool same = names.populations.size() == net.populations().size() &&
+                names.projections.size() == net.projections().size() &&
                 names.operators.size() == net.operators().size();
-    for (std::size_t j = 0; same && j < names.projections.size(); ++j) same = names.projections[j] == net.projection(ProjectionId(j)).name;
-    if (!same) throw InputError(path + ": model " + std::to_string(r.model) + " '" + s.models[r.model] + "' is not the model the study ran (its layers differ)");
+    for (std::size_t j = 0; same && j < names.projections.size(); ++j)
+        same = names.projections[j] == net.projection(ProjectionId(j)).name;
+    if (!same)
+        throw InputError(path + ": model " + std::to_string(r.model) + " '" + s.models[r.model] +
+                         "' is not the model the study ran (its layers differ)");
     const double n = double(s.samples);
     auto total = [&](double per_image) { return std::uint64_t(std::llround(per_image * n)); };
     EnergyLedger ledger = EnergyLedger::for_network(net, s.ticks);
@@ -76,26 +80,30 @@ EnergyInputs study_inputs(const study::StudyCounts& s, const study::StudyCounts:
         c.macs = total(r.operator_macs[o]), c.masked_spikes = total(r.operator_masked[o]);
         analog -= r.operator_macs[o];
     }
-    for (std::size_t p = 0; p < names.populations.size(); ++p) ledger.populations[p].spikes = total(r.population_spikes[p]);
+    for (std::size_t p = 0; p < names.populations.size(); ++p)
+        ledger.populations[p].spikes = total(r.population_spikes[p]);
     if (!m.inputs.empty()) // the analog input's MACs: the study keeps their sum only
         ledger.populations[*net.find_population(m.inputs.front().target)].macs = total(analog);
     for (ProjectionId j = 0; j < names.projections.size(); ++j) {
         auto& c = ledger.projections[j];
-        c.spikes_in = ledger.populations[net.projection(j).source].spikes; // every spike is presented to every projection
+        c.spikes_in =
+            ledger.populations[net.projection(j).source].spikes; // every spike is presented to every projection
         c.attempted = total(r.projection_attempted[j]), c.transmitted = total(r.projection_transmitted[j]);
         c.masked_spikes = total(r.projection_masked[j]);
     }
     return energy_inputs(ledger, net);
 }
 
-void study_report(std::ostream& out, const std::string& path, const std::string& model_override, const HardwareProfile& hw,
-                  std::optional<double> load_timeout, bool json) {
+void study_report(std::ostream& out, const std::string& path, const std::string& model_override,
+                  const HardwareProfile& hw, std::optional<double> load_timeout, bool json) {
     const auto s = study::read_study_counts(path);
     if (!model_override.empty() && s.models.size() != 1)
         throw InputError(path + ": has " + std::to_string(s.models.size()) + " models; --model replaces one only");
     std::vector<LoadedModel> models;
-    for (const auto& m : s.models) models.push_back(load_model(model_override.empty() ? m : model_override, load_timeout, 1.0));
-    if (!hw.clocked_updates) throw InputError(path + ": a study keeps no neuron visits; use a profile with clocked updates");
+    for (const auto& m : s.models)
+        models.push_back(load_model(model_override.empty() ? m : model_override, load_timeout, 1.0));
+    if (!hw.clocked_updates)
+        throw InputError(path + ": a study keeps no neuron visits; use a profile with clocked updates");
     struct Result {
         ModelEnergy proxy, papers, memory;
         AnnEnergy ann;
@@ -103,42 +111,50 @@ void study_report(std::ostream& out, const std::string& path, const std::string&
     std::vector<Result> res;
     for (const auto& r : s.rows) {
         const auto in = study_inputs(s, r, models[r.model], path);
-        res.push_back({measured_proxy(in, s.costs), papers_proxy(in, s.costs), memory_model(in, hw).total, ann_energy(in, s.costs)});
+        res.push_back({measured_proxy(in, s.costs), papers_proxy(in, s.costs), memory_model(in, hw).total,
+                       ann_energy(in, s.costs)});
     }
     char line[400];
     if (!json) {
-        out << "study " << path << ": " << s.rows.size() << " configurations, " << s.samples << " images x T = " << s.ticks
-            << " ticks; models as in `quantal energy TRACE` (docs/energy.md): E_AC " << s.costs.e_ac_pj << " pJ, E_MAC "
-            << s.costs.e_mac_pj << " pJ; memory profile '" << hw.name << "', "
+        out << "study " << path << ": " << s.rows.size() << " configurations, " << s.samples
+            << " images x T = " << s.ticks << " ticks; models as in `quantal energy TRACE` (docs/energy.md): E_AC "
+            << s.costs.e_ac_pj << " pJ, E_MAC " << s.costs.e_mac_pj << " pJ; memory profile '" << hw.name << "', "
             << (hw.global_memory ? "ONE GLOBAL MEMORY" : "LOCAL MEMORIES") << "; the analog input every tick | once; "
-            << "x base: over the configuration's baseline; x ANN: over " << ann_baseline_name(!res.empty() && res[0].ann.own) << "\n";
-        std::snprintf(line, sizeof line, "  %4s %5s %-8s %6s %-24s %8s %23s %10s %12s %10s %12s %10s %8s\n", "conf", "model", "release",
-                      "ratio", "targets", "accuracy", "proxy pJ (tick | once)", "x base", "papers pJ", "x base", "memory pJ",
-                      "x base", "x ANN");
+            << "x base: over the configuration's baseline; x ANN: over "
+            << ann_baseline_name(!res.empty() && res[0].ann.own) << "\n";
+        std::snprintf(line, sizeof line, "  %4s %5s %-8s %6s %-24s %8s %23s %10s %12s %10s %12s %10s %8s\n", "conf",
+                      "model", "release", "ratio", "targets", "accuracy", "proxy pJ (tick | once)", "x base",
+                      "papers pJ", "x base", "memory pJ", "x base", "x ANN");
         out << line;
     } else {
-        out << "{\n  \"study\": \"" << path << "\", \"samples\": " << s.samples << ", \"ticks\": " << s.ticks << ",\n  \"configurations\": [";
+        out << "{\n  \"study\": \"" << path << "\", \"samples\": " << s.samples << ", \"ticks\": " << s.ticks
+            << ",\n  \"configurations\": [";
     }
     for (std::size_t c = 0; c < s.rows.size(); ++c) {
         const auto& r = s.rows[c];
         const auto& e = res[c];
         const auto& b = res[r.baseline < res.size() ? r.baseline : c];
         if (!json) {
-            std::snprintf(line, sizeof line, "  %4zu %5u %-8s %6.3g %-24s %8.4f %11.4g | %9.4g %10.3f %12.4g %10.3f %12.4g %10.3f %8.3f\n", c,
-                          r.model, r.release.c_str(), r.ratio, r.targets.c_str(), r.accuracy, e.proxy.per_tick_input_pj,
-                          e.proxy.once_input_pj, e.proxy.per_tick_input_pj / b.proxy.per_tick_input_pj, e.papers.per_tick_input_pj,
+            std::snprintf(line, sizeof line,
+                          "  %4zu %5u %-8s %6.3g %-24s %8.4f %11.4g | %9.4g %10.3f %12.4g %10.3f %12.4g %10.3f %8.3f\n",
+                          c, r.model, r.release.c_str(), r.ratio, r.targets.c_str(), r.accuracy,
+                          e.proxy.per_tick_input_pj, e.proxy.once_input_pj,
+                          e.proxy.per_tick_input_pj / b.proxy.per_tick_input_pj, e.papers.per_tick_input_pj,
                           e.papers.per_tick_input_pj / b.papers.per_tick_input_pj, e.memory.per_tick_input_pj,
                           e.memory.per_tick_input_pj / b.memory.per_tick_input_pj,
                           e.ann.float_pj > 0 ? e.proxy.per_tick_input_pj / e.ann.float_pj : 0.0);
             out << line;
         } else {
             std::snprintf(line, sizeof line,
-                          "%s\n    {\"configuration\": %zu, \"model\": %u, \"release\": \"%s\", \"ratio\": %.10g, \"targets\": \"%s\", "
-                          "\"accuracy\": %.10g, \"baseline\": %llu, \"proxy_pj\": %.10g, \"proxy_once_pj\": %.10g, \"papers_pj\": %.10g, "
+                          "%s\n    {\"configuration\": %zu, \"model\": %u, \"release\": \"%s\", \"ratio\": %.10g, "
+                          "\"targets\": \"%s\", "
+                          "\"accuracy\": %.10g, \"baseline\": %llu, \"proxy_pj\": %.10g, \"proxy_once_pj\": %.10g, "
+                          "\"papers_pj\": %.10g, "
                           "\"memory_pj\": %.10g, \"ann_pj\": %.10g, \"ann_own\": %s}",
                           c ? "," : "", c, r.model, r.release.c_str(), r.ratio, r.targets.c_str(), r.accuracy,
-                          (unsigned long long)r.baseline, e.proxy.per_tick_input_pj, e.proxy.once_input_pj, e.papers.per_tick_input_pj,
-                          e.memory.per_tick_input_pj, e.ann.float_pj, e.ann.own ? "true" : "false");
+                          (unsigned long long)r.baseline, e.proxy.per_tick_input_pj, e.proxy.once_input_pj,
+                          e.papers.per_tick_input_pj, e.memory.per_tick_input_pj, e.ann.float_pj,
+                          e.ann.own ? "true" : "false");
             out << line;
         }
     }
@@ -152,20 +168,25 @@ void add_energy_command(CLI::App& app) {
     auto* cmd = app.add_subcommand("energy", "Energy of a run under every model (proxy measured and the papers' way, "
                                              "memory-inclusive, ANN baselines), assumptions first");
     cmd->add_option("trace", o->trace, "Trace (quantal run or demo) or study file (quantal sweep), HDF5")->required();
-    cmd->add_option("--model", o->model, "The model file the trace was run with (weight memories and /ann of older traces)");
-    cmd->add_option("--profile", o->profile, "Hardware profile (JSON) of the memory-inclusive model; default the built-in "
-                                             "45 nm one (examples/energy-profiles/45nm.json)");
+    cmd->add_option("--model", o->model,
+                    "The model file the trace was run with (weight memories and /ann of older traces)");
+    cmd->add_option("--profile", o->profile,
+                    "Hardware profile (JSON) of the memory-inclusive model; default the built-in "
+                    "45 nm one (examples/energy-profiles/45nm.json)");
     cmd->add_flag("--json", o->json, "Machine-readable output");
-    cmd->add_option("--plot", o->plot_dir, "Write energy_models.png (energy per group of layers under each model) and "
-                                           "energy_models.json into this directory");
+    cmd->add_option("--plot", o->plot_dir,
+                    "Write energy_models.png (energy per group of layers under each model) and "
+                    "energy_models.json into this directory");
     auto* ac = cmd->add_option("--e-ac", o->costs.e_ac_pj, "Energy of one accumulate, pJ (default: the trace's)");
-    auto* mac = cmd->add_option("--e-mac", o->costs.e_mac_pj, "Energy of one multiply-accumulate, pJ (default: the trace's)");
+    auto* mac =
+        cmd->add_option("--e-mac", o->costs.e_mac_pj, "Energy of one multiply-accumulate, pJ (default: the trace's)");
     ac->check(CLI::Range(0.0, 1e6)), mac->check(CLI::Range(0.0, 1e6));
     add_load_timeout_option(*cmd, o->load_timeout);
     cmd->callback([o, ac, mac] {
         const HardwareProfile hw = o->profile.empty() ? HardwareProfile{} : read_hardware_profile(o->profile);
         if (study::is_study_file(o->trace)) { // a sweep's study: every configuration under every model
-            if (!o->plot_dir.empty()) throw InputError(o->trace + ": --plot draws traces; plot a study with quantal plot");
+            if (!o->plot_dir.empty())
+                throw InputError(o->trace + ": --plot draws traces; plot a study with quantal plot");
             study_report(std::cout, o->trace, o->model, hw, o->load_timeout, o->json);
             return;
         }
@@ -201,8 +222,8 @@ void add_energy_command(CLI::App& app) {
         std::ofstream(path) << report(true);
         // Plotting that fails (no interpreter, script error) is not the trace's fault: exit status 1.
         try {
-            const int rc = run_plot_script("plot_trace.py", {o->trace, "--out", o->plot_dir, "--error-prefix", "quantal",
-                                                             "--energy-models", path, "--energy-only"});
+            const int rc = run_plot_script("plot_trace.py", {o->trace, "--out", o->plot_dir, "--error-prefix",
+                                                             "quantal", "--energy-models", path, "--energy-only"});
             if (rc != 0) throw std::runtime_error("plot_trace.py exit status " + std::to_string(rc));
         } catch (const std::runtime_error& e) {
             std::cerr << "quantal energy: plotting " << o->trace << " failed (" << e.what() << ")\n";

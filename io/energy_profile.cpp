@@ -22,7 +22,8 @@ HardwareProfile parse_hardware_profile(const std::string& text, const std::strin
     for (const auto& [key, value] : j.items()) {
         const std::string at = where + ": '" + key + "'";
         auto number = [&](double& out, double lo, double hi) {
-            if (!value.is_number() || !std::isfinite(value.get<double>()) || value.get<double>() < lo || value.get<double>() > hi)
+            if (!value.is_number() || !std::isfinite(value.get<double>()) || value.get<double>() < lo ||
+                value.get<double>() > hi)
                 throw InputError(at + " must be a number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
             out = value.get<double>();
         };
@@ -40,17 +41,29 @@ HardwareProfile parse_hardware_profile(const std::string& text, const std::strin
         if (key == "name") {
             if (!value.is_string()) throw InputError(at + " must be a string");
             hw.name = value.get<std::string>();
-        } else if (key == "e_add_pj") number(hw.e_add_pj, 0, 1e6);
-        else if (key == "e_mult_pj") number(hw.e_mult_pj, 0, 1e6);
-        else if (key == "e_mac_pj") number(hw.e_mac_pj, 0, 1e6);
-        else if (key == "ram_pj_per_bit") number(hw.ram_pj_per_bit, 0, 1e6);
-        else if (key == "ram_pj_offset") number(hw.ram_pj_offset, 0, 1e6);
-        else if (key == "weight_bits") bits(hw.weight_bits);
-        else if (key == "potential_bits") bits(hw.potential_bits);
-        else if (key == "activation_bits") bits(hw.activation_bits);
-        else if (key == "memory") choice(hw.global_memory, "global", "local");
-        else if (key == "neuron_updates") choice(hw.clocked_updates, "clocked", "event_driven");
-        else throw InputError(at + " is not a profile key (misspelt? comments go under \"sources\" or a key starting with '_')");
+        } else if (key == "e_add_pj")
+            number(hw.e_add_pj, 0, 1e6);
+        else if (key == "e_mult_pj")
+            number(hw.e_mult_pj, 0, 1e6);
+        else if (key == "e_mac_pj")
+            number(hw.e_mac_pj, 0, 1e6);
+        else if (key == "ram_pj_per_bit")
+            number(hw.ram_pj_per_bit, 0, 1e6);
+        else if (key == "ram_pj_offset")
+            number(hw.ram_pj_offset, 0, 1e6);
+        else if (key == "weight_bits")
+            bits(hw.weight_bits);
+        else if (key == "potential_bits")
+            bits(hw.potential_bits);
+        else if (key == "activation_bits")
+            bits(hw.activation_bits);
+        else if (key == "memory")
+            choice(hw.global_memory, "global", "local");
+        else if (key == "neuron_updates")
+            choice(hw.clocked_updates, "clocked", "event_driven");
+        else
+            throw InputError(
+                at + " is not a profile key (misspelt? comments go under \"sources\" or a key starting with '_')");
     }
     return hw;
 }

@@ -61,17 +61,19 @@ EnergyInputs energy_inputs(const EnergyLedger& ledger, const Network& net) {
     in.ann = net.ann();
     for (PopulationId p = 0; p < net.populations().size(); ++p) {
         const auto& pop = net.population(p);
-        const bool leaky = std::holds_alternative<LifNeuron>(pop.model) || std::holds_alternative<CubaLifNeuron>(pop.model);
+        const bool leaky =
+            std::holds_alternative<LifNeuron>(pop.model) || std::holds_alternative<CubaLifNeuron>(pop.model);
         in.populations.push_back({pop.name, pop.size(), !is_source(pop.model), leaky, ledger.populations.at(p)});
     }
     for (ProjectionId j = 0; j < net.projections().size(); ++j) {
         const auto& pr = net.projection(j);
-        in.projections.push_back({pr.name, pr.role, pr.source, pr.target, net.synapses(j), net.stored_weights(j),
-                                  ledger.projections.at(j)});
+        in.projections.push_back(
+            {pr.name, pr.role, pr.source, pr.target, net.synapses(j), net.stored_weights(j), ledger.projections.at(j)});
     }
     for (std::size_t o = 0; o < net.operators().size(); ++o) {
         const auto& a = std::get<SoftmaxAttention>(net.operators()[o]);
-        in.operators.push_back({a.name, a.q, a.k, a.v, a.scores, a.output, net.attention(o).ann_macs(), ledger.operators.at(o)});
+        in.operators.push_back(
+            {a.name, a.q, a.k, a.v, a.scores, a.output, net.attention(o).ann_macs(), ledger.operators.at(o)});
     }
     return in;
 }
@@ -87,12 +89,18 @@ RoleGroup role_group(const std::string& role) {
 
 const char* role_group_name(RoleGroup g) {
     switch (g) {
-    case RoleGroup::attention: return "attention (qkv_in, proj_in)";
-    case RoleGroup::mlp: return "MLP (fc1_in, fc2_in)";
-    case RoleGroup::stream: return "stream";
-    case RoleGroup::merge: return "patch merging (merge)";
-    case RoleGroup::embedding_head: return "embedding, head";
-    default: return "without role";
+    case RoleGroup::attention:
+        return "attention (qkv_in, proj_in)";
+    case RoleGroup::mlp:
+        return "MLP (fc1_in, fc2_in)";
+    case RoleGroup::stream:
+        return "stream";
+    case RoleGroup::merge:
+        return "patch merging (merge)";
+    case RoleGroup::embedding_head:
+        return "embedding, head";
+    default:
+        return "without role";
     }
 }
 
@@ -161,7 +169,8 @@ AnnEnergy ann_energy(const EnergyInputs& in, const EnergyCosts& c) {
         if (in.ann->levels) a.activation_bits = unsigned(std::ceil(std::log2(double(in.ann->levels) + 1.0)));
         if (a.activation_bits)
             for (const auto& l : in.ann->layers) // the image enters as 8-bit pixels
-                a.quantised_pj += double(l.macs) * quantised_mac_pj(l.kind == "analog_input" ? 8 : a.activation_bits, 8);
+                a.quantised_pj +=
+                    double(l.macs) * quantised_mac_pj(l.kind == "analog_input" ? 8 : a.activation_bits, 8);
     } else { // one MAC per synapse and per attention product, plus the analog input's map once
         for (const auto& p : in.projections) a.macs += double(p.synapses);
         for (const auto& o : in.operators) a.macs += double(o.ann_macs);
@@ -198,7 +207,9 @@ struct Memories {
     double potentials(std::uint32_t p) const {
         return in.populations[p].neuron ? double(in.populations[p].size) * hw.potential_bits : 0.0;
     }
-    double biases(std::uint32_t p) const { return in.populations[p].neuron ? double(in.populations[p].size) * hw.weight_bits : 0.0; }
+    double biases(std::uint32_t p) const {
+        return in.populations[p].neuron ? double(in.populations[p].size) * hw.weight_bits : 0.0;
+    }
     // A queue of spike addresses, one per neuron at most: size x ceil(log2 size) bits.
     double spike_queue(std::uint32_t p) const {
         const double n = double(in.populations[p].size);
@@ -208,7 +219,9 @@ struct Memories {
         return o.scores == EnergyInputs::none ? 0.0 : double(in.populations[o.scores].size) * hw.activation_bits;
     }
     double access(double bits) const { return hw.ram_pj(hw.global_memory ? global_bits : bits); }
-    double potential_access(std::uint32_t p) const { return p == EnergyInputs::none ? hw.ram_pj(0) : access(potentials(p)); }
+    double potential_access(std::uint32_t p) const {
+        return p == EnergyInputs::none ? hw.ram_pj(0) : access(potentials(p));
+    }
 };
 
 struct Split {
@@ -226,7 +239,8 @@ std::vector<Split> memory_layers(const EnergyInputs& in, const HardwareProfile& 
         const double spikes = double(pop.counts.spikes) / n, macs = double(pop.counts.macs) / n;
         auto& l = layer[p];
         l.ops += hw.e_add_pj * (u + spikes) + (pop.leaky ? hw.e_mult_pj * u : 0.0) + hw.e_mac_pj * macs;
-        l.access += 2.0 * u * m.access(m.potentials(p)) + u * m.access(m.biases(p)) + spikes * m.access(m.spike_queue(p)) +
+        l.access += 2.0 * u * m.access(m.potentials(p)) + u * m.access(m.biases(p)) +
+                    spikes * m.access(m.spike_queue(p)) +
                     macs * (m.access(m.analog_weight_bits) + 2.0 * m.access(m.potentials(p)));
     }
     for (const auto& pr : in.projections) {
@@ -237,14 +251,16 @@ std::vector<Split> memory_layers(const EnergyInputs& in, const HardwareProfile& 
                     s * m.access(m.spike_queue(pr.source));
     }
     for (const auto& o : in.operators) {
-        const double co = double(o.counts.coincidences) / n, d = double(o.counts.deliveries) / n, sm = double(o.counts.macs) / n;
+        const double co = double(o.counts.coincidences) / n, d = double(o.counts.deliveries) / n,
+                     sm = double(o.counts.macs) / n;
         const double a = m.access(m.attention_weights(o));
         auto& scores = layer[o.scores == EnergyInputs::none ? o.output : o.scores];
         auto& out = layer[o.output];
         scores.ops += hw.e_add_pj * co;
         scores.access += 2.0 * co * m.potential_access(o.scores);
         out.ops += hw.e_add_pj * d + hw.e_mac_pj * sm;
-        out.access += d * (a + 2.0 * m.potential_access(o.output)) + 2.0 * sm * a; // softmax reads a score, writes a weight
+        out.access +=
+            d * (a + 2.0 * m.potential_access(o.output)) + 2.0 * sm * a; // softmax reads a score, writes a weight
     }
     return layer;
 }
@@ -255,8 +271,9 @@ MemoryEnergy memory_model(const EnergyInputs& in, const HardwareProfile& hw) {
     const Memories m(in, hw);
     MemoryEnergy e;
     e.global_bits = m.global_bits;
-    e.total.name = std::string("memory-inclusive (") + hw.name + ", " + (hw.global_memory ? "one global memory" : "a memory per projection and population") +
-                   ", " + (hw.clocked_updates ? "clocked updates T x N" : "event-driven updates") + ")";
+    e.total.name = std::string("memory-inclusive (") + hw.name + ", " +
+                   (hw.global_memory ? "one global memory" : "a memory per projection and population") + ", " +
+                   (hw.clocked_updates ? "clocked updates T x N" : "event-driven updates") + ")";
     for (const auto& l : memory_layers(in, hw, m)) e.ops_pj += l.ops, e.access_pj += l.access;
     e.total.per_tick_input_pj = e.ops_pj + e.access_pj;
     const double per_mac = hw.e_mac_pj + m.access(m.analog_weight_bits); // + the potential write below
@@ -264,16 +281,20 @@ MemoryEnergy memory_model(const EnergyInputs& in, const HardwareProfile& hw) {
     for (std::uint32_t p = 0; p < in.populations.size(); ++p)
         analog_access += double(in.populations[p].counts.macs) / per_sample(in) * 2.0 * m.access(m.potentials(p));
     const double analog_total = per_mac * analog_macs(in) + analog_access;
-    e.total.once_input_pj = e.total.per_tick_input_pj - (in.ticks ? analog_total * (1.0 - 1.0 / double(in.ticks)) : 0.0);
+    e.total.once_input_pj =
+        e.total.per_tick_input_pj - (in.ticks ? analog_total * (1.0 - 1.0 / double(in.ticks)) : 0.0);
     if (in.ann) { // Lemaire's ANN layer: a MAC and a weight read per MAC, inputs read, outputs and biases
         double ann_bits = 0;
-        for (const auto& l : in.ann->layers) ann_bits += double(l.weights) * hw.weight_bits + double(l.outputs) * hw.activation_bits;
+        for (const auto& l : in.ann->layers)
+            ann_bits += double(l.weights) * hw.weight_bits + double(l.outputs) * hw.activation_bits;
         auto access = [&](double bits) { return hw.ram_pj(hw.global_memory ? ann_bits : bits); };
         for (const auto& l : in.ann->layers) {
-            const double weights_bits = l.kind == "attention" ? double(l.inputs) * hw.activation_bits : double(l.weights) * hw.weight_bits;
+            const double weights_bits =
+                l.kind == "attention" ? double(l.inputs) * hw.activation_bits : double(l.weights) * hw.weight_bits;
             const double pj = double(l.macs) * (hw.e_mac_pj + access(weights_bits)) +
                               double(l.inputs) * access(double(l.inputs) * hw.activation_bits) +
-                              double(l.outputs) * (access(double(l.outputs) * hw.activation_bits) + access(double(l.outputs) * hw.weight_bits));
+                              double(l.outputs) * (access(double(l.outputs) * hw.activation_bits) +
+                                                   access(double(l.outputs) * hw.weight_bits));
             e.ann.per_tick_input_pj += pj;
         }
         e.ann.once_input_pj = e.ann.per_tick_input_pj;

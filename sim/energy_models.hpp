@@ -16,8 +16,8 @@ struct EnergyInputs {
     struct Population {
         std::string name;
         std::uint64_t size = 0;
-        bool neuron = true;  // has a membrane (not a spike source)
-        bool leaky = false;  // LIF/CubaLIF: a multiply per update
+        bool neuron = true;      // has a membrane (not a spike source)
+        bool leaky = false;      // LIF/CubaLIF: a multiply per update
         PopulationCounts counts; // totals over the samples
     };
     struct Projection {
@@ -30,15 +30,15 @@ struct EnergyInputs {
     struct Operator {
         std::string name;
         std::uint32_t q = none, k = none, v = none, scores = none, output = none; // none: not recorded (old trace)
-        std::uint64_t ann_macs = 0; // q k^T and A v of the ANN, per tick
+        std::uint64_t ann_macs = 0;                                               // q k^T and A v of the ANN, per tick
         OperatorCounts counts;
     };
     std::vector<Population> populations;
     std::vector<Projection> projections;
     std::vector<Operator> operators;
-    std::uint64_t samples = 0, ticks = 0;  // ticks per sample
-    std::optional<AnnBaseline> ann;        // the ANN's own record, if the model gave it
-    bool stored_weights_known = true;      // false for traces written before they were recorded
+    std::uint64_t samples = 0, ticks = 0; // ticks per sample
+    std::optional<AnnBaseline> ann;       // the ANN's own record, if the model gave it
+    bool stored_weights_known = true;     // false for traces written before they were recorded
 };
 
 EnergyInputs energy_inputs(const EnergyLedger& ledger, const Network& net);
@@ -51,14 +51,14 @@ const char* role_group_name(RoleGroup g);
 
 // Counts per sample, by class.
 struct ClassCounts {
-    double analog_macs = 0;                  // the analog input's map, as charged: every tick
-    double synaptic_acs[role_groups] = {};   // transmitted synaptic events by role group
-    double failed = 0, masked_spikes = 0;    // failed synaptic events; spikes dropped whole (projections and operators)
+    double analog_macs = 0;                // the analog input's map, as charged: every tick
+    double synaptic_acs[role_groups] = {}; // transmitted synaptic events by role group
+    double failed = 0, masked_spikes = 0;  // failed synaptic events; spikes dropped whole (projections and operators)
     double coincidences = 0, softmax = 0, deliveries = 0; // q k^T, softmax evaluations, softmax x v
-    double updates = 0, clocked_updates = 0; // event-driven visits; T x N of a clocked design
+    double updates = 0, clocked_updates = 0;              // event-driven visits; T x N of a clocked design
     double spikes = 0;
-    double synapses = 0;                     // of the network (per-synapse rate's denominator)
-    double acs() const;                      // every accumulate: synaptic, coincidences, deliveries
+    double synapses = 0; // of the network (per-synapse rate's denominator)
+    double acs() const;  // every accumulate: synaptic, coincidences, deliveries
 };
 ClassCounts class_counts(const EnergyInputs& in);
 
@@ -78,9 +78,9 @@ double papers_sops(const EnergyInputs& in); // the estimate's accumulates per sa
 
 // The ANN baselines, per sample.
 struct AnnEnergy {
-    bool own = false;          // from the model's /ann record; else estimated from the SNN's synapses
+    bool own = false; // from the model's /ann record; else estimated from the SNN's synapses
     double macs = 0;
-    double float_pj = 0;       // E_MAC per MAC
+    double float_pj = 0;          // E_MAC per MAC
     unsigned activation_bits = 0; // ceil(log2(L + 1)); 0: L unknown, no quantised baseline
     double quantised_pj = 0;
 };
@@ -96,10 +96,10 @@ double break_even_ticks(double snn_pj, double once_pj, std::uint64_t ticks, doub
 // A memory-inclusive model (Lemaire et al. 2022): operations plus every memory access, an access
 // costing ram_pj_per_bit x (memory size in bits) + ram_pj_offset.
 struct HardwareProfile {
-    std::string name = "45nm-horowitz-lemaire"; // = examples/energy-profiles/45nm.json
-    double e_add_pj = 0.1;   // 32-bit integer add (Horowitz 2014)
-    double e_mult_pj = 3.1;  // 32-bit integer multiply
-    double e_mac_pj = 3.2;   // 32-bit integer multiply-accumulate
+    std::string name = "45nm-horowitz-lemaire";              // = examples/energy-profiles/45nm.json
+    double e_add_pj = 0.1;                                   // 32-bit integer add (Horowitz 2014)
+    double e_mult_pj = 3.1;                                  // 32-bit integer multiply
+    double e_mac_pj = 3.2;                                   // 32-bit integer multiply-accumulate
     double ram_pj_per_bit = 1.035e-5, ram_pj_offset = 13.26; // Lemaire's fit of Horowitz's cache reads
     unsigned weight_bits = 32, potential_bits = 32, activation_bits = 32;
     bool global_memory = false;  // true: one memory holds everything (every access costs its size)
@@ -115,7 +115,7 @@ struct LayerEnergy {
 };
 struct MemoryEnergy {
     ModelEnergy total;
-    ModelEnergy ann; // the ANN on the same hardware (needs the /ann record; zero otherwise)
+    ModelEnergy ann;                  // the ANN on the same hardware (needs the /ann record; zero otherwise)
     double ops_pj = 0, access_pj = 0; // per sample, input every tick
     double global_bits = 0;
 };

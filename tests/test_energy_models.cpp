@@ -42,9 +42,9 @@ Small small_network(bool with_ann, Release input_release = {}) {
     b.connect(Projection{"src->hid", src, hid, s, 0, input_release, "fc1_in"});
     b.connect(Projection{"hid->out", hid, out, Dense{{0.25f, 0.25f, 0.25f}}, 0, {}, "stream"});
     if (with_ann) // the ANN: an input map of 10 MACs, then 6 and 3 MACs; L = 3 -> 2-bit activations
-        b.set_ann(AnnBaseline{{{"input", "analog_input", 10, 10, 10, 1}, {"fc", "linear", 6, 6, 2, 3},
-                               {"fc2", "linear", 3, 3, 3, 1}},
-                              3});
+        b.set_ann(AnnBaseline{
+            {{"input", "analog_input", 10, 10, 10, 1}, {"fc", "linear", 6, 6, 2, 3}, {"fc2", "linear", 3, 3, 3, 1}},
+            3});
     Small n{b.build(), {}};
     n.stimulus = Stimulus::for_network(n.net);
     n.stimulus.spikes[src] = {{0, 0}, {0, 1}, {1, 0}, {2, 0}, {3, 0}};
@@ -74,8 +74,8 @@ TEST_CASE("counts by class on a network counted by hand", "[energy]") {
     CHECK(k.synaptic_acs[int(RoleGroup::attention)] == 0);
     CHECK(k.failed == 0);
     CHECK(k.spikes == 5 + 6 + 1);
-    CHECK(k.updates == 6 + 4);          // hid: 3 at tick 0, hid0 at ticks 1-3; out: every tick
-    CHECK(k.clocked_updates == 4 * 4);  // T x (3 + 1) neurons with a membrane
+    CHECK(k.updates == 6 + 4);         // hid: 3 at tick 0, hid0 at ticks 1-3; out: every tick
+    CHECK(k.clocked_updates == 4 * 4); // T x (3 + 1) neurons with a membrane
     CHECK(k.synapses == 7);
 }
 
@@ -84,10 +84,10 @@ TEST_CASE("the proxy measured and the papers' way, input every tick and once", "
     const auto in = energy_inputs(run(n), n.net);
     const EnergyCosts c; // 0.9, 4.6 pJ
     const auto m = measured_proxy(in, c);
-    CHECK(m.per_tick_input_pj == Approx(0.9 * 13 + 4.6 * 40));            // 195.7
-    CHECK(m.once_input_pj == Approx(0.9 * 13 + 4.6 * 10));                // the input's 10 MACs once: 57.7
+    CHECK(m.per_tick_input_pj == Approx(0.9 * 13 + 4.6 * 40)); // 195.7
+    CHECK(m.once_input_pj == Approx(0.9 * 13 + 4.6 * 10));     // the input's 10 MACs once: 57.7
     // Papers: rate x T x FLOPs = spikes per source neuron x synapses: src 5/2 x 4, hid 6/3 x 3.
-    CHECK(papers_sops(in) == Approx(2.5 * 4 + 2.0 * 3));                  // 16, not the measured 13
+    CHECK(papers_sops(in) == Approx(2.5 * 4 + 2.0 * 3)); // 16, not the measured 13
     const auto p = papers_proxy(in, c);
     CHECK(p.per_tick_input_pj == Approx(0.9 * 16 + 4.6 * 40));
     CHECK(p.once_input_pj == Approx(0.9 * 16 + 4.6 * 10));
@@ -110,7 +110,7 @@ TEST_CASE("the ANN baselines: own MACs when recorded, else estimated from synaps
     const Small estimated = small_network(false);
     const auto a = ann_energy(energy_inputs(run(estimated), estimated.net), c);
     CHECK_FALSE(a.own);
-    CHECK(a.macs == 7 + 10);            // one MAC per synapse + the input map once
+    CHECK(a.macs == 7 + 10); // one MAC per synapse + the input map once
     CHECK(a.float_pj == Approx(4.6 * 17));
     CHECK(a.activation_bits == 0);
 
@@ -202,7 +202,8 @@ TEST_CASE("a trace read back gives the energy models the run's inputs", "[energy
     CHECK(from_trace.projections[0].role == "fc1_in");
     CHECK(measured_proxy(from_trace, c).per_tick_input_pj == Approx(measured_proxy(from_run, c).per_tick_input_pj));
     CHECK(papers_sops(from_trace) == Approx(papers_sops(from_run)));
-    CHECK(memory_model(from_trace, hw).total.per_tick_input_pj == Approx(memory_model(from_run, hw).total.per_tick_input_pj));
+    CHECK(memory_model(from_trace, hw).total.per_tick_input_pj ==
+          Approx(memory_model(from_run, hw).total.per_tick_input_pj));
     CHECK(ann_energy(from_trace, c).quantised_pj == Approx(4.35));
     std::filesystem::remove(path);
 }
@@ -221,10 +222,13 @@ TEST_CASE("hardware profiles: the shipped 45 nm file is the built-in default; ba
     CHECK(file.activation_bits == builtin.activation_bits);
     CHECK(file.global_memory == builtin.global_memory);
     CHECK(file.clocked_updates == builtin.clocked_updates);
-    CHECK(read_hardware_profile(std::string(QUANTAL_SOURCE_DIR) + "/examples/energy-profiles/45nm-global.json").global_memory);
-    CHECK_THROWS_WITH(parse_hardware_profile("{\"e_ad_pj\": 1}", "p.json"), Contains("p.json") && Contains("'e_ad_pj'"));
+    CHECK(read_hardware_profile(std::string(QUANTAL_SOURCE_DIR) + "/examples/energy-profiles/45nm-global.json")
+              .global_memory);
+    CHECK_THROWS_WITH(parse_hardware_profile("{\"e_ad_pj\": 1}", "p.json"),
+                      Contains("p.json") && Contains("'e_ad_pj'"));
     CHECK_THROWS_WITH(parse_hardware_profile("{\"e_add_pj\": -1}", "p.json"), Contains("'e_add_pj'"));
-    CHECK_THROWS_WITH(parse_hardware_profile("{\"memory\": \"shared\"}", "p.json"), Contains("\"global\" or \"local\""));
+    CHECK_THROWS_WITH(parse_hardware_profile("{\"memory\": \"shared\"}", "p.json"),
+                      Contains("\"global\" or \"local\""));
     CHECK_THROWS_WITH(parse_hardware_profile("{\"weight_bits\": 4.5}", "p.json"), Contains("'weight_bits'"));
     CHECK_THROWS_WITH(parse_hardware_profile("[1, 2]", "p.json"), Contains("JSON object"));
     CHECK_THROWS_WITH(parse_hardware_profile("{", "p.json"), Contains("not JSON"));
@@ -243,9 +247,9 @@ TEST_CASE("per-layer energies add up to each model's total and fall in their rol
     CHECK(proxy == Approx(measured_proxy(in, c).per_tick_input_pj));
     CHECK(papers == Approx(papers_proxy(in, c).per_tick_input_pj));
     CHECK(memory == Approx(memory_model(in, hw).total.per_tick_input_pj));
-    CHECK(layers[0].proxy_pj == 0);                              // src: a spike source, no layer of its own
-    CHECK(layers[1].proxy_pj == Approx(0.9 * 7));                // hid: its 7 accumulates
-    CHECK(layers[1].group == RoleGroup::mlp);                    // fed by fc1_in
-    CHECK(layers[2].proxy_pj == Approx(0.9 * 6 + 4.6 * 40));     // out: 6 accumulates and the input's MACs
-    CHECK(layers[2].group == RoleGroup::embedding_head);         // the analog input's layer
+    CHECK(layers[0].proxy_pj == 0);                          // src: a spike source, no layer of its own
+    CHECK(layers[1].proxy_pj == Approx(0.9 * 7));            // hid: its 7 accumulates
+    CHECK(layers[1].group == RoleGroup::mlp);                // fed by fc1_in
+    CHECK(layers[2].proxy_pj == Approx(0.9 * 6 + 4.6 * 40)); // out: 6 accumulates and the input's MACs
+    CHECK(layers[2].group == RoleGroup::embedding_head);     // the analog input's layer
 }
