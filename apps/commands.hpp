@@ -11,6 +11,7 @@
 #include "io/model_file.hpp"
 #include "network/network.hpp"
 #include "sim/energy_ledger.hpp"
+#include "sim/energy_models.hpp"
 
 namespace quantal::cli {
 
@@ -24,6 +25,7 @@ void add_run_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_sweep_command(CLI::App& app);
 void add_plot_command(CLI::App& app);
+void add_energy_command(CLI::App& app);
 
 // --e-ac / --e-mac: the energy per accumulate and per multiply-accumulate, in pJ.
 void add_energy_options(CLI::App& command, EnergyCosts& costs);
@@ -43,7 +45,16 @@ using NamedFile = std::pair<std::string, std::string>;
 // `force` is false. Nothing is created.
 void check_output_file(const std::string& output, const std::vector<NamedFile>& inputs, bool force);
 
-// Per-layer table of the ledger (spikes, events, energy) and the totals against the ANN.
+// Per-layer table of the ledger (spikes, events, energy), the totals against the ANN, and the
+// energy models side by side (print_energy_models, with the built-in hardware profile).
 void print_energy_report(std::ostream& out, const Network& net, const EnergyLedger& ledger, const EnergyCosts& costs);
+
+// The energy models side by side (apps/energy_report.cpp): assumptions, counts per sample by
+// class, each model's total against the ANN baselines and the break-even T; per layer; as JSON.
+void print_energy_models(std::ostream& out, const EnergyInputs& in, const EnergyCosts& costs, const HardwareProfile& hw);
+void print_energy_layers(std::ostream& out, const EnergyInputs& in, const EnergyCosts& costs, const HardwareProfile& hw);
+void print_energy_json(std::ostream& out, const EnergyInputs& in, const EnergyCosts& costs, const HardwareProfile& hw);
+// "ANN (own MACs, from the model file)" or "ANN estimated from synapses (...)".
+std::string ann_baseline_name(bool own);
 
 } // namespace quantal::cli

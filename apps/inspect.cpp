@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <limits>
 #include <optional>
@@ -120,6 +121,12 @@ void print_json(std::ostream& out, const TraceSummary& s) {
                 << ", \"energy_pj\": " << json_number(p.energy_pj) << "}";
         }
         out << "\n    ]}";
+        // The energy models (docs/energy.md), as `quantal energy --json` gives them.
+        std::ostringstream models;
+        print_energy_json(models, energy_inputs(s), EnergyCosts{s.e_ac_pj, s.e_mac_pj}, HardwareProfile{});
+        std::string text = models.str();
+        while (!text.empty() && text.back() == '\n') text.pop_back();
+        out << ",\n  \"energy_models\": " << text;
     }
     out << "\n}\n";
 }
@@ -186,9 +193,10 @@ void print_text(std::ostream& out, const TraceSummary& s, std::size_t max_sample
                 out << line;
             }
         }
-        std::snprintf(line, sizeof line, "energy per sample: SNN %.4g pJ, ANN %.4g pJ, ratio %.3f\n", s.snn_pj / n,
-                      s.ann_pj / n, s.ann_pj > 0 ? s.snn_pj / s.ann_pj : 0.0);
+        std::snprintf(line, sizeof line, "energy per sample: SNN %.4g pJ, %s %.4g pJ, ratio %.3f\n", s.snn_pj / n,
+                      ann_baseline_name(s.ann.has_value()).c_str(), s.ann_pj / n, s.ann_pj > 0 ? s.snn_pj / s.ann_pj : 0.0);
         out << line;
+        print_energy_models(out, energy_inputs(s), EnergyCosts{s.e_ac_pj, s.e_mac_pj}, HardwareProfile{});
     }
     if (!s.samples.empty()) {
         std::snprintf(line, sizeof line, "  %8s %12s %6s %10s %9s %10s %14s\n", "sample", "start ms", "label",
@@ -224,10 +232,23 @@ void run_inspect(const InspectOptions& o) {
         std::error_code ec;
         std::filesystem::create_directories(o.plot_dir, ec);
         if (ec) throw InputError(o.plot_dir + ": cannot create the plot directory (" + ec.message() + ")");
+        // The energy models for energy_models.png (traces with a ledger only).
+        const std::string models = run_contained(o.trace, seconds, [&] {
+            const TraceSummary summary = read_trace_summary(o.trace);
+            std::ostringstream out;
+            if (summary.has_energy)
+                print_energy_json(out, energy_inputs(summary), EnergyCosts{summary.e_ac_pj, summary.e_mac_pj}, HardwareProfile{});
+            return out.str();
+        });
+        std::vector<std::string> args{o.trace, "--out", o.plot_dir, "--error-prefix", "quantal"};
+        if (!models.empty()) {
+            const auto path = (std::filesystem::path(o.plot_dir) / "energy_models.json").string();
+            std::ofstream(path) << models;
+            args.insert(args.end(), {"--energy-models", path});
+        }
         // Plotting that fails (no interpreter, script error) is not the trace's fault: exit status 1.
         try {
-            const int rc = run_plot_script("plot_trace.py",
-                                           {o.trace, "--out", o.plot_dir, "--error-prefix", "quantal"});
+            const int rc = run_plot_script("plot_trace.py", args);
             if (rc != 0)
                 throw std::runtime_error("plotting " + o.trace + " failed (plot_trace.py exit status " +
                                          std::to_string(rc) + ")");

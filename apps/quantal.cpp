@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
     quantal::cli::add_inspect_command(app);
     quantal::cli::add_sweep_command(app);
     quantal::cli::add_plot_command(app);
+    quantal::cli::add_energy_command(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -15,7 +15,7 @@ void add_energy_options(CLI::App& command, EnergyCosts& costs) {
 
 void print_energy_report(std::ostream& out, const Network& net, const EnergyLedger& ledger, const EnergyCosts& costs) {
     const double samples = ledger.samples ? double(ledger.samples) : 1.0;
-    char line[256];
+    char line[320];
     out << "populations (per sample):\n";
     std::snprintf(line, sizeof line, "  %-24s %10s %12s %12s %14s\n", "name", "neurons", "spikes", "rate/tick", "updates");
     out << line;
@@ -57,10 +57,11 @@ void print_energy_report(std::ostream& out, const Network& net, const EnergyLedg
     const auto s = summarize(ledger, net, costs);
     std::snprintf(line, sizeof line,
                   "energy per sample: SNN %.4g pJ (E_AC %.2f pJ x %.4g SOPs + E_MAC %.2f pJ x %.4g MACs), "
-                  "ANN %.4g pJ, ratio %.3f; %.3f spikes per synapse\n",
-                  s.snn_pj, costs.e_ac_pj, s.sops, costs.e_mac_pj, double(ledger.total_macs()) / samples, s.ann_pj,
-                  s.ann_pj > 0 ? s.snn_pj / s.ann_pj : 0.0, s.spikes_per_synapse);
+                  "%s %.4g pJ, ratio %.3f; %.3f spikes per synapse\n",
+                  s.snn_pj, costs.e_ac_pj, s.sops, costs.e_mac_pj, double(ledger.total_macs()) / samples,
+                  ann_baseline_name(s.ann_own).c_str(), s.ann_pj, s.ann_pj > 0 ? s.snn_pj / s.ann_pj : 0.0, s.spikes_per_synapse);
     out << line;
+    print_energy_models(out, energy_inputs(ledger, net), costs, HardwareProfile{});
 }
 
 } // namespace quantal::cli

@@ -60,6 +60,10 @@ public:
     std::string text(const std::string& name, const std::string& fallback) {
         return has_attribute(name) ? text(name) : fallback;
     }
+    std::vector<std::string> texts(const std::string& name) {
+        used_attributes_.insert(name);
+        return h5::read_string_array_attribute(group_, name, where_);
+    }
     double real(const std::string& name) {
         used_attributes_.insert(name);
         const double v = h5::read_double_attribute(group_, name, where_);
@@ -446,6 +450,28 @@ std::string kind_attribute(const Connectivity& c) {
                       c);
 }
 
+// `/ann`: the converted-from ANN's own cost, per layer, as its exporter counted it.
+AnnBaseline read_ann(Item& g) {
+    AnnBaseline a;
+    const auto names = g.texts("layers");
+    const auto kinds = g.texts("kinds");
+    if (names.empty()) g.fail("attribute 'layers' is empty");
+    if (kinds.size() != names.size())
+        g.fail("attribute 'kinds' has " + std::to_string(kinds.size()) + " values, 'layers' has " + std::to_string(names.size()));
+    auto column = [&](const std::string& name) {
+        auto v = g.integers<std::uint64_t>(name, 0, std::int64_t{1} << 53);
+        if (v.size() != names.size())
+            g.fail("dataset '" + name + "' has shape " + h5::shape_text({std::int64_t(v.size())}) + ", expected " +
+                   h5::shape_text({std::int64_t(names.size())}) + " (one value per layer)");
+        return v;
+    };
+    const auto macs = column("macs"), weights = column("weights"), inputs = column("inputs"), outputs = column("outputs");
+    for (std::size_t i = 0; i < names.size(); ++i)
+        a.layers.push_back({names[i], kinds[i], macs[i], weights[i], inputs[i], outputs[i]});
+    a.levels = std::uint32_t(g.integer("levels", 1, 65535, 0));
+    return a;
+}
+
 } // namespace
 
 LoadedModel read_model_file(const std::string& path) {
@@ -514,6 +540,11 @@ LoadedModel read_model_file(const std::string& path) {
             g.finish();
         }
         ops.finish();
+    }
+    if (root.has_dataset("ann")) {
+        Item g = root.group("ann", path + ": /ann");
+        builder.set_ann(read_ann(g));
+        g.finish();
     }
     try {
         out.network = builder.build();
@@ -651,6 +682,21 @@ void write_model_file(const std::string& path, const Network& net, const ModelFi
                 order.push_back(in.name);
             }
             h5::write_string_array_attribute(ins, "order", order);
+        }
+        if (const auto& ann = net.ann()) {
+            auto g = h5::create_group(file, "ann", path);
+            std::vector<std::string> names, kinds;
+            std::vector<std::int64_t> macs, weights, ins, outs;
+            for (const auto& l : ann->layers) {
+                names.push_back(l.name), kinds.push_back(l.kind);
+                macs.push_back(std::int64_t(l.macs)), weights.push_back(std::int64_t(l.weights));
+                ins.push_back(std::int64_t(l.inputs)), outs.push_back(std::int64_t(l.outputs));
+            }
+            h5::write_string_array_attribute(g, "layers", names);
+            h5::write_string_array_attribute(g, "kinds", kinds);
+            for (const auto& [name, v] : {std::pair{"macs", &macs}, {"weights", &weights}, {"inputs", &ins}, {"outputs", &outs}})
+                h5::write_dataset(g, name, *v, {v->size()});
+            if (ann->levels) h5::write_int_attribute(g, "levels", ann->levels);
         }
         if (!readout.empty()) {
             auto g = h5::create_group(file, "readout", path);

@@ -491,7 +491,7 @@ void SpikeTraceWriter::Impl::create_energy() {
     // Static tables: what each row/column of the counters refers to.
     file.create_group("/energy/populations");
     std::vector<std::string> names, models, sources, targets, releases, roles;
-    std::vector<std::uint64_t> sizes, synapses;
+    std::vector<std::uint64_t> sizes, synapses, stored;
     std::vector<double> ratios;
     for (const auto& p : net.populations()) {
         names.push_back(p.name);
@@ -513,6 +513,7 @@ void SpikeTraceWriter::Impl::create_energy() {
         roles.push_back(pr.role);
         ratios.push_back(pr.release.mode == ReleaseMode::none ? 0.0 : pr.release.mask_ratio);
         synapses.push_back(net.synapses(j));
+        stored.push_back(net.stored_weights(j));
     }
     file.write_strings("/energy/projections/name", names);
     file.write_strings("/energy/projections/source", sources);
@@ -521,22 +522,48 @@ void SpikeTraceWriter::Impl::create_energy() {
     file.write_strings("/energy/projections/role", roles);
     file.write_f64("/energy/projections/mask_ratio", ratios);
     file.write_u64("/energy/projections/synapses", synapses);
+    file.write_u64("/energy/projections/weights", stored); // the weight memory of the memory-inclusive model
 
     // Operator nodes (attention): their own counters, priced E_AC x (coincidences + deliveries) + E_MAC x macs.
     file.create_group("/energy/operators");
-    std::vector<std::string> op_names, op_kinds, op_outputs;
-    for (const auto& op : net.operators()) {
-        std::visit(
-            [&](const auto& o) {
-                op_names.push_back(o.name);
-                op_outputs.push_back(net.population(o.output).name);
-            },
-            op);
-        op_kinds.push_back(operator_kind(op));
+    std::vector<std::string> op_names, op_kinds, op_outputs, op_q, op_k, op_v, op_scores;
+    std::vector<std::uint64_t> op_ann_macs;
+    for (std::size_t i = 0; i < net.operators().size(); ++i) {
+        const auto& a = std::get<SoftmaxAttention>(net.operators()[i]);
+        op_names.push_back(a.name);
+        op_outputs.push_back(net.population(a.output).name);
+        op_q.push_back(net.population(a.q).name), op_k.push_back(net.population(a.k).name);
+        op_v.push_back(net.population(a.v).name), op_scores.push_back(net.population(a.scores).name);
+        op_ann_macs.push_back(net.attention(i).ann_macs());
+        op_kinds.push_back(operator_kind(net.operators()[i]));
     }
     file.write_strings("/energy/operators/name", op_names);
     file.write_strings("/energy/operators/kind", op_kinds);
     file.write_strings("/energy/operators/output", op_outputs);
+    // What the papers'-way estimate needs: the inputs' populations and the ANN's MACs per tick.
+    file.write_strings("/energy/operators/q", op_q);
+    file.write_strings("/energy/operators/k", op_k);
+    file.write_strings("/energy/operators/v", op_v);
+    file.write_strings("/energy/operators/scores", op_scores);
+    file.write_u64("/energy/operators/ann_macs", op_ann_macs);
+
+    // The ANN the model was converted from, as its file records it (docs/model-format.md "/ann").
+    if (const auto& ann = net.ann()) {
+        file.create_group("/energy/ann");
+        std::vector<std::string> layers, kinds;
+        std::vector<std::uint64_t> macs, weights, ins, outs;
+        for (const auto& l : ann->layers) {
+            layers.push_back(l.name), kinds.push_back(l.kind), macs.push_back(l.macs), weights.push_back(l.weights);
+            ins.push_back(l.inputs), outs.push_back(l.outputs);
+        }
+        file.write_strings("/energy/ann/layer", layers);
+        file.write_strings("/energy/ann/kind", kinds);
+        file.write_u64("/energy/ann/macs", macs);
+        file.write_u64("/energy/ann/weights", weights);
+        file.write_u64("/energy/ann/inputs", ins);
+        file.write_u64("/energy/ann/outputs", outs);
+        file.attribute_u64("/energy/ann", "levels", ann->levels);
+    }
 
     // Counters: one row per completed sample (rows match /samples), and running totals.
     file.create_group("/energy/per_sample");
@@ -1146,9 +1173,11 @@ void read_energy(hid_t file, TraceSummary& s) {
         const auto spikes = c.uint64s(t.sum, "spikes");
         const auto updates = c.uint64s(t.sum, "updates");
         const auto macs = c.uint64s(t.sum, "macs");
+        const auto drift = h5::has_link(t.sum.group, "drift_ticks") ? c.uint64s(t.sum, "drift_ticks")
+                                                                    : std::vector<std::uint64_t>(names.size());
         for (std::size_t p = 0; p < names.size(); ++p)
             s.population_energy.push_back(
-                {names[p], models[p], sizes[p], spikes[p], updates[p], macs[p], s.e_mac_pj * double(macs[p])});
+                {names[p], models[p], sizes[p], spikes[p], updates[p], macs[p], s.e_mac_pj * double(macs[p]), drift[p]});
     }
     {
         const auto t = open_ledger_table(g, total, "projections", where);
@@ -1162,6 +1191,9 @@ void read_energy(hid_t file, TraceSummary& s) {
                                                               : std::vector<std::string>(names.size());
         const auto ratios = c.numbers<double>(t.meta, "mask_ratio", H5T_NATIVE_DOUBLE);
         const auto synapses = c.uint64s(t.meta, "synapses");
+        // Traces written before the weight memory was recorded: unknown (the memory model needs --model).
+        s.stored_weights_known = h5::has_link(t.meta.group, "weights");
+        const auto stored = s.stored_weights_known ? c.uint64s(t.meta, "weights") : std::vector<std::uint64_t>(names.size());
         const auto spikes_in = c.uint64s(t.sum, "spikes_in");
         const auto masked = c.uint64s(t.sum, "masked_spikes");
         const auto attempted = c.uint64s(t.sum, "attempted");
@@ -1169,7 +1201,7 @@ void read_energy(hid_t file, TraceSummary& s) {
         for (std::size_t j = 0; j < names.size(); ++j)
             s.projection_energy.push_back({names[j], sources[j], targets[j], releases[j], roles[j], ratios[j], synapses[j],
                                            spikes_in[j], masked[j], attempted[j], transmitted[j],
-                                           s.e_ac_pj * double(transmitted[j])});
+                                           s.e_ac_pj * double(transmitted[j]), stored[j]});
     }
     if (h5::is_group(g, "operators")) { // traces from before operator nodes have none
         const auto t = open_ledger_table(g, total, "operators", where);
@@ -1181,10 +1213,34 @@ void read_energy(hid_t file, TraceSummary& s) {
         const auto deliveries = c.uint64s(t.sum, "deliveries");
         const auto macs = c.uint64s(t.sum, "macs");
         const auto masked = c.uint64s(t.sum, "masked_spikes");
+        const bool inputs = h5::has_link(t.meta.group, "q"); // traces from before they were recorded have none
+        const std::vector<std::string> none(names.size());
+        const auto q = inputs ? c.strings(t.meta, "q") : none, k = inputs ? c.strings(t.meta, "k") : none;
+        const auto v = inputs ? c.strings(t.meta, "v") : none, scores = inputs ? c.strings(t.meta, "scores") : none;
+        const auto ann_macs = inputs ? c.uint64s(t.meta, "ann_macs") : std::vector<std::uint64_t>(names.size());
         for (std::size_t i = 0; i < names.size(); ++i)
             s.operator_energy.push_back(
                 {names[i], kinds[i], outputs[i], coincidences[i], deliveries[i], macs[i], masked[i],
-                 s.e_ac_pj * double(coincidences[i] + deliveries[i]) + s.e_mac_pj * double(macs[i])});
+                 s.e_ac_pj * double(coincidences[i] + deliveries[i]) + s.e_mac_pj * double(macs[i]), q[i], k[i], v[i],
+                 scores[i], ann_macs[i]});
+    }
+    if (h5::is_group(g, "ann")) {
+        const std::string at = where + "/ann";
+        Handle a = h5::open_group(g, "ann", where);
+        Columns c;
+        const At meta{a, at};
+        const auto layers = c.strings(meta, "layer"), kinds = c.strings(meta, "kind");
+        const auto macs = c.uint64s(meta, "macs"), weights = c.uint64s(meta, "weights");
+        const auto ins = c.uint64s(meta, "inputs"), outs = c.uint64s(meta, "outputs");
+        AnnBaseline ann;
+        for (std::size_t i = 0; i < layers.size(); ++i) {
+            if (!is_ann_layer_kind(kinds[i])) throw InputError(at + "/kind: '" + kinds[i] + "' is not a layer kind");
+            ann.layers.push_back({layers[i], kinds[i], macs[i], weights[i], ins[i], outs[i]});
+        }
+        const auto levels = h5::read_int_attribute(a, "levels", at);
+        if (levels < 0 || levels > 65535) throw InputError(at + ": levels " + std::to_string(levels) + " is outside [0, 65535]");
+        ann.levels = std::uint32_t(levels);
+        s.ann = std::move(ann);
     }
     if (h5::has_link(g, "per_sample/snn_pj")) {
         const auto snn = read_column<double>(g, "per_sample/snn_pj", H5T_NATIVE_DOUBLE, where);
@@ -1278,6 +1334,44 @@ TraceSummary read_trace_summary(const std::string& path) {
         p.rate_hz =
             p.neurons && s.recorded_ms > 0 ? double(p.spikes) / double(p.neurons) / (s.recorded_ms / 1000.0) : 0.0;
     return s;
+}
+
+EnergyInputs energy_inputs(const TraceSummary& s) {
+    if (!s.has_energy) throw InputError(s.path + ": has no /energy ledger (a trace written by quantal run or demo has one)");
+    EnergyInputs in;
+    in.samples = s.energy_samples;
+    in.ticks = std::uint64_t(std::max<std::int64_t>(s.ticks_per_sample, 0));
+    in.ann = s.ann;
+    in.stored_weights_known = s.stored_weights_known;
+    auto population = [&](const std::string& name, const std::string& where) -> std::uint32_t {
+        for (std::uint32_t p = 0; p < s.population_energy.size(); ++p)
+            if (s.population_energy[p].name == name) return p;
+        throw InputError(s.path + ": /energy/" + where + " names population '" + name + "', which the ledger does not have");
+    };
+    for (const auto& p : s.population_energy) {
+        PopulationCounts c;
+        c.spikes = p.spikes, c.updates = p.updates, c.macs = p.macs, c.drift_ticks = p.drift_ticks;
+        const bool source = p.model == "spike_source" || p.model == "bernoulli_source";
+        in.populations.push_back({p.name, p.size, !source, p.model == "LIF" || p.model == "CubaLIF", c});
+    }
+    for (const auto& p : s.projection_energy) {
+        ProjectionCounts c;
+        c.spikes_in = p.spikes_in, c.masked_spikes = p.masked_spikes, c.attempted = p.attempted, c.transmitted = p.transmitted;
+        in.projections.push_back({p.name, p.role, population(p.source, "projections/source"),
+                                  population(p.target, "projections/target"), p.synapses, p.stored_weights, c});
+    }
+    for (const auto& o : s.operator_energy) {
+        OperatorCounts c;
+        c.coincidences = o.coincidences, c.deliveries = o.deliveries, c.macs = o.macs, c.masked_spikes = o.masked_spikes;
+        EnergyInputs::Operator op{o.name, EnergyInputs::none, EnergyInputs::none, EnergyInputs::none, EnergyInputs::none,
+                                  population(o.output, "operators/output"), o.ann_macs, c};
+        if (!o.q.empty()) {
+            op.q = population(o.q, "operators/q"), op.k = population(o.k, "operators/k");
+            op.v = population(o.v, "operators/v"), op.scores = population(o.scores, "operators/scores");
+        }
+        in.operators.push_back(op);
+    }
+    return in;
 }
 
 } // namespace quantal

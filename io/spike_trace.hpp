@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -23,6 +24,7 @@
 
 #include "network/network.hpp"
 #include "sim/energy_ledger.hpp"
+#include "sim/energy_models.hpp"
 #include "sim/engine.hpp"
 #include "sim/time.hpp"
 
@@ -139,18 +141,22 @@ struct TraceSummary {
         std::string name, model;
         std::uint64_t size = 0, spikes = 0, updates = 0, macs = 0; // totals over the samples
         double energy_pj = 0;                                      // E_MAC x MACs, total
+        std::uint64_t drift_ticks = 0;
     };
     struct ProjectionEnergy {
         std::string name, source, target, release, role; // role: empty when the model gave none
         double mask_ratio = 0;
         std::uint64_t synapses = 0, spikes_in = 0, masked_spikes = 0, attempted = 0, transmitted = 0; // totals
         double energy_pj = 0; // E_AC x transmitted, total
+        std::uint64_t stored_weights = 0; // the projection's weight memory (0 in traces without it)
     };
 
     struct OperatorEnergy {
         std::string name, kind, output;
         std::uint64_t coincidences = 0, deliveries = 0, macs = 0, masked_spikes = 0; // totals
         double energy_pj = 0; // E_AC x (coincidences + deliveries) + E_MAC x macs, total
+        std::string q, k, v, scores; // empty in traces from before they were recorded
+        std::uint64_t ann_macs = 0;  // the ANN's q k^T and A v MACs per tick
     };
 
     std::string path;
@@ -166,10 +172,16 @@ struct TraceSummary {
     std::vector<PopulationEnergy> population_energy;
     std::vector<ProjectionEnergy> projection_energy;
     std::vector<OperatorEnergy> operator_energy;
+    bool stored_weights_known = false;
+    std::optional<AnnBaseline> ann; // /energy/ann: the model's ANN record, when it had one
 
     std::uint64_t total_spikes() const;
 };
 
 TraceSummary read_trace_summary(const std::string& path);
+
+// What the energy models need (sim/energy_models.hpp), from a trace's /energy. InputError naming
+// the trace if it has no ledger.
+EnergyInputs energy_inputs(const TraceSummary& s);
 
 } // namespace quantal

@@ -141,6 +141,16 @@ std::uint32_t NetworkBuilder::add_operator(Operator op) {
     return std::uint32_t(operators_.size() - 1);
 }
 
+std::uint64_t AnnBaseline::macs() const {
+    std::uint64_t n = 0;
+    for (const auto& l : layers) n += l.macs;
+    return n;
+}
+
+bool is_ann_layer_kind(std::string_view kind) {
+    return kind == "analog_input" || kind == "linear" || kind == "attention";
+}
+
 std::uint64_t Network::ann_macs() const {
     std::uint64_t n = 0;
     for (auto s : synapses_) n += s;
@@ -230,6 +240,9 @@ Network NetworkBuilder::build() const {
         net.geometry_.push_back(geometry_of(user.connectivity));
         net.min_delay_.push_back(quantal::min_delay(net.fanouts_.back(), pr.delay));
         net.synapses_.push_back(synapse_count(net.fanouts_.back(), src.size()));
+        net.stored_weights_.push_back(std::visit(overloaded{[](const Pool2d&) { return std::uint64_t{0}; },
+                                                            [](const auto& c) { return std::uint64_t(c.weight.size()); }},
+                                                 user.connectivity));
         net.outgoing_[pr.source].push_back(id);
         boost::add_edge(pr.source, pr.target, id, net.graph_);
     }
@@ -282,6 +295,16 @@ Network NetworkBuilder::build() const {
         for (auto v : cycle) path += "'" + net.populations_[v].name + "' -> ";
         fail("zero-delay cycle between populations " + path + "'" + net.populations_[cycle.front()].name +
              "': give one projection on it a delay of at least one tick");
+    }
+    if (ann_) {
+        require(!ann_->layers.empty(), "ann", "has no layers");
+        std::set<std::string> layer_names;
+        for (const auto& l : ann_->layers) {
+            const std::string where = "ann layer '" + l.name + "'";
+            require(!l.name.empty() && layer_names.insert(l.name).second, where, "name must be non-empty and unique");
+            require(is_ann_layer_kind(l.kind), where, "kind '" + l.kind + "' is not analog_input, linear or attention");
+        }
+        net.ann_ = ann_;
     }
     net.by_stage_.assign(reversed.rbegin(), reversed.rend());
     net.stage_.assign(n_pop, 0);

@@ -53,6 +53,24 @@ struct ProjectionInfo {
     std::string role;
 };
 
+// The ANN a network was converted from, as its exporter counted it (docs/model-format.md, "/ann"):
+// the baseline that energy reports compare with. The SNN's own synapse list is no substitute: it
+// repeats the residual stream once per reader (export.py), so it overstates the ANN.
+struct AnnLayer {
+    std::string name;
+    std::string kind;                      // "analog_input", "linear" or "attention" (q k^T and A v)
+    std::uint64_t macs = 0;                // multiply-accumulates per sample
+    std::uint64_t weights = 0;             // parameters the layer reads (its weight memory)
+    std::uint64_t inputs = 0, outputs = 0; // activations read and written per sample
+};
+struct AnnBaseline {
+    std::vector<AnnLayer> layers;
+    std::uint32_t levels = 0; // QCFS quantisation levels L of the activations; 0: not given
+    std::uint64_t macs() const;
+};
+// The kinds an AnnLayer may have (validated by NetworkBuilder::build).
+bool is_ann_layer_kind(std::string_view kind);
+
 // The population graph: vertices are populations, edges are projections (Boost Graph).
 using PopulationGraph =
     boost::adjacency_list<boost::vecS, boost::vecS, boost::bidirectionalS, boost::no_property, ProjectionId>;
@@ -75,7 +93,9 @@ public:
     std::span<const ProjectionId> outgoing(PopulationId p) const { return outgoing_[p]; }
     const Fanout& fanout(ProjectionId p) const { return fanouts_[p]; }
     std::uint32_t min_delay(ProjectionId p) const { return min_delay_[p]; }
-    std::uint64_t synapses(ProjectionId p) const { return synapses_[p]; } // = MACs of the ANN layer
+    std::uint64_t synapses(ProjectionId p) const { return synapses_[p]; }
+    // Weights the projection stores (a convolution shares its kernel): the size of its weight memory.
+    std::uint64_t stored_weights(ProjectionId p) const { return stored_weights_[p]; }
     // The per-synapse probability table of a heterogeneous release (Release::heterogeneous), or
     // null: of projection p, and of operator op's input 0 (q), 1 (k) or 2 (scores).
     const ReleaseSpread* spread(ProjectionId p) const { return spreads_[p].get(); }
@@ -88,8 +108,11 @@ public:
     std::span<const std::uint32_t> operators_into(PopulationId p) const { return operators_into_[p]; }
     // Populations fed through an operator by p's spikes (updated in the same tick when p fires).
     std::span<const PopulationId> operator_targets(PopulationId p) const { return operator_targets_[p]; }
-    // Multiply-accumulates of the equivalent ANN for one time step: one per synapse, plus attention.
+    // Multiply-accumulates of the SNN's graph run once as an ANN: one per synapse, plus attention.
+    // An estimate: prefer ann() when the model file carries the ANN's own count.
     std::uint64_t ann_macs() const;
+    // The ANN the model was converted from, when its file records it.
+    const std::optional<AnnBaseline>& ann() const { return ann_; }
 
 private:
     friend class NetworkBuilder;
@@ -100,6 +123,7 @@ private:
     std::vector<Fanout> fanouts_;
     std::vector<std::uint32_t> min_delay_;
     std::vector<std::uint64_t> synapses_;
+    std::vector<std::uint64_t> stored_weights_;
     std::vector<std::vector<ProjectionId>> outgoing_;
     std::vector<std::uint32_t> stage_;
     std::vector<PopulationId> by_stage_;
@@ -109,6 +133,7 @@ private:
     std::vector<std::vector<std::uint32_t>> operators_into_;
     std::vector<std::vector<PopulationId>> operator_targets_;
     std::vector<std::shared_ptr<const ReleaseSpread>> spreads_, operator_spreads_; // shared: one per (mean, κ)
+    std::optional<AnnBaseline> ann_;
 };
 
 // Collects a description; build() validates it all in one place (shapes, finite parameters,
@@ -126,6 +151,7 @@ public:
         return connect(Projection{"", source, target, std::move(c), delay, release});
     }
     std::uint32_t add_operator(Operator op);
+    void set_ann(AnnBaseline ann) { ann_ = std::move(ann); }
     std::size_t population_count() const { return populations_.size(); }
     const Population& population(PopulationId p) const { return populations_.at(p); }
 
@@ -135,6 +161,7 @@ private:
     std::vector<Population> populations_;
     std::vector<Projection> projections_;
     std::vector<Operator> operators_;
+    std::optional<AnnBaseline> ann_;
 };
 
 // The largest release spread κ accepted: beyond it the Beta's standard deviation is below

@@ -9,6 +9,7 @@ packages=(
   build-essential cmake
   libboost-graph-dev libboost-random-dev
   libhdf5-dev libcereal-dev catch2 libcli11-dev
+  nlohmann-json3-dev  # hardware profiles of the energy models (io/energy_profile.cpp)
   libssl-dev  # libcrypto: SHA-256 of model files and checkpoints
   libopenmpi-dev openmpi-bin  # mpirun -n K quantal sweep (docs/distributed.md)
   clang-14 libclang-rt-14-dev libomp-14-dev  # libFuzzer targets (ctest fuzz_replay)

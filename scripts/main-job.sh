@@ -28,6 +28,8 @@ fi
 echo "== spike-level MST: $model, $samples test images x $ticks ticks"
 "$bin" run --model "$model" --input "$data/t10k-images-idx3-ubyte.gz" --labels "$data/t10k-labels-idx1-ubyte.gz" \
   --samples "$samples" --ticks "$ticks" --threads "$(nproc)" --trace "$out/mst.h5" --force --record-samples 4
+echo "== energy of the spike-level run against its ANN, every model (docs/energy.md)"
+"$bin" energy "$out/mst.h5" --model "$model" | sed -n '/^counts per sample/,/^  (break-even/p'
 echo "== trace summary and plots: $out/mst/"
 "$bin" inspect "$out/mst.h5" --plot "$out/mst" --max-samples 5
 masked=examples/mst/models/mst_r75.h5

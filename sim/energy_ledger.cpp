@@ -71,7 +71,9 @@ EnergySummary summarize(const EnergyLedger& ledger, const Network& net, const En
     for (const auto& p : ledger.populations) input_macs += p.macs;
     s.sops = double(ledger.total_transmitted()) / samples;
     s.snn_pj = (costs.e_ac_pj * double(ledger.total_transmitted()) + costs.e_mac_pj * double(ledger.total_macs())) / samples;
-    s.ann_pj = costs.e_mac_pj * (double(net.ann_macs()) + (ledger.ticks ? double(input_macs) / samples / double(ledger.ticks) : 0.0));
+    s.ann_own = net.ann().has_value();
+    s.ann_pj = s.ann_own ? costs.e_mac_pj * double(net.ann()->macs())
+                         : costs.e_mac_pj * (double(net.ann_macs()) + (ledger.ticks ? double(input_macs) / samples / double(ledger.ticks) : 0.0));
     s.spikes_per_synapse = synapses ? s.sops / double(synapses) : 0.0;
     return s;
 }

@@ -57,7 +57,8 @@ struct EnergyCosts {
 
 struct EnergySummary {
     double snn_pj = 0;        // per sample: E_AC * transmitted + E_MAC * MACs
-    double ann_pj = 0;        // per sample: the same network as an ANN for one step (Network::ann_macs)
+    double ann_pj = 0;        // per sample: E_MAC x the ANN's own MACs (Network::ann), else estimated from synapses
+    bool ann_own = false;     // the ANN's own MACs were used
     double sops = 0;          // accumulates per sample: transmitted synaptic events and operator ACs
     double spikes_per_synapse = 0;
 };

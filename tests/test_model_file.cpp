@@ -52,6 +52,10 @@ Network every_kind() {
     s.delay = {0, 3, 1, 2, 0};
     s.probability = {1.0f, 0.5f, 0.75f, 1.0f, 0.25f};
     b.connect(Projection{"sparse", spikes, dense, s, 0, {}});
+    // The ANN it stands for, as an exporter records it (docs/model-format.md "/ann").
+    b.set_ann(AnnBaseline{{{"embed", "analog_input", 160, 20, 4, 5}, {"fc", "linear", 40, 40, 8, 5},
+                           {"attn", "attention", 12, 0, 6, 2}},
+                          8});
     return b.build();
 }
 
@@ -572,6 +576,49 @@ TEST_CASE("anything present and unused is an error naming the object and the ite
              {"projection 'sparse'", "attribute 'delay'"}},
         },
         "unused.h5");
+}
+
+TEST_CASE("the ANN's own cost per layer (/ann) round-trips and is read strictly", "[model_file]") {
+    const auto path = write_every_kind("ann.h5");
+    const auto m = read_model_file(path);
+    REQUIRE(m.network.ann());
+    const auto& a = *m.network.ann();
+    CHECK(a.levels == 8);
+    REQUIRE(a.layers.size() == 3);
+    CHECK(a.layers[1].name == "fc");
+    CHECK(a.layers[1].kind == "linear");
+    CHECK(a.layers[2].macs == 12);
+    CHECK(a.layers[0].weights == 20);
+    CHECK(a.layers[0].inputs == 4);
+    CHECK(a.layers[0].outputs == 5);
+    CHECK(a.macs() == 160 + 40 + 12);
+    std::filesystem::remove(path);
+    check_refused(
+        {
+            {"unknown /ann attribute", [](const Edit& e) { e.text("/ann", "units", "pJ"); }, {"/ann", "attribute 'units'"}},
+            {"unknown /ann dataset", [](const Edit& e) { e.int64s("/ann/flops", {3}, {1, 2, 3}); }, {"/ann", "dataset 'flops'"}},
+            {"macs of two layers for three",
+             [](const Edit& e) { e.int64s("/ann/macs", {2}, {1, 2}); },
+             {"/ann", "dataset 'macs'", "(3,)"}},
+            {"negative MACs", [](const Edit& e) { e.int64s("/ann/macs", {3}, {1, -2, 3}); }, {"/ann", "'macs'[1]"}},
+            {"fractional weights", [](const Edit& e) { e.doubles("/ann/weights", {1.0, 2.5, 3.0}); }, {"/ann", "'weights'[1]", "2.5"}},
+            {"levels 0", [](const Edit& e) { e.integer("/ann", "levels", 0); }, {"/ann", "'levels'"}},
+            {"missing outputs", [](const Edit& e) { e.unlink("/ann/outputs"); }, {"/ann", "outputs"}},
+            {"kinds missing", [](const Edit& e) { e.remove("/ann", "kinds"); }, {"/ann", "kinds"}},
+        },
+        "ann_bad.h5");
+}
+
+TEST_CASE("an ANN layer of an unknown kind or a repeated name is refused", "[model_file]") {
+    for (const auto& [ann, words] :
+         {std::pair{AnnBaseline{{{"a", "conv", 1, 1, 1, 1}}, 0}, "kind 'conv'"},
+          std::pair{AnnBaseline{{{"a", "linear", 1, 1, 1, 1}, {"a", "linear", 1, 1, 1, 1}}, 0}, "unique"},
+          std::pair{AnnBaseline{{}, 0}, "no layers"}}) {
+        NetworkBuilder b;
+        b.add_population("x", {1}, IfNeuron{});
+        b.set_ann(ann);
+        CHECK_THROWS_WITH(b.build(), Contains(words));
+    }
 }
 
 TEST_CASE("metadata under 'meta:' names is ignored by the reader", "[model_file]") {

@@ -5,11 +5,14 @@
 
 Writes DIR/raster.png (spikes of every population in a time window, by default the first
 recorded sample), DIR/rates.png (population firing rate over the whole run) and, when the trace has an
-/energy group, DIR/energy.png (energy per layer per sample). `quantal inspect --plot DIR` calls
-this script. Only h5py, numpy and matplotlib are used; memory stays bounded for long traces
+/energy group, DIR/energy.png (energy per layer per sample). With --energy-models JSON (what
+`quantal energy --json` prints), DIR/energy_models.png: energy per group of layers (the model
+format's roles) under each energy model, with the ANN baselines; --energy-only draws just that.
+`quantal inspect --plot DIR` and `quantal energy --plot DIR` call this script. Only h5py, numpy and matplotlib are used; memory stays bounded for long traces
 (spikes are read in blocks, the raster window is found by bisection on the sorted timestamps).
 """
 import argparse
+import json
 import os
 import sys
 
@@ -292,6 +295,41 @@ def plot_energy(f, path, args):
     save_figure(fig, path, args.dpi)
 
 
+def plot_energy_models(models_path, path, args):
+    """Energy per group of layers under each model (docs/energy.md), the ANN as a line: the proxy
+    models on one axis, the memory-inclusive one on its own (tens of times larger)."""
+    try:
+        with open(models_path) as f:
+            m = json.load(f)
+        layers, models, ann = m["layers"], m["models"], m["ann"]
+    except (OSError, ValueError, KeyError) as e:
+        raise InputProblem("%s: not an energy-models JSON (%s)" % (models_path, e))
+    groups = list(dict.fromkeys(l["group"] for l in layers))
+    keys = [("proxy_pj", "proxy, measured"), ("papers_pj", "the papers' way"), ("memory_pj", "memory-inclusive")]
+    totals = {k: [sum(l[k] for l in layers if l["group"] == g) for g in groups] for k, _ in keys}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 1.8 + 0.45 * len(groups)), sharey=True)
+    y = np.arange(len(groups))
+    for ax, chosen in ((axes[0], keys[:2]), (axes[1], keys[2:])):
+        height = 0.8 / len(chosen)
+        for i, (k, label) in enumerate(chosen):
+            ax.barh(y + (i - (len(chosen) - 1) / 2) * height, totals[k], height, label=label)
+        ax.set_yticks(y)
+        ax.set_yticklabels(groups, fontsize=8)
+        ax.legend(fontsize=8, loc="lower right")
+    axes[0].invert_yaxis()  # shared: once for both
+    axes[0].set_xlabel("pJ per sample (E_AC %.2g, E_MAC %.2g pJ; analog input every tick)"
+                       % (m["assumptions"]["e_ac_pj"], m["assumptions"]["e_mac_pj"]))
+    axes[1].set_xlabel("pJ per sample (profile %s, %s memories)" % (m["assumptions"]["profile"]["name"],
+                                                                    m["assumptions"]["profile"]["memory"]))
+    snn = {mo["name"]: mo["input_every_tick_pj"] for mo in models}
+    names = [mo["name"] for mo in models]
+    fig.suptitle("Energy by group of layers; totals: proxy %.3g pJ, papers' way %.3g pJ, memory %.3g pJ; "
+                 "%s %.3g pJ, quantised %.3g pJ" % (snn[names[0]], snn[names[1]], snn[names[2]], ann["baseline"],
+                                                    ann["float_pj"], ann["quantised_pj"]), fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path, args.dpi)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("trace")
@@ -302,6 +340,8 @@ def main(argv=None):
     p.add_argument("--stack-above", type=int, default=8,
                    help="more populations than this: one stacked raster and a rate heat map")
     p.add_argument("--dpi", type=int, default=110)
+    p.add_argument("--energy-models", help="JSON of `quantal energy --json`: also draw energy_models.png")
+    p.add_argument("--energy-only", action="store_true", help="draw energy_models.png only")
     add_error_prefix_option(p, "plot_trace.py")
     args = p.parse_args(argv)
     return run_reporting_input_problems(lambda: plot_trace(args), args.error_prefix)
@@ -313,12 +353,16 @@ def plot_trace(args):
         if "spikes" not in f:
             raise InputProblem("%s: group /spikes is missing" % args.trace)
         written = []
-        for name, plot in (("raster.png", plot_raster), ("rates.png", plot_rates)):
-            plot(f, os.path.join(args.out, name), args)
-            written.append(name)
-        if "energy" in f:
-            plot_energy(f, os.path.join(args.out, "energy.png"), args)
-            written.append("energy.png")
+        if not args.energy_only:
+            for name, plot in (("raster.png", plot_raster), ("rates.png", plot_rates)):
+                plot(f, os.path.join(args.out, name), args)
+                written.append(name)
+            if "energy" in f:
+                plot_energy(f, os.path.join(args.out, "energy.png"), args)
+                written.append("energy.png")
+        if args.energy_models:
+            plot_energy_models(args.energy_models, os.path.join(args.out, "energy_models.png"), args)
+            written.append("energy_models.png")
     for name in written:
         print(os.path.join(args.out, name))
     return 0

@@ -261,4 +261,70 @@ void write_study_csv(const std::string& path, const StudyDescription& d, std::sp
     }
 }
 
+bool is_study_file(const std::string& path) {
+    auto file = h5::open_file(path);
+    return h5::has_attribute(file, "format") && h5::read_string_attribute(file, "format", path) == "quantal-study";
+}
+
+StudyCounts read_study_counts(const std::string& path) {
+    auto file = h5::open_file(path);
+    StudyCounts s;
+    s.models = h5::read_string_array_attribute(file, "models", path);
+    s.samples = std::uint64_t(h5::read_int_attribute(file, "samples", path));
+    s.ticks = std::uint64_t(h5::read_int_attribute(file, "ticks", path));
+    s.costs = {h5::read_double_attribute(file, "e_ac_pj", path), h5::read_double_attribute(file, "e_mac_pj", path)};
+    if (!h5::has_link(file, "results/layers"))
+        throw InputError(path + ": has no /results/layers (a study file of format version 1): rerun the sweep");
+    for (std::size_t m = 0; m < s.models.size(); ++m) {
+        const std::string where = path + ": /models/" + std::to_string(m);
+        auto g = h5::open_group(file, "models/" + std::to_string(m), path);
+        s.model_layers.push_back({h5::read_string_array_attribute(g, "populations", where),
+                                  h5::read_string_array_attribute(g, "projections", where),
+                                  h5::read_string_array_attribute(g, "operators", where)});
+    }
+    const auto model = h5::read_array(file, "configurations/model", path + ": /configurations");
+    const std::size_t C = model.values.size();
+    auto column = [&](const std::string& name) {
+        auto a = h5::read_array(file, name, path + ": /" + name);
+        if (a.shape.empty() || std::size_t(a.shape[0]) != C)
+            throw InputError(path + ": /" + name + " has shape " + h5::shape_text(a.shape) + ", expected " +
+                             std::to_string(C) + " rows (one per configuration)");
+        return a;
+    };
+    const auto ratio = column("configurations/ratio"), baseline = column("configurations/baseline"),
+               macs = column("results/macs"), accuracy = column("results/accuracy");
+    auto g = h5::open_group(file, "configurations", path);
+    const auto release = h5::read_string_array_attribute(g, "release", path + ": /configurations");
+    const auto targets = h5::read_string_array_attribute(g, "targets", path + ": /configurations");
+    if (release.size() != C || targets.size() != C) throw InputError(path + ": /configurations: release or targets is not one per configuration");
+    std::vector<h5::Array> layers;
+    for (const char* name : {"population_spikes", "projection_attempted", "projection_transmitted", "projection_masked_spikes",
+                             "operator_coincidences", "operator_deliveries", "operator_macs", "operator_masked_spikes"})
+        layers.push_back(column(std::string("results/layers/") + name));
+    for (std::size_t c = 0; c < C; ++c) {
+        StudyCounts::Row r;
+        r.model = std::uint32_t(model.values[c]);
+        if (r.model >= s.models.size()) throw InputError(path + ": /configurations/model[" + std::to_string(c) + "] is out of range");
+        r.ratio = ratio.values[c], r.baseline = std::uint64_t(baseline.values[c]), r.macs = macs.values[c];
+        const std::size_t O = accuracy.shape.size() == 2 ? std::size_t(accuracy.shape[1]) : 1;
+        r.accuracy = accuracy.values[c * O + O - 1];
+        r.release = release[c], r.targets = targets[c];
+        const auto& names = s.model_layers[r.model];
+        std::vector<double>* out[] = {&r.population_spikes, &r.projection_attempted, &r.projection_transmitted,
+                                      &r.projection_masked, &r.operator_coincidences, &r.operator_deliveries,
+                                      &r.operator_macs, &r.operator_masked};
+        const std::size_t widths[] = {names.populations.size(), names.projections.size(), names.projections.size(),
+                                      names.projections.size(), names.operators.size(), names.operators.size(),
+                                      names.operators.size(), names.operators.size()};
+        for (std::size_t k = 0; k < layers.size(); ++k) {
+            const std::size_t width = layers[k].shape.size() == 2 ? std::size_t(layers[k].shape[1]) : 0;
+            if (width < widths[k]) throw InputError(path + ": /results/layers has fewer columns than model " + std::to_string(r.model) + "'s layers");
+            out[k]->assign(layers[k].values.begin() + std::ptrdiff_t(c * width),
+                           layers[k].values.begin() + std::ptrdiff_t(c * width + widths[k]));
+        }
+        s.rows.push_back(std::move(r));
+    }
+    return s;
+}
+
 } // namespace quantal::study

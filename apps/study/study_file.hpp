@@ -34,4 +34,28 @@ void write_study_file(const std::string& path, const StudyDescription& d, std::s
 void write_study_csv(const std::string& path, const StudyDescription& d, std::span<const Configuration> plan,
                      const StudyState& state, std::span<const Network> nets);
 
+// A study file read back for the energy models (`quantal energy STUDY.h5`): per configuration
+// the per-layer counts per image of /results/layers, totals of /results, accuracy at the last
+// observed tick. InputError naming the file and the item for anything missing or misshapen.
+struct StudyCounts {
+    std::vector<std::string> models;
+    std::uint64_t samples = 0, ticks = 0;
+    EnergyCosts costs;
+    struct Layers {
+        std::vector<std::string> populations, projections, operators;
+    };
+    std::vector<Layers> model_layers; // /models/<m>
+    struct Row {
+        std::uint32_t model = 0;
+        double ratio = 0, accuracy = 0, macs = 0; // macs: per image, analog input and softmax
+        std::uint64_t baseline = 0;
+        std::string release, targets;
+        std::vector<double> population_spikes, projection_attempted, projection_transmitted, projection_masked;
+        std::vector<double> operator_coincidences, operator_deliveries, operator_macs, operator_masked;
+    };
+    std::vector<Row> rows;
+};
+StudyCounts read_study_counts(const std::string& path);
+bool is_study_file(const std::string& path);
+
 } // namespace quantal::study

@@ -31,6 +31,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
+from summary import ann_layers  # noqa: E402
 from train import load_checkpoint  # noqa: E402
 
 PRODUCER = "examples/mst/export.py"
@@ -50,6 +51,7 @@ class ModelFile:
         self.name = name
         self.populations, self.projections, self.inputs, self.operators = {}, {}, {}, {}
         self.readout = None
+        self.ann, self.levels = [], 0  # the ANN's own cost per layer (summary.ann_layers) and its L
 
     def add_if(self, name, shape, lam, levels, bias=None):
         lam = float(lam)
@@ -99,6 +101,19 @@ class ModelFile:
                     for key, value in item["data"].items():
                         sub.create_dataset(key, data=_array(value))
             f.create_group("readout").attrs.update(population=self.readout, accumulate="sum")
+            if self.ann:
+                write_ann(f, self.ann, self.levels)
+
+
+def write_ann(f, layers, levels):
+    """/ann: the converted-from ANN's own MACs, weights and activations per layer (the energy
+    reports' baseline) and its QCFS levels (the quantised-ANN baseline's activation bits)."""
+    g = f.create_group("ann")
+    g.attrs["layers"] = [l["name"] for l in layers]
+    g.attrs["kinds"] = [l["kind"] for l in layers]
+    for key in ("macs", "weights", "inputs", "outputs"):
+        g.create_dataset(key, data=np.array([l[key] for l in layers], np.int64))
+    g.attrs["levels"] = np.int64(levels)
 
 
 def _array(value):
@@ -296,6 +311,7 @@ def export(model, path, name="mst-tiny", provenance=None, layout="image"):
     model.eval()
     with torch.no_grad():
         graph = _Exporter(model, name, layout).run()
+    graph.ann, graph.levels = ann_layers(model), model.cfg.levels
     info = {"model_config": model.cfg.to_dict(), "dataset": "Fashion-MNIST",
             "input": f"28x28 uint8 image, scaled by 1/255, zero-padded (centred) to {data.IMAGE_SIZE}x{data.IMAGE_SIZE}"}
     info.update(provenance or {})

@@ -48,6 +48,41 @@ def ann_macs(model):
     return dict(macs)
 
 
+def ann_layers(model):
+    """The ANN's own cost per layer, for the model file's /ann group (docs/model-format.md): name,
+    kind, MACs, weights read (the layer's weight memory), activations read and written, for one
+    forward pass on one image. The SNN's synapse count is no substitute: the export repeats the
+    residual stream once per reader."""
+    names = {m: n for n, m in model.named_modules()}
+    layers, hooks = [], []
+
+    def hook(kind):
+        def record(mod, inp, out):
+            if kind == "attention":
+                bw, n, c = inp[0].shape
+                layers.append(dict(name=names[mod] + ".qk_av", kind=kind, macs=2 * bw * n * n * c, weights=0,
+                                   inputs=3 * bw * n * c, outputs=bw * n * c))
+            else:
+                per_output = mod.weight[0].numel()
+                layers.append(dict(name=names[mod], kind=kind, macs=out.numel() * per_output,
+                                   weights=mod.weight.numel(), inputs=inp[0].numel(), outputs=out.numel()))
+        return record
+
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            hooks.append(m.register_forward_hook(hook("linear")))
+        elif isinstance(m, nn.Conv2d):
+            hooks.append(m.register_forward_hook(hook("analog_input")))
+        elif isinstance(m, WindowAttention):
+            hooks.append(m.register_forward_hook(hook("attention")))
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, model.cfg.in_channels, model.cfg.image_size, model.cfg.image_size))
+    for h in hooks:
+        h.remove()
+    return layers
+
+
 def file_summary(path):
     with h5py.File(path, "r") as f:
         pops = f["populations"]

@@ -1,0 +1,235 @@
+// `quantal energy TRACE.h5 | STUDY.h5 [--model M.h5] [--profile P.json] [--json]`: the energy models of
+// docs/energy.md applied to a trace's ledger, every assumption printed above the numbers. The
+// trace records what the models need (counts, synapses, weight memories, the ANN's own MACs);
+// --model fills in what an older trace lacks.
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#include "apps/commands.hpp"
+#include "apps/plot_scripts.hpp"
+#include "apps/study/study_file.hpp"
+#include "io/contained.hpp"
+#include "io/energy_profile.hpp"
+#include "io/spike_trace.hpp"
+#include "sim/errors.hpp"
+
+namespace quantal::cli {
+
+namespace {
+
+struct EnergyOptions {
+    std::string trace, model, profile, plot_dir;
+    bool json = false;
+    std::optional<double> load_timeout;
+    EnergyCosts costs;
+    bool costs_given = false;
+};
+
+// The model's record where the trace has none; the model must be the trace's (same projections).
+void fill_from_model(EnergyInputs& in, const LoadedModel& m, const std::string& trace, const std::string& model) {
+    const Network& net = m.network;
+    if (net.projections().size() != in.projections.size())
+        throw InputError(model + ": has " + std::to_string(net.projections().size()) + " projections, trace " + trace +
+                         " " + std::to_string(in.projections.size()) + ": not the model the trace was run with");
+    for (ProjectionId j = 0; j < net.projections().size(); ++j) {
+        auto& p = in.projections[j];
+        if (net.projection(j).name != p.name)
+            throw InputError(model + ": projection '" + net.projection(j).name + "' is '" + p.name + "' in trace " +
+                             trace + ": not the model the trace was run with");
+        p.stored_weights = net.stored_weights(j);
+        if (p.role.empty()) p.role = net.projection(j).role;
+    }
+    in.stored_weights_known = true;
+    if (!in.ann) in.ann = net.ann();
+    if (net.operators().size() != in.operators.size())
+        throw InputError(model + ": has " + std::to_string(net.operators().size()) + " operators, trace " + trace +
+                         " " + std::to_string(in.operators.size()) + ": not the model the trace was run with");
+    for (std::size_t o = 0; o < net.operators().size(); ++o) { // populations are in the same order in both
+        const auto& a = std::get<SoftmaxAttention>(net.operators()[o]);
+        auto& op = in.operators[o];
+        if (op.q == EnergyInputs::none)
+            op.q = a.q, op.k = a.k, op.v = a.v, op.scores = a.scores, op.ann_macs = net.attention(o).ann_macs();
+    }
+}
+
+// One configuration of a study as the energy models' input: its per-image counts (x N: totals)
+// on its model. A study keeps no neuron visits, so only the clocked update count is available.
+EnergyInputs study_inputs(const study::StudyCounts& s, const study::StudyCounts::Row& r, const LoadedModel& m,
+                          const std::string& path) {
+    const Network& net = m.network;
+    const auto& names = s.model_layers[r.model];
+    bool same = names.populations.size() == net.populations().size() &&
+                names.projections.size() == net.projections().size() &&
+                names.operators.size() == net.operators().size();
+    for (std::size_t j = 0; same && j < names.projections.size(); ++j)
+        same = names.projections[j] == net.projection(ProjectionId(j)).name;
+    if (!same)
+        throw InputError(path + ": model " + std::to_string(r.model) + " '" + s.models[r.model] +
+                         "' is not the model the study ran (its layers differ)");
+    const double n = double(s.samples);
+    auto total = [&](double per_image) { return std::uint64_t(std::llround(per_image * n)); };
+    EnergyLedger ledger = EnergyLedger::for_network(net, s.ticks);
+    ledger.samples = s.samples;
+    double analog = r.macs;
+    for (std::size_t o = 0; o < names.operators.size(); ++o) {
+        auto& c = ledger.operators[o];
+        c.coincidences = total(r.operator_coincidences[o]), c.deliveries = total(r.operator_deliveries[o]);
+        c.macs = total(r.operator_macs[o]), c.masked_spikes = total(r.operator_masked[o]);
+        analog -= r.operator_macs[o];
+    }
+    for (std::size_t p = 0; p < names.populations.size(); ++p)
+        ledger.populations[p].spikes = total(r.population_spikes[p]);
+    if (!m.inputs.empty()) // the analog input's MACs: the study keeps their sum only
+        ledger.populations[*net.find_population(m.inputs.front().target)].macs = total(analog);
+    for (ProjectionId j = 0; j < names.projections.size(); ++j) {
+        auto& c = ledger.projections[j];
+        c.spikes_in =
+            ledger.populations[net.projection(j).source].spikes; // every spike is presented to every projection
+        c.attempted = total(r.projection_attempted[j]), c.transmitted = total(r.projection_transmitted[j]);
+        c.masked_spikes = total(r.projection_masked[j]);
+    }
+    return energy_inputs(ledger, net);
+}
+
+void study_report(std::ostream& out, const std::string& path, const std::string& model_override,
+                  const HardwareProfile& hw, std::optional<double> load_timeout, bool json) {
+    const auto s = study::read_study_counts(path);
+    if (!model_override.empty() && s.models.size() != 1)
+        throw InputError(path + ": has " + std::to_string(s.models.size()) + " models; --model replaces one only");
+    std::vector<LoadedModel> models;
+    for (const auto& m : s.models)
+        models.push_back(load_model(model_override.empty() ? m : model_override, load_timeout, 1.0));
+    if (!hw.clocked_updates)
+        throw InputError(path + ": a study keeps no neuron visits; use a profile with clocked updates");
+    struct Result {
+        ModelEnergy proxy, papers, memory;
+        AnnEnergy ann;
+    };
+    std::vector<Result> res;
+    for (const auto& r : s.rows) {
+        const auto in = study_inputs(s, r, models[r.model], path);
+        res.push_back({measured_proxy(in, s.costs), papers_proxy(in, s.costs), memory_model(in, hw).total,
+                       ann_energy(in, s.costs)});
+    }
+    char line[400];
+    if (!json) {
+        out << "study " << path << ": " << s.rows.size() << " configurations, " << s.samples
+            << " images x T = " << s.ticks << " ticks; models as in `quantal energy TRACE` (docs/energy.md): E_AC "
+            << s.costs.e_ac_pj << " pJ, E_MAC " << s.costs.e_mac_pj << " pJ; memory profile '" << hw.name << "', "
+            << (hw.global_memory ? "ONE GLOBAL MEMORY" : "LOCAL MEMORIES") << "; the analog input every tick | once; "
+            << "x base: over the configuration's baseline; x ANN: over "
+            << ann_baseline_name(!res.empty() && res[0].ann.own) << "\n";
+        std::snprintf(line, sizeof line, "  %4s %5s %-8s %6s %-24s %8s %23s %10s %12s %10s %12s %10s %8s\n", "conf",
+                      "model", "release", "ratio", "targets", "accuracy", "proxy pJ (tick | once)", "x base",
+                      "papers pJ", "x base", "memory pJ", "x base", "x ANN");
+        out << line;
+    } else {
+        out << "{\n  \"study\": \"" << path << "\", \"samples\": " << s.samples << ", \"ticks\": " << s.ticks
+            << ",\n  \"configurations\": [";
+    }
+    for (std::size_t c = 0; c < s.rows.size(); ++c) {
+        const auto& r = s.rows[c];
+        const auto& e = res[c];
+        const auto& b = res[r.baseline < res.size() ? r.baseline : c];
+        if (!json) {
+            std::snprintf(line, sizeof line,
+                          "  %4zu %5u %-8s %6.3g %-24s %8.4f %11.4g | %9.4g %10.3f %12.4g %10.3f %12.4g %10.3f %8.3f\n",
+                          c, r.model, r.release.c_str(), r.ratio, r.targets.c_str(), r.accuracy,
+                          e.proxy.per_tick_input_pj, e.proxy.once_input_pj,
+                          e.proxy.per_tick_input_pj / b.proxy.per_tick_input_pj, e.papers.per_tick_input_pj,
+                          e.papers.per_tick_input_pj / b.papers.per_tick_input_pj, e.memory.per_tick_input_pj,
+                          e.memory.per_tick_input_pj / b.memory.per_tick_input_pj,
+                          e.ann.float_pj > 0 ? e.proxy.per_tick_input_pj / e.ann.float_pj : 0.0);
+            out << line;
+        } else {
+            std::snprintf(line, sizeof line,
+                          "%s\n    {\"configuration\": %zu, \"model\": %u, \"release\": \"%s\", \"ratio\": %.10g, "
+                          "\"targets\": \"%s\", "
+                          "\"accuracy\": %.10g, \"baseline\": %llu, \"proxy_pj\": %.10g, \"proxy_once_pj\": %.10g, "
+                          "\"papers_pj\": %.10g, "
+                          "\"memory_pj\": %.10g, \"ann_pj\": %.10g, \"ann_own\": %s}",
+                          c ? "," : "", c, r.model, r.release.c_str(), r.ratio, r.targets.c_str(), r.accuracy,
+                          (unsigned long long)r.baseline, e.proxy.per_tick_input_pj, e.proxy.once_input_pj,
+                          e.papers.per_tick_input_pj, e.memory.per_tick_input_pj, e.ann.float_pj,
+                          e.ann.own ? "true" : "false");
+            out << line;
+        }
+    }
+    if (json) out << "\n  ]\n}\n";
+}
+
+} // namespace
+
+void add_energy_command(CLI::App& app) {
+    auto o = std::make_shared<EnergyOptions>();
+    auto* cmd = app.add_subcommand("energy", "Energy of a run under every model (proxy measured and the papers' way, "
+                                             "memory-inclusive, ANN baselines), assumptions first");
+    cmd->add_option("trace", o->trace, "Trace (quantal run or demo) or study file (quantal sweep), HDF5")->required();
+    cmd->add_option("--model", o->model,
+                    "The model file the trace was run with (weight memories and /ann of older traces)");
+    cmd->add_option("--profile", o->profile,
+                    "Hardware profile (JSON) of the memory-inclusive model; default the built-in "
+                    "45 nm one (examples/energy-profiles/45nm.json)");
+    cmd->add_flag("--json", o->json, "Machine-readable output");
+    cmd->add_option("--plot", o->plot_dir,
+                    "Write energy_models.png (energy per group of layers under each model) and "
+                    "energy_models.json into this directory");
+    auto* ac = cmd->add_option("--e-ac", o->costs.e_ac_pj, "Energy of one accumulate, pJ (default: the trace's)");
+    auto* mac =
+        cmd->add_option("--e-mac", o->costs.e_mac_pj, "Energy of one multiply-accumulate, pJ (default: the trace's)");
+    ac->check(CLI::Range(0.0, 1e6)), mac->check(CLI::Range(0.0, 1e6));
+    add_load_timeout_option(*cmd, o->load_timeout);
+    cmd->callback([o, ac, mac] {
+        const HardwareProfile hw = o->profile.empty() ? HardwareProfile{} : read_hardware_profile(o->profile);
+        if (study::is_study_file(o->trace)) { // a sweep's study: every configuration under every model
+            if (!o->plot_dir.empty())
+                throw InputError(o->trace + ": --plot draws traces; plot a study with quantal plot");
+            study_report(std::cout, o->trace, o->model, hw, o->load_timeout, o->json);
+            return;
+        }
+        std::optional<LoadedModel> model;
+        if (!o->model.empty()) model = load_model(o->model, o->load_timeout, 1.0);
+        const double seconds = o->load_timeout.value_or(default_read_seconds(o->trace));
+        auto report = [&](bool json) {
+            return run_contained(o->trace, seconds, [&] {
+                const TraceSummary s = read_trace_summary(o->trace);
+                EnergyInputs in = energy_inputs(s);
+                if (model) fill_from_model(in, *model, o->trace, o->model);
+                EnergyCosts costs{s.e_ac_pj, s.e_mac_pj};
+                if (*ac) costs.e_ac_pj = o->costs.e_ac_pj;
+                if (*mac) costs.e_mac_pj = o->costs.e_mac_pj;
+                std::ostringstream out;
+                if (json) {
+                    print_energy_json(out, in, costs, hw);
+                } else {
+                    out << "trace " << o->trace << (model ? ", model " + o->model : std::string()) << '\n';
+                    print_energy_models(out, in, costs, hw);
+                    print_energy_layers(out, in, costs, hw);
+                }
+                return out.str();
+            });
+        };
+        std::cout << report(o->json);
+        if (o->plot_dir.empty()) return;
+        std::cout.flush();
+        std::error_code ec;
+        std::filesystem::create_directories(o->plot_dir, ec);
+        if (ec) throw InputError(o->plot_dir + ": cannot create the plot directory (" + ec.message() + ")");
+        const auto path = (std::filesystem::path(o->plot_dir) / "energy_models.json").string();
+        std::ofstream(path) << report(true);
+        // Plotting that fails (no interpreter, script error) is not the trace's fault: exit status 1.
+        try {
+            const int rc = run_plot_script("plot_trace.py", {o->trace, "--out", o->plot_dir, "--error-prefix",
+                                                             "quantal", "--energy-models", path, "--energy-only"});
+            if (rc != 0) throw std::runtime_error("plot_trace.py exit status " + std::to_string(rc));
+        } catch (const std::runtime_error& e) {
+            std::cerr << "quantal energy: plotting " << o->trace << " failed (" << e.what() << ")\n";
+            std::exit(1);
+        }
+    });
+}
+
+} // namespace quantal::cli
