@@ -263,7 +263,7 @@ struct RunRequest {
     bool compensate = false;
     double release_spread = 0.0;
     std::vector<Tick> observe;              // readout ticks (0-based)
-    std::vector<std::string> record;        // empty: every population but readouts
+    std::optional<std::vector<std::string>> record; // none: every population but readouts
     std::uint64_t record_samples = 0;       // the first this many samples' spikes are kept
     EnergyCosts costs;
 };
@@ -351,9 +351,9 @@ py::dict run(const Model& m, const std::optional<py::array_t<double, py::array::
     }
     const Network& net = masked ? *masked : m.loaded.network;
     const PopulationId readout = net.find_population(m.loaded.readout).value_or(PopulationId(-1));
-    std::vector<bool> recorded(net.populations().size(), q.record.empty());
+    std::vector<bool> recorded(net.populations().size(), !q.record);
     for (PopulationId p = 0; p < recorded.size(); ++p) recorded[p] = recorded[p] && !is_readout(net.population(p).model);
-    for (const auto& name : q.record) {
+    for (const auto& name : q.record.value_or(std::vector<std::string>{})) {
         const auto p = net.find_population(name);
         if (!p) throw InputError(m.origin + ": record names population '" + name + "', which is not in the model");
         recorded[*p] = true;
@@ -450,7 +450,7 @@ PYBIND11_MODULE(_quantal, m) {
         .def("run", [](const Model& x, const std::optional<py::array_t<double, py::array::c_style | py::array::forcecast>>& images,
                        Tick ticks, std::uint64_t samples, std::uint64_t first_sample, std::uint64_t seed, int threads,
                        std::optional<double> mask, const std::string& release, const std::string& targets, bool compensate,
-                       double release_spread, const std::vector<Tick>& observe, const std::vector<std::string>& record,
+                       double release_spread, const std::vector<Tick>& observe, const std::optional<std::vector<std::string>>& record,
                        std::uint64_t record_samples, double e_ac, double e_mac) {
             RunRequest q;
             q.ticks = ticks, q.samples = samples, q.first_sample = first_sample, q.seed = seed, q.threads = threads;

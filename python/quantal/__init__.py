@@ -19,6 +19,8 @@ import numpy as np
 from . import _quantal
 from ._quantal import InputError, ModelError
 
+InputError.__module__ = ModelError.__module__ = __name__  # shown as quantal.InputError in tracebacks
+
 __all__ = [
     "load", "Network", "NetworkBuilder", "Result", "Ledger", "read_trace", "InputError", "ModelError",
     "IF", "LIF", "CubaLIF", "Readout", "SpikeSource", "BernoulliSource",
@@ -346,7 +348,7 @@ class Network:
             images, ticks, count, first_sample, _whole(seed, "seed", 0, 2 ** 64 - 1),
             _whole(threads, "threads", 1, MAX_THREADS), None if mask is None else float(mask), release or "synapse",
             targets or "all", bool(compensate), float(release_spread or 0.0), sorted(t - 1 for t in observe),
-            list(record or []), record_samples, float(e_ac), float(e_mac))
+            None if record is None else [str(r) for r in record], record_samples, float(e_ac), float(e_mac))
         return Result(self, out, ticks, first_sample, count, sorted(observe), label_array)
 
     def _images(self, inputs):

@@ -99,6 +99,7 @@ def test_observe_record_and_unmasked_defaults(tmp_path):
     np.testing.assert_array_equal(part.readout[:, -1], full.readout[:, 0])
     assert np.all(np.diff(part.readout, axis=1) != 0)  # the readout integrates between observations
     assert list(part.spikes) == ["hidden"] and set(part.spikes["hidden"].sample.tolist()) == {0, 1}
+    assert net.run(images, ticks=16, record=[]).spikes == {}
     assert full.release == [("none", 0.0)]
     assert net.run(images[:1].astype(np.float64), ticks=16).predictions[0] == full.predictions[0]  # uint8 or float alike
 
@@ -319,9 +320,9 @@ def test_the_gil_is_released_while_simulating():
     net = b.build()
     start = time.perf_counter()
     net.run(ticks=200, samples=2, record=[])
-    once = time.perf_counter() - start
-    worker = threading.Thread(target=lambda: net.run(ticks=200, samples=max(2, int(4 * 0.3 / max(once, 1e-3))),
-                                                     record=[]))
+    per_sample = (time.perf_counter() - start) / 2
+    samples = max(2, int(0.5 / per_sample))  # about half a second of simulation
+    worker = threading.Thread(target=lambda: net.run(ticks=200, samples=samples, record=[]))
     ticks_seen = 0
     worker.start()
     while worker.is_alive():
@@ -341,3 +342,22 @@ def test_failure_study_example_runs():
     ratios = [float(r[0]) for r in rows]
     transmitted = [float(r[2]) for r in rows]
     assert ratios == sorted(ratios) and transmitted == sorted(transmitted, reverse=True)
+
+
+MST = os.path.join(SOURCE, "examples", "mst", "models", "mst_r0.h5")
+
+
+def test_mst_with_attention_masks_equals_the_cli(tmp_path):
+    """The shipped MST-Tiny (operators, roles): --mask 0.75 --release spike --targets attention."""
+    trace = tmp_path / "mst.h5"
+    proc = run_quantal("--model", MST, "--ticks", 12, "--input", IMAGES, "--labels", LABELS, "--samples", 3,
+                       "--mask", 0.75, "--release", "spike", "--targets", "attention", "--seed", 3, "--trace", trace)
+    net = quantal.load(MST)
+    assert net.readout == "logits" and len(net.operators) > 0 and net.inputs[0].shape == (1, 28, 28)
+    images, labels = read_idx(IMAGES, 0, 3).reshape(3, 28, 28), read_idx(LABELS, 0, 3).reshape(-1)
+    result = net.run(images, labels=labels, ticks=12, mask=0.75, release="spike", targets="attention", seed=3,
+                     threads=2)
+    assert_result_equals_trace(result, trace)
+    assert f"accuracy: {result.correct} / 3" in proc.stdout
+    assert result.ledger.operators["masked_spikes"].sum() > 0
+    assert all(mode == "none" for mode, _ in result.release)  # attention: only the operators' inputs
