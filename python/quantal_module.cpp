@@ -373,10 +373,12 @@ py::dict run(const Model& m, const std::optional<py::array_t<double, py::array::
         options.observe = q.observe;
         // Batches keep memory bounded (stimuli and spikes of one batch at a time) and all threads busy.
         const std::uint64_t batch = std::uint64_t(q.threads) * 16;
+        // The engine keeps every population's spikes when asked: only ask when some are wanted.
+        const bool any_recorded = std::find(recorded.begin(), recorded.end(), true) != recorded.end();
         for (std::uint64_t first = 0; first < q.samples;) {
             std::uint64_t n = std::min(batch, q.samples - first);
             if (first < q.record_samples) n = std::min(n, q.record_samples - first); // one recording setting per batch
-            options.record_spikes = first < q.record_samples;
+            options.record_spikes = any_recorded && first < q.record_samples;
             std::vector<Stimulus> stimuli;
             for (std::uint64_t k = first; k < first + n; ++k) stimuli.push_back(stimulus(m.loaded, net, data, values, k));
             const auto results = run_batch(net, stimuli, options, q.first_sample + first, q.threads);
