@@ -361,3 +361,62 @@ def test_mst_with_attention_masks_equals_the_cli(tmp_path):
     assert f"accuracy: {result.correct} / 3" in proc.stdout
     assert result.ledger.operators["masked_spikes"].sum() > 0
     assert all(mode == "none" for mode, _ in result.release)  # attention: only the operators' inputs
+
+
+def test_conv_pool_cuba_and_sparse_probabilities_equal_the_model_file(tmp_path):
+    """The other kinds: conv2d (with synapse release), sum and average pools, CubaLIF, sparse
+    per-synapse release probabilities; the same network written with h5py and run by the CLI."""
+    rng = np.random.default_rng(39)
+    kernel, img_bias = np.abs(dyadic(rng, (2, 1, 3, 3), 0.5)), np.abs(dyadic(rng, 36, 0.5))
+    pre, post = rng.integers(0, 18, 30), rng.integers(0, 3, 30)
+    syn_w, syn_p = dyadic(rng, 30, 2.0), np.round(rng.uniform(0, 1, 30) * 8) / 8
+    b = quantal.NetworkBuilder()
+    b.add_population("img", (1, 6, 6), quantal.IF(threshold=1.0, v0=0.0), bias=img_bias)
+    b.add_population("c", (2, 6, 6), quantal.CubaLIF(threshold=0.5, v0=0.0, tau_ticks=5.0, tau_syn_ticks=2.0))
+    b.add_population("p", (2, 3, 3), quantal.IF(threshold=1.0, v0=0.0))
+    b.add_population("q", (2, 1, 1), quantal.IF(threshold=0.25, v0=0.0))
+    b.add_population("out", 3, quantal.Readout())
+    b.connect("img", "c", quantal.Conv2d(kernel, padding=(1, 1)), release=quantal.Release("synapse", 0.25))
+    b.connect("c", "p", quantal.SumPool2d((2, 2)), delay=1)
+    b.connect("p", "q", quantal.AvgPool2d((3, 3)))
+    b.connect("p", "out", quantal.Sparse(pre, post, syn_w, probability=syn_p), delay=2)
+    net = b.build()
+    model, trace = tmp_path / "conv.h5", tmp_path / "trace.h5"
+    with h5py.File(model, "w") as f:
+        f.attrs.update(format="quantal-model", format_version=np.int64(2), name="conv", producer="test")
+        pops = f.create_group("populations")
+        pops.attrs["order"] = ["img", "c", "p", "q", "out"]
+        for name, shape, attrs in [
+                ("img", (1, 6, 6), dict(model="IF", threshold=1.0, comparison=">=", reset="subtract", v0=0.0)),
+                ("c", (2, 6, 6), dict(model="CubaLIF", threshold=0.5, comparison=">=", reset="subtract", v0=0.0,
+                                      tau_ticks=5.0, tau_syn_ticks=2.0)),
+                ("p", (2, 3, 3), dict(model="IF", threshold=1.0, comparison=">=", reset="subtract", v0=0.0)),
+                ("q", (2, 1, 1), dict(model="IF", threshold=0.25, comparison=">=", reset="subtract", v0=0.0)),
+                ("out", (3,), dict(model="readout"))]:
+            g = pops.create_group(name)
+            g.attrs.update(attrs)
+            g["shape"] = np.array(shape, np.int64)
+        pops["img"]["bias"] = img_bias
+        prj = f.create_group("projections")
+        prj.attrs["order"] = ["img->c", "c->p", "p->q", "p->out"]
+        g = prj.create_group("img->c")
+        g.attrs.update(kind="conv2d", source="img", target="c", release="synapse", mask_ratio=0.25)
+        g["weight"], g["padding"] = kernel, np.array([1, 1], np.int64)
+        g = prj.create_group("c->p")
+        g.attrs.update(kind="sum_pool2d", source="c", target="p", delay=np.int64(1))
+        g["kernel_size"] = np.array([2, 2], np.int64)
+        g = prj.create_group("p->q")
+        g.attrs.update(kind="avg_pool2d", source="p", target="q")
+        g["kernel_size"] = np.array([3, 3], np.int64)
+        g = prj.create_group("p->out")
+        g.attrs.update(kind="sparse", source="p", target="out", delay=np.int64(2))
+        order = np.argsort(pre, kind="stable")
+        g["row_begin"] = np.concatenate([[0], np.cumsum(np.bincount(pre, minlength=18))]).astype(np.uint64)
+        g["target"], g["weight"] = post[order].astype(np.uint32), syn_w[order]
+        g["probability"] = syn_p[order].astype(np.float32)
+        f.create_group("readout").attrs.update(population="out", accumulate="sum")
+    run_quantal("--model", model, "--ticks", 30, "--samples", 3, "--seed", 2, "--trace", trace)
+    result = net.run(ticks=30, samples=3, seed=2)
+    assert_result_equals_trace(result, trace)
+    assert all(len(result.spikes[p].tick) > 0 for p in ("img", "c", "p", "q"))
+    assert 0 < result.ledger.projections["transmitted"][:, 3].sum() < result.ledger.projections["attempted"][:, 3].sum()
