@@ -266,6 +266,20 @@ struct RunRequest {
     std::optional<std::vector<std::string>> record; // none: every population but readouts
     std::uint64_t record_samples = 0;       // the first this many samples' spikes are kept
     EnergyCosts costs;
+    // Direct inputs, per population: spike lists of spike sources (per-sample ranges of `tick`
+    // and `neuron`) and constant currents (samples x size, row-major).
+    struct SpikeInput {
+        PopulationId population;
+        std::vector<std::uint64_t> begin; // samples + 1 offsets
+        std::vector<Tick> tick;
+        std::vector<std::uint32_t> neuron;
+    };
+    struct CurrentInput {
+        PopulationId population;
+        std::vector<double> values;
+    };
+    std::vector<SpikeInput> spikes;
+    std::vector<CurrentInput> currents;
 };
 
 // Everything a run produced, in flat arrays, filled sample after sample.
@@ -319,8 +333,14 @@ void collect(const Network& net, PopulationId readout, const std::vector<bool>& 
 // The stimulus of sample k: images (samples x values, raw as the CLI reads IDX bytes) through the
 // model's analog inputs, or silent inputs without images.
 Stimulus stimulus(const LoadedModel& model, const Network& net, const double* images, std::size_t values,
-                  std::uint64_t k) {
+                  const RunRequest& q, std::uint64_t k) {
     Stimulus s = Stimulus::for_network(net);
+    for (const auto& in : q.spikes)
+        for (auto i = in.begin[k]; i < in.begin[k + 1]; ++i) s.spikes[in.population].push_back({in.tick[i], in.neuron[i]});
+    for (const auto& in : q.currents) {
+        const std::size_t n = net.population(in.population).size();
+        s.current[in.population].assign(in.values.begin() + std::ptrdiff_t(k * n), in.values.begin() + std::ptrdiff_t((k + 1) * n));
+    }
     if (!images) return s;
     const std::span<const double> raw(images + k * values, values);
     for (const auto& in : model.inputs) {
@@ -380,7 +400,7 @@ py::dict run(const Model& m, const std::optional<py::array_t<double, py::array::
             if (first < q.record_samples) n = std::min(n, q.record_samples - first); // one recording setting per batch
             options.record_spikes = any_recorded && first < q.record_samples;
             std::vector<Stimulus> stimuli;
-            for (std::uint64_t k = first; k < first + n; ++k) stimuli.push_back(stimulus(m.loaded, net, data, values, k));
+            for (std::uint64_t k = first; k < first + n; ++k) stimuli.push_back(stimulus(m.loaded, net, data, values, q, k));
             const auto results = run_batch(net, stimuli, options, q.first_sample + first, q.threads);
             for (const auto& r : results) collect(net, readout, recorded, r, q.costs, a);
             first += n;
@@ -453,12 +473,27 @@ PYBIND11_MODULE(_quantal, m) {
                        Tick ticks, std::uint64_t samples, std::uint64_t first_sample, std::uint64_t seed, int threads,
                        std::optional<double> mask, const std::string& release, const std::string& targets, bool compensate,
                        double release_spread, const std::vector<Tick>& observe, const std::optional<std::vector<std::string>>& record,
-                       std::uint64_t record_samples, double e_ac, double e_mac) {
+                       std::uint64_t record_samples, double e_ac, double e_mac, const py::list& spikes,
+                       const py::list& currents) {
             RunRequest q;
             q.ticks = ticks, q.samples = samples, q.first_sample = first_sample, q.seed = seed, q.threads = threads;
             q.mask = mask, q.release = release, q.targets = targets, q.compensate = compensate;
             q.release_spread = release_spread, q.observe = observe, q.record = record, q.record_samples = record_samples;
             q.costs = EnergyCosts{e_ac, e_mac};
+            // [(population, offsets, ticks, neurons)] and [(population, values)], checked in Python.
+            auto population = [&](const py::handle& name) {
+                const auto p = x.loaded.network.find_population(name.cast<std::string>());
+                if (!p) throw InputError(x.origin + ": has no population '" + name.cast<std::string>() + "'");
+                return *p;
+            };
+            for (const auto& h : spikes) {
+                const auto t = h.cast<py::tuple>();
+                q.spikes.push_back({population(t[0]), values<std::uint64_t>(t[1]), values<Tick>(t[2]), values<std::uint32_t>(t[3])});
+            }
+            for (const auto& h : currents) {
+                const auto t = h.cast<py::tuple>();
+                q.currents.push_back({population(t[0]), values<double>(t[1])});
+            }
             return run(x, images, q);
         });
     m.def("load", &load, py::arg("path"), py::arg("dt_ms"));

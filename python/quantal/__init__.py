@@ -85,7 +85,7 @@ class Readout(_Neuron):
 
 
 class SpikeSource(_Neuron):
-    """Emits the spikes a stimulus lists for it (silent in this version of the module)."""
+    """Emits the spikes run(spikes={name: ...}) gives it; silent without."""
     def __init__(self, *, spike_value=1.0):
         super().__init__("spike_source", spike_value=float(spike_value))
 
@@ -106,7 +106,7 @@ def _integers(a, what, where, low, high):
         raise ModelError(f"{where}: {what} must be whole numbers")
     if a.size and (a.min() < low or a.max() >= high):
         bad = a[(a < low) | (a >= high)][0]
-        raise ModelError(f"{where}: {what} {int(bad)} is out of range [0, {high})")
+        raise ModelError(f"{where}: {what} {int(bad)} is out of range [{low}, {high})")
     return a.astype(np.int64)
 
 
@@ -307,7 +307,7 @@ class Network:
 
     def run(self, inputs=None, *, ticks, samples=None, seed=1, threads=1, mask=None, release=None, targets=None,
             compensate=False, release_spread=None, observe=None, record=None, record_samples=None, labels=None,
-            first_sample=0, e_ac=0.9, e_mac=4.6):
+            first_sample=0, e_ac=0.9, e_mac=4.6, spikes=None, currents=None):
         """Simulates samples of `ticks` ticks each; returns a Result.
 
         inputs: None (silent inputs; `samples` of them, default 1) or images (N, ...) through the
@@ -320,9 +320,13 @@ class Network:
           predictions are the argmax at the last of them.
         record: populations whose spikes are kept (default: every population but readouts);
           record_samples: only the first N samples' spikes (default all).
-        labels: per input, for result.accuracy. first_sample: the index of the first sample
-          (random streams are keyed by it: `quantal run --offset`)."""
-        _check_pairs(mask, release, targets, compensate, release_spread, labels, inputs)
+        labels: per sample, for result.accuracy. first_sample: the index of the first sample
+          (random streams are keyed by it: `quantal run --offset`).
+        spikes: {spike_source population: (sample, tick, node_id)} arrays of input spikes, e.g.
+          another result's spikes[...]; sample is the run's sample index (first_sample + k).
+        currents: {population: (samples, size) or (size,)} constant current per neuron and tick,
+          added to what images drive."""
+        _check_pairs(mask, release, targets, compensate, release_spread)
         ticks = _whole(ticks, "ticks", 1, MAX_RUN_TICKS)
         images = None
         if inputs is not None:
@@ -344,11 +348,15 @@ class Network:
         observe = [ticks] if observe is None else [_whole(t, "observe", 1, ticks) for t in np.atleast_1d(observe)]
         record_samples = count if record_samples is None else _whole(record_samples, "record_samples", 1, MAX_RUN_TICKS)
         label_array = None if labels is None else self._labels(labels, count)
+        spike_inputs = [self._spike_input(name, value, first_sample, count, ticks)
+                        for name, value in (spikes or {}).items()]
+        current_inputs = [self._current_input(name, value, count) for name, value in (currents or {}).items()]
         out = self._model.run(
             images, ticks, count, first_sample, _whole(seed, "seed", 0, 2 ** 64 - 1),
             _whole(threads, "threads", 1, MAX_THREADS), None if mask is None else float(mask), release or "synapse",
             targets or "all", bool(compensate), float(release_spread or 0.0), sorted(t - 1 for t in observe),
-            None if record is None else [str(r) for r in record], record_samples, float(e_ac), float(e_mac))
+            None if record is None else [str(r) for r in record], record_samples, float(e_ac), float(e_mac),
+            spike_inputs, current_inputs)
         return Result(self, out, ticks, first_sample, count, sorted(observe), label_array)
 
     def _images(self, inputs):
@@ -368,6 +376,39 @@ class Network:
         if bad.size:
             raise InputError(f"inputs: image {bad[0]} has a value that is not finite")
         return images
+
+    def _population(self, name, what):
+        try:
+            return self.population(name)
+        except KeyError:
+            raise InputError(f"{what}: {self.origin} has no population '{name}'") from None
+
+    def _spike_input(self, name, value, first_sample, count, ticks):
+        """(name, per-sample offsets, ticks, neurons), grouped by sample for the engine."""
+        pop = self._population(name, "spikes")
+        if pop.model != "spike_source":
+            raise InputError(f"spikes: given for population '{name}', which is not a spike source")
+        sample, tick, node = (np.asarray(a) for a in value)
+        if not (sample.ndim == 1 and tick.shape == sample.shape and node.shape == sample.shape):
+            raise InputError(f"spikes for '{name}': sample, tick and node_id must be 1-d arrays of one length")
+        where = f"spikes for '{name}'"
+        try:
+            k = _integers(sample, "sample", where, first_sample, first_sample + count) - first_sample
+            tick = _integers(tick, "tick", where, 0, ticks)
+            node = _integers(node, "node_id", where, 0, pop.size)
+        except ModelError as e:
+            raise InputError(str(e)) from None
+        order = np.argsort(k, kind="stable")
+        offsets = np.searchsorted(k[order], np.arange(count + 1)).astype(np.uint64)
+        return (name, offsets, tick[order], node[order].astype(np.uint32))
+
+    def _current_input(self, name, value, count):
+        pop = self._population(name, "currents")
+        values = np.asarray(value, np.float64)
+        if values.shape not in ((pop.size,), (count, pop.size)):
+            raise InputError(f"currents for '{name}': shape {values.shape}, expected ({count}, {pop.size}) or "
+                             f"({pop.size},)")
+        return (name, np.ascontiguousarray(np.broadcast_to(values, (count, pop.size))))
 
     def _labels(self, labels, count):
         labels = np.asarray(labels)
@@ -389,7 +430,7 @@ def _whole(value, name, low, high):
     return int(value)
 
 
-def _check_pairs(mask, release, targets, compensate, release_spread, labels, inputs):
+def _check_pairs(mask, release, targets, compensate, release_spread):
     """Arguments that only mean something with another one are refused alone: no silent defaults."""
     if release is not None and mask is None:
         raise InputError(f"release='{release}' needs mask=R (without a mask the model's release settings are used as "
@@ -403,8 +444,6 @@ def _check_pairs(mask, release, targets, compensate, release_spread, labels, inp
     if release_spread is not None and mask is None:
         raise InputError(f"release_spread={release_spread} needs mask=R (the spread is around the release "
                          "probability 1 - R)")
-    if labels is not None and inputs is None:
-        raise InputError("labels need inputs (labels belong to images)")
 
 
 def load(path, dt=1.0):

@@ -420,3 +420,38 @@ def test_conv_pool_cuba_and_sparse_probabilities_equal_the_model_file(tmp_path):
     assert_result_equals_trace(result, trace)
     assert all(len(result.spikes[p].tick) > 0 for p in ("img", "c", "p", "q"))
     assert 0 < result.ledger.projections["transmitted"][:, 3].sum() < result.ledger.projections["attempted"][:, 3].sum()
+
+
+def test_spike_and_current_inputs_reproduce_the_network_that_made_them():
+    """A network driven by another run's spikes (spikes=) and by currents (currents=) spikes as
+    the network whose Bernoulli source and bias made them."""
+    rng = np.random.default_rng(40)
+    w, bias = dyadic(rng, (12, 20), 0.75), np.abs(dyadic(rng, 12, 0.25))
+    a = quantal.NetworkBuilder()
+    a.add_population("src", 20, quantal.BernoulliSource(0.3))
+    a.add_population("hid", 12, quantal.IF(threshold=1.0, v0=0.5), bias=bias)
+    a.connect("src", "hid", quantal.Dense(w))
+    original = a.build().run(ticks=30, samples=4, first_sample=10, seed=8)
+    b = quantal.NetworkBuilder()
+    b.add_population("in", 20, quantal.SpikeSource())
+    b.add_population("hid", 12, quantal.IF(threshold=1.0, v0=0.5))
+    b.connect("in", "hid", quantal.Dense(w))
+    net = b.build()
+    replayed = net.run(ticks=30, samples=4, first_sample=10, spikes={"in": original.spikes["src"]},
+                       currents={"hid": np.tile(bias, (4, 1))})
+    for mine, theirs in (("in", "src"), ("hid", "hid")):
+        for field in ("sample", "tick", "node_id"):
+            np.testing.assert_array_equal(getattr(replayed.spikes[mine], field), getattr(original.spikes[theirs], field))
+    assert len(replayed.spikes["hid"].tick) > 0
+    same = net.run(ticks=30, samples=4, first_sample=10, spikes={"in": original.spikes["src"]}, currents={"hid": bias})
+    np.testing.assert_array_equal(same.spikes["hid"].tick, replayed.spikes["hid"].tick)
+    with pytest.raises(quantal.InputError, match=r"^spikes: given for population 'hid', which is not a spike source"):
+        net.run(ticks=30, spikes={"hid": ([0], [0], [0])})
+    with pytest.raises(quantal.InputError, match=r"^spikes for 'in': sample 13 is out of range \[10, 13\)"):
+        net.run(ticks=30, samples=3, first_sample=10, spikes={"in": original.spikes["src"]})
+    with pytest.raises(quantal.InputError, match=r"^spikes for 'in': tick 30 is out of range \[0, 30\)"):
+        net.run(ticks=30, spikes={"in": ([0], [30], [0])})
+    with pytest.raises(quantal.InputError, match=r"^currents for 'hid': shape \(3,\), expected \(1, 12\) or \(12,\)"):
+        net.run(ticks=30, currents={"hid": [1.0, 2.0, 3.0]})
+    with pytest.raises(quantal.InputError, match=r"^stimulus: population 'in' is a spike source and takes no current"):
+        net.run(ticks=30, currents={"in": np.zeros(20)})
