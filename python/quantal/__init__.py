@@ -361,8 +361,8 @@ class Network:
 
     def _images(self, inputs):
         images = np.asarray(inputs)
-        if images.dtype.kind not in "uif" or images.ndim < 2:
-            raise InputError(f"inputs: expected an array of numbers (samples, ...), got {images.dtype} of shape "
+        if images.dtype.kind not in "uif" or images.ndim < 2 or images.shape[0] == 0:
+            raise InputError(f"inputs: expected an array of numbers (samples >= 1, ...), got {images.dtype} of shape "
                              f"{images.shape}")
         per_sample = math.prod(images.shape[1:])
         for i in self.inputs:
@@ -480,7 +480,8 @@ class Result:
     readout (S, observed, classes) or None; predictions (S,) (-1 without a readout); labels,
     correct, accuracy (with labels); ledger: a Ledger; spikes: {population: Spikes(sample, tick,
     node_id)} of the recorded samples in simulation order; release: [(mode, mask_ratio)] per
-    projection as run; timestamps(population): their times in ms as a trace writes them."""
+    projection as run; targeted: with a mask, what it applied to by role (as `quantal run`
+    reports it); timestamps(population): their times in ms as a trace writes them."""
 
     def __init__(self, network, out, ticks, first_sample, count, observed, labels):
         self.ticks, self.dt_ms = ticks, network.dt_ms
@@ -490,6 +491,7 @@ class Result:
         self.ledger = Ledger(network, out)
         self.spikes = {name: Spikes(*arrays) for name, arrays in out["spikes"].items()}
         self.release = out["release"]
+        self.targeted = out["targeted"] or None
         self.labels = labels
         self.correct = None if labels is None else int(np.sum(self.predictions == labels))
         self.accuracy = None if labels is None else self.correct / count

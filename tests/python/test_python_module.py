@@ -361,6 +361,7 @@ def test_mst_with_attention_masks_equals_the_cli(tmp_path):
     assert f"accuracy: {result.correct} / 3" in proc.stdout
     assert result.ledger.operators["masked_spikes"].sum() > 0
     assert all(mode == "none" for mode, _ in result.release)  # attention: only the operators' inputs
+    assert f"targets attention = {result.targeted}" in proc.stdout
 
 
 def test_conv_pool_cuba_and_sparse_probabilities_equal_the_model_file(tmp_path):
