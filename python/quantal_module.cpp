@@ -75,12 +75,17 @@ NeuronModel neuron_model(const py::dict& d) {
         return LifNeuron{threshold_rule(d), d["tau_ticks"].cast<double>(), item<double>(d, "v_leak").value_or(0.0),
                          d["v0"].cast<double>(), spike};
     if (name == "CubaLIF")
-        return CubaLifNeuron{threshold_rule(d), d["tau_syn_ticks"].cast<double>(), d["tau_ticks"].cast<double>(),
-                             item<double>(d, "v_leak").value_or(0.0), d["v0"].cast<double>(), spike};
+        return CubaLifNeuron{threshold_rule(d),
+                             d["tau_syn_ticks"].cast<double>(),
+                             d["tau_ticks"].cast<double>(),
+                             item<double>(d, "v_leak").value_or(0.0),
+                             d["v0"].cast<double>(),
+                             spike};
     if (name == "readout") return ReadoutNeuron{item<double>(d, "v0").value_or(0.0)};
     if (name == "spike_source") return SpikeSource{spike};
     if (name == "bernoulli_source") return BernoulliSource{values<double>(d["probability"]), spike};
-    throw ModelError("neuron model '" + name + "' is not one of IF, LIF, CubaLIF, readout, spike_source, bernoulli_source");
+    throw ModelError("neuron model '" + name +
+                     "' is not one of IF, LIF, CubaLIF, readout, spike_source, bernoulli_source");
 }
 
 std::array<std::int64_t, 2> extent2(const py::dict& d, const char* key, std::array<std::int64_t, 2> otherwise) {
@@ -97,7 +102,10 @@ Connectivity connectivity(const py::dict& d) {
     if (kind == "dense") return Dense{values<float>(d["weight"])};
     if (kind == "one_to_one") return OneToOne{values<float>(d["weight"])};
     if (kind == "sparse") {
-        Sparse s{values<std::uint64_t>(d["row_begin"]), values<std::uint32_t>(d["target"]), values<float>(d["weight"]), {}, {}};
+        Sparse s;
+        s.row_begin = values<std::uint64_t>(d["row_begin"]);
+        s.target = values<std::uint32_t>(d["target"]);
+        s.weight = values<float>(d["weight"]);
         if (!d["delay"].is_none()) s.delay = values<std::uint32_t>(d["delay"]);
         if (!d["probability"].is_none()) s.probability = values<float>(d["probability"]);
         return s;
@@ -120,7 +128,8 @@ Connectivity connectivity(const py::dict& d) {
         p.padding = extent2(d, "padding", {0, 0});
         return p;
     }
-    throw ModelError("projection kind '" + kind + "' is not one of dense, sparse, one_to_one, conv2d, sum_pool2d, avg_pool2d");
+    throw ModelError("projection kind '" + kind +
+                     "' is not one of dense, sparse, one_to_one, conv2d, sum_pool2d, avg_pool2d");
 }
 
 ReleaseMode release_mode(const std::string& name) {
@@ -138,7 +147,8 @@ std::shared_ptr<Model> build(const py::list& populations, const py::list& projec
         const auto t = h.cast<py::tuple>();
         std::vector<double> bias;
         if (!t[3].is_none()) bias = values<double>(t[3]);
-        b.add_population(t[0].cast<std::string>(), t[1].cast<Shape>(), neuron_model(t[2].cast<py::dict>()), std::move(bias));
+        b.add_population(t[0].cast<std::string>(), t[1].cast<Shape>(), neuron_model(t[2].cast<py::dict>()),
+                         std::move(bias));
     }
     for (const auto& h : projections) {
         const auto d = h.cast<py::dict>();
@@ -193,7 +203,8 @@ py::dict neuron_parameters(const NeuronModel& model) {
                           [&](const ReadoutNeuron& m) { d["v0"] = m.v0; },
                           [&](const SpikeSource& m) { d["spike_value"] = m.spike_value; },
                           [&](const BernoulliSource& m) {
-                              d["probability"] = py::array_t<double>(py::ssize_t(m.probability.size()), m.probability.data());
+                              d["probability"] =
+                                  py::array_t<double>(py::ssize_t(m.probability.size()), m.probability.data());
                               d["spike_value"] = m.spike_value;
                           }},
                model);
@@ -262,9 +273,9 @@ struct RunRequest {
     std::string release = "synapse", targets = "all";
     bool compensate = false;
     double release_spread = 0.0;
-    std::vector<Tick> observe;              // readout ticks (0-based)
+    std::vector<Tick> observe;                      // readout ticks (0-based)
     std::optional<std::vector<std::string>> record; // none: every population but readouts
-    std::uint64_t record_samples = 0;       // the first this many samples' spikes are kept
+    std::uint64_t record_samples = 0;               // the first this many samples' spikes are kept
     EnergyCosts costs;
     // Direct inputs, per population: spike lists of spike sources (per-sample ranges of `tick`
     // and `neuron`) and constant currents (samples x size, row-major).
@@ -284,15 +295,15 @@ struct RunRequest {
 
 // Everything a run produced, in flat arrays, filled sample after sample.
 struct RunArrays {
-    std::vector<double> readout;            // S x observed x classes of the model's readout
-    std::vector<std::int64_t> prediction;   // S
+    std::vector<double> readout;                       // S x observed x classes of the model's readout
+    std::vector<std::int64_t> prediction;              // S
     std::vector<std::uint64_t> pop[5], proj[4], op[4]; // per-sample ledger rows (S x P, S x J, S x O)
-    std::vector<double> snn_pj, ann_pj;     // S
+    std::vector<double> snn_pj, ann_pj;                // S
     struct Spikes {
         std::vector<std::uint64_t> sample, node_id;
         std::vector<std::int64_t> tick;
     };
-    std::vector<Spikes> spikes;             // per population (only recorded ones fill theirs)
+    std::vector<Spikes> spikes; // per population (only recorded ones fill theirs)
 };
 
 // argmax (first maximum) at the last observed tick, as `quantal run` predicts.
@@ -306,7 +317,8 @@ void collect(const Network& net, PopulationId readout, const std::vector<bool>& 
     for (const auto& ro : r.readouts) {
         if (ro.population != readout) continue;
         a.readout.insert(a.readout.end(), ro.values.begin(), ro.values.end());
-        a.prediction.push_back(ro.ticks.empty() ? -1 : predicted(ro.values.data() + (ro.ticks.size() - 1) * classes, classes));
+        a.prediction.push_back(
+            ro.ticks.empty() ? -1 : predicted(ro.values.data() + (ro.ticks.size() - 1) * classes, classes));
     }
     if (classes == 0) a.prediction.push_back(-1);
     for (const auto& c : r.ledger.populations) {
@@ -336,10 +348,12 @@ Stimulus stimulus(const LoadedModel& model, const Network& net, const double* im
                   const RunRequest& q, std::uint64_t k) {
     Stimulus s = Stimulus::for_network(net);
     for (const auto& in : q.spikes)
-        for (auto i = in.begin[k]; i < in.begin[k + 1]; ++i) s.spikes[in.population].push_back({in.tick[i], in.neuron[i]});
+        for (auto i = in.begin[k]; i < in.begin[k + 1]; ++i)
+            s.spikes[in.population].push_back({in.tick[i], in.neuron[i]});
     for (const auto& in : q.currents) {
         const std::size_t n = net.population(in.population).size();
-        s.current[in.population].assign(in.values.begin() + std::ptrdiff_t(k * n), in.values.begin() + std::ptrdiff_t((k + 1) * n));
+        s.current[in.population].assign(in.values.begin() + std::ptrdiff_t(k * n),
+                                        in.values.begin() + std::ptrdiff_t((k + 1) * n));
     }
     if (!images) return s;
     const std::span<const double> raw(images + k * values, values);
@@ -354,7 +368,8 @@ Stimulus stimulus(const LoadedModel& model, const Network& net, const double* im
     return s;
 }
 
-py::dict run(const Model& m, const std::optional<py::array_t<double, py::array::c_style | py::array::forcecast>>& images,
+py::dict run(const Model& m,
+             const std::optional<py::array_t<double, py::array::c_style | py::array::forcecast>>& images,
              const RunRequest& q) {
     // --mask replaces the file's release settings on a copy: the targets get it, the rest none.
     std::optional<Network> masked;
@@ -372,7 +387,8 @@ py::dict run(const Model& m, const std::optional<py::array_t<double, py::array::
     const Network& net = masked ? *masked : m.loaded.network;
     const PopulationId readout = net.find_population(m.loaded.readout).value_or(PopulationId(-1));
     std::vector<bool> recorded(net.populations().size(), !q.record);
-    for (PopulationId p = 0; p < recorded.size(); ++p) recorded[p] = recorded[p] && !is_readout(net.population(p).model);
+    for (PopulationId p = 0; p < recorded.size(); ++p)
+        recorded[p] = recorded[p] && !is_readout(net.population(p).model);
     for (const auto& name : q.record.value_or(std::vector<std::string>{})) {
         const auto p = net.find_population(name);
         if (!p) throw InputError(m.origin + ": record names population '" + name + "', which is not in the model");
@@ -380,8 +396,7 @@ py::dict run(const Model& m, const std::optional<py::array_t<double, py::array::
     }
     const double* data = images ? images->data() : nullptr;
     const std::size_t values = images ? std::size_t(images->shape(1)) : 0;
-    if (data && m.loaded.inputs.empty())
-        throw InputError(m.origin + ": has no /inputs, so it cannot take images");
+    if (data && m.loaded.inputs.empty()) throw InputError(m.origin + ": has no /inputs, so it cannot take images");
 
     RunArrays a;
     a.spikes.resize(net.populations().size());
@@ -400,7 +415,8 @@ py::dict run(const Model& m, const std::optional<py::array_t<double, py::array::
             if (first < q.record_samples) n = std::min(n, q.record_samples - first); // one recording setting per batch
             options.record_spikes = any_recorded && first < q.record_samples;
             std::vector<Stimulus> stimuli;
-            for (std::uint64_t k = first; k < first + n; ++k) stimuli.push_back(stimulus(m.loaded, net, data, values, q, k));
+            for (std::uint64_t k = first; k < first + n; ++k)
+                stimuli.push_back(stimulus(m.loaded, net, data, values, q, k));
             const auto results = run_batch(net, stimuli, options, q.first_sample + first, q.threads);
             for (const auto& r : results) collect(net, readout, recorded, r, q.costs, a);
             first += n;
@@ -431,12 +447,13 @@ py::dict run(const Model& m, const std::optional<py::array_t<double, py::array::
         if (!recorded[p]) continue;
         auto& s = a.spikes[p];
         const auto n = py::ssize_t(s.tick.size());
-        spikes[py::str(net.population(p).name)] =
-            py::make_tuple(to_array(std::move(s.sample), {n}), to_array(std::move(s.tick), {n}), to_array(std::move(s.node_id), {n}));
+        spikes[py::str(net.population(p).name)] = py::make_tuple(
+            to_array(std::move(s.sample), {n}), to_array(std::move(s.tick), {n}), to_array(std::move(s.node_id), {n}));
     }
     out["spikes"] = spikes;
     py::list release;
-    for (const auto& p : net.projections()) release.append(py::make_tuple(mode_name(p.release.mode), p.release.mask_ratio));
+    for (const auto& p : net.projections())
+        release.append(py::make_tuple(mode_name(p.release.mode), p.release.mask_ratio));
     out["release"] = release;
     out["targeted"] = targeted;
     return out;
@@ -454,31 +471,35 @@ PYBIND11_MODULE(_quantal, m) {
         .def_property_readonly("origin", [](const Model& x) { return x.origin; })
         .def_property_readonly("readout", [](const Model& x) { return x.loaded.readout; })
         .def_property_readonly("ann_macs", [](const Model& x) { return x.loaded.network.ann_macs(); })
-        .def_property_readonly("operators", [](const Model& x) {
-            std::vector<std::string> names;
-            for (const auto& op : x.loaded.network.operators())
-                names.push_back(std::visit([](const auto& o) { return o.name; }, op));
-            return names;
-        })
+        .def_property_readonly("operators",
+                               [](const Model& x) {
+                                   std::vector<std::string> names;
+                                   for (const auto& op : x.loaded.network.operators())
+                                       names.push_back(std::visit([](const auto& o) { return o.name; }, op));
+                                   return names;
+                               })
         .def("populations", &populations_of)
         .def("projections", &projections_of)
         .def("inputs", &inputs_of)
-        .def("save", [](const Model& x, const std::string& path, const std::string& name) {
-            ModelFileInfo info;
-            info.name = name;
-            info.producer = "quantal Python module";
-            write_model_file(path, x.loaded.network, info, x.loaded.inputs, x.loaded.readout);
-        })
-        .def("run", [](const Model& x, const std::optional<py::array_t<double, py::array::c_style | py::array::forcecast>>& images,
+        .def("save",
+             [](const Model& x, const std::string& path, const std::string& name) {
+                 ModelFileInfo info;
+                 info.name = name;
+                 info.producer = "quantal Python module";
+                 write_model_file(path, x.loaded.network, info, x.loaded.inputs, x.loaded.readout);
+             })
+        .def("run", [](const Model& x,
+                       const std::optional<py::array_t<double, py::array::c_style | py::array::forcecast>>& images,
                        Tick ticks, std::uint64_t samples, std::uint64_t first_sample, std::uint64_t seed, int threads,
-                       std::optional<double> mask, const std::string& release, const std::string& targets, bool compensate,
-                       double release_spread, const std::vector<Tick>& observe, const std::optional<std::vector<std::string>>& record,
-                       std::uint64_t record_samples, double e_ac, double e_mac, const py::list& spikes,
-                       const py::list& currents) {
+                       std::optional<double> mask, const std::string& release, const std::string& targets,
+                       bool compensate, double release_spread, const std::vector<Tick>& observe,
+                       const std::optional<std::vector<std::string>>& record, std::uint64_t record_samples, double e_ac,
+                       double e_mac, const py::list& spikes, const py::list& currents) {
             RunRequest q;
             q.ticks = ticks, q.samples = samples, q.first_sample = first_sample, q.seed = seed, q.threads = threads;
             q.mask = mask, q.release = release, q.targets = targets, q.compensate = compensate;
-            q.release_spread = release_spread, q.observe = observe, q.record = record, q.record_samples = record_samples;
+            q.release_spread = release_spread, q.observe = observe, q.record = record,
+            q.record_samples = record_samples;
             q.costs = EnergyCosts{e_ac, e_mac};
             // [(population, offsets, ticks, neurons)] and [(population, values)], checked in Python.
             auto population = [&](const py::handle& name) {
@@ -488,7 +509,8 @@ PYBIND11_MODULE(_quantal, m) {
             };
             for (const auto& h : spikes) {
                 const auto t = h.cast<py::tuple>();
-                q.spikes.push_back({population(t[0]), values<std::uint64_t>(t[1]), values<Tick>(t[2]), values<std::uint32_t>(t[3])});
+                q.spikes.push_back(
+                    {population(t[0]), values<std::uint64_t>(t[1]), values<Tick>(t[2]), values<std::uint32_t>(t[3])});
             }
             for (const auto& h : currents) {
                 const auto t = h.cast<py::tuple>();
