@@ -248,6 +248,56 @@ py::list projections_of(const Model& m) {
     return out;
 }
 
+template <class T> py::array_t<T> copy_array(const std::vector<T>& v) {
+    return py::array_t<T>(py::ssize_t(v.size()), v.data());
+}
+
+// A projection's weights in the user's form (rebuilt from the compiled fan-out), as arrays.
+py::dict connectivity_of(const Model& m, const std::string& name) {
+    const Network& net = m.loaded.network;
+    const auto j = net.find_projection(name);
+    if (!j) throw InputError(m.origin + ": has no projection '" + name + "'");
+    const auto& pr = net.projection(*j);
+    py::dict d;
+    d["kind"] = net.kind(*j);
+    const auto n_source = py::ssize_t(net.population(pr.source).size());
+    const auto n_target = py::ssize_t(net.population(pr.target).size());
+    std::visit(overloaded{[&](const Dense& c) {
+                              d["weight"] = copy_array(c.weight).reshape({n_target, n_source});
+                          },
+                          [&](const OneToOne& c) { d["weight"] = copy_array(c.weight); },
+                          [&](const Sparse& c) {
+                              std::vector<std::uint64_t> pre(c.target.size());
+                              for (std::size_t i = 0; i + 1 < c.row_begin.size(); ++i)
+                                  std::fill(pre.begin() + std::ptrdiff_t(c.row_begin[i]),
+                                            pre.begin() + std::ptrdiff_t(c.row_begin[i + 1]), i);
+                              d["pre"] = copy_array(pre), d["post"] = copy_array(c.target);
+                              d["weight"] = copy_array(c.weight);
+                              d["delay"] = c.delay.empty()
+                                               ? copy_array(std::vector<std::uint32_t>(c.target.size(), pr.delay))
+                                               : copy_array(c.delay);
+                              d["probability"] =
+                                  c.probability.empty() ? py::object(py::none()) : copy_array(c.probability);
+                          },
+                          [&](const Conv2d& c) {
+                              d["weight"] = copy_array(c.weight).reshape(
+                                  {py::ssize_t(net.population(pr.target).shape.at(0)), py::ssize_t(-1),
+                                   py::ssize_t(c.kernel[0]), py::ssize_t(c.kernel[1])});
+                              d["kernel"] = py::make_tuple(c.kernel[0], c.kernel[1]);
+                              d["stride"] = py::make_tuple(c.stride[0], c.stride[1]);
+                              d["padding"] = py::make_tuple(c.padding[0], c.padding[1]);
+                              d["dilation"] = py::make_tuple(c.dilation[0], c.dilation[1]);
+                              d["groups"] = c.groups;
+                          },
+                          [&](const Pool2d& c) {
+                              d["kernel"] = py::make_tuple(c.kernel[0], c.kernel[1]);
+                              d["stride"] = py::make_tuple(c.stride[0], c.stride[1]);
+                              d["padding"] = py::make_tuple(c.padding[0], c.padding[1]);
+                          }},
+               net.connectivity(*j));
+    return d;
+}
+
 py::list inputs_of(const Model& m) {
     py::list out;
     for (const auto& in : m.loaded.inputs) {
@@ -481,6 +531,7 @@ PYBIND11_MODULE(_quantal, m) {
         .def("populations", &populations_of)
         .def("projections", &projections_of)
         .def("inputs", &inputs_of)
+        .def("connectivity", &connectivity_of)
         .def("save",
              [](const Model& x, const std::string& path, const std::string& name) {
                  ModelFileInfo info;

@@ -291,6 +291,12 @@ class Network:
         """The model's analog inputs: [namespace(name, target, shape, scale, offset)]."""
         return [SimpleNamespace(**p) for p in self._model.inputs()]
 
+    def connectivity(self, projection):
+        """A projection's weights as arrays: {"kind", "weight" (dense: (target, source); conv2d:
+        (C_out, C_in / groups, kh, kw)), ...}; sparse: "pre", "post", "weight", "delay" and
+        "probability" (or None) per synapse, in the compiled order (by source, then delay)."""
+        return self._model.connectivity(projection)
+
     def population(self, name):
         for p in self.populations:
             if p.name == name:

@@ -185,6 +185,8 @@ def test_network_built_in_python_equals_the_model_file_run_by_the_cli(tmp_path):
     net, w, sparse, bias = build_network(np.random.default_rng(34))
     assert [p.kind for p in net.projections] == ["dense", "sparse", "one_to_one", "dense", "dense"]
     assert net.readout == "out" and net.population("lif").parameters["tau_ticks"] == 4.0
+    np.testing.assert_array_equal(net.connectivity("in")["weight"], w["src_hid"])
+    np.testing.assert_array_equal(net.connectivity("hid->copy")["weight"], [0.75])
     model, trace = tmp_path / "built.h5", tmp_path / "trace.h5"
     write_built_network(model, w, sparse, bias)
     run_quantal("--model", model, "--ticks", 40, "--samples", 3, "--seed", 5, "--trace", trace)
@@ -420,6 +422,12 @@ def test_conv_pool_cuba_and_sparse_probabilities_equal_the_model_file(tmp_path):
     result = net.run(ticks=30, samples=3, seed=2)
     assert_result_equals_trace(result, trace)
     assert all(len(result.spikes[p].tick) > 0 for p in ("img", "c", "p", "q"))
+    np.testing.assert_array_equal(net.connectivity("img->c")["weight"], kernel)
+    assert net.connectivity("c->p")["kernel"] == (2, 2)
+    got = net.connectivity("p->out")
+    assert sorted(zip(got["pre"], got["post"], got["weight"], got["probability"])) == \
+        sorted(zip(pre, post, syn_w.astype(np.float32), syn_p.astype(np.float32)))
+    assert set(got["delay"].tolist()) == {2}
     assert 0 < result.ledger.projections["transmitted"][:, 3].sum() < result.ledger.projections["attempted"][:, 3].sum()
 
 
