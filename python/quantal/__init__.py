@@ -363,7 +363,7 @@ class Network:
             targets or "all", bool(compensate), float(release_spread or 0.0), sorted(t - 1 for t in observe),
             None if record is None else [str(r) for r in record], record_samples, float(e_ac), float(e_mac),
             spike_inputs, current_inputs)
-        return Result(self, out, ticks, first_sample, count, sorted(observe), label_array)
+        return Result(self, out, ticks, first_sample, count, sorted(observe), label_array, (float(e_ac), float(e_mac)))
 
     def _images(self, inputs):
         images = np.asarray(inputs)
@@ -465,13 +465,45 @@ class Ledger:
     masked_spikes, attempted, transmitted, failed; operators[field] (samples, O) for coincidences,
     deliveries, macs, masked_spikes; snn_pj and ann_pj (samples,) with the costs run() was given."""
 
-    def __init__(self, network, out):
+    def __init__(self, network, out, ticks, costs):
         self.population_names = [p.name for p in network.populations]
+        self._sizes = [p.size for p in network.populations]
+        self._release = [mode for mode, _ in out["release"]]
+        self._ticks, self._costs = ticks, costs
         self.projection_names = [p.name for p in network.projections]
         self.operator_names = list(network.operators)
         self.populations, self.projections, self.operators = out["populations"], out["projections"], out["operators"]
         self.projections["failed"] = self.projections["attempted"] - self.projections["transmitted"]
         self.snn_pj, self.ann_pj = out["snn_pj"], out["ann_pj"]
+
+    def table(self):
+        """Per-sample means per population, projection and operator, in the text and layout of
+        `quantal run`'s report (its tables before the energy line)."""
+        n = max(len(self.snn_pj), 1)
+        e_ac, e_mac = self._costs
+        pops, prjs, ops = self.populations, self.projections, self.operators
+        lines = ["populations (per sample):",
+                 "  %-24s %10s %12s %12s %14s" % ("name", "neurons", "spikes", "rate/tick", "updates")]
+        for j, name in enumerate(self.population_names):
+            spikes = pops["spikes"][:, j].sum() / n
+            lines.append("  %-24s %10u %12.1f %12.5f %14.1f" % (name, self._sizes[j], spikes,
+                                                                spikes / self._sizes[j] / self._ticks,
+                                                                pops["updates"][:, j].sum() / n))
+        lines += ["projections (per sample):", "  %-24s %10s %14s %14s %14s %12s" % (
+            "name", "release", "attempted", "transmitted", "failed", "energy pJ")]
+        for j, name in enumerate(self.projection_names):
+            transmitted = prjs["transmitted"][:, j].sum()
+            lines.append("  %-24s %10s %14.1f %14.1f %14.1f %12.1f" % (
+                name, self._release[j], prjs["attempted"][:, j].sum() / n, transmitted / n,
+                prjs["failed"][:, j].sum() / n, e_ac * transmitted / n))
+        if self.operator_names:
+            lines += ["operators (per sample):", "  %-24s %14s %14s %14s %12s %12s" % (
+                "name", "coincidences", "deliveries", "softmax MACs", "masked", "energy pJ")]
+            for j, name in enumerate(self.operator_names):
+                c, d, m = (ops[k][:, j].sum() for k in ("coincidences", "deliveries", "macs"))
+                lines.append("  %-24s %14.1f %14.1f %14.1f %12.1f %12.1f" % (
+                    name, c / n, d / n, m / n, ops["masked_spikes"][:, j].sum() / n, (e_ac * (c + d) + e_mac * m) / n))
+        return "\n".join(lines) + "\n"
 
     def total(self):
         """Sums over the samples: {"populations": {field: (P,)}, "projections": ..., "operators": ...}."""
@@ -489,12 +521,12 @@ class Result:
     projection as run; targeted: with a mask, what it applied to by role (as `quantal run`
     reports it); timestamps(population): their times in ms as a trace writes them."""
 
-    def __init__(self, network, out, ticks, first_sample, count, observed, labels):
+    def __init__(self, network, out, ticks, first_sample, count, observed, labels, costs):
         self.ticks, self.dt_ms = ticks, network.dt_ms
         self.samples = np.arange(first_sample, first_sample + count, dtype=np.uint64)
         self.observed = np.asarray(observed, np.int64)
         self.readout, self.predictions = out["readout"], out["predictions"]
-        self.ledger = Ledger(network, out)
+        self.ledger = Ledger(network, out, ticks, costs)
         self.spikes = {name: Spikes(*arrays) for name, arrays in out["spikes"].items()}
         self.release = out["release"]
         self.targeted = out["targeted"] or None

@@ -85,6 +85,7 @@ def test_results_equal_the_cli_report_and_trace(tmp_path):
     assert float(projections["out"][2]) == pytest.approx(result.ledger.projections["transmitted"][:, 0].mean(), abs=0.05)
     assert float(projections["out"][3]) == pytest.approx(result.ledger.projections["failed"][:, 0].mean(), abs=0.05)
     assert result.release == [("synapse", 0.5)]
+    assert result.ledger.table() in proc.stdout
 
 
 def test_observe_record_and_unmasked_defaults(tmp_path):
@@ -364,6 +365,7 @@ def test_mst_with_attention_masks_equals_the_cli(tmp_path):
     assert result.ledger.operators["masked_spikes"].sum() > 0
     assert all(mode == "none" for mode, _ in result.release)  # attention: only the operators' inputs
     assert f"targets attention = {result.targeted}" in proc.stdout
+    assert result.ledger.table() in proc.stdout  # the report's tables, character for character
 
 
 def test_conv_pool_cuba_and_sparse_probabilities_equal_the_model_file(tmp_path):
