@@ -13,6 +13,7 @@ packages=(
   libssl-dev  # libcrypto: SHA-256 of model files and checkpoints
   libopenmpi-dev openmpi-bin  # mpirun -n K quantal sweep (docs/distributed.md)
   clang-14 libclang-rt-14-dev libomp-14-dev  # libFuzzer targets (ctest fuzz_replay)
+  pybind11-dev python3-dev  # the quantal Python module (python/, docs/python.md)
   python3-numpy python3-h5py python3-matplotlib python3-pytest python3-torch
   libopenblas0-pthread  # an optimised BLAS for PyTorch: the reference BLAS is ~18x slower
   dataset-fashion-mnist
