@@ -19,7 +19,10 @@ HardwareProfile parse_hardware_profile(const std::string& text, const std::strin
     if (!j.is_object()) throw InputError(where + ": a hardware profile is a JSON object");
     HardwareProfile hw;
     hw.name = where;
-    for (const auto& [key, value] : j.items()) {
+    for (const auto& item : j.items()) {
+        // named references, not a structured binding: clang 14 (the fuzz build) cannot capture those
+        const std::string& key = item.key();
+        const nlohmann::json& value = item.value();
         const std::string at = where + ": '" + key + "'";
         auto number = [&](double& out, double lo, double hi) {
             if (!value.is_number() || !std::isfinite(value.get<double>()) || value.get<double>() < lo ||
