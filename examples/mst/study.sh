@@ -20,8 +20,9 @@ case "$tier" in
   # the same images, all targets, surviving transmissions scaled by 1/(1 - ratio)
   tier1-compensate) "$Q" sweep "${common[@]}" --samples 2000 --ratios 0,0.25,0.5,0.75,0.9 --release spike,synapse \
            --targets all --compensate --out "$OUT/tier1-compensate.h5" --csv "$OUT/tier1-compensate.csv" ;;
-  # the whole test set for the MST setting (attention, per-spike masks) at 0.75
-  tier2) "$Q" sweep "${common[@]}" --samples 10000 --ratios 0,0.75 --release spike --targets attention \
+  # the whole test set for the MST setting (attention, per-spike masks) at 0.75, and at 0.25, nearest
+  # to where tier 1 saw the unmasked-trained model break (linear/all are at chance by then)
+  tier2) "$Q" sweep "${common[@]}" --samples 10000 --ratios 0,0.25,0.75 --release spike --targets attention \
            --out "$OUT/tier2.h5" --csv "$OUT/tier2.csv" ;;
   # per-layer sensitivity: every layer group masked alone at 0.75, per spike
   tier3) "$Q" sweep "${common[@]}" --samples 500 --ratios 0,0.75 --release spike --targets each \
