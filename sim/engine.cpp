@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <fstream>
 #include <stdexcept>
 #include <string>
+#include <unistd.h>
 
 #include "neurons/dynamics.hpp"
 #include "sim/errors.hpp"
@@ -655,7 +658,39 @@ void Engine::State::restore(const EngineState& e) {
     result = e.result;
 }
 
-Engine::Engine(const Network& net) : state_(std::make_unique<State>(net)) {}
+namespace {
+
+// Physical memory, or the container's limit when one is set (cgroup v2): what a sample may use.
+std::uint64_t machine_memory_bytes() {
+    std::uint64_t bytes = std::uint64_t(sysconf(_SC_PHYS_PAGES)) * std::uint64_t(sysconf(_SC_PAGE_SIZE));
+    std::ifstream limit("/sys/fs/cgroup/memory.max");
+    std::uint64_t cgroup = 0;
+    if (limit >> cgroup && cgroup > 0) bytes = std::min(bytes, cgroup); // "max" (no limit) fails to parse
+    return bytes;
+}
+
+// A network accepted by build() can still be far too large to simulate (a population of 2^31
+// neurons: fuzz_network); refuse it with numbers instead of being killed for memory mid-sample.
+void require_memory_for(const Network& net) {
+    std::uint64_t neurons = 0;
+    for (const auto& pop : net.populations()) neurons += pop.size();
+    const std::uint64_t needed = neurons * PopulationState::bytes_per_neuron, available = machine_memory_bytes();
+    if (needed <= available) return;
+    constexpr double gib = 1024.0 * 1024.0 * 1024.0;
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "network: simulating its %llu neurons needs about %.1f GiB of state per engine (thread); "
+                  "this machine has %.1f GiB",
+                  static_cast<unsigned long long>(neurons), double(needed) / gib, double(available) / gib);
+    throw InputError(line);
+}
+
+} // namespace
+
+Engine::Engine(const Network& net) {
+    require_memory_for(net);
+    state_ = std::make_unique<State>(net);
+}
 Engine::~Engine() = default;
 Engine::Engine(Engine&&) noexcept = default;
 
@@ -708,6 +743,7 @@ std::vector<SampleResult> run_batch(const Network& net, std::span<const Stimulus
     if (threads < 0 || threads > max_batch_threads)
         throw InputError("run_batch: threads must be 0 (OpenMP's default) to " + std::to_string(max_batch_threads) +
                          ", got " + std::to_string(threads));
+    require_memory_for(net); // here, not first inside the threads' engines: it throws
     std::vector<SampleResult> results(stimuli.size());
     std::exception_ptr error;
     const long n = long(stimuli.size());

@@ -53,6 +53,11 @@ struct PopulationState {
     bool source = false;              // a spike source: its calendar entries are its spikes
     RandomEngine rng;                 // Bernoulli sources
 
+    // What the per-neuron arrays above hold per neuron when all are in use: the engine checks a
+    // network's total against the machine's memory before it allocates (docs/reliability.md).
+    static constexpr std::uint64_t bytes_per_neuron = 4 * sizeof(double) + 3 * sizeof(Tick) + sizeof(Mark) +
+                                                      4 * sizeof(std::uint32_t) + sizeof(std::int64_t);
+
     std::uint32_t size() const { return std::uint32_t(v.size()); }
     void touch(std::uint32_t j, Mark why) {
         if (!mark[j]) to_visit.push_back(j);

@@ -101,3 +101,18 @@ TEST_CASE("fuzz_network: deliveries beyond the calendar's window arrive on time 
     REQUIRE(spikes.size() == 2);
     CHECK(spikes[1].tick == 3 + (Tick(1) << 24));
 }
+
+TEST_CASE("fuzz_network: a network far larger than the machine's memory is refused before it allocates",
+          "[fuzz_regression]") {
+    // A pool over ~2^31 neurons passed build() (tests/fuzz/regressions/network/network_pool_synapse_count);
+    // simulating it needs hundreds of GiB. Engine and run_batch now refuse it with the numbers.
+    NetworkBuilder b;
+    const auto src = b.add_population("src", Shape{1, 65535, 32768}, IfNeuron{});
+    const auto dst = b.add_population("dst", Shape{1, 32767, 16384}, IfNeuron{});
+    b.connect(src, dst, Pool2d{PoolKind::average, {2, 2}, {2, 2}, {0, 0}});
+    const Network huge = b.build();
+    const std::string needs = "network: simulating its 2684305408 neurons needs about 202.5 GiB of state per engine";
+    CHECK_THROWS_WITH(Engine(huge), Contains(needs) && Contains("; this machine has"));
+    const Stimulus stimulus = Stimulus::for_network(huge);
+    CHECK_THROWS_WITH(run_batch(huge, std::span(&stimulus, 1), RunOptions{}, 0, 2), Contains(needs));
+}
