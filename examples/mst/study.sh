@@ -2,9 +2,9 @@
 # The failure-probability study of docs/study.md on the shipped MST-Tiny models, in tiers that fit
 # one small machine. Every tier is one `quantal sweep` (or two) and resumes after any stop: rerun
 # this script with the same tier. Results go to $OUT (default study-results/).
-#   examples/mst/study.sh tier1|tier1-compensate|tier2|tier3 [quantal binary]
+#   examples/mst/study.sh tier1|tier1-compensate|tier2|tier3|tier3-combined [quantal binary]
 set -euo pipefail
-tier=${1:?usage: study.sh tier1|tier1-compensate|tier2|tier3 [quantal]}
+tier=${1:?usage: study.sh tier1|tier1-compensate|tier2|tier3|tier3-combined [quantal]}
 Q=${2:-build/apps/quantal}
 M=$(dirname "$0")/models
 D=/usr/share/datasets/fashion-mnist
@@ -27,5 +27,10 @@ case "$tier" in
   # per-layer sensitivity: every layer group masked alone at 0.75, per spike
   tier3) "$Q" sweep "${common[@]}" --samples 500 --ratios 0,0.75 --release spike --targets each \
            --out "$OUT/tier3.h5" --csv "$OUT/tier3.csv" ;;
+  # the layer groups tier 3 found tolerant, masked together: stage 1's MLP inputs and the head
+  # (tolerated by both models), and those plus every attention operator (tolerated by mst_r75)
+  tier3-combined) mlp1=fc1_in@s1.b0+fc1_in@s1.b1+fc2_in@s1.b0+fc2_in@s1.b1+head@logits
+           "$Q" sweep "${common[@]}" --samples 500 --ratios 0,0.75 --release spike --targets "$mlp1,$mlp1+attention" \
+           --out "$OUT/tier3-combined.h5" --csv "$OUT/tier3-combined.csv" ;;
   *) echo "study.sh: unknown tier '$tier'" >&2; exit 2 ;;
 esac
