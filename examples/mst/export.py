@@ -96,7 +96,7 @@ class ModelFile:
     def add_operator(self, name, attrs, arrays):
         self.operators[name] = dict(attrs=attrs, data=arrays)
 
-    def write(self, path, provenance):
+    def write(self, path, provenance, float_type=np.float32):
         with h5py.File(path, "w") as f:
             f.attrs.update(format="quantal-model", format_version=np.int64(FORMAT_VERSION), name=self.name,
                            producer=PRODUCER, provenance=json.dumps(provenance))
@@ -108,7 +108,7 @@ class ModelFile:
                     sub = g.create_group(name)
                     sub.attrs.update(item["attrs"])
                     for key, value in item["data"].items():
-                        sub.create_dataset(key, data=_array(value))
+                        sub.create_dataset(key, data=_array(value, float_type))
             f.create_group("readout").attrs.update(population=self.readout, accumulate="sum")
             if self.ann:
                 write_ann(f, self.ann, self.levels)
@@ -125,18 +125,19 @@ def write_ann(f, layers, levels):
     g.attrs["levels"] = np.int64(levels)
 
 
-def _array(value):
+def _array(value, float_type=np.float32):
     if torch.is_tensor(value):
         value = value.detach().cpu().numpy()
     value = np.asarray(value)
-    return value.astype(np.float32) if value.dtype.kind == "f" else value
+    return value.astype(float_type) if value.dtype.kind == "f" else value
 
 
 def _bias(bias, shape):
     """A per-channel bias of a (C, H, W) population expanded to one value per neuron."""
     if bias is None:
         return {}
-    bias = torch.as_tensor(bias, dtype=torch.float32).reshape(-1)
+    bias = torch.as_tensor(bias)
+    bias = (bias if bias.is_floating_point() else bias.float()).reshape(-1)
     n = int(np.prod(shape))
     if bias.numel() != n:
         bias = bias[:, None].expand(-1, n // bias.numel()).reshape(-1)
@@ -292,7 +293,7 @@ class _Exporter:
         self.if_pop(name, out_shape, merge.act, bias)
         for source, scale in stream.parts:
             # Swin's concatenation order of the 2x2 neighbours: (dy, dx) = (0,0), (1,0), (0,1), (1,1)
-            kernel = torch.zeros(w.shape[0], c, 2, 2)
+            kernel = torch.zeros(w.shape[0], c, 2, 2, dtype=w.dtype)
             for part, (dy, dx) in enumerate(((0, 0), (1, 0), (0, 1), (1, 1))):
                 kernel[:, :, dy, dx] = w[:, part * c:(part + 1) * c] * scale[None, :]
             self.file.add_projection("conv2d", source, name, "merge", weight=kernel, **_conv_geometry(2, 0), groups=1)
@@ -308,7 +309,7 @@ class _Exporter:
         spec = self.input_spec
         if spec.get("mean") is not None:
             # x' = (x - mean) / std per channel: exact in the conv, which has no padding to fill
-            mean, std = (torch.tensor(spec[k], dtype=torch.float32) for k in ("mean", "std"))
+            mean, std = (torch.tensor(spec[k], dtype=weight.dtype) for k in ("mean", "std"))
             bias = bias - (weight * (mean / std)[None, :, None, None]).sum((1, 2, 3))
             weight = weight / std[None, :, None, None]
         data = dict(shape=np.array(spec["shape"], np.int64), weight=weight, bias=bias,
@@ -381,14 +382,18 @@ def _linear_bn(linear, bn):
     return w * a[:, None], b * a + shift
 
 
-def export(model, path, name="mst-tiny", provenance=None, layout="image", input_spec=None):
+def export(model, path, name="mst-tiny", provenance=None, layout="image", input_spec=None, float64=False):
     """Writes `model` (an MSTTiny, put in eval mode) to `path`. layout "image" (default): attention
     operators in the proposed image layout, all token-wise maps 1x1 conv2d; "windows": format
     version 1 as written, q/k/v/proj as sparse projections (larger file). input_spec: how a sample
-    enters (FASHION_MNIST_INPUT by default)."""
+    enters (FASHION_MNIST_INPUT by default). float64: weights stored as float64 (the format accepts
+    it; for exactness checks against a float64 forward pass, where float32 rounding would flip
+    QCFS levels)."""
     model.eval()
     if model.cfg.variant == "official" and layout != "image":
         raise ValueError("the official variant exports in the image layout only")
+    if float64:
+        model = model.double()
     with torch.no_grad():
         graph = _Exporter(model, name, layout, input_spec).run()
     graph.ann, graph.levels = ann_layers(model), model.cfg.levels
@@ -397,7 +402,7 @@ def export(model, path, name="mst-tiny", provenance=None, layout="image", input_
     if input_spec is not None:
         info.update(dataset=None, input=input_spec)
     info.update(provenance or {})
-    graph.write(path, info)
+    graph.write(path, info, np.float64 if float64 else np.float32)
     return graph
 
 

@@ -209,7 +209,8 @@ def input_spec(cfg):
                 mean=tuple(cfg["mean"]), std=tuple(cfg["std"]), pad_to=None)
 
 
-def import_checkpoint(path, out, config="cifar10", masking_ratio=0.0, overrides=None, name=None, trust=False):
+def import_checkpoint(path, out, config="cifar10", masking_ratio=0.0, overrides=None, name=None, trust=False,
+                      float64=False):
     cfg = resolve_config(config, overrides or {})
     if not 0.0 <= masking_ratio < 1.0:
         raise ImportError_(f"masking ratio {masking_ratio} is not in [0, 1)")
@@ -217,7 +218,7 @@ def import_checkpoint(path, out, config="cifar10", masking_ratio=0.0, overrides=
     prov = {"source": "MST authors' checkpoint (bic-L/Masked-Spiking-Transformer)", "checkpoint": os.path.basename(path),
             "config": config, "importer": "examples/mst/import_official.py", "masking_ratio": masking_ratio}
     graph = export.export(model, out, name or f"mst-official-{config}-r{masking_ratio:g}", prov,
-                          input_spec=input_spec(cfg))
+                          input_spec=input_spec(cfg), float64=float64)
     return model, graph
 
 
@@ -233,6 +234,8 @@ def main(argv=None):
     p.add_argument("--trust-checkpoint", action="store_true",
                    help="unpickle the whole checkpoint (their training state: floats, yacs config); "
                         "default: tensors and plain containers only")
+    p.add_argument("--float64", action="store_true",
+                   help="store weights as float64 (exactness checks against a float64 forward pass)")
     p.add_argument("--img-size", type=int)
     p.add_argument("--patch", type=int)
     p.add_argument("--in-chans", type=int)
@@ -253,7 +256,7 @@ def main(argv=None):
     overrides = {k: getattr(args, k) for k in FIELDS}
     try:
         model, graph = import_checkpoint(args.checkpoint, args.out, args.config, args.masking_ratio, overrides,
-                                         args.name, args.trust_checkpoint)
+                                         args.name, args.trust_checkpoint, args.float64)
     except ImportError_ as e:
         print(f"import_official.py: {e}", file=sys.stderr)
         sys.exit(2)
