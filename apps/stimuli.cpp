@@ -16,13 +16,15 @@ Stimuli::Stimuli(const std::string& model_path, const LoadedModel& model, const 
         throw InputError(model_path + ": has no /inputs, so it cannot take --input " + o.images);
     images_ = read_idx_images(o.images, o.offset, o.samples);
     count_ = images_->count;
-    const std::uint64_t pixels = std::uint64_t(images_->rows) * images_->cols;
+    const std::uint64_t pixels = images_->image_size();
     for (const auto& in : model.inputs) {
         std::uint64_t values = 1;
         for (auto d : in.shape) values *= std::uint64_t(d);
         if (values != pixels)
-            throw InputError(o.images + ": images of " + std::to_string(images_->rows) + " x " +
-                             std::to_string(images_->cols) + " = " + std::to_string(pixels) +
+            throw InputError(o.images + ": images of " +
+                             (images_->channels > 1 ? std::to_string(images_->channels) + " x " : std::string()) +
+                             std::to_string(images_->rows) + " x " + std::to_string(images_->cols) + " = " +
+                             std::to_string(pixels) +
                              " values do not fit " + model_path + ": input '" + in.name + "', which takes " +
                              std::to_string(values) + " values per sample");
     }

@@ -86,15 +86,26 @@ std::uint64_t range_count(const std::string& path, std::uint64_t total, std::uin
 
 IdxImages read_idx_images(const std::string& path, std::uint64_t offset, std::uint64_t limit) {
     IdxStream in(path);
-    check_magic(in, path, 0x00000803, "images");
+    const auto magic = in.big_endian_u32("the header");
+    if (magic != 0x00000803 && magic != 0x00000804) {
+        char text[112];
+        std::snprintf(text, sizeof text, "magic number 0x%08x is not IDX images (0x00000803, or 0x00000804 with channels)",
+                      magic);
+        fail(path, text);
+    }
     IdxImages out;
     const auto total = in.big_endian_u32("the header");
+    if (magic == 0x00000804) {
+        out.channels = in.big_endian_u32("the header");
+        if (out.channels == 0 || out.channels > 64)
+            fail(path, std::to_string(out.channels) + " channels per image is not plausible");
+    }
     out.rows = in.big_endian_u32("the header");
     out.cols = in.big_endian_u32("the header");
     if (out.rows == 0 || out.cols == 0 || out.rows > 65536 || out.cols > 65536)
         fail(path, "image size " + std::to_string(out.rows) + " x " + std::to_string(out.cols) + " is not plausible");
     out.count = std::uint32_t(range_count(path, total, offset, limit, "images"));
-    const std::uint64_t image_bytes = std::uint64_t(out.rows) * out.cols;
+    const std::uint64_t image_bytes = std::uint64_t(out.rows) * out.cols * out.channels;
     in.skip(offset * image_bytes, "image " + std::to_string(offset));
     in.read_into(out.pixels, out.count * image_bytes,
                  "the pixel data (images " + std::to_string(offset) + ".." + std::to_string(offset + out.count) + ")");

@@ -366,6 +366,25 @@ template <class Find> SoftmaxAttention read_attention(Item& g, const std::string
     return a;
 }
 
+template <class Find>
+LayerNormHead read_layer_norm_head(Item& g, const std::string& name, const Find& find, const std::vector<Shape>& shapes) {
+    LayerNormHead h;
+    h.name = name;
+    for (const auto& s : g.texts("sources")) h.sources.push_back(find(s, g.where()));
+    if (h.sources.empty()) g.fail("attribute 'sources' names no population");
+    h.output = find(g.text("output"), g.where());
+    h.eps = g.real("eps");
+    const Shape& map = shapes[h.sources.front()];
+    if (map.size() < 2) g.fail("sources must be token maps (C, H, W) or (C, N)");
+    const std::int64_t c = map[0];
+    h.source_weight = g.floats("source_weight", {std::int64_t(h.sources.size()), c});
+    h.offset = g.floats("offset", {c});
+    h.gamma = g.floats("gamma", {c});
+    h.beta = g.floats("beta", {c});
+    h.weight = g.floats("weight", {std::int64_t(element_count(shapes[h.output])), c});
+    return h;
+}
+
 // ---- writing -------------------------------------------------------------------------------
 
 std::vector<hsize_t> dims(std::initializer_list<std::int64_t> d) { return {d.begin(), d.end()}; }
@@ -534,9 +553,11 @@ LoadedModel read_model_file(const std::string& path) {
         for (const auto& name : ops.members()) {
             Item g = ops.group(name, path + ": operator '" + name + "'");
             const auto op = g.text("op");
-            if (op != "softmax_attention")
-                g.fail("op '" + op + "' is not executable by this version of quantal (it knows 'softmax_attention')");
-            builder.add_operator(read_attention(g, name, find, shapes));
+            if (op == "softmax_attention") builder.add_operator(read_attention(g, name, find, shapes));
+            else if (op == "layer_norm_head") builder.add_layer_norm_head(read_layer_norm_head(g, name, find, shapes));
+            else
+                g.fail("op '" + op +
+                       "' is not executable by this version of quantal (it knows 'softmax_attention' and 'layer_norm_head')");
             g.finish();
         }
         ops.finish();
@@ -589,6 +610,7 @@ void write_model_file(const std::string& path, const Network& net, const ModelFi
     for (const auto& p : net.populations()) check_name("population", p.name);
     for (const auto& p : net.projections()) check_name("projection", p.name);
     for (const auto& op : net.operators()) check_name("operator", std::get<SoftmaxAttention>(op).name);
+    for (const auto& h : net.heads()) check_name("operator", h.name);
     for (const auto& in : inputs) check_name("input", in.name);
     auto file = h5::create_file(path);
     try {
@@ -627,7 +649,7 @@ void write_model_file(const std::string& path, const Network& net, const ModelFi
         }
         h5::write_string_array_attribute(prjs, "order", order);
 
-        if (!net.operators().empty()) {
+        if (!net.operators().empty() || !net.heads().empty()) {
             auto ops = h5::create_group(file, "operators", path);
             order.clear();
             for (const auto& op : net.operators()) {
@@ -655,6 +677,21 @@ void write_model_file(const std::string& path, const Network& net, const ModelFi
                     write_release_variants(g, prefix + "_", r);
                 }
                 order.push_back(a.name);
+            }
+            for (const auto& h : net.heads()) {
+                auto g = h5::create_group(ops, h.name, path);
+                h5::write_string_attribute(g, "op", "layer_norm_head");
+                std::vector<std::string> sources;
+                for (auto s : h.sources) sources.push_back(net.population(s).name);
+                h5::write_string_array_attribute(g, "sources", sources);
+                h5::write_string_attribute(g, "output", net.population(h.output).name);
+                h5::write_double_attribute(g, "eps", h.eps);
+                const auto c = std::int64_t(h.gamma.size());
+                h5::write_dataset(g, "source_weight", h.source_weight, dims({std::int64_t(h.sources.size()), c}));
+                for (const auto& [key, v] : {std::pair{"offset", &h.offset}, {"gamma", &h.gamma}, {"beta", &h.beta}})
+                    h5::write_dataset(g, key, *v, dims({c}));
+                h5::write_dataset(g, "weight", h.weight, dims({std::int64_t(h.weight.size()) / c, c}));
+                order.push_back(h.name);
             }
             h5::write_string_array_attribute(ops, "order", order);
         }

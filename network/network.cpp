@@ -141,6 +141,41 @@ std::uint32_t NetworkBuilder::add_operator(Operator op) {
     return std::uint32_t(operators_.size() - 1);
 }
 
+std::uint32_t NetworkBuilder::add_layer_norm_head(LayerNormHead h) {
+    heads_.push_back(std::move(h));
+    return std::uint32_t(heads_.size() - 1);
+}
+
+void layer_norm_head(const LayerNormHead& h, std::span<const double> z, std::uint32_t positions, std::span<double> out) {
+    const std::size_t c_n = h.gamma.size();
+    std::vector<double> pooled(c_n, 0.0);
+    for (std::uint32_t p = 0; p < positions; ++p) {
+        double mean = 0.0, var = 0.0;
+        for (std::size_t c = 0; c < c_n; ++c) mean += z[c * positions + p];
+        mean /= double(c_n);
+        for (std::size_t c = 0; c < c_n; ++c) {
+            const double d = z[c * positions + p] - mean;
+            var += d * d;
+        }
+        const double inv = 1.0 / std::sqrt(var / double(c_n) + h.eps);
+        for (std::size_t c = 0; c < c_n; ++c) pooled[c] += (z[c * positions + p] - mean) * inv;
+    }
+    // gamma and beta are per channel, so they commute with the mean over positions
+    for (std::size_t c = 0; c < c_n; ++c) pooled[c] = h.gamma[c] * pooled[c] / double(positions) + h.beta[c];
+    for (std::size_t o = 0; o < out.size(); ++o) {
+        double sum = 0.0;
+        for (std::size_t c = 0; c < c_n; ++c) sum += double(h.weight[o * c_n + c]) * pooled[c];
+        out[o] += sum;
+    }
+}
+
+std::uint64_t Network::head_macs(std::size_t h) const {
+    const auto& head = heads_[h];
+    const std::uint64_t map = populations_[head.sources.front()].size(), c = head.gamma.size();
+    // the stream's sum, then mean, variance and normalisation per element, then the weight
+    return map * (head.sources.size() + 3) + head_idle_[h].size() * c;
+}
+
 std::uint64_t AnnBaseline::macs() const {
     std::uint64_t n = 0;
     for (const auto& l : layers) n += l.macs;
@@ -275,6 +310,50 @@ Network NetworkBuilder::build() const {
             auto& targets = net.operator_targets_[from];
             if (std::find(targets.begin(), targets.end(), to) == targets.end()) targets.push_back(to);
         }
+    }
+
+    // LayerNorm heads: sources of one (C, ...) shape into a readout; zero-delay data flow.
+    net.heads_ = heads_;
+    net.heads_into_.assign(n_pop, {});
+    for (std::uint32_t id = 0; id < net.heads_.size(); ++id) {
+        const auto& h = net.heads_[id];
+        const std::string where = "operator '" + h.name + "'";
+        require(!h.name.empty() && names.insert(h.name).second, where, "name must be non-empty and unique");
+        require(!h.sources.empty(), where, "has no sources");
+        require(h.output < n_pop && is_readout(net.populations_[h.output].model), where, "output must be a readout population");
+        for (PopulationId p : h.sources) {
+            require(p < n_pop, where, "refers to a population that does not exist");
+            require(!is_readout(net.populations_[p].model), where,
+                    "source '" + net.populations_[p].name + "' is a readout, which never spikes");
+            require(net.populations_[p].shape == net.populations_[h.sources.front()].shape, where,
+                    "sources must have one shape; '" + net.populations_[p].name + "' differs");
+        }
+        const Shape& map = net.populations_[h.sources.front()].shape;
+        require(map.size() >= 2, where, "sources must be token maps (C, H, W) or (C, N)");
+        const std::size_t c = std::size_t(map[0]), n_out = net.populations_[h.output].size();
+        auto sized = [&](const std::vector<float>& v, std::size_t n, const char* what) {
+            require(v.size() == n, where, std::string(what) + " has " + std::to_string(v.size()) + " values, expected " +
+                                              std::to_string(n));
+            for (float x : v) require(std::isfinite(x), where, std::string(what) + " is not finite");
+        };
+        sized(h.source_weight, h.sources.size() * c, "source_weight");
+        sized(h.offset, c, "offset");
+        sized(h.gamma, c, "gamma");
+        sized(h.beta, c, "beta");
+        sized(h.weight, n_out * c, "weight");
+        require(std::isfinite(h.eps) && h.eps > 0.0, where, "eps must be positive and finite");
+        net.heads_into_[h.output].push_back(id);
+        for (PopulationId p : h.sources) {
+            operator_edges.emplace_back(p, h.output);
+            auto& targets = net.operator_targets_[p];
+            if (std::find(targets.begin(), targets.end(), h.output) == targets.end()) targets.push_back(h.output);
+        }
+        const std::uint32_t positions = net.populations_[h.sources.front()].size() / std::uint32_t(c);
+        std::vector<double> z(std::size_t(c) * positions);
+        for (std::size_t k = 0; k < c; ++k)
+            std::fill_n(z.begin() + std::ptrdiff_t(k * positions), positions, double(h.offset[k]));
+        net.head_idle_.emplace_back(n_out, 0.0);
+        layer_norm_head(h, z, positions, net.head_idle_.back());
     }
 
     // Stages: a topological order of the zero-delay sub-graph; a zero-delay cycle is an error.

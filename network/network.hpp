@@ -108,6 +108,14 @@ public:
     std::span<const std::uint32_t> operators_into(PopulationId p) const { return operators_into_[p]; }
     // Populations fed through an operator by p's spikes (updated in the same tick when p fires).
     std::span<const PopulationId> operator_targets(PopulationId p) const { return operator_targets_[p]; }
+    // LayerNorm heads (synapses/operators.hpp), and those whose result is input to population p.
+    std::span<const LayerNormHead> heads() const { return heads_; }
+    std::span<const std::uint32_t> heads_into(PopulationId p) const { return heads_into_[p]; }
+    // Head h's input to its output on a tick when none of its sources fired (the stream is its
+    // offset alone): a constant, which the engine adds as drive so idle ticks cost nothing.
+    std::span<const double> head_idle(std::size_t h) const { return head_idle_[h]; }
+    // Multiply-accumulates of head h per tick (stream sum, normalisation, pooling, weight).
+    std::uint64_t head_macs(std::size_t h) const;
     // Multiply-accumulates of the SNN's graph run once as an ANN: one per synapse, plus attention.
     // An estimate: prefer ann() when the model file carries the ANN's own count.
     std::uint64_t ann_macs() const;
@@ -133,8 +141,15 @@ private:
     std::vector<std::vector<std::uint32_t>> operators_into_;
     std::vector<std::vector<PopulationId>> operator_targets_;
     std::vector<std::shared_ptr<const ReleaseSpread>> spreads_, operator_spreads_; // shared: one per (mean, κ)
+    std::vector<LayerNormHead> heads_;
+    std::vector<std::vector<std::uint32_t>> heads_into_;
+    std::vector<std::vector<double>> head_idle_;
     std::optional<AnnBaseline> ann_;
 };
+
+// Head h's input to its output for a stream z (C x P, channel-major): adds it into out (n_out).
+// The engine and head_idle share it, so idle and busy ticks compute alike.
+void layer_norm_head(const LayerNormHead& h, std::span<const double> z, std::uint32_t positions, std::span<double> out);
 
 // Collects a description; build() validates it all in one place (shapes, finite parameters,
 // release ratios, sources without inputs, no zero-delay cycle) and throws ModelError naming the
@@ -151,6 +166,7 @@ public:
         return connect(Projection{"", source, target, std::move(c), delay, release});
     }
     std::uint32_t add_operator(Operator op);
+    std::uint32_t add_layer_norm_head(LayerNormHead h);
     void set_ann(AnnBaseline ann) { ann_ = std::move(ann); }
     std::size_t population_count() const { return populations_.size(); }
     const Population& population(PopulationId p) const { return populations_.at(p); }
@@ -161,6 +177,7 @@ private:
     std::vector<Population> populations_;
     std::vector<Projection> projections_;
     std::vector<Operator> operators_;
+    std::vector<LayerNormHead> heads_;
     std::optional<AnnBaseline> ann_;
 };
 

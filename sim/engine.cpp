@@ -103,6 +103,7 @@ struct Engine::State {
     std::uint64_t neurons = 0;
     std::vector<std::uint32_t> kept_a, kept_b; // masked spike lists handed to operators
     WindowAttention::Scratch attention_scratch; // the network's operators are shared between threads
+    std::vector<double> head_z, head_out;       // a LayerNorm head's stream and result
     std::vector<Tick> observe_at;               // sorted
     Tick horizon = 0;
     UpdatePath path = UpdatePath::automatic;
@@ -127,6 +128,7 @@ struct Engine::State {
     void accumulate(ProjectionId pr, const ConvFanout& conv, std::uint32_t src, double value);
     void propagate(PopulationId p, Tick t);
     void apply_operator(std::uint32_t op, PopulationId p, Tick t);
+    void apply_head(std::uint32_t h, PopulationId p, Tick t);
     std::span<const std::uint32_t> kept(std::uint32_t op, int input, PopulationId source, const Release& r,
                                         std::vector<std::uint32_t>& out, std::uint64_t& masked);
     void deliver(ProjectionId pr, std::uint32_t src, std::uint64_t group);
@@ -224,6 +226,14 @@ void Engine::State::reset(const Stimulus& s, const RunOptions& o, std::uint64_t 
             ps.unresolved.resize(n);
             for (std::uint32_t j = 0; j < n; ++j) ps.unresolved[j] = j;
         }
+    }
+
+    // A LayerNorm head's result on ticks when none of its sources fires is a constant: drive.
+    for (std::uint32_t h = 0; h < net.heads().size(); ++h) {
+        const auto out = net.heads()[h].output;
+        const auto idle = net.head_idle(h);
+        for (std::size_t j = 0; j < idle.size(); ++j) pops[out].drive[j] += idle[j];
+        result.ledger.populations[out].macs += net.head_macs(h) * std::uint64_t(o.ticks);
     }
 
     observe_at.clear();
@@ -348,6 +358,7 @@ void Engine::State::update(PopulationId p, Tick t) {
         else accumulators[pr].flush([&](std::uint32_t j, double x) { ps.add_input(j, x); });
     }
     for (std::uint32_t op : net.operators_into(p)) apply_operator(op, p, t);
+    for (std::uint32_t h : net.heads_into(p)) apply_head(h, p, t);
     std::visit(
         [&](const auto& model) {
             using M = std::decay_t<decltype(model)>;
@@ -413,6 +424,31 @@ void Engine::State::apply_operator(std::uint32_t op, PopulationId p, Tick t) {
         attention.attend(scores, pops[a.scores].spike_value * a.score_release.scale(), pops[a.v].fired,
                          pops[a.v].spike_value, add, counts, attention_scratch);
     }
+}
+
+// A LayerNorm head on a tick when some source fired: its result minus the idle result, which
+// reset() made part of the output's drive.
+void Engine::State::apply_head(std::uint32_t h, PopulationId p, Tick t) {
+    const auto& head = net.heads()[h];
+    bool any = false;
+    for (PopulationId s : head.sources) any |= pops[s].fired_tick == t;
+    if (!any) return;
+    const std::size_t c_n = head.gamma.size();
+    const std::uint32_t positions = net.population(head.sources.front()).size() / std::uint32_t(c_n);
+    head_z.resize(c_n * positions);
+    for (std::size_t c = 0; c < c_n; ++c)
+        std::fill_n(head_z.begin() + std::ptrdiff_t(c * positions), positions, double(head.offset[c]));
+    for (std::size_t i = 0; i < head.sources.size(); ++i) {
+        const auto& src = pops[head.sources[i]];
+        if (src.fired_tick != t) continue;
+        for (std::uint32_t j : src.fired)
+            head_z[j] += double(head.source_weight[i * c_n + j / positions]) * src.spike_value;
+    }
+    const auto idle = net.head_idle(h);
+    head_out.assign(idle.size(), 0.0);
+    layer_norm_head(head, head_z, positions, head_out);
+    auto& target = pops[p];
+    for (std::uint32_t o = 0; o < head_out.size(); ++o) target.add_input(o, head_out[o] - idle[o]);
 }
 
 void Engine::State::propagate(PopulationId p, Tick t) {

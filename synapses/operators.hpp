@@ -35,4 +35,23 @@ struct SoftmaxAttention {
 
 using Operator = std::variant<SoftmaxAttention>;
 
+// The ending of the MST authors' network: per tick, the residual stream of (C, H, W) token maps
+//   z[c, p] = offset[c] + sum_i source_weight[i][c] * l_i s_i,t[c, p]   (s: spikes, l: spike value)
+// is normalised over the channels of each position p (LayerNorm: mean, biased variance, eps),
+//   y[c, p] = gamma[c] (z[c, p] - mean_p) / sqrt(var_p + eps) + beta[c],
+// averaged over positions and mapped by weight (n_out, C) into `output` (a readout):
+//   output input[o] += sum_c weight[o][c] (1/P) sum_p y[c, p].
+// Not a linear map of spikes (the normalisation divides by the stream's own spread), so it is
+// computed every tick. It is kept apart from Operator: it has no maskable inputs and none of the
+// attention's counters.
+struct LayerNormHead {
+    std::string name;
+    std::vector<std::uint32_t> sources; // population ids, all of one shape (C, H, W)
+    std::uint32_t output = 0;           // a readout of n_out neurons
+    double eps = 1e-5;
+    std::vector<float> source_weight;   // (sources, C)
+    std::vector<float> offset, gamma, beta; // (C)
+    std::vector<float> weight;          // (n_out, C)
+};
+
 } // namespace quantal

@@ -18,6 +18,12 @@ Conversion, layer by layer (populations are channel-first, shape (C, H, W) for t
   docs/model-format.md); RSM on q, k and score spikes is its release setting;
 - average pooling and the head are one dense projection into the `logits` readout.
 
+The "official" variant (the MST authors' network, model.py) adds: a BatchNorm applied to the
+stream itself (the stream becomes per-channel scales on each contributor plus an offset, carried
+into every later reader's weights and bias); BatchNorm after fc1 and fc2 (folded into them); no
+bias on patch merging; per-channel input normalisation (folded into the patch conv); and the
+final per-token LayerNorm + pooling + head as a `layer_norm_head` operator into the readout.
+
     /usr/bin/python3 examples/mst/export.py examples/mst/models/mst_r0.pt examples/mst/models/mst_r0.h5
 """
 import argparse
@@ -35,6 +41,9 @@ from summary import ann_layers  # noqa: E402
 from train import load_checkpoint  # noqa: E402
 
 PRODUCER = "examples/mst/export.py"
+# How a sample enters (the `/inputs/image` map): data shape, scale of the raw values, optional
+# per-channel mean and std (folded into the patch conv) and centred zero padding.
+FASHION_MNIST_INPUT = dict(shape=(1, 28, 28), scale=1.0 / 255.0, mean=None, std=None, pad_to=(32, 32))
 FORMAT_VERSION = 2  # docs/model-format.md
 
 
@@ -87,7 +96,7 @@ class ModelFile:
     def add_operator(self, name, attrs, arrays):
         self.operators[name] = dict(attrs=attrs, data=arrays)
 
-    def write(self, path, provenance):
+    def write(self, path, provenance, float_type=np.float32):
         with h5py.File(path, "w") as f:
             f.attrs.update(format="quantal-model", format_version=np.int64(FORMAT_VERSION), name=self.name,
                            producer=PRODUCER, provenance=json.dumps(provenance))
@@ -99,7 +108,7 @@ class ModelFile:
                     sub = g.create_group(name)
                     sub.attrs.update(item["attrs"])
                     for key, value in item["data"].items():
-                        sub.create_dataset(key, data=_array(value))
+                        sub.create_dataset(key, data=_array(value, float_type))
             f.create_group("readout").attrs.update(population=self.readout, accumulate="sum")
             if self.ann:
                 write_ann(f, self.ann, self.levels)
@@ -116,18 +125,19 @@ def write_ann(f, layers, levels):
     g.attrs["levels"] = np.int64(levels)
 
 
-def _array(value):
+def _array(value, float_type=np.float32):
     if torch.is_tensor(value):
         value = value.detach().cpu().numpy()
     value = np.asarray(value)
-    return value.astype(np.float32) if value.dtype.kind == "f" else value
+    return value.astype(float_type) if value.dtype.kind == "f" else value
 
 
 def _bias(bias, shape):
     """A per-channel bias of a (C, H, W) population expanded to one value per neuron."""
     if bias is None:
         return {}
-    bias = torch.as_tensor(bias, dtype=torch.float32).reshape(-1)
+    bias = torch.as_tensor(bias)
+    bias = (bias if bias.is_floating_point() else bias.float()).reshape(-1)
     n = int(np.prod(shape))
     if bias.numel() != n:
         bias = bias[:, None].expand(-1, n // bias.numel()).reshape(-1)
@@ -194,20 +204,22 @@ class _WindowLayout:
 
 
 class _Exporter:
-    def __init__(self, model, name, layout="image"):
+    def __init__(self, model, name, layout="image", input_spec=None):
         self.model, self.cfg = model, model.cfg
         self.file = ModelFile(name)
         self.layout = layout
+        self.input_spec = input_spec or FASHION_MNIST_INPUT
 
     def if_pop(self, name, shape, act, bias=None):
         return self.file.add_if(name, shape, act.lam.item(), act.levels, bias)
 
     def stream_reader(self, name, shape, bn, act, stream):
-        """An IF population that reads QCFS(BN(stream)): BN folded into the projections."""
-        a, b = bn_affine(bn)
-        self.if_pop(name, shape, act, bias=b)
-        for source in stream:
-            self.file.add_projection("one_to_one", source, name, "stream", weight=_per_neuron(a, shape))
+        """An IF population that reads QCFS(BN(stream)) (bn None: QCFS(stream)): the BN and the
+        stream's own scales and offset folded into the projections and the population's bias."""
+        a, b = bn_affine(bn) if bn is not None else (torch.ones_like(stream.bias), torch.zeros_like(stream.bias))
+        self.if_pop(name, shape, act, bias=b + a * stream.bias)
+        for source, scale in stream.parts:
+            self.file.add_projection("one_to_one", source, name, "stream", weight=_per_neuron(a * scale, shape))
         return name
 
     def block(self, prefix, blk, shape, stream):
@@ -249,29 +261,41 @@ class _Exporter:
                              **layout.from_windows(attn.proj.weight.detach()))
         else:
             f.add_conv1x1(attn.proj, av, proj, "proj_in", attn.mask_proj.ratio)
-        stream = stream + [proj]
+        stream = stream.plus(proj)
 
-        h = self.stream_reader(prefix + "act2", shape, blk.norm2, blk.act2, stream)
+        if blk.official:   # the authors' block: BN2 maps the stream itself (an affine map per channel)
+            stream = stream.affine(*bn_affine(blk.norm2))
+            h = self.stream_reader(prefix + "act2", shape, None, blk.act2, stream)
+        else:
+            h = self.stream_reader(prefix + "act2", shape, blk.norm2, blk.act2, stream)
         hidden = (blk.fc1.out_features,) + tuple(shape[1:])
-        fc1 = self.if_pop(prefix + "fc1", hidden, blk.act_fc1, blk.fc1.bias)
-        f.add_conv1x1(blk.fc1, h, fc1, "fc1_in", blk.mask_fc1.ratio)
-        fc2 = self.if_pop(prefix + "fc2", shape, blk.act_fc2, blk.fc2.bias)
-        f.add_conv1x1(blk.fc2, fc1, fc2, "fc2_in", blk.mask_fc2.ratio)
-        return stream + [fc2]
+        w1, b1 = _linear_bn(blk.fc1, blk.fc1_norm)
+        fc1 = self.if_pop(prefix + "fc1", hidden, blk.act_fc1, b1)
+        f.add_projection("conv2d", h, fc1, "fc1_in", blk.mask_fc1.ratio, weight=w1[:, :, None, None],
+                         **_conv_geometry(1, 0), groups=1)
+        w2, b2 = _linear_bn(blk.fc2, blk.fc2_norm)
+        fc2 = self.if_pop(prefix + "fc2", shape, blk.act_fc2, b2)
+        f.add_projection("conv2d", fc1, fc2, "fc2_in", blk.mask_fc2.ratio, weight=w2[:, :, None, None],
+                         **_conv_geometry(1, 0), groups=1)
+        return stream.plus(fc2)
 
     def merge(self, name, merge, shape, stream):
         """Patch merging: BN folded into the reduction, which is a 2x2 stride-2 conv2d."""
         c = shape[0]
         a, b = bn_affine(merge.norm)
-        w = merge.reduction.weight.detach() * a[None, :]            # [2C, 4C]
-        bias = merge.reduction.bias.detach() + merge.reduction.weight.detach() @ b
-        # Swin's concatenation order of the 2x2 neighbours: (dy, dx) = (0,0), (1,0), (0,1), (1,1)
-        kernel = torch.zeros(w.shape[0], c, 2, 2)
-        for part, (dy, dx) in enumerate(((0, 0), (1, 0), (0, 1), (1, 1))):
-            kernel[:, :, dy, dx] = w[:, part * c:(part + 1) * c]
+        red = merge.reduction.weight.detach()
+        w = red * a[None, :]                                          # [2C, 4C]
+        # the stream's own per-channel offset reaches every one of the four neighbours
+        bias = red @ (b + a * stream.bias.repeat(4))
+        if merge.reduction.bias is not None:
+            bias = bias + merge.reduction.bias.detach()
         out_shape = (2 * c, shape[1] // 2, shape[2] // 2)
         self.if_pop(name, out_shape, merge.act, bias)
-        for source in stream:
+        for source, scale in stream.parts:
+            # Swin's concatenation order of the 2x2 neighbours: (dy, dx) = (0,0), (1,0), (0,1), (1,1)
+            kernel = torch.zeros(w.shape[0], c, 2, 2, dtype=w.dtype)
+            for part, (dy, dx) in enumerate(((0, 0), (1, 0), (0, 1), (1, 1))):
+                kernel[:, :, dy, dx] = w[:, part * c:(part + 1) * c] * scale[None, :]
             self.file.add_projection("conv2d", source, name, "merge", weight=kernel, **_conv_geometry(2, 0), groups=1)
         return out_shape
 
@@ -280,21 +304,31 @@ class _Exporter:
         res = cfg.image_size // cfg.patch
         shape = (cfg.embed_dim, res, res)
         a, b = bn_affine(m.embed_norm)
+        weight = m.patch_embed.weight.detach() * a[:, None, None, None]
+        bias = m.patch_embed.bias.detach() * a + b
+        spec = self.input_spec
+        if spec.get("mean") is not None:
+            # x' = (x - mean) / std per channel: exact in the conv, which has no padding to fill
+            mean, std = (torch.tensor(spec[k], dtype=weight.dtype) for k in ("mean", "std"))
+            bias = bias - (weight * (mean / std)[None, :, None, None]).sum((1, 2, 3))
+            weight = weight / std[None, :, None, None]
+        data = dict(shape=np.array(spec["shape"], np.int64), weight=weight, bias=bias,
+                    **_conv_geometry(cfg.patch, 0))
+        if spec.get("pad_to") is not None:
+            data["pad_to"] = np.array(spec["pad_to"], np.int64)
         f.inputs["image"] = dict(
-            attrs=dict(target="embed", kind="conv2d", scale=1.0 / 255.0, offset=0.0, groups=np.int64(1)),
-            data=dict(shape=np.array([cfg.in_channels, 28, 28], np.int64),
-                      pad_to=np.array([cfg.image_size] * 2, np.int64),
-                      weight=m.patch_embed.weight.detach() * a[:, None, None, None],
-                      bias=m.patch_embed.bias.detach() * a + b,
-                      **_conv_geometry(cfg.patch, 0)))
+            attrs=dict(target="embed", kind="conv2d", scale=float(spec["scale"]), offset=0.0, groups=np.int64(1)),
+            data=data)
         self.if_pop("embed", shape, m.embed_act)
-        stream = ["embed"]
+        stream = _Stream(shape[0], "embed")
         for s, blocks in enumerate(m.stages):
             for j, blk in enumerate(blocks):
                 stream = self.block(f"s{s}.b{j}.", blk, shape, stream)
             if s < len(m.merges):
                 shape = self.merge(f"merge{s}", m.merges[s], shape, stream)
-                stream = [f"merge{s}"]
+                stream = _Stream(shape[0], f"merge{s}")
+        if cfg.variant == "official":
+            return self.layer_norm_head(shape, stream)
         final = self.stream_reader("final", shape, m.norm, m.act, stream)
         # average pooling then the head: one dense map, weight W[:, c] / (H*W) at every position
         positions = shape[1] * shape[2]
@@ -303,19 +337,72 @@ class _Exporter:
         f.add_projection("dense", final, "logits", "head", weight=w / positions)
         return f
 
+    def layer_norm_head(self, shape, stream):
+        """The authors' ending: LayerNorm of each token of the stream, average pooling and the
+        head, every tick. Not a linear map of spikes, so it is a `layer_norm_head` operator that
+        reads the stream's contributors (with their per-channel weights and offset) and writes
+        into the readout (docs/model-format.md)."""
+        m, f = self.model, self.file
+        f.add_readout("logits", self.cfg.classes, m.head.bias.detach())
+        ln = m.final_norm
+        f.add_operator("head", dict(op="layer_norm_head", sources=[n for n, _ in stream.parts], output="logits",
+                                    eps=float(ln.eps)),
+                       dict(source_weight=torch.stack([sc for _, sc in stream.parts]), offset=stream.bias,
+                            gamma=ln.weight.detach(), beta=ln.bias.detach(), weight=m.head.weight.detach()))
+        return f
 
-def export(model, path, name="mst-tiny", provenance=None, layout="image"):
+
+class _Stream:
+    """The residual stream as the exporter carries it: sum over contributors of scale (per
+    channel) times the contributor's output, plus a per-channel offset. MST-Tiny's stream keeps
+    scale 1 and offset 0; the authors' block applies a BatchNorm to the stream, which rescales
+    every contributor and adds an offset (exact: BN in eval mode is affine per channel)."""
+
+    def __init__(self, channels, first):
+        self.parts = [(first, torch.ones(channels))]
+        self.bias = torch.zeros(channels)
+
+    def plus(self, name):
+        out = _Stream.__new__(_Stream)
+        out.parts, out.bias = self.parts + [(name, torch.ones_like(self.bias))], self.bias
+        return out
+
+    def affine(self, a, b):
+        out = _Stream.__new__(_Stream)
+        out.parts, out.bias = [(n, a * sc) for n, sc in self.parts], a * self.bias + b
+        return out
+
+
+def _linear_bn(linear, bn):
+    """A linear map followed by an (optional) BatchNorm as one map: W' = a W, b' = a b + beta'."""
+    w, b = linear.weight.detach(), linear.bias.detach()
+    if bn is None:
+        return w, b
+    a, shift = bn_affine(bn)
+    return w * a[:, None], b * a + shift
+
+
+def export(model, path, name="mst-tiny", provenance=None, layout="image", input_spec=None, float64=False):
     """Writes `model` (an MSTTiny, put in eval mode) to `path`. layout "image" (default): attention
     operators in the proposed image layout, all token-wise maps 1x1 conv2d; "windows": format
-    version 1 as written, q/k/v/proj as sparse projections (larger file)."""
+    version 1 as written, q/k/v/proj as sparse projections (larger file). input_spec: how a sample
+    enters (FASHION_MNIST_INPUT by default). float64: weights stored as float64 (the format accepts
+    it; for exactness checks against a float64 forward pass, where float32 rounding would flip
+    QCFS levels)."""
     model.eval()
+    if model.cfg.variant == "official" and layout != "image":
+        raise ValueError("the official variant exports in the image layout only")
+    if float64:
+        model = model.double()
     with torch.no_grad():
-        graph = _Exporter(model, name, layout).run()
+        graph = _Exporter(model, name, layout, input_spec).run()
     graph.ann, graph.levels = ann_layers(model), model.cfg.levels
     info = {"model_config": model.cfg.to_dict(), "dataset": "Fashion-MNIST",
             "input": f"28x28 uint8 image, scaled by 1/255, zero-padded (centred) to {data.IMAGE_SIZE}x{data.IMAGE_SIZE}"}
+    if input_spec is not None:
+        info.update(dataset=None, input=input_spec)
     info.update(provenance or {})
-    graph.write(path, info)
+    graph.write(path, info, np.float64 if float64 else np.float32)
     return graph
 
 

@@ -8,6 +8,13 @@ IF population after conversion. Data flow of one block (x is the residual stream
     h = QCFS(BN(x));  x = x + Attention(h)         # windows, shifted on odd blocks
     h = QCFS(BN(x));  x = x + QCFS(fc2(QCFS(fc1(h))))
 
+Variant "official" (MSTConfig.variant): the block structure of the MST authors' network, so that
+their checkpoints (examples/mst/import_official.py) load into this class. It differs in three
+places: the second BatchNorm normalises the residual stream itself, x = BN(x); x = x + MLP(QCFS(x));
+with `mlp_norm` a BatchNorm follows fc1 and fc2 (their ImageNet configuration); the network ends
+in a LayerNorm over each token's channels (no QCFS) before pooling and the head; and the
+patch-merging reduction has no bias. Its input is the per-channel normalised image.
+
 Attention in its spiking form (per window and head):
     q, k, v = QCFS(Wq h), QCFS(Wk h), QCFS(Wv h);  q, k = RSM(q), RSM(k)
     a = RSM(QCFS(q k^T * d^-1/2)) + rel_pos_bias (+ shift mask);  a = softmax(a)
@@ -39,6 +46,15 @@ class MSTConfig:
     init_lambda: float = 2.0   # initial QCFS threshold, as MST
     mask_ratio: float = 0.0    # RSM ratio on q, k and attention-score spikes (the MST code)
     mask_all: bool = False     # also mask MLP inputs and the attention projection input (paper text)
+    variant: str = "tiny"      # "tiny" (ours) or "official" (the MST authors' block and ending)
+    mlp_norm: bool = False     # official only: BatchNorm after fc1 and after fc2 (their ImageNet config)
+    layer_norm_eps: float = 1e-5   # official only: eps of the final LayerNorm
+
+    def __post_init__(self):
+        if self.variant not in ("tiny", "official"):
+            raise ValueError(f"MSTConfig.variant {self.variant!r}: expected 'tiny' or 'official'")
+        if self.mlp_norm and self.variant != "official":
+            raise ValueError("MSTConfig.mlp_norm needs variant 'official'")
 
     def to_dict(self):
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -153,6 +169,9 @@ class SwinBlock(nn.Module):
         mlp_mask = cfg.mask_ratio if cfg.mask_all else 0.0
         self.mask_fc1, self.fc1, self.act_fc1 = SpikeMask(mlp_mask), nn.Linear(dim, hidden), new_act()
         self.mask_fc2, self.fc2, self.act_fc2 = SpikeMask(mlp_mask), nn.Linear(hidden, dim), new_act()
+        self.official = cfg.variant == "official"
+        self.fc1_norm = nn.BatchNorm1d(hidden) if cfg.mlp_norm else None
+        self.fc2_norm = nn.BatchNorm1d(dim) if cfg.mlp_norm else None
         mask = shift_attention_mask(resolution, window, shift) if shift else None
         self.register_buffer("shift_mask", mask, persistent=False)
 
@@ -170,9 +189,18 @@ class SwinBlock(nn.Module):
 
     def forward(self, x):
         x = x + self.attention_branch(self.act1(tokens_bn(self.norm1, x)))
-        h = self.act2(tokens_bn(self.norm2, x))
-        h = self.act_fc1(self.fc1(self.mask_fc1(h)))
-        return x + self.act_fc2(self.fc2(self.mask_fc2(h)))
+        if self.official:         # the authors' block: BN2 normalises the stream itself
+            x = tokens_bn(self.norm2, x)
+            h = self.act2(x)
+        else:
+            h = self.act2(tokens_bn(self.norm2, x))
+        h = self.fc1(self.mask_fc1(h))
+        if self.fc1_norm is not None:
+            h = tokens_bn(self.fc1_norm, h)
+        h = self.fc2(self.mask_fc2(self.act_fc1(h)))
+        if self.fc2_norm is not None:
+            h = tokens_bn(self.fc2_norm, h)
+        return x + self.act_fc2(h)
 
 
 def merge_neighbours(x, resolution):
@@ -190,7 +218,7 @@ class PatchMerging(nn.Module):
         super().__init__()
         self.resolution = resolution
         self.norm = nn.BatchNorm1d(4 * dim)
-        self.reduction = nn.Linear(4 * dim, 2 * dim)
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=cfg.variant != "official")
         self.act = QCFS(cfg.levels, cfg.init_lambda)
 
     def forward(self, x):
@@ -216,8 +244,11 @@ class MSTTiny(nn.Module):
             if i + 1 < len(cfg.depths):
                 self.merges.append(PatchMerging(dim, res, cfg))
                 dim, res = dim * 2, res // 2
-        self.norm = nn.BatchNorm1d(dim)
-        self.act = QCFS(cfg.levels, cfg.init_lambda)
+        if cfg.variant == "official":   # LayerNorm per token, no activation, then pool and head
+            self.final_norm = nn.LayerNorm(dim, eps=cfg.layer_norm_eps)
+        else:
+            self.norm = nn.BatchNorm1d(dim)
+            self.act = QCFS(cfg.levels, cfg.init_lambda)
         self.head = nn.Linear(dim, cfg.classes)
         self.apply(_init_weights)
 
@@ -229,7 +260,10 @@ class MSTTiny(nn.Module):
                 x = block(x)
             if i < len(self.merges):
                 x = self.merges[i](x)
-        x = self.act(tokens_bn(self.norm, x))
+        if self.cfg.variant == "official":
+            x = self.final_norm(x)
+        else:
+            x = self.act(tokens_bn(self.norm, x))
         return self.head(x.mean(dim=1))
 
     def set_mask_ratio(self, ratio, mask_all=None):
@@ -246,7 +280,8 @@ class MSTTiny(nn.Module):
 def _init_weights(m):
     if isinstance(m, nn.Linear):
         nn.init.trunc_normal_(m.weight, std=0.02)
-        nn.init.zeros_(m.bias)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
 
 
 def parameter_count(model):

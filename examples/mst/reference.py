@@ -210,6 +210,42 @@ class Attention:
         return self.from_windows(small_matmul(s.softmax(-1), self.to_windows(v)))
 
 
+class LayerNormHead:
+    """The layer_norm_head operator: per tick, the stream z = sum_i source_weight[i] * out_i +
+    offset (per channel, on (C, H, W) sources), LayerNorm over the channels of each position,
+    mean over positions, then `weight` (n_out, C) into the output population."""
+
+    def __init__(self, name, g, pops, dtype):
+        a = g.attrs
+        self.name = name
+        self.sources = [_str(n) for n in a["sources"]]
+        self.output, self.eps = _str(a["output"]), float(a["eps"])
+        for key in self.sources + [self.output]:
+            if key not in pops:
+                raise ModelError(f"operator {name}: unknown population {key!r}")
+        self.shape = pops[self.sources[0]].shape
+        self.source_weight = _tensor(g["source_weight"], dtype)         # [sources, C]
+        self.offset, self.gamma, self.beta = (_tensor(g[k], dtype) for k in ("offset", "gamma", "beta"))
+        self.weight = _tensor(g["weight"], dtype)                        # [n_out, C]
+
+    def output_input(self, out):
+        b, (c, h, w) = out[self.sources[0]].shape[0], self.shape
+        z = self.offset.view(1, c, 1)
+        for i, src in enumerate(self.sources):
+            z = z + out[src].reshape(b, c, h * w) * self.source_weight[i].view(1, c, 1)
+        y = F.layer_norm(z.transpose(1, 2), (c,), self.gamma, self.beta, self.eps)   # [B, P, C]
+        return y.mean(1) @ self.weight.t()
+
+
+def _operator(name, g, pops, dtype):
+    op = _str(g.attrs["op"])
+    if op == "softmax_attention":
+        return Attention(name, g, pops, dtype)
+    if op == "layer_norm_head":
+        return LayerNormHead(name, g, pops, dtype)
+    raise ModelError(f"operator {name}: op {op!r} not supported")
+
+
 class Network:
     def __init__(self, path, dtype=torch.float32):
         self.path, self.dtype = path, dtype
@@ -220,8 +256,10 @@ class Network:
             self.pops = {n: Population(n, f["populations"][n], dtype) for n in _ordered(f["populations"])}
             self.projs = [Projection(n, f["projections"][n], self.pops, dtype)
                           for n in _ordered(f["projections"])]
-            self.ops = ([Attention(n, f["operators"][n], self.pops, dtype) for n in _ordered(f["operators"])]
-                        if "operators" in f else [])
+            ops = ([_operator(n, f["operators"][n], self.pops, dtype) for n in _ordered(f["operators"])]
+                   if "operators" in f else [])
+            self.ops = [op for op in ops if isinstance(op, Attention)]
+            self.heads = [op for op in ops if isinstance(op, LayerNormHead)]
             self.inputs = [self._read_input(n, f["inputs"][n]) for n in _ordered(f["inputs"])]
             self.readout = _str(f["readout"].attrs["population"])
             self.provenance = _str(f.attrs.get("provenance", ""))
@@ -256,6 +294,8 @@ class Network:
         for op in self.ops:
             preds[op.scores] |= {op.q, op.k}
             preds[op.output] |= {op.scores, op.v}
+        for op in self.heads:
+            preds[op.output] |= set(op.sources)
         order, done = [], set()
         while len(order) < len(self.pops):
             ready = [n for n in self.pops if n not in done and preds[n] <= done]
@@ -310,6 +350,7 @@ class Simulation:
         self.gen = torch.Generator().manual_seed(seed)
         self.op_by_scores = {op.scores: op for op in net.ops}
         self.op_by_output = {op.output: op for op in net.ops}
+        self.heads_into = {n: [h for h in net.heads if h.output == n] for n in net.pops}
         self.spikes = {n: 0.0 for n, p in net.pops.items() if p.model == "IF"}
         self.events = {p.name: 0.0 for p in net.projs}
         self.op_counts = {op.name: {"coincidences": 0.0, "dynamic_events": 0.0, "softmax_elements": 0.0}
@@ -337,6 +378,8 @@ class Simulation:
                 x = x + self._scores(self.op_by_scores[name], out, count)
             if name in self.op_by_output:
                 x = x + self._attend(self.op_by_output[name], out, count)
+            for head in self.heads_into[name]:
+                x = x + head.output_input(out)
             if pop.model == "readout":
                 out[name] = x
             elif self.ann:
@@ -435,6 +478,9 @@ def main(argv=None):
                         "(release spike; overrides the file, as quantal run --mask RATIO --release spike)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--predictions", action="store_true", help="include per-sample predictions")
+    p.add_argument("--input", help="IDX image file (N, H, W) or (N, C, H, W), as quantal run --input "
+                                   "(default: the Fashion-MNIST test set)")
+    p.add_argument("--labels", help="IDX label file for --input")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
@@ -443,8 +489,23 @@ def main(argv=None):
             net.override_release(args.mask)
     except (OSError, KeyError, ModelError) as e:
         sys.exit(f"reference.py: {args.model}: {e}")
-    images, labels = data.load("test")
-    images = torch.from_numpy(images[args.offset:args.offset + args.samples, None])
+    if args.labels and not args.input:
+        sys.exit("reference.py: --labels needs --input")
+    if args.input:
+        try:
+            images = data.read_idx(args.input)
+            labels = (data.read_idx(args.labels).astype(np.int64) if args.labels
+                      else np.zeros(len(images), np.int64))   # no labels: accuracy is meaningless
+        except (OSError, ValueError) as e:
+            sys.exit(f"reference.py: {e}")
+        if images.ndim == 3:
+            images = images[:, None]
+        if images.ndim != 4 or len(labels) != len(images):
+            sys.exit(f"reference.py: {args.input}: expected (N, H, W) or (N, C, H, W) images and one label each")
+    else:
+        images, labels = data.load("test")
+        images = images[:, None]
+    images = torch.from_numpy(images[args.offset:args.offset + args.samples])
     labels = torch.from_numpy(labels[args.offset:args.offset + args.samples])
 
     def progress(done, seconds, correct):

@@ -41,7 +41,8 @@ def ann_macs(model):
             hooks.append(m.register_forward_hook(attn_hook))
     model.eval()
     with torch.no_grad():
-        model(torch.zeros(1, model.cfg.in_channels, model.cfg.image_size, model.cfg.image_size))
+        dtype = next(model.parameters()).dtype
+        model(torch.zeros(1, model.cfg.in_channels, model.cfg.image_size, model.cfg.image_size, dtype=dtype))
     for h in hooks:
         h.remove()
     macs["total"] = sum(macs.values())
@@ -77,7 +78,8 @@ def ann_layers(model):
             hooks.append(m.register_forward_hook(hook("attention")))
     model.eval()
     with torch.no_grad():
-        model(torch.zeros(1, model.cfg.in_channels, model.cfg.image_size, model.cfg.image_size))
+        dtype = next(model.parameters()).dtype
+        model(torch.zeros(1, model.cfg.in_channels, model.cfg.image_size, model.cfg.image_size, dtype=dtype))
     for h in hooks:
         h.remove()
     return layers
