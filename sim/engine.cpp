@@ -1,6 +1,7 @@
 #include "sim/engine.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -704,11 +705,13 @@ void Engine::restore(const EngineState& state, const Stimulus& stimulus, const R
 }
 
 std::vector<SampleResult> run_batch(const Network& net, std::span<const Stimulus> stimuli, const RunOptions& options,
-                                    std::uint64_t first_sample, int threads) {
+                                    std::uint64_t first_sample, int threads, const std::function<bool()>& stop) {
     if (threads < 0 || threads > max_batch_threads)
         throw InputError("run_batch: threads must be 0 (OpenMP's default) to " + std::to_string(max_batch_threads) +
                          ", got " + std::to_string(threads));
     std::vector<SampleResult> results(stimuli.size());
+    std::vector<char> ran(stimuli.size(), 0); // char, not bool: threads write neighbouring entries
+    std::atomic<bool> stopped{false};
     std::exception_ptr error;
     const long n = long(stimuli.size());
 #ifdef _OPENMP
@@ -720,7 +723,12 @@ std::vector<SampleResult> run_batch(const Network& net, std::span<const Stimulus
 #pragma omp for schedule(dynamic, 1)
         for (long i = 0; i < n; ++i) {
             try {
+                if (stopped.load() || (stop && stop())) {
+                    stopped.store(true);
+                    continue;
+                }
                 results[i] = engine.run(stimuli[i], options, first_sample + std::uint64_t(i));
+                ran[std::size_t(i)] = 1;
             } catch (...) {
 #pragma omp critical
                 if (!error) error = std::current_exception();
@@ -728,6 +736,7 @@ std::vector<SampleResult> run_batch(const Network& net, std::span<const Stimulus
         }
     }
     if (error) std::rethrow_exception(error);
+    results.resize(std::size_t(std::find(ran.begin(), ran.end(), 0) - ran.begin()));
     return results;
 }
 
