@@ -429,7 +429,7 @@ def accuracy(curves, dt_ms=1.0, width=7.0):
     for label, (observed, correct, n) in curves.items():
         observed, correct = np.asarray(observed), np.asarray(correct)
         low, high = wilson_interval(correct, n)
-        ax.plot(observed, 100 * correct / n, marker="o", label="%s (%d samples)" % (label, n))
+        ax.plot(observed, 100 * correct / n, marker="o", clip_on=False, label="%s (%d samples)" % (label, n))
         ax.fill_between(observed, 100 * low, 100 * high, alpha=0.2, linewidth=0)
         summary["curves"][label] = {"observed": observed.tolist(), "accuracy": (correct / n).tolist()}
     top = max((max(c["observed"]) for c in summary["curves"].values()), default=1)
