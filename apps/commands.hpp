@@ -20,6 +20,10 @@ struct OutOfMemory : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// Every subcommand below on `app`, with the --version flag and one-line failure messages: the
+// executable's main() and the Python module (quantal.sweep) parse with the same app.
+void add_commands(CLI::App& app);
+
 void add_demo_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);

@@ -7,7 +7,6 @@
 #include <iostream>
 #include <new>
 
-#include "quantal_build_version.hpp" // generated: version and git describe (apps/CMakeLists.txt)
 #include "apps/commands.hpp"
 #include "sim/errors.hpp"
 
@@ -23,17 +22,7 @@ std::string running(const CLI::App& app) {
 
 int main(int argc, char** argv) {
     CLI::App app{"quantal: event-driven spiking neural network simulator (ANN-to-SNN, RSM as synaptic failure)"};
-    // One line for a bad command line too (CLI11 adds "Run with --help ..." on a second one).
-    app.failure_message(
-        [](const CLI::App*, const CLI::Error& e) { return std::string("quantal: ") + e.what() + " (see --help)\n"; });
-    app.set_version_flag("--version", "quantal " QUANTAL_BUILD_VERSION);
-    app.require_subcommand(1);
-    quantal::cli::add_demo_command(app);
-    quantal::cli::add_run_command(app);
-    quantal::cli::add_inspect_command(app);
-    quantal::cli::add_sweep_command(app);
-    quantal::cli::add_plot_command(app);
-    quantal::cli::add_energy_command(app);
+    quantal::cli::add_commands(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

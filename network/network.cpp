@@ -279,7 +279,7 @@ Network NetworkBuilder::build() const {
                                                             [](const auto& c) { return std::uint64_t(c.weight.size()); }},
                                                  user.connectivity));
         net.outgoing_[pr.source].push_back(id);
-        boost::add_edge(pr.source, pr.target, id, net.graph_);
+        boost::add_edge(pr.source, pr.target, ProjectionEdge{id}, net.graph_);
     }
 
     // Operators: validated and compiled; their data flow is zero-delay, like a projection's.
@@ -359,8 +359,9 @@ Network NetworkBuilder::build() const {
     // Stages: a topological order of the zero-delay sub-graph; a zero-delay cycle is an error.
     PopulationGraph instant(n_pop);
     for (ProjectionId id = 0; id < net.projections_.size(); ++id)
-        if (net.min_delay_[id] == 0) boost::add_edge(net.projections_[id].source, net.projections_[id].target, id, instant);
-    for (auto [from, to] : operator_edges) boost::add_edge(from, to, ProjectionId(-1), instant);
+        if (net.min_delay_[id] == 0)
+            boost::add_edge(net.projections_[id].source, net.projections_[id].target, ProjectionEdge{id}, instant);
+    for (auto [from, to] : operator_edges) boost::add_edge(from, to, ProjectionEdge{ProjectionId(-1)}, instant);
     std::vector<std::size_t> reversed;
     try {
         boost::topological_sort(instant, std::back_inserter(reversed));

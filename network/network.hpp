@@ -71,9 +71,17 @@ struct AnnBaseline {
 // The kinds an AnnLayer may have (validated by NetworkBuilder::build).
 bool is_ann_layer_kind(std::string_view kind);
 
+// An edge of the population graph: its projection. A struct with a default, not a bare
+// ProjectionId: copying a graph, Boost default-initialises an edge property before assigning it,
+// which for a scalar is an indeterminate value that GCC reports (-Wmaybe-uninitialized) in every
+// file that copies a Network.
+struct ProjectionEdge {
+    ProjectionId projection = 0;
+};
+
 // The population graph: vertices are populations, edges are projections (Boost Graph).
 using PopulationGraph =
-    boost::adjacency_list<boost::vecS, boost::vecS, boost::bidirectionalS, boost::no_property, ProjectionId>;
+    boost::adjacency_list<boost::vecS, boost::vecS, boost::bidirectionalS, boost::no_property, ProjectionEdge>;
 
 class Network {
 public:

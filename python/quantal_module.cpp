@@ -8,12 +8,16 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "apps/commands.hpp"
 #include "io/contained.hpp"
 #include "io/model_file.hpp"
 #include "io/nir.hpp"
@@ -450,6 +454,24 @@ py::dict run(const Model& m,
 
     RunArrays a;
     a.spikes.resize(net.populations().size());
+    // Ctrl-C: Python's own SIGINT handler only flags the signal; the calling thread runs it (with
+    // the GIL) before each of its samples. KeyboardInterrupt stops the run after the samples under
+    // way; any other exception a user's handler raises stops it too and is raised after.
+    const auto caller = std::this_thread::get_id();
+    std::atomic<bool> interrupted{false};
+    PyObject *raised_type = nullptr, *raised_value = nullptr, *raised_traceback = nullptr;
+    const std::function<bool()> stop = [&] {
+        if (interrupted.load()) return true;
+        if (std::this_thread::get_id() != caller) return false;
+        const py::gil_scoped_acquire locked;
+        if (PyErr_CheckSignals() == 0) return false;
+        if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
+            PyErr_Clear();
+        else
+            PyErr_Fetch(&raised_type, &raised_value, &raised_traceback);
+        interrupted.store(true);
+        return true;
+    };
     {
         const py::gil_scoped_release unlocked;
         RunOptions options;
@@ -460,20 +482,25 @@ py::dict run(const Model& m,
         const std::uint64_t batch = std::uint64_t(q.threads) * 16;
         // The engine keeps every population's spikes when asked: only ask when some are wanted.
         const bool any_recorded = std::find(recorded.begin(), recorded.end(), true) != recorded.end();
-        for (std::uint64_t first = 0; first < q.samples;) {
+        for (std::uint64_t first = 0; first < q.samples && !interrupted.load();) {
             std::uint64_t n = std::min(batch, q.samples - first);
             if (first < q.record_samples) n = std::min(n, q.record_samples - first); // one recording setting per batch
             options.record_spikes = any_recorded && first < q.record_samples;
             std::vector<Stimulus> stimuli;
             for (std::uint64_t k = first; k < first + n; ++k)
                 stimuli.push_back(stimulus(m.loaded, net, data, values, q, k));
-            const auto results = run_batch(net, stimuli, options, q.first_sample + first, q.threads);
+            const auto results = run_batch(net, stimuli, options, q.first_sample + first, q.threads, stop);
             for (const auto& r : results) collect(net, readout, recorded, r, q.costs, a);
             first += n;
         }
     }
+    if (raised_type) {
+        PyErr_Restore(raised_type, raised_value, raised_traceback);
+        throw py::error_already_set();
+    }
 
-    const auto S = py::ssize_t(q.samples), P = py::ssize_t(net.populations().size()),
+    // S: the completed samples, all of them unless interrupted.
+    const auto S = py::ssize_t(a.prediction.size()), P = py::ssize_t(net.populations().size()),
                J = py::ssize_t(net.projections().size()), O = py::ssize_t(net.operators().size());
     py::dict out;
     const auto observed = py::ssize_t(q.observe.empty() ? 1 : q.observe.size());
@@ -506,7 +533,24 @@ py::dict run(const Model& m,
         release.append(py::make_tuple(mode_name(p.release.mode), p.release.mask_ratio));
     out["release"] = release;
     out["targeted"] = targeted;
+    out["interrupted"] = interrupted.load();
     return out;
+}
+
+// Runs `quantal ARGS...` in this process with the executable's own parser and commands (so the
+// options, their checks and messages are the command line's); a bad command line raises
+// InputError with CLI11's message. Used by quantal.sweep.
+void command(const std::vector<std::string>& args) {
+    CLI::App app;
+    cli::add_commands(app);
+    std::vector<const char*> argv{"quantal"};
+    for (const auto& a : args) argv.push_back(a.c_str());
+    const py::gil_scoped_release unlocked;
+    try {
+        app.parse(int(argv.size()), argv.data());
+    } catch (const CLI::ParseError& e) {
+        throw InputError(e.what());
+    }
 }
 
 } // namespace
@@ -570,5 +614,6 @@ PYBIND11_MODULE(_quantal, m) {
             return run(x, images, q);
         });
     m.def("load", &load, py::arg("path"), py::arg("dt_ms"));
+    m.def("command", &command, py::arg("args"));
     m.def("build", &build, py::arg("populations"), py::arg("projections"), py::arg("readout"));
 }

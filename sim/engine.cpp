@@ -1,6 +1,7 @@
 #include "sim/engine.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -775,12 +776,14 @@ void Engine::restore(const EngineState& state, const Stimulus& stimulus, const R
 }
 
 std::vector<SampleResult> run_batch(const Network& net, std::span<const Stimulus> stimuli, const RunOptions& options,
-                                    std::uint64_t first_sample, int threads) {
+                                    std::uint64_t first_sample, int threads, const std::function<bool()>& stop) {
     if (threads < 0 || threads > max_batch_threads)
         throw InputError("run_batch: threads must be 0 (OpenMP's default) to " + std::to_string(max_batch_threads) +
                          ", got " + std::to_string(threads));
     require_memory_for(net); // here, not first inside the threads' engines: it throws
     std::vector<SampleResult> results(stimuli.size());
+    std::vector<char> ran(stimuli.size(), 0); // char, not bool: threads write neighbouring entries
+    std::atomic<bool> stopped{false};
     std::exception_ptr error;
     const long n = long(stimuli.size());
 #ifdef _OPENMP
@@ -792,7 +795,12 @@ std::vector<SampleResult> run_batch(const Network& net, std::span<const Stimulus
 #pragma omp for schedule(dynamic, 1)
         for (long i = 0; i < n; ++i) {
             try {
+                if (stopped.load() || (stop && stop())) {
+                    stopped.store(true);
+                    continue;
+                }
                 results[i] = engine.run(stimuli[i], options, first_sample + std::uint64_t(i));
+                ran[std::size_t(i)] = 1;
             } catch (...) {
 #pragma omp critical
                 if (!error) error = std::current_exception();
@@ -800,6 +808,7 @@ std::vector<SampleResult> run_batch(const Network& net, std::span<const Stimulus
         }
     }
     if (error) std::rethrow_exception(error);
+    results.resize(std::size_t(std::find(ran.begin(), ran.end(), 0) - ran.begin()));
     return results;
 }
 

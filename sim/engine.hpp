@@ -145,9 +145,13 @@ private:
 
 // The same network on many independent samples, spread over OpenMP threads; results are in
 // sample order and identical whatever the thread count (threads = 0: OpenMP's default; more
-// than max_batch_threads is refused: libgomp fails on absurd counts).
+// than max_batch_threads is refused: libgomp fails on absurd counts). `stop`, if given, is asked
+// before each sample starts (from any of the threads); once it returns true no further sample
+// starts, the started ones finish, and the results are those of the samples before the first one
+// that did not run (a prefix of `stimuli`, so that an interrupted batch is a shorter batch).
 inline constexpr int max_batch_threads = 1024;
 std::vector<SampleResult> run_batch(const Network& net, std::span<const Stimulus> stimuli, const RunOptions& options,
-                                    std::uint64_t first_sample = 0, int threads = 0);
+                                    std::uint64_t first_sample = 0, int threads = 0,
+                                    const std::function<bool()>& stop = {});
 
 } // namespace quantal

@@ -1,5 +1,6 @@
 // Same seed, same result, whatever the thread count; streams differ per sample and per seed.
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <utility>
 
 #include "sim/engine.hpp"
@@ -92,4 +93,22 @@ TEST_CASE("run_batch refuses a thread count outside [0, max_batch_threads]", "[r
     CHECK_THROWS_AS(run_batch(net, one, o, 0, -1), InputError);
     CHECK_THROWS_AS(run_batch(net, one, o, 0, max_batch_threads + 1), InputError);
     CHECK(run_batch(net, one, o, 0, 3).size() == 1);
+}
+
+TEST_CASE("run_batch with a stop request: started samples finish, the result is a prefix", "[reproducibility]") {
+    const Network net = masked_network(ReleaseMode::synapse);
+    std::vector<Stimulus> stimuli(12, Stimulus::for_network(net));
+    RunOptions o;
+    o.ticks = 80, o.seed = 42, o.record_spikes = true;
+    const auto all = run_batch(net, stimuli, o, 0, 1);
+    for (int threads : {1, 3}) {
+        INFO("threads " << threads);
+        std::atomic<int> asked{0};
+        // Asked once per sample before it starts: the fifth question stops the batch.
+        const auto part = run_batch(net, stimuli, o, 0, threads, [&] { return ++asked > 4; });
+        REQUIRE(part.size() <= 4);
+        if (threads == 1) CHECK(part.size() == 4);
+        for (std::size_t i = 0; i < part.size(); ++i) CHECK(part[i].spikes == all[i].spikes);
+    }
+    CHECK(run_batch(net, stimuli, o, 0, 2, [] { return true; }).empty());
 }

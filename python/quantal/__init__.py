@@ -10,7 +10,10 @@ The simulation is the C++ engine's (quantal._quantal), run with the GIL released
 checks it checks here too, with the messages `quantal run` prints (without its "quantal: "
 prefix); quantal.InputError and quantal.ModelError are ValueErrors.
 """
+import csv as _csv
 import math
+import os
+import tempfile
 from collections import namedtuple
 from types import SimpleNamespace
 
@@ -22,7 +25,7 @@ from ._quantal import InputError, ModelError
 InputError.__module__ = ModelError.__module__ = __name__  # shown as quantal.InputError in tracebacks
 
 __all__ = [
-    "load", "Network", "NetworkBuilder", "Result", "Ledger", "read_trace", "InputError", "ModelError",
+    "load", "Network", "NetworkBuilder", "Result", "Ledger", "read_trace", "sweep", "Study", "InputError", "ModelError",
     "IF", "LIF", "CubaLIF", "Readout", "SpikeSource", "BernoulliSource",
     "Dense", "Sparse", "OneToOne", "Conv2d", "SumPool2d", "AvgPool2d", "Release",
 ]
@@ -331,7 +334,10 @@ class Network:
         spikes: {spike_source population: (sample, tick, node_id)} arrays of input spikes, e.g.
           another result's spikes[...]; sample is the run's sample index (first_sample + k).
         currents: {population: (samples, size) or (size,)} constant current per neuron and tick,
-          added to what images drive."""
+          added to what images drive.
+
+        Ctrl-C (KeyboardInterrupt) stops the run after the samples under way and returns the
+        completed ones: result.interrupted is True and result.samples holds fewer than asked."""
         _check_pairs(mask, release, targets, compensate, release_spread)
         ticks = _whole(ticks, "ticks", 1, MAX_RUN_TICKS)
         images = None
@@ -363,7 +369,8 @@ class Network:
             targets or "all", bool(compensate), float(release_spread or 0.0), sorted(t - 1 for t in observe),
             None if record is None else [str(r) for r in record], record_samples, float(e_ac), float(e_mac),
             spike_inputs, current_inputs)
-        return Result(self, out, ticks, first_sample, count, sorted(observe), label_array, (float(e_ac), float(e_mac)))
+        return Result(self, out, ticks, first_sample, count, sorted(observe), label_array, (float(e_ac), float(e_mac)),
+                      record_samples)
 
     def _images(self, inputs):
         images = np.asarray(inputs)
@@ -467,10 +474,13 @@ class Ledger:
 
     def __init__(self, network, out, ticks, costs):
         self.population_names = [p.name for p in network.populations]
-        self._sizes = [p.size for p in network.populations]
+        self.population_sizes = self._sizes = [p.size for p in network.populations]
         self._release = [mode for mode, _ in out["release"]]
         self._ticks, self._costs = ticks, costs
         self.projection_names = [p.name for p in network.projections]
+        self.projection_targets = [p.target for p in network.projections]
+        self.projection_roles = [p.role for p in network.projections]
+        self.costs = costs  # (e_ac, e_mac) pJ
         self.operator_names = list(network.operators)
         self.populations, self.projections, self.operators = out["populations"], out["projections"], out["operators"]
         self.projections["failed"] = self.projections["attempted"] - self.projections["transmitted"]
@@ -516,14 +526,23 @@ class Result:
 
     samples (S,): the sample indices; observed: the tick counts the readout was read after;
     readout (S, observed, classes) or None; predictions (S,) (-1 without a readout); labels,
-    correct, accuracy (with labels); ledger: a Ledger; spikes: {population: Spikes(sample, tick,
+    correct, accuracy (with labels); ledger: a Ledger; recorded_samples: spikes are kept
+    of the first this many samples; spikes: {population: Spikes(sample, tick,
     node_id)} of the recorded samples in simulation order; release: [(mode, mask_ratio)] per
     projection as run; targeted: with a mask, what it applied to by role (as `quantal run`
-    reports it); timestamps(population): their times in ms as a trace writes them."""
+    reports it); timestamps(population): their times in ms as a trace writes them;
+    interrupted: True if Ctrl-C stopped the run (then every array covers only the completed
+    samples, len(samples) < requested)."""
 
-    def __init__(self, network, out, ticks, first_sample, count, observed, labels, costs):
+    def __init__(self, network, out, ticks, first_sample, count, observed, labels, costs, record_samples):
         self.ticks, self.dt_ms = ticks, network.dt_ms
+        self.model = network.name
+        self.requested = count
+        self.interrupted = bool(out["interrupted"])
+        count = len(out["predictions"])  # the completed samples: fewer than requested if interrupted
+        labels = None if labels is None else labels[:count]
         self.samples = np.arange(first_sample, first_sample + count, dtype=np.uint64)
+        self.recorded_samples = min(record_samples, count)  # the first this many have their spikes kept
         self.observed = np.asarray(observed, np.int64)
         self.readout, self.predictions = out["readout"], out["predictions"]
         self.ledger = Ledger(network, out, ticks, costs)
@@ -532,7 +551,7 @@ class Result:
         self.targeted = out["targeted"] or None
         self.labels = labels
         self.correct = None if labels is None else int(np.sum(self.predictions == labels))
-        self.accuracy = None if labels is None else self.correct / count
+        self.accuracy = None if labels is None or count == 0 else self.correct / count
 
     def timestamps(self, population):
         """(sample·ticks + tick)·dt ms: one continuous time axis, as `quantal run --trace` writes."""
@@ -541,6 +560,8 @@ class Result:
 
     def __repr__(self):
         extra = "" if self.accuracy is None else f", accuracy {self.correct}/{len(self.samples)}"
+        if self.interrupted:
+            extra += f", interrupted after {len(self.samples)} of {self.requested} samples"
         return f"<quantal.Result: {len(self.samples)} samples x {self.ticks} ticks{extra}>"
 
 
@@ -573,3 +594,82 @@ def read_trace(path):
             times = ts[()].astype(np.float64)
             out[name] = SpikeTrain(times * 1000.0 if units == "s" else times, ids[()].astype(np.uint64))
     return out
+
+
+# ---- failure-probability studies ------------------------------------------------------------------
+
+# The CSV's columns (docs/sweep.md) by type; every other column is a float64.
+_STUDY_INTEGERS = ("configuration", "compensate", "each", "baseline", "same_as", "observe", "samples")
+_STUDY_TEXTS = ("model", "model_sha256", "release", "targets", "version", "command_line")
+
+
+class Study:
+    """What quantal.sweep() returns: table, {column: (rows,) array}, one row per configuration and
+    observed tick, the columns of `quantal sweep --csv` (docs/sweep.md; same_as is -1 where the CSV
+    leaves it empty); path: the study file, or None when sweep() was given no out=."""
+
+    def __init__(self, table, path):
+        self.table, self.path = table, path
+
+    def __len__(self):
+        return len(self.table["configuration"])
+
+    def __repr__(self):
+        configurations = len(np.unique(self.table["configuration"]))
+        return f"<quantal.Study: {configurations} configurations, {len(self)} rows>"
+
+
+def _read_study_csv(path):
+    with open(path, newline="") as f:
+        rows = list(_csv.reader(f))
+    header, rows = rows[0], rows[1:]
+    table = {}
+    for j, name in enumerate(header):
+        column = [row[j] for row in rows]
+        if name in _STUDY_TEXTS:
+            table[name] = np.array(column, dtype=object)
+        elif name == "seed":
+            table[name] = np.array([int(v) for v in column], np.uint64)
+        elif name in _STUDY_INTEGERS:
+            table[name] = np.array([int(v) if v else -1 for v in column], np.int64)
+        else:
+            table[name] = np.array([float(v) for v in column], np.float64)
+    return table
+
+
+def _option_list(values):
+    values = [values] if isinstance(values, (str, int, float, np.number)) else list(values)
+    return ",".join(str(v) for v in values)
+
+
+def sweep(models, *, input, labels, samples, ticks, ratios, release, targets, offset=None, observe=None, seeds=None,
+          compensate=False, release_spread=None, block=None, threads=None, e_ac=None, e_mac=None, load_timeout=None,
+          out=None, csv=None, force=False):
+    """`quantal sweep` in this process (docs/sweep.md), with its options as keyword arguments:
+    models (one path or a list: --model each), input and labels (IDX files), samples, ticks, ratios,
+    release, targets, observe, seeds (one value or a list: joined with ','; targets as the command
+    line spells them, e.g. "fc1_in+fc2_in" or "each"), offset, compensate, release_spread, block,
+    threads, e_ac, e_mac, load_timeout; out (the study file; default: a temporary one, removed),
+    csv (also kept as a file), force. None leaves an option out, so the command line's default
+    applies. Returns a Study; the checks and messages are the command line's (InputError)."""
+    models = [models] if isinstance(models, (str, os.PathLike)) else list(models)
+    args = ["sweep"]
+    for m in models:
+        args += ["--model", os.fspath(m)]
+    options = [("--input", os.fspath(input)), ("--labels", os.fspath(labels)), ("--samples", samples),
+               ("--offset", offset), ("--ticks", ticks), ("--observe", observe), ("--ratios", ratios),
+               ("--release", release), ("--targets", targets), ("--seeds", seeds),
+               ("--release-spread", release_spread), ("--block", block), ("--threads", threads), ("--e-ac", e_ac),
+               ("--e-mac", e_mac), ("--load-timeout", load_timeout)]
+    for option, value in options:
+        if value is not None:
+            args += [option, _option_list(value)]
+    if compensate:
+        args.append("--compensate")
+    if force:
+        args.append("--force")
+    with tempfile.TemporaryDirectory(prefix="quantal-sweep-") as scratch:
+        study_path = os.fspath(out) if out is not None else os.path.join(scratch, "study.h5")
+        csv_path = os.fspath(csv) if csv is not None else os.path.join(scratch, "study.csv")
+        _quantal.command(args + ["--out", study_path, "--csv", csv_path])
+        return Study(_read_study_csv(csv_path), study_path if out is not None else None)

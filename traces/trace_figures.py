@@ -1,0 +1,444 @@
+"""The figures of a run, drawn from a trace file or from a quantal.Result: one module for
+`quantal inspect --plot` (traces/plot_trace.py) and for Python (`quantal.plot`, which is this file
+copied into the package by the build).
+
+    raster(rec, populations=None, neurons=None, samples=(0, 1), ticks=None)
+    rates(rec, populations=None)        firing rate per population vs tick within a sample, mean over samples
+    energy(rec)                         energy per layer, stacked by role
+    accuracy(results)                   accuracy vs ticks simulated, with 95 % intervals
+
+A recording (`rec`) is a TraceRecording (an open h5py trace) or a ResultRecording (a Result);
+each function returns a matplotlib Figure (no pyplot state: save it with fig.savefig, or display
+it in a notebook) whose `quantal` attribute is a dict of what was drawn (populations, neurons,
+window), which the tests read. Only numpy and matplotlib are needed; h5py only for traces.
+"""
+import math
+
+import numpy as np
+from matplotlib import colormaps, colors, ticker
+from matplotlib.figure import Figure
+
+MAX_PANELS = 8  # more populations than this are not drawn one panel each unless chosen
+MAX_NEURONS = 100  # rows per raster panel unless chosen: a dot per spike stays visible
+BLOCK = 1 << 20  # spikes read from a trace at a time
+
+
+# ---- recordings: where the spikes, samples and ledger come from --------------------------------
+
+def layer_of(name):
+    """A population's layer: its name up to the last '.' (network/targets.hpp layer_of)."""
+    return name.rpartition(".")[0] or name
+
+
+class ResultRecording:
+    """A quantal.Result seen as a recording: spikes as (sample position, tick, node_id)."""
+
+    def __init__(self, result):
+        self.source = "the run of '%s'" % result.model
+        self.ticks, self.dt_ms = result.ticks, result.dt_ms
+        self.sample_index = np.asarray(result.samples)
+        self.recorded = np.zeros(len(self.sample_index), bool)
+        self.recorded[:result.recorded_samples] = True
+        self.populations = list(result.spikes)
+        self.sizes = dict(zip(result.ledger.population_names, result.ledger.population_sizes))
+        self._ledger = result.ledger
+        first = int(self.sample_index[0]) if len(self.sample_index) else 0
+        self._spikes = {name: (np.asarray(s.sample, np.int64) - first, np.asarray(s.tick, np.int64),
+                               np.asarray(s.node_id, np.int64)) for name, s in result.spikes.items()}
+
+    def window(self, name, first, last):
+        """(sample position, tick, node_id) of the spikes of samples [first, last)."""
+        k, t, n = self._spikes[name]
+        keep = (k >= first) & (k < last)
+        return k[keep], t[keep], n[keep]
+
+    def tick_counts(self, name):
+        return np.bincount(self._spikes[name][1], minlength=self.ticks)[:self.ticks]
+
+    def energy_inputs(self):
+        """energy_layers()'s arguments, from the ledger."""
+        ledger, total = self._ledger, self._ledger.total()
+        ops = total["operators"]
+        return dict(projections=list(zip(ledger.projection_names, ledger.projection_targets, ledger.projection_roles,
+                                          total["projections"]["transmitted"].tolist())),
+                    populations=list(zip(ledger.population_names, total["populations"]["macs"].tolist())),
+                    operators=list(zip(ledger.operator_names, (ops["coincidences"] + ops["deliveries"]).tolist(),
+                                       ops["macs"].tolist())),
+                    samples=len(self.sample_index), e_ac=ledger.costs[0], e_mac=ledger.costs[1])
+
+
+class TraceRecording:
+    """A SONATA spike trace (docs/traces.md) read lazily: only the spikes of a window, or per-tick
+    counts in blocks, are held. A file without /samples is one sample of all its ticks (dt 1 ms
+    unless /run says otherwise)."""
+
+    def __init__(self, f, source):
+        self.source = source
+        self._f = f
+        self.populations = list(f["spikes"])
+        run = f["run"].attrs if "run" in f else {}
+        self.dt_ms = float(run.get("dt_ms", f["samples"].attrs.get("dt_ms", 1.0) if "samples" in f else 1.0))
+        self.sizes = {}
+        if "energy/populations/name" in f:
+            names = [_text(x) for x in f["energy/populations/name"][()]]
+            self.sizes = dict(zip(names, (int(s) for s in f["energy/populations/size"][()])))
+        if "samples" in f and "ticks_per_sample" in f["samples"].attrs:
+            self.ticks = int(f["samples"].attrs["ticks_per_sample"])
+            self.sample_index = f["samples/index"][()].astype(np.int64)
+            self.recorded = f["samples/recorded"][()].astype(bool)
+        else:
+            self.ticks = int(round(self._last_ms() / self.dt_ms)) + 1
+            self.sample_index, self.recorded = np.zeros(1, np.int64), np.ones(1, bool)
+        for name in self.populations:
+            if name not in self.sizes:  # a foreign file: the largest id says at least how many
+                self.sizes[name] = self._largest_id(name) + 1
+
+    def _blocks(self, name):
+        g = self._f["spikes"][name]
+        ts, ids = g["timestamps"], g["node_ids"]
+        scale = 1000.0 if _text(ts.attrs.get("units", "ms")) == "s" else 1.0
+        for start in range(0, ts.shape[0], BLOCK):
+            yield ts[start:start + BLOCK] * scale, ids[start:start + BLOCK].astype(np.int64)
+
+    def _last_ms(self):
+        return max([float(t.max()) for name in self.populations for t, _ in self._blocks(name) if len(t)] or [0.0])
+
+    def _largest_id(self, name):
+        return max([int(n.max()) for _, n in self._blocks(name) if len(n)] or [0])
+
+    def _ticks_of(self, times_ms):
+        """(sample position, tick within it) of global tick round(t / dt)."""
+        g = np.rint(times_ms / self.dt_ms).astype(np.int64)
+        position = np.searchsorted(self.sample_index, g // self.ticks)
+        return position, g % self.ticks
+
+    def window(self, name, first, last):
+        lo, hi = self.sample_index[first] * self.ticks * self.dt_ms, self.sample_index[last - 1] + 1
+        hi = hi * self.ticks * self.dt_ms
+        parts = []
+        for t, n in self._blocks(name):
+            keep = (t >= lo - self.dt_ms / 2) & (t < hi - self.dt_ms / 2)
+            if np.any(keep):
+                k, tick = self._ticks_of(t[keep])
+                parts.append((k, tick, n[keep]))
+        if not parts:
+            return tuple(np.zeros(0, np.int64) for _ in range(3))
+        return tuple(np.concatenate(p) for p in zip(*parts))
+
+    def energy_inputs(self):
+        """energy_layers()'s arguments, from /energy (docs/traces.md)."""
+        if "energy" not in self._f:
+            raise ValueError("%s: has no /energy group" % self.source)
+        e, total = self._f["energy"], self._f["energy/total"]
+        text = lambda d: [_text(x) for x in d[()]]  # noqa: E731
+        operators = []
+        if "operators/name" in e and len(e["operators/name"]):
+            t = total["operators"]
+            operators = list(zip(text(e["operators/name"]), (t["coincidences"][()] + t["deliveries"][()]).tolist(),
+                                 t["macs"][()].tolist()))
+        return dict(projections=list(zip(text(e["projections/name"]), text(e["projections/target"]),
+                                         text(e["projections/role"]), total["projections/transmitted"][()].tolist())),
+                    populations=list(zip(text(e["populations/name"]), total["populations/macs"][()].tolist())),
+                    operators=operators, samples=int(total.attrs.get("samples", 1)),
+                    e_ac=float(e.attrs["e_ac_pj"]), e_mac=float(e.attrs["e_mac_pj"]))
+
+    def tick_counts(self, name):
+        counts = np.zeros(self.ticks, np.int64)
+        for t, _ in self._blocks(name):
+            counts += np.bincount(self._ticks_of(t)[1], minlength=self.ticks)[:self.ticks]
+        return counts
+
+
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _chosen_populations(rec, populations):
+    if populations is not None:
+        missing = [p for p in populations if p not in rec.populations]
+        if missing:
+            raise ValueError("%s has no recorded population %s (recorded: %s)"
+                             % (rec.source, ", ".join(map(repr, missing)), ", ".join(rec.populations)))
+        return list(populations), False
+    if len(rec.populations) <= MAX_PANELS:
+        return list(rec.populations), False
+    # Evenly spread over the network, first and last included.
+    picks = np.unique(np.linspace(0, len(rec.populations) - 1, MAX_PANELS).round().astype(int))
+    return [rec.populations[i] for i in picks], True
+
+
+def _chosen_neurons(size, neurons):
+    """Sorted neuron ids of one panel: all up to MAX_NEURONS, else evenly spaced; `neurons` is
+    None, a number of neurons, a range/slice or an array of ids."""
+    if neurons is None:
+        neurons = MAX_NEURONS
+    if isinstance(neurons, (int, np.integer)):
+        if neurons < 1:
+            raise ValueError("neurons %d: need at least 1" % neurons)
+        return np.arange(size) if size <= neurons else np.unique(np.linspace(0, size - 1, neurons).round().astype(int))
+    if isinstance(neurons, slice):
+        neurons = range(*neurons.indices(size))
+    ids = np.unique(np.asarray(list(neurons) if isinstance(neurons, range) else neurons, np.int64))
+    if ids.size == 0 or ids[0] < 0 or ids[-1] >= size:
+        raise ValueError("neurons: ids must be within [0, %d)" % size)
+    return ids
+
+
+# ---- raster --------------------------------------------------------------------------------------
+
+def raster(rec, populations=None, neurons=None, samples=(0, 1), ticks=None, width=10.0):
+    """Spikes of the chosen populations (default: all up to 8, else 8 spread over the network), one
+    panel each with its own neuron axis, for the recorded samples at positions [samples[0],
+    samples[1]) and within each the ticks [ticks[0], ticks[1]) (default all); sample boundaries
+    are marked. neurons: how many per panel (evenly spaced; default up to 100), a slice/range or
+    an array of ids (per population: a dict)."""
+    recorded = np.flatnonzero(rec.recorded)
+    if recorded.size == 0:
+        raise ValueError("%s: no sample has recorded spikes" % rec.source)
+    a, b = samples
+    if not 0 <= a < b:
+        raise ValueError("samples (%d, %d): need 0 <= first < last" % (a, b))
+    rows = recorded[a:b]
+    if rows.size == 0:
+        raise ValueError("samples (%d, %d): only %d samples were recorded" % (a, b, recorded.size))
+    t0, t1 = (0, rec.ticks) if ticks is None else ticks
+    if not 0 <= t0 < t1 <= rec.ticks:
+        raise ValueError("ticks (%d, %d): need 0 <= first < last <= %d" % (t0, t1, rec.ticks))
+    chosen, spread = _chosen_populations(rec, populations)
+    dt, T = rec.dt_ms, rec.ticks
+    # Samples side by side on one time axis, each cut to the tick window.
+    span = (t1 - t0) * dt
+    starts = [j * span for j in range(len(rows))]
+    height = 1.2 + 1.5 * len(chosen)
+    fig = Figure(figsize=(width, height))
+    axes = fig.subplots(len(chosen), 1, sharex=True, squeeze=False)[:, 0]
+    summary = {"populations": chosen, "panels": [], "samples": [int(rec.sample_index[r]) for r in rows],
+               "ticks": [t0, t1], "xlim_ms": [0.0, len(rows) * span]}
+    for ax, name in zip(axes, chosen):
+        size = rec.sizes[name]
+        ids = _chosen_neurons(size, neurons.get(name) if isinstance(neurons, dict) else neurons)
+        k, tick, node = rec.window(name, int(rows[0]), int(rows[-1]) + 1)
+        keep = np.isin(k, rows) & (tick >= t0) & (tick < t1) & np.isin(node, ids)
+        k, tick, node = k[keep], tick[keep], node[keep]
+        x = np.searchsorted(rows, k) * span + (tick - t0 + 0.5) * dt
+        y = np.searchsorted(ids, node)  # row of the neuron among the shown ones
+        # One mark per spike, a tick wide and a row high: readable as long as rows stay few.
+        ax.scatter(x, y, s=_mark_area(fig, ax, len(ids), len(rows) * (t1 - t0)), marker="s", linewidths=0,
+                   color="black", rasterized=True)
+        for s in starts[1:]:
+            ax.axvline(s, color="tab:red", linewidth=1.0)
+        ax.set_ylim(len(ids) - 0.5, -0.5)
+        _neuron_ticks(ax, ids)
+        shown = "all %d" % size if len(ids) == size else "%d of %d" % (len(ids), size)
+        ax.set_ylabel("%s\nneuron id (%s)" % (name, shown), fontsize=7)
+        ax.set_title("%s: %d spikes of the neurons shown" % (name, len(x)), fontsize=8, loc="left")
+        summary["panels"].append({"population": name, "neurons": ids.tolist(), "spikes": int(len(x))})
+    axes[-1].set_xlim(*summary["xlim_ms"])
+    _sample_axis(axes[-1], rows, rec, starts, span, t0, dt)
+    what = ", ".join(map(str, summary["samples"]))
+    title = "Spike raster, sample%s %s%s (%s)" % ("s" if len(rows) > 1 else "", what,
+                                                  "" if ticks is None else ", ticks %d-%d" % (t0, t1 - 1), rec.source)
+    if spread:
+        title += "\n%d of %d populations, spread over the network (choose them: populations= or --populations)" % (
+            len(chosen), len(rec.populations))
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.quantal = summary
+    return fig
+
+
+def _mark_area(fig, ax, rows, columns):
+    """Marker area (points²) of a cell one row high and one tick wide, at least 1 pt²."""
+    w_in, h_in = fig.get_figwidth() * 0.8, fig.get_figheight() / max(len(fig.axes), 1) * 0.6
+    cell = min(w_in / max(columns, 1), h_in / max(rows, 1)) * 72
+    return max(cell * 0.9, 1.0) ** 2
+
+
+def _neuron_ticks(ax, ids):
+    """Row positions labelled with the neuron ids they show (at most ~5 labels)."""
+    step = max(1, math.ceil(len(ids) / 5))
+    positions = np.arange(0, len(ids), step)
+    ax.set_yticks(positions)
+    ax.set_yticklabels([str(int(ids[p])) for p in positions], fontsize=7)
+
+
+def _sample_axis(ax, rows, rec, starts, span, t0, dt):
+    ax.set_xlabel("time within each sample (ms)" + ("; red lines: sample boundaries" if len(rows) > 1 else ""),
+                  fontsize=8, labelpad=16 if len(rows) > 1 else 4)
+    step = _nice_step(span, 4)
+    ticks, labels = [], []
+    for s in starts:
+        for v in np.arange(0, span + 1e-9, step):
+            if s > 0 and v == 0:
+                continue
+            ticks.append(s + v)
+            labels.append("%g" % (t0 * dt + v))
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(labels, fontsize=7)
+    if len(rows) > 1:  # which sample each stretch is: a row of names under the tick labels
+        for s, r in zip(starts, rows):
+            ax.annotate("sample %d" % int(rec.sample_index[r]), xy=(s + span / 2, 0), xycoords=("data", "axes fraction"),
+                        xytext=(0, -17), textcoords="offset points", ha="center", va="top", fontsize=7,
+                        color="tab:red")
+
+
+def _nice_step(span, count):
+    raw = span / count
+    magnitude = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1
+    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+
+
+# ---- rates ---------------------------------------------------------------------------------------
+
+def rates(rec, populations=None, width=10.0):
+    """Firing rate per neuron (Hz) of each population at each tick within a sample, averaged over
+    the recorded samples: lines for up to 8 populations, a population x time heat map beyond
+    (every population unless chosen)."""
+    n = int(np.count_nonzero(rec.recorded))
+    if n == 0:
+        raise ValueError("%s: no sample has recorded spikes" % rec.source)
+    chosen = list(populations) if populations is not None else list(rec.populations)
+    _chosen_populations(rec, chosen)  # checks the names
+    dt, T = rec.dt_ms, rec.ticks
+    hz = np.array([rec.tick_counts(p) / (rec.sizes[p] * n * dt / 1000.0) for p in chosen]).reshape(len(chosen), T)
+    summary = {"populations": chosen, "samples": n, "xlim_ms": [0.0, T * dt], "rates_hz": hz.tolist()}
+    title = "Firing rate per neuron vs time within a sample, mean over %d recorded sample%s (%s)" % (
+        n, "s" if n > 1 else "", rec.source)
+    if len(chosen) <= MAX_PANELS:
+        fig = Figure(figsize=(width, 4.5))
+        ax = fig.subplots()
+        time = (np.arange(T) + 0.5) * dt
+        for name, r in zip(chosen, hz):
+            ax.step(time, r, where="mid", linewidth=1.2, label=name)
+        ax.set_xlim(0, T * dt)
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel("rate per neuron (Hz)")
+        ax.legend(fontsize=8, loc="best")
+        summary["kind"] = "lines"
+    else:
+        fig = Figure(figsize=(width, min(2.5 + 0.2 * len(chosen), 14.0)))
+        ax = fig.subplots()
+        positive = hz[hz > 0]
+        cmap = colormaps["viridis"].copy()
+        cmap.set_bad("white")
+        norm = colors.LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.size else None
+        image = ax.imshow(np.ma.masked_less_equal(hz, 0), aspect="auto", interpolation="nearest", cmap=cmap,
+                          norm=norm, extent=(0, T * dt, len(chosen), 0))
+        ax.set_yticks(np.arange(len(chosen)) + 0.5)
+        ax.set_yticklabels(chosen, fontsize=max(5, min(8, 300 // len(chosen))))
+        ax.set_ylabel("population (network order)")
+        bar = fig.colorbar(image, ax=ax, label="rate per neuron (Hz, log scale); white: no spike")
+        if norm is not None:  # labels at 1, 2, 5 x 10^k: a log bar with only powers of ten reads poorly
+            bar.set_ticks(ticker.LogLocator(subs=(1.0, 2.0, 5.0)).tick_values(norm.vmin, norm.vmax))
+            bar.ax.set_ylim(norm.vmin, norm.vmax)
+            bar.ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: "%g" % v))
+            bar.ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+        summary["kind"] = "heat map"
+        summary["colorbar_ticks"] = [float(t) for t in bar.get_ticks()]
+    ax.set_xlabel("time within the sample (ms; tick = %g ms)" % dt)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.quantal = summary
+    return fig
+
+
+# ---- energy --------------------------------------------------------------------------------------
+
+def energy_layers(projections, populations, operators, samples, e_ac, e_mac):
+    """[(layer, role, pJ per sample)] of docs/energy.md's proxy: a projection costs E_AC x
+    transmitted, a population E_MAC x MACs (analog input), an operator E_AC x (coincidences +
+    deliveries) + E_MAC x MACs. projections: [(name, target, role, transmitted)];
+    populations: [(name, macs)]; operators: [(name, coincidences + deliveries, macs)] (totals
+    over `samples`)."""
+    n = max(samples, 1)
+    rows = [(layer_of(target), role or "(no role)", e_ac * transmitted / n)
+            for _, target, role, transmitted in projections]
+    rows += [(layer_of(name), "analog input (MACs)", e_mac * macs / n) for name, macs in populations if macs]
+    rows += [(layer_of(name), "attention operator", (e_ac * ac + e_mac * macs) / n) for name, ac, macs in operators]
+    # Layers in network order (of their first population), whichever table a row came from.
+    order = {}
+    for name, _ in populations:
+        order.setdefault(layer_of(name), len(order))
+    return sorted(rows, key=lambda r: order.get(r[0], len(order)))
+
+
+def energy(rec, width=10.0):
+    """Energy per layer (pJ per sample), one horizontal bar per layer in network order, stacked by
+    role (a colour per role, the legend lists them with their totals)."""
+    inputs = rec.energy_inputs()
+    rows = energy_layers(**inputs)
+    samples, e_ac, e_mac, source = inputs["samples"], inputs["e_ac"], inputs["e_mac"], rec.source
+    layers = list(dict.fromkeys(r[0] for r in rows))
+    roles = list(dict.fromkeys(r[1] for r in rows))
+    table = np.zeros((len(layers), len(roles)))
+    for layer, role, pj in rows:
+        table[layers.index(layer), roles.index(role)] += pj
+    scale, unit = _energy_unit(table.sum(axis=1).max() if table.size else 0.0)
+    table_pj, table = table, table / scale
+    fig = Figure(figsize=(width, 2.2 + 0.3 * max(len(layers), 1)))
+    ax = fig.subplots()
+    y = np.arange(len(layers))
+    left = np.zeros(len(layers))
+    palette = colormaps["tab10"]
+    for j, role in enumerate(roles):
+        ax.barh(y, table[:, j], left=left, color=palette(j % 10), label="%s: %.4g %s" % (role, table[:, j].sum(), unit))
+        left += table[:, j]
+    ax.set_yticks(y)
+    ax.set_yticklabels(layers, fontsize=max(5, min(8, 300 // max(len(layers), 1))))
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(left.max(), 1e-12) * 1.04)
+    ax.set_ylabel("layer", fontsize=8)
+    ax.set_xlabel("energy per sample (%s): E_AC = %.2g pJ per transmitted spike or accumulate, E_MAC = %.2g pJ "
+                  "per MAC" % (unit, e_ac, e_mac), fontsize=8)
+    ax.tick_params(labelsize=8)
+    # Outside the bars, so that it hides none of them.
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="role: per sample", title_fontsize=8)
+    ax.set_title("Energy per layer (a population's name up to its last '.') by role, mean over %d sample%s, "
+                 "total %.4g %s%s" % (samples, "s" if samples != 1 else "", table.sum(), unit,
+                                 " (%s)" % source if source else ""), fontsize=9)
+    fig.tight_layout()
+    fig.quantal = {"layers": layers, "roles": roles, "pj": table_pj.tolist(), "unit": unit}
+    return fig
+
+
+def _energy_unit(largest_pj):
+    """(pJ per unit, name): the unit in which the largest bar is 1 to 1000, so no axis offset."""
+    for scale, name in ((1e6, "µJ"), (1e3, "nJ")):
+        if largest_pj >= scale:
+            return scale, name
+    return 1.0, "pJ"
+
+
+# ---- accuracy ------------------------------------------------------------------------------------
+
+def wilson_interval(correct, n, z=1.959963984540054):
+    """95 % Wilson score interval of a proportion (no scipy needed; close to Clopper-Pearson)."""
+    correct, n = np.asarray(correct, np.float64), np.asarray(n, np.float64)
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def accuracy(curves, dt_ms=1.0, width=7.0):
+    """Accuracy (%) vs ticks simulated, one line per curve with its 95 % Wilson interval as a
+    band; curves: {label: (observed ticks, correct counts per observed tick, samples)}."""
+    fig = Figure(figsize=(width, 4.2))
+    ax = fig.subplots()
+    summary = {"curves": {}}
+    for label, (observed, correct, n) in curves.items():
+        observed, correct = np.asarray(observed), np.asarray(correct)
+        low, high = wilson_interval(correct, n)
+        ax.plot(observed, 100 * correct / n, marker="o", clip_on=False, label="%s (%d samples)" % (label, n))
+        ax.fill_between(observed, 100 * low, 100 * high, alpha=0.2, linewidth=0)
+        summary["curves"][label] = {"observed": observed.tolist(), "accuracy": (correct / n).tolist()}
+    top = max((max(c["observed"]) for c in summary["curves"].values()), default=1)
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("ticks simulated (1 tick = %g ms)" % dt_ms)
+    ax.set_ylabel("accuracy (%), band: 95 % interval")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("Accuracy vs simulated time", fontsize=9)
+    fig.tight_layout()
+    fig.quantal = summary
+    return fig
