@@ -19,6 +19,12 @@ Conversion, layer by layer (populations are channel-first, shape (C, H, W) for t
 - average pooling and the head are one dense projection into the `logits` readout.
 
     /usr/bin/python3 examples/mst/export.py examples/mst/models/mst_r0.pt examples/mst/models/mst_r0.h5
+
+An untrained network at Swin-T's (MST's ImageNet model's) dimensions, to count its synapses per
+projection (docs/energy.md, "A Swin-T-shaped network"): random weights, BatchNorm at its initial
+statistics, every lambda at its initial 2.0; not a classifier.
+
+    /usr/bin/python3 examples/mst/export.py --untrained swin-t traces/swin_t.h5
 """
 import argparse
 import json
@@ -31,11 +37,18 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
+from model import MSTConfig, MSTTiny  # noqa: E402
 from summary import ann_layers  # noqa: E402
 from train import load_checkpoint  # noqa: E402
 
 PRODUCER = "examples/mst/export.py"
 FORMAT_VERSION = 2  # docs/model-format.md
+
+# Swin-T as MST builds it for ImageNet (Wang et al. 2023 on Liu et al. 2021): embed 96, depths
+# 2-2-6-2, heads 3-6-12-24, window 7, patch 4, MLP ratio 4, 224 x 224 x 3 input, 1000 classes, and
+# MST's hard-coded QCFS levels L = 16.
+UNTRAINED = {"swin-t": MSTConfig(image_size=224, in_channels=3, patch=4, embed_dim=96, depths=(2, 2, 6, 2),
+                                 heads=(3, 6, 12, 24), window=7, mlp_ratio=4.0, classes=1000, levels=16)}
 
 
 def bn_affine(bn):
@@ -194,10 +207,11 @@ class _WindowLayout:
 
 
 class _Exporter:
-    def __init__(self, model, name, layout="image"):
+    def __init__(self, model, name, layout="image", input_size=28):
         self.model, self.cfg = model, model.cfg
         self.file = ModelFile(name)
         self.layout = layout
+        self.input_size = input_size  # the raw image's side; zero-padded (centred) to cfg.image_size
 
     def if_pop(self, name, shape, act, bias=None):
         return self.file.add_if(name, shape, act.lam.item(), act.levels, bias)
@@ -282,7 +296,7 @@ class _Exporter:
         a, b = bn_affine(m.embed_norm)
         f.inputs["image"] = dict(
             attrs=dict(target="embed", kind="conv2d", scale=1.0 / 255.0, offset=0.0, groups=np.int64(1)),
-            data=dict(shape=np.array([cfg.in_channels, 28, 28], np.int64),
+            data=dict(shape=np.array([cfg.in_channels, self.input_size, self.input_size], np.int64),
                       pad_to=np.array([cfg.image_size] * 2, np.int64),
                       weight=m.patch_embed.weight.detach() * a[:, None, None, None],
                       bias=m.patch_embed.bias.detach() * a + b,
@@ -304,16 +318,18 @@ class _Exporter:
         return f
 
 
-def export(model, path, name="mst-tiny", provenance=None, layout="image"):
+def export(model, path, name="mst-tiny", provenance=None, layout="image", input_size=28, dataset="Fashion-MNIST"):
     """Writes `model` (an MSTTiny, put in eval mode) to `path`. layout "image" (default): attention
     operators in the proposed image layout, all token-wise maps 1x1 conv2d; "windows": format
-    version 1 as written, q/k/v/proj as sparse projections (larger file)."""
+    version 1 as written, q/k/v/proj as sparse projections (larger file). input_size: the raw
+    image's side (Fashion-MNIST's 28, zero-padded to the model's image_size)."""
     model.eval()
     with torch.no_grad():
-        graph = _Exporter(model, name, layout).run()
+        graph = _Exporter(model, name, layout, input_size).run()
     graph.ann, graph.levels = ann_layers(model), model.cfg.levels
-    info = {"model_config": model.cfg.to_dict(), "dataset": "Fashion-MNIST",
-            "input": f"28x28 uint8 image, scaled by 1/255, zero-padded (centred) to {data.IMAGE_SIZE}x{data.IMAGE_SIZE}"}
+    size = model.cfg.image_size
+    info = {"model_config": model.cfg.to_dict(), "dataset": dataset,
+            "input": f"{input_size}x{input_size} uint8 image, scaled by 1/255, zero-padded (centred) to {size}x{size}"}
     info.update(provenance or {})
     graph.write(path, info)
     return graph
@@ -321,12 +337,28 @@ def export(model, path, name="mst-tiny", provenance=None, layout="image"):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("checkpoint", help="a .pt written by train.py")
+    p.add_argument("checkpoint", nargs="?", help="a .pt written by train.py (not with --untrained)")
     p.add_argument("output", help="the .h5 model file to write")
+    p.add_argument("--untrained", choices=sorted(UNTRAINED),
+                   help="export an untrained network of these dimensions instead of a checkpoint")
+    p.add_argument("--seed", type=int, default=0, help="weight initialisation seed of --untrained")
     p.add_argument("--name", help="model name (default: from the mask ratio)")
     p.add_argument("--layout", choices=("image", "windows"), default="image",
                    help="attention layout: image (proposal, compact) or windows (format v1, sparse)")
     args = p.parse_args(argv)
+    if (args.checkpoint is None) == (args.untrained is None):
+        p.error("give a checkpoint or --untrained, not both")
+    if args.untrained:
+        torch.manual_seed(args.seed)
+        cfg = UNTRAINED[args.untrained]
+        model = MSTTiny(MSTConfig.from_dict(cfg.to_dict()))
+        prov = {"untrained": args.untrained, "seed": args.seed,
+                "note": "random weights: for counting synapses per projection, not a classifier"}
+        graph = export(model, args.output, args.name or args.untrained, prov, args.layout,
+                       input_size=cfg.image_size, dataset="none (untrained, ImageNet-shaped input)")
+        print(f"{args.output}: {len(graph.populations)} populations, {len(graph.projections)} projections, "
+              f"{len(graph.operators)} operators")
+        return
     model, info = load_checkpoint(args.checkpoint)
     name = args.name or f"mst-tiny-r{model.cfg.mask_ratio:g}"
     prov = {"checkpoint": os.path.basename(args.checkpoint),
