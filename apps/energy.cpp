@@ -179,12 +179,12 @@ void print_study_energy(std::ostream& out, const std::string& path, const std::s
             std::snprintf(line, sizeof line,
                           "%s\n    {\"configuration\": %zu, \"model\": %u, \"release\": \"%s\", \"ratio\": %.10g, "
                           "\"targets\": \"%s\", "
-                          "\"accuracy\": %.10g, \"baseline\": %llu, \"proxy_pj\": %.10g, \"proxy_once_pj\": %.10g, "
+                          "\"accuracy\": %s, \"baseline\": %llu, \"proxy_pj\": %.10g, \"proxy_once_pj\": %.10g, "
                           "\"papers_pj\": %.10g, "
                           "\"memory_pj\": %.10g, \"memory_clocked_pj\": %.10g, \"memory_event_driven_pj\": %s, "
                           "\"ann_pj\": %.10g, \"ann_own\": %s, \"ann_memory_pj\": %s",
-                          c ? "," : "", c, r.model, r.release.c_str(), r.ratio, r.targets.c_str(), r.accuracy,
-                          (unsigned long long)r.baseline, e.proxy.per_tick_input_pj, e.proxy.once_input_pj,
+                          c ? "," : "", c, r.model, r.release.c_str(), r.ratio, r.targets.c_str(),
+                          json_number_or_null(r.accuracy).c_str(), (unsigned long long)r.baseline, e.proxy.per_tick_input_pj, e.proxy.once_input_pj,
                           e.papers.per_tick_input_pj, e.memory.per_tick_input_pj, e.memory_clocked.per_tick_input_pj,
                           json_number_or_null(e.memory_event_driven.per_tick_input_pj).c_str(), e.ann.float_pj,
                           e.ann.own ? "true" : "false", json_number_or_null(e.ann_memory_pj).c_str());
