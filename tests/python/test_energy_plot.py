@@ -2,8 +2,8 @@
 `quantal energy --plot` and `quantal plot STUDY`): what a reader must find in it, checked on the
 matplotlib figure built from real `quantal energy --json` output:
 - one panel per energy model (proxy measured, the papers' way, memory-inclusive) per network,
-  each titled with the model's name and total, on an axis whose label names the unit and
-  "per sample";
+  each titled with the model's name, its total and the ANN's on that model's terms (in the axis
+  unit), on an axis whose label names the unit and "per sample";
 - every layer of the JSON once, as a bar whose length (times the axis unit) is its energy, the
   layers ordered by the model format's role groups, the groups named in the legend."""
 import json
@@ -35,13 +35,13 @@ def check_row(axes, layers, totals, label):
     assert names == [l["layer"] for l in order]
     for ax, panel, key in zip(axes, PANELS, KEYS):
         title = ax.get_title()
-        assert panel in title and label in title and f"total {totals[key]:.3g} pJ" in title, title
         unit = ax.get_xlabel().split(" ")[0]
         assert unit in UNITS and "per sample" in ax.get_xlabel(), ax.get_xlabel()
+        assert panel in title and label in title and f"total {totals[key] / UNITS[unit]:.3g} {unit}" in title, title
         widths = [p.get_width() for p in ax.patches]
         assert len(widths) == len(order)
         assert [w * UNITS[unit] for w in widths] == pytest.approx([l[key] for l in order], rel=1e-9)
-        assert 1 <= max(widths) < 1000  # the unit fits the numbers
+        assert 1 <= totals[key] / UNITS[unit] < 1000  # the unit fits the total
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,10 @@ def test_trace_figure(trace_json):
     present = {l["group"] for l in trace_json["layers"]}
     assert legend == ["role group: " + g for g in GROUPS if g in present]
     assert {"attention (qkv_in, proj_in)", "MLP (fc1_in, fc2_in)", "stream"} <= present
-    assert "the ANN" in fig.axes[0].get_title() and "the ANN" in fig.axes[2].get_title()
+    for ax, key in zip(fig.axes, KEYS):  # the ANN on each model's terms, and the ratio
+        ann = trace_json["ann"]["memory_model_pj" if key == "memory_pj" else "float_pj"]
+        unit = ax.get_xlabel().split(" ")[0]
+        assert f"ANN {ann / UNITS[unit]:.3g} {unit}, SNN ×{totals[key] / ann:.2f}" in ax.get_title()
 
 
 def test_study_figure_has_a_row_per_model(tmp_path):
