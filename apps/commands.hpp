@@ -60,5 +60,11 @@ void print_energy_layers(std::ostream& out, const EnergyInputs& in, const Energy
 void print_energy_json(std::ostream& out, const EnergyInputs& in, const EnergyCosts& costs, const HardwareProfile& hw);
 // "ANN (own MACs, from the model file)" or "ANN estimated from synapses (...)".
 std::string ann_baseline_name(bool own);
+// The per-layer list of `quantal energy --json` ("layers"), shared by traces and studies.
+std::string energy_layers_json(const std::vector<LayerEnergy>& layers, const char* indent);
+// `quantal energy STUDY.h5` (apps/energy.cpp): every configuration under every model; `quantal
+// plot` draws the JSON's per-layer energies.
+void print_study_energy(std::ostream& out, const std::string& path, const std::string& model_override,
+                        const HardwareProfile& hw, std::optional<double> load_timeout, bool json);
 
 } // namespace quantal::cli

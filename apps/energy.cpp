@@ -2,6 +2,7 @@
 // docs/energy.md applied to a trace's ledger, every assumption printed above the numbers. The
 // trace records what the models need (counts, synapses, weight memories, the ANN's own MACs);
 // --model fills in what an older trace lacks.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -55,8 +56,15 @@ void fill_from_model(EnergyInputs& in, const LoadedModel& m, const std::string& 
     }
 }
 
+std::string json_number_or_null(double v) {
+    if (!std::isfinite(v)) return "null";
+    char b[40];
+    std::snprintf(b, sizeof b, "%.10g", v);
+    return b;
+}
+
 // One configuration of a study as the energy models' input: its per-image counts (x N: totals)
-// on its model. A study keeps no neuron visits, so only the clocked update count is available.
+// on its model. Neuron visits are there from study format version 3 on (older: clocked only).
 EnergyInputs study_inputs(const study::StudyCounts& s, const study::StudyCounts::Row& r, const LoadedModel& m,
                           const std::string& path) {
     const Network& net = m.network;
@@ -80,8 +88,10 @@ EnergyInputs study_inputs(const study::StudyCounts& s, const study::StudyCounts:
         c.macs = total(r.operator_macs[o]), c.masked_spikes = total(r.operator_masked[o]);
         analog -= r.operator_macs[o];
     }
-    for (std::size_t p = 0; p < names.populations.size(); ++p)
+    for (std::size_t p = 0; p < names.populations.size(); ++p) {
         ledger.populations[p].spikes = total(r.population_spikes[p]);
+        if (!r.population_updates.empty()) ledger.populations[p].updates = total(r.population_updates[p]);
+    }
     if (!m.inputs.empty()) // the analog input's MACs: the study keeps their sum only
         ledger.populations[*net.find_population(m.inputs.front().target)].macs = total(analog);
     for (ProjectionId j = 0; j < names.projections.size(); ++j) {
@@ -94,41 +104,61 @@ EnergyInputs study_inputs(const study::StudyCounts& s, const study::StudyCounts:
     return energy_inputs(ledger, net);
 }
 
-void study_report(std::ostream& out, const std::string& path, const std::string& model_override,
-                  const HardwareProfile& hw, std::optional<double> load_timeout, bool json) {
+} // namespace
+
+void print_study_energy(std::ostream& out, const std::string& path, const std::string& model_override,
+                        const HardwareProfile& hw, std::optional<double> load_timeout, bool json) {
     const auto s = study::read_study_counts(path);
     if (!model_override.empty() && s.models.size() != 1)
         throw InputError(path + ": has " + std::to_string(s.models.size()) + " models; --model replaces one only");
     std::vector<LoadedModel> models;
     for (const auto& m : s.models)
         models.push_back(load_model(model_override.empty() ? m : model_override, load_timeout, 1.0));
-    if (!hw.clocked_updates)
-        throw InputError(path + ": a study keeps no neuron visits; use a profile with clocked updates");
+    if (!hw.clocked_updates && !s.has_visits)
+        throw InputError(path + ": study file format version " + std::to_string(s.format_version) +
+                         " keeps no neuron visits (version 3 does: rerun the sweep); use a profile with clocked updates");
+    // The memory model under the profile's update mode, and under the other one where the study has
+    // the visits: both columns, so one call gives every model.
+    HardwareProfile clocked = hw, event_driven = hw;
+    clocked.clocked_updates = true, event_driven.clocked_updates = false;
     struct Result {
-        ModelEnergy proxy, papers, memory;
+        ModelEnergy proxy, papers, memory, memory_clocked, memory_event_driven;
         AnnEnergy ann;
+        double ann_memory_pj; // the ANN on the memory model's hardware
+        std::vector<LayerEnergy> layers;
     };
     std::vector<Result> res;
     for (const auto& r : s.rows) {
         const auto in = study_inputs(s, r, models[r.model], path);
-        res.push_back({measured_proxy(in, s.costs), papers_proxy(in, s.costs), memory_model(in, hw).total,
-                       ann_energy(in, s.costs)});
+        const auto memory = memory_model(in, hw);
+        res.push_back({measured_proxy(in, s.costs), papers_proxy(in, s.costs), memory.total,
+                       memory_model(in, clocked).total,
+                       s.has_visits ? memory_model(in, event_driven).total : ModelEnergy{"", NAN, NAN},
+                       ann_energy(in, s.costs), in.ann ? memory.ann.per_tick_input_pj : NAN,
+                       json ? layer_energy(in, s.costs, hw) : std::vector<LayerEnergy>{}});
     }
     char line[400];
     if (!json) {
         out << "study " << path << ": " << s.rows.size() << " configurations, " << s.samples
             << " images x T = " << s.ticks << " ticks; models as in `quantal energy TRACE` (docs/energy.md): E_AC "
             << s.costs.e_ac_pj << " pJ, E_MAC " << s.costs.e_mac_pj << " pJ; memory profile '" << hw.name << "', "
-            << (hw.global_memory ? "ONE GLOBAL MEMORY" : "LOCAL MEMORIES") << "; the analog input every tick | once; "
+            << (hw.global_memory ? "ONE GLOBAL MEMORY" : "LOCAL MEMORIES") << ", memory pJ with "
+            << (hw.clocked_updates ? "clocked updates (T x N)" : "event-driven updates (visits)") << "; memory pJ "
+            << (s.has_visits ? "clocked | event-driven"
+                             : "clocked | - (format version " + std::to_string(s.format_version) + ": no visits)")
+            << "; the analog input every tick | once; "
             << "x base: over the configuration's baseline; x ANN: over "
             << ann_baseline_name(!res.empty() && res[0].ann.own) << "\n";
-        std::snprintf(line, sizeof line, "  %4s %5s %-8s %6s %-24s %8s %23s %10s %12s %10s %12s %10s %8s\n", "conf",
+        std::snprintf(line, sizeof line, "  %4s %5s %-8s %6s %-24s %8s %23s %10s %12s %10s %12s %10s %23s %8s\n", "conf",
                       "model", "release", "ratio", "targets", "accuracy", "proxy pJ (tick | once)", "x base",
-                      "papers pJ", "x base", "memory pJ", "x base", "x ANN");
+                      "papers pJ", "x base", "memory pJ", "x base", "memory pJ (clk | event)", "x ANN");
         out << line;
     } else {
         out << "{\n  \"study\": \"" << path << "\", \"samples\": " << s.samples << ", \"ticks\": " << s.ticks
-            << ",\n  \"configurations\": [";
+            << ", \"format_version\": " << s.format_version << ", \"models\": [";
+        for (std::size_t m = 0; m < s.models.size(); ++m) out << (m ? ", " : "") << '"' << s.models[m] << '"';
+        out << "],\n  \"memory\": \"" << hw.name << ", " << (hw.global_memory ? "global" : "local") << " memories, "
+            << (hw.clocked_updates ? "clocked" : "event-driven") << " updates\",\n  \"configurations\": [";
     }
     for (std::size_t c = 0; c < s.rows.size(); ++c) {
         const auto& r = s.rows[c];
@@ -136,32 +166,33 @@ void study_report(std::ostream& out, const std::string& path, const std::string&
         const auto& b = res[r.baseline < res.size() ? r.baseline : c];
         if (!json) {
             std::snprintf(line, sizeof line,
-                          "  %4zu %5u %-8s %6.3g %-24s %8.4f %11.4g | %9.4g %10.3f %12.4g %10.3f %12.4g %10.3f %8.3f\n",
+                          "  %4zu %5u %-8s %6.3g %-24s %8.4f %11.4g | %9.4g %10.3f %12.4g %10.3f %12.4g %10.3f %11.4g | %9.4g %8.3f\n",
                           c, r.model, r.release.c_str(), r.ratio, r.targets.c_str(), r.accuracy,
                           e.proxy.per_tick_input_pj, e.proxy.once_input_pj,
                           e.proxy.per_tick_input_pj / b.proxy.per_tick_input_pj, e.papers.per_tick_input_pj,
                           e.papers.per_tick_input_pj / b.papers.per_tick_input_pj, e.memory.per_tick_input_pj,
-                          e.memory.per_tick_input_pj / b.memory.per_tick_input_pj,
+                          e.memory.per_tick_input_pj / b.memory.per_tick_input_pj, e.memory_clocked.per_tick_input_pj,
+                          e.memory_event_driven.per_tick_input_pj,
                           e.ann.float_pj > 0 ? e.proxy.per_tick_input_pj / e.ann.float_pj : 0.0);
             out << line;
         } else {
             std::snprintf(line, sizeof line,
                           "%s\n    {\"configuration\": %zu, \"model\": %u, \"release\": \"%s\", \"ratio\": %.10g, "
                           "\"targets\": \"%s\", "
-                          "\"accuracy\": %.10g, \"baseline\": %llu, \"proxy_pj\": %.10g, \"proxy_once_pj\": %.10g, "
+                          "\"accuracy\": %s, \"baseline\": %llu, \"proxy_pj\": %.10g, \"proxy_once_pj\": %.10g, "
                           "\"papers_pj\": %.10g, "
-                          "\"memory_pj\": %.10g, \"ann_pj\": %.10g, \"ann_own\": %s}",
-                          c ? "," : "", c, r.model, r.release.c_str(), r.ratio, r.targets.c_str(), r.accuracy,
-                          (unsigned long long)r.baseline, e.proxy.per_tick_input_pj, e.proxy.once_input_pj,
-                          e.papers.per_tick_input_pj, e.memory.per_tick_input_pj, e.ann.float_pj,
-                          e.ann.own ? "true" : "false");
-            out << line;
+                          "\"memory_pj\": %.10g, \"memory_clocked_pj\": %.10g, \"memory_event_driven_pj\": %s, "
+                          "\"ann_pj\": %.10g, \"ann_own\": %s, \"ann_memory_pj\": %s",
+                          c ? "," : "", c, r.model, r.release.c_str(), r.ratio, r.targets.c_str(),
+                          json_number_or_null(r.accuracy).c_str(), (unsigned long long)r.baseline, e.proxy.per_tick_input_pj, e.proxy.once_input_pj,
+                          e.papers.per_tick_input_pj, e.memory.per_tick_input_pj, e.memory_clocked.per_tick_input_pj,
+                          json_number_or_null(e.memory_event_driven.per_tick_input_pj).c_str(), e.ann.float_pj,
+                          e.ann.own ? "true" : "false", json_number_or_null(e.ann_memory_pj).c_str());
+            out << line << ", \"layers\": " << energy_layers_json(e.layers, "    ") << "}";
         }
     }
     if (json) out << "\n  ]\n}\n";
 }
-
-} // namespace
 
 void add_energy_command(CLI::App& app) {
     auto o = std::make_shared<EnergyOptions>();
@@ -187,7 +218,7 @@ void add_energy_command(CLI::App& app) {
         if (study::is_study_file(o->trace)) { // a sweep's study: every configuration under every model
             if (!o->plot_dir.empty())
                 throw InputError(o->trace + ": --plot draws traces; plot a study with quantal plot");
-            study_report(std::cout, o->trace, o->model, hw, o->load_timeout, o->json);
+            print_study_energy(std::cout, o->trace, o->model, hw, o->load_timeout, o->json);
             return;
         }
         std::optional<LoadedModel> model;

@@ -233,14 +233,19 @@ void print_energy_json(std::ostream& out, const EnergyInputs& in, const EnergyCo
         << ", \"activation_bits\": " << r.ann.activation_bits << ", \"quantised_pj\": " << json_num(r.ann.quantised_pj)
         << ", \"memory_model_pj\": " << json_num(in.ann ? r.memory.ann.per_tick_input_pj : NAN) << "},\n";
     out << "  \"models\": [" << model(r.measured, r.ann.float_pj) << ",\n    " << model(r.papers, r.ann.float_pj)
-        << ",\n    " << model(r.memory.total, in.ann ? r.memory.ann.per_tick_input_pj : NAN) << "],\n  \"layers\": [";
-    for (std::size_t i = 0; i < r.layers.size(); ++i) {
-        const auto& l = r.layers[i];
-        out << (i ? "," : "") << "\n    {\"layer\": " << json_str(l.layer)
-            << ", \"group\": " << json_str(role_group_name(l.group)) << ", \"proxy_pj\": " << json_num(l.proxy_pj)
-            << ", \"papers_pj\": " << json_num(l.papers_pj) << ", \"memory_pj\": " << json_num(l.memory_pj) << "}";
+        << ",\n    " << model(r.memory.total, in.ann ? r.memory.ann.per_tick_input_pj : NAN)
+        << "],\n  \"layers\": " << energy_layers_json(r.layers, "  ") << "\n}\n";
+}
+
+std::string energy_layers_json(const std::vector<LayerEnergy>& layers, const char* indent) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+        const auto& l = layers[i];
+        out += std::string(i ? "," : "") + "\n  " + indent + "{\"layer\": " + json_str(l.layer) +
+               ", \"group\": " + json_str(role_group_name(l.group)) + ", \"proxy_pj\": " + json_num(l.proxy_pj) +
+               ", \"papers_pj\": " + json_num(l.papers_pj) + ", \"memory_pj\": " + json_num(l.memory_pj) + "}";
     }
-    out << "\n  ]\n}\n";
+    return out + "\n" + indent + "]";
 }
 
 } // namespace quantal::cli

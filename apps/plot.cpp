@@ -2,12 +2,18 @@
 // drawn by traces/plot_study.py with the helpers it shares with `quantal inspect --plot`.
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <stdexcept>
+#include <unistd.h>
 
 #include "apps/commands.hpp"
 #include "apps/plot_scripts.hpp"
+#include "apps/study/study_file.hpp"
 #include "apps/values.hpp"
+#include "sim/errors.hpp"
 
 namespace quantal::cli {
 
@@ -19,10 +25,30 @@ struct PlotOptions {
     std::vector<double> ratios; // panels of accuracy_vs_ticks.png; empty: every nonzero ratio
 };
 
+// The study under every energy model (`quantal energy STUDY.h5 --json`, the built-in profile) in a
+// temporary file for energy_per_layer.png; empty, with a line saying why, when it cannot be priced
+// (a study without per-layer counts, or whose model files are gone): the other figures need neither.
+std::string price_study(const std::string& study) {
+    std::ostringstream json;
+    try {
+        if (!std::filesystem::exists(study) || !study::is_study_file(study)) return {}; // the script says why
+        print_study_energy(json, study, "", HardwareProfile{}, std::nullopt, true);
+    } catch (const InputError& e) {
+        std::cout << "energy_per_layer.png not drawn: " << e.what() << '\n';
+        return {};
+    }
+    const auto path = (std::filesystem::temp_directory_path() /
+                       ("quantal-plot-energy-" + std::to_string(::getpid()) + ".json")).string();
+    std::ofstream(path) << json.str();
+    return path;
+}
+
 void run_plot(const PlotOptions& o) {
     // The script checks the study, then creates DIR and checks that it can write there: a bad study
     // leaves no directory behind.
     std::vector<std::string> args{o.study, "--out", o.out, "--error-prefix", "quantal"};
+    const std::string energy = price_study(o.study);
+    if (!energy.empty()) args.insert(args.end(), {"--energy-models", energy});
     if (!o.ratios.empty()) {
         std::string list;
         for (const double r : o.ratios) {
@@ -36,9 +62,11 @@ void run_plot(const PlotOptions& o) {
     try {
         rc = run_plot_script("plot_study.py", args);
     } catch (const std::runtime_error& e) { // no interpreter, no script: not the study's fault
+        if (!energy.empty()) std::filesystem::remove(energy);
         std::cerr << "quantal plot: " << e.what() << '\n';
         std::exit(1);
     }
+    if (!energy.empty()) std::filesystem::remove(energy);
     std::cout.flush();
     // 2: the script has printed one line naming the file or object (not a study, a missing
     // dataset, an unwritable DIR, a ratio the study lacks); its status is ours.

@@ -12,6 +12,9 @@ Writes into DIR:
   sensitivity.png/.csv       only for configurations of `--targets each`: groups ranked by accuracy lost
                              per energy saved
   summary.txt                every configuration: accuracy, paired change, p, energy relative to baseline
+  energy_per_layer.png       with --energy-models JSON (`quantal energy STUDY.h5 --json`, which `quantal
+                             plot` passes): each model's baseline, every layer under each energy model,
+                             grouped by role (plot_common.plot_energy_per_layer, as for a trace)
 
 `quantal plot` calls this script. Panels: a column per model, a row per seed. A baseline (ratio 0)
 belongs to every line at ratio 0; a configuration that repeats another (`same_as`) is drawn once,
@@ -26,8 +29,8 @@ import sys
 
 import numpy as np
 
-from plot_common import (InputProblem, PAPER_STYLE, add_error_prefix_option, as_text, open_hdf5, prepare_out_dir,
-                         run_reporting_input_problems, save_figure, write_text)
+from plot_common import (ENERGY_MODELS, InputProblem, PAPER_STYLE, add_error_prefix_option, as_text, open_hdf5,
+                         plot_energy_per_layer, prepare_out_dir, run_reporting_input_problems, save_figure, write_text)
 
 import matplotlib.pyplot as plt  # plot_common has selected the Agg backend (files only, no display)
 
@@ -628,6 +631,25 @@ def parse_ratios(text):
     return values
 
 
+def energy_rows_of_study(path):
+    """Per model of the study, its baseline configuration as a row of the per-layer figure, from
+    the JSON of `quantal energy STUDY.h5 --json`."""
+    import json
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        rows = []
+        for m, model in enumerate(doc["models"]):
+            c = next(c for c in doc["configurations"] if c["model"] == m and c["baseline"] == c["configuration"])
+            rows.append(("model %d (%s), baseline" % (m, os.path.basename(model)), dict(
+                layers=c["layers"], totals={k: c[k] for k, _, _ in ENERGY_MODELS},
+                ann={"proxy_pj": c["ann_pj"], "papers_pj": c["ann_pj"], "memory_pj": c["ann_memory_pj"]},
+                memory=doc["memory"])))
+        return rows, doc
+    except (OSError, ValueError, KeyError, StopIteration) as e:
+        raise InputProblem("%s: not the JSON of `quantal energy STUDY.h5 --json` (%r)" % (path, e)) from None
+
+
 def plot_study(args):
     requested = parse_ratios(args.ratios)
     s = read_study(args.study)
@@ -650,6 +672,11 @@ def plot_study(args):
                 plot_sensitivity(s, ranked, out("sensitivity.png"), args.dpi)
                 write_sensitivity_csv(ranked, out("sensitivity.csv"))
                 written += ["sensitivity.png", "sensitivity.csv"]
+    if args.energy_models:
+        rows, doc = energy_rows_of_study(args.energy_models)
+        plot_energy_per_layer(rows, out("energy_per_layer.png"), "Energy per layer under each model, %s, %d images, T = %d"
+                              % (os.path.basename(args.study), doc["samples"], doc["ticks"]), args.dpi)
+        written.append("energy_per_layer.png")
     write_text(out("summary.txt"), summary_text(s))
     written.append("summary.txt")
     for name in written:
@@ -664,6 +691,7 @@ def main(argv=None):
     p.add_argument("--ratios", help="failure probabilities shown in accuracy_vs_ticks.png, e.g. 0.5,0.9 "
                                     "(default: every nonzero ratio of the study)")
     p.add_argument("--dpi", type=int, default=200)
+    p.add_argument("--energy-models", help="JSON of `quantal energy STUDY.h5 --json`: also draw energy_per_layer.png")
     add_error_prefix_option(p, "plot_study.py")
     args = p.parse_args(argv)
     return run_reporting_input_problems(lambda: plot_study(args), args.error_prefix)

@@ -11,7 +11,9 @@ neuron per population vs time within a sample, mean over the recorded samples) a
 trace has an /energy group, DIR/energy.png (energy per layer, stacked by role). The figures are
 trace_figures.py's, shared with the Python module (quantal.plot). With --energy-models JSON (what
 `quantal energy --json` prints), DIR/energy_models.png: energy per group of layers (the model
-format's roles) under each energy model, with the ANN baselines; --energy-only draws just that.
+format's roles) under each energy model, with the ANN baselines, and DIR/energy_per_layer.png:
+every layer under each energy model, grouped by role (plot_common.plot_energy_per_layer, which
+`quantal plot` uses for a study too); --energy-only draws just those two.
 `quantal inspect --plot DIR` and `quantal energy --plot DIR` call this script. Only h5py, numpy
 and matplotlib are used; spikes are read in blocks, so memory stays bounded for long traces.
 """
@@ -22,8 +24,8 @@ import sys
 
 import numpy as np
 
-from plot_common import (InputProblem, add_error_prefix_option, as_text, open_hdf5, prepare_out_dir,
-                         run_reporting_input_problems, save_figure)
+from plot_common import (InputProblem, add_error_prefix_option, as_text, energy_rows_from_json, open_hdf5,
+                         plot_energy_per_layer, prepare_out_dir, run_reporting_input_problems, save_figure)
 import trace_figures  # the figures themselves, shared with the Python module (quantal.plot)
 
 import matplotlib.pyplot as plt  # plot_common has selected the Agg backend (files only, no display)
@@ -111,6 +113,7 @@ def plot_energy_models(models_path, path, args):
                                                     ann["float_pj"], ann["quantised_pj"]), fontsize=9)
     fig.tight_layout()
     save_figure(fig, path, args.dpi)
+    return m
 
 
 def main(argv=None):
@@ -146,8 +149,13 @@ def plot_trace(args):
                 plot_energy(f, os.path.join(args.out, "energy.png"), args)
                 written.append("energy.png")
         if args.energy_models:
-            plot_energy_models(args.energy_models, os.path.join(args.out, "energy_models.png"), args)
+            doc = plot_energy_models(args.energy_models, os.path.join(args.out, "energy_models.png"), args)
             written.append("energy_models.png")
+            plot_energy_per_layer([("", energy_rows_from_json(doc, args.energy_models))],
+                                  os.path.join(args.out, "energy_per_layer.png"),
+                                  "Energy per layer under each model, %s, mean over %d samples, T = %d"
+                                  % (os.path.basename(args.trace), doc["samples"], doc["ticks"]), args.dpi)
+            written.append("energy_per_layer.png")
     for name in written:
         print(os.path.join(args.out, name))
     return 0

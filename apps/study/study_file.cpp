@@ -78,7 +78,7 @@ void write_study_file(const std::string& path, const StudyDescription& d, std::s
     const auto table = rows(d, plan, state, nets);
     auto file = h5::create_file(path);
     h5::write_string_attribute(file, "format", "quantal-study");
-    h5::write_int_attribute(file, "format_version", 2);
+    h5::write_int_attribute(file, "format_version", study_format_version);
     h5::write_string_attribute(file, "version", d.version);
     h5::write_string_attribute(file, "command_line", d.command_line);
     h5::write_string_array_attribute(file, "models", d.models);
@@ -171,33 +171,43 @@ void write_study_file(const std::string& path, const StudyDescription& d, std::s
         std::vector<double> v(C * width, 0.0);
         for (std::size_t c = 0; c < C; ++c) {
             const auto& ledger = tally_of(plan, state, c).ledger;
-            get(ledger, std::span<double>(v).subspan(c * width, width));
+            get(ledger, nets[plan[c].model], std::span<double>(v).subspan(c * width, width));
         }
         for (auto& x : v) x /= double(N);
         h5::write_dataset(layers, name, v, {C, width});
     };
-    per_layer("population_spikes", P, [](const EnergyLedger& l, std::span<double> out) {
+    per_layer("population_spikes", P, [](const EnergyLedger& l, const Network&, std::span<double> out) {
         for (std::size_t i = 0; i < l.populations.size(); ++i) out[i] = double(l.populations[i].spikes);
     });
-    per_layer("projection_attempted", J, [](const EnergyLedger& l, std::span<double> out) {
+    // Neuron updates (format version 3): the event-driven visits counted, and the T x N a clocked
+    // design spends (neurons with a membrane; 0 for spike sources), so the memory model can price
+    // either (docs/energy.md).
+    per_layer("population_updates", P, [](const EnergyLedger& l, const Network&, std::span<double> out) {
+        for (std::size_t i = 0; i < l.populations.size(); ++i) out[i] = double(l.populations[i].updates);
+    });
+    per_layer("population_clocked_updates", P, [&](const EnergyLedger&, const Network& net, std::span<double> out) {
+        for (PopulationId i = 0; i < net.populations().size(); ++i)
+            out[i] = is_source(net.population(i).model) ? 0.0 : double(d.ticks) * double(net.population(i).size()) * double(N);
+    });
+    per_layer("projection_attempted", J, [](const EnergyLedger& l, const Network&, std::span<double> out) {
         for (std::size_t i = 0; i < l.projections.size(); ++i) out[i] = double(l.projections[i].attempted);
     });
-    per_layer("projection_transmitted", J, [](const EnergyLedger& l, std::span<double> out) {
+    per_layer("projection_transmitted", J, [](const EnergyLedger& l, const Network&, std::span<double> out) {
         for (std::size_t i = 0; i < l.projections.size(); ++i) out[i] = double(l.projections[i].transmitted);
     });
-    per_layer("projection_masked_spikes", J, [](const EnergyLedger& l, std::span<double> out) {
+    per_layer("projection_masked_spikes", J, [](const EnergyLedger& l, const Network&, std::span<double> out) {
         for (std::size_t i = 0; i < l.projections.size(); ++i) out[i] = double(l.projections[i].masked_spikes);
     });
-    per_layer("operator_coincidences", K, [](const EnergyLedger& l, std::span<double> out) {
+    per_layer("operator_coincidences", K, [](const EnergyLedger& l, const Network&, std::span<double> out) {
         for (std::size_t i = 0; i < l.operators.size(); ++i) out[i] = double(l.operators[i].coincidences);
     });
-    per_layer("operator_deliveries", K, [](const EnergyLedger& l, std::span<double> out) {
+    per_layer("operator_deliveries", K, [](const EnergyLedger& l, const Network&, std::span<double> out) {
         for (std::size_t i = 0; i < l.operators.size(); ++i) out[i] = double(l.operators[i].deliveries);
     });
-    per_layer("operator_macs", K, [](const EnergyLedger& l, std::span<double> out) {
+    per_layer("operator_macs", K, [](const EnergyLedger& l, const Network&, std::span<double> out) {
         for (std::size_t i = 0; i < l.operators.size(); ++i) out[i] = double(l.operators[i].macs);
     });
-    per_layer("operator_masked_spikes", K, [](const EnergyLedger& l, std::span<double> out) {
+    per_layer("operator_masked_spikes", K, [](const EnergyLedger& l, const Network&, std::span<double> out) {
         for (std::size_t i = 0; i < l.operators.size(); ++i) out[i] = double(l.operators[i].masked_spikes);
     });
 }
@@ -275,6 +285,11 @@ StudyCounts read_study_counts(const std::string& path) {
     s.costs = {h5::read_double_attribute(file, "e_ac_pj", path), h5::read_double_attribute(file, "e_mac_pj", path)};
     if (!h5::has_link(file, "results/layers"))
         throw InputError(path + ": has no /results/layers (a study file of format version 1): rerun the sweep");
+    s.format_version = h5::read_int_attribute(file, "format_version", path);
+    if (s.format_version > study_format_version)
+        throw InputError(path + ": study file format version " + std::to_string(s.format_version) +
+                         " is newer than this quantal reads (" + std::to_string(study_format_version) + ")");
+    s.has_visits = s.format_version >= 3; // version 2 kept no neuron updates
     for (std::size_t m = 0; m < s.models.size(); ++m) {
         const std::string where = path + ": /models/" + std::to_string(m);
         auto g = h5::open_group(file, "models/" + std::to_string(m), path);
@@ -301,6 +316,7 @@ StudyCounts read_study_counts(const std::string& path) {
     for (const char* name : {"population_spikes", "projection_attempted", "projection_transmitted", "projection_masked_spikes",
                              "operator_coincidences", "operator_deliveries", "operator_macs", "operator_masked_spikes"})
         layers.push_back(column(std::string("results/layers/") + name));
+    if (s.has_visits) layers.push_back(column("results/layers/population_updates"));
     for (std::size_t c = 0; c < C; ++c) {
         StudyCounts::Row r;
         r.model = std::uint32_t(model.values[c]);
@@ -312,10 +328,10 @@ StudyCounts read_study_counts(const std::string& path) {
         const auto& names = s.model_layers[r.model];
         std::vector<double>* out[] = {&r.population_spikes, &r.projection_attempted, &r.projection_transmitted,
                                       &r.projection_masked, &r.operator_coincidences, &r.operator_deliveries,
-                                      &r.operator_macs, &r.operator_masked};
+                                      &r.operator_macs, &r.operator_masked, &r.population_updates};
         const std::size_t widths[] = {names.populations.size(), names.projections.size(), names.projections.size(),
                                       names.projections.size(), names.operators.size(), names.operators.size(),
-                                      names.operators.size(), names.operators.size()};
+                                      names.operators.size(), names.operators.size(), names.populations.size()};
         for (std::size_t k = 0; k < layers.size(); ++k) {
             const std::size_t width = layers[k].shape.size() == 2 ? std::size_t(layers[k].shape[1]) : 0;
             if (width < widths[k]) throw InputError(path + ": /results/layers has fewer columns than model " + std::to_string(r.model) + "'s layers");

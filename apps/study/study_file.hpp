@@ -14,6 +14,9 @@
 
 namespace quantal::study {
 
+// 3: /results/layers/population_updates and population_clocked_updates (docs/sweep.md).
+inline constexpr std::int64_t study_format_version = 3;
+
 // What the study was: the file's root attributes.
 struct StudyDescription {
     std::string command_line, version;
@@ -39,6 +42,8 @@ void write_study_csv(const std::string& path, const StudyDescription& d, std::sp
 // observed tick. InputError naming the file and the item for anything missing or misshapen.
 struct StudyCounts {
     std::vector<std::string> models;
+    std::int64_t format_version = 0;
+    bool has_visits = false; // format version 3: neuron updates (event-driven visits) per layer
     std::uint64_t samples = 0, ticks = 0;
     EnergyCosts costs;
     struct Layers {
@@ -52,6 +57,7 @@ struct StudyCounts {
         std::string release, targets;
         std::vector<double> population_spikes, projection_attempted, projection_transmitted, projection_masked;
         std::vector<double> operator_coincidences, operator_deliveries, operator_macs, operator_masked;
+        std::vector<double> population_updates; // empty without visits (format version 2)
     };
     std::vector<Row> rows;
 };

@@ -25,6 +25,12 @@ bias on patch merging; per-channel input normalisation (folded into the patch co
 final per-token LayerNorm + pooling + head as a `layer_norm_head` operator into the readout.
 
     /usr/bin/python3 examples/mst/export.py examples/mst/models/mst_r0.pt examples/mst/models/mst_r0.h5
+
+An untrained network at Swin-T's (MST's ImageNet model's) dimensions, to count its synapses per
+projection (docs/energy.md, "A Swin-T-shaped network"): random weights, BatchNorm at its initial
+statistics, every lambda at its initial 2.0; not a classifier.
+
+    /usr/bin/python3 examples/mst/export.py --untrained swin-t traces/swin_t.h5
 """
 import argparse
 import json
@@ -37,6 +43,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
+from model import MSTConfig, MSTTiny  # noqa: E402
 from summary import ann_layers  # noqa: E402
 from train import load_checkpoint  # noqa: E402
 
@@ -45,6 +52,12 @@ PRODUCER = "examples/mst/export.py"
 # per-channel mean and std (folded into the patch conv) and centred zero padding.
 FASHION_MNIST_INPUT = dict(shape=(1, 28, 28), scale=1.0 / 255.0, mean=None, std=None, pad_to=(32, 32))
 FORMAT_VERSION = 2  # docs/model-format.md
+
+# Swin-T as MST builds it for ImageNet (Wang et al. 2023 on Liu et al. 2021): embed 96, depths
+# 2-2-6-2, heads 3-6-12-24, window 7, patch 4, MLP ratio 4, 224 x 224 x 3 input, 1000 classes, and
+# MST's hard-coded QCFS levels L = 16.
+UNTRAINED = {"swin-t": MSTConfig(image_size=224, in_channels=3, patch=4, embed_dim=96, depths=(2, 2, 6, 2),
+                                 heads=(3, 6, 12, 24), window=7, mlp_ratio=4.0, classes=1000, levels=16)}
 
 
 def bn_affine(bn):
@@ -400,7 +413,8 @@ def export(model, path, name="mst-tiny", provenance=None, layout="image", input_
     info = {"model_config": model.cfg.to_dict(), "dataset": "Fashion-MNIST",
             "input": f"28x28 uint8 image, scaled by 1/255, zero-padded (centred) to {data.IMAGE_SIZE}x{data.IMAGE_SIZE}"}
     if input_spec is not None:
-        info.update(dataset=None, input=input_spec)
+        spec = dict(input_spec)
+        info.update(dataset=spec.pop("dataset", None), input=spec)
     info.update(provenance or {})
     graph.write(path, info, np.float64 if float64 else np.float32)
     return graph
@@ -408,12 +422,29 @@ def export(model, path, name="mst-tiny", provenance=None, layout="image", input_
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("checkpoint", help="a .pt written by train.py")
+    p.add_argument("checkpoint", nargs="?", help="a .pt written by train.py (not with --untrained)")
     p.add_argument("output", help="the .h5 model file to write")
+    p.add_argument("--untrained", choices=sorted(UNTRAINED),
+                   help="export an untrained network of these dimensions instead of a checkpoint")
+    p.add_argument("--seed", type=int, default=0, help="weight initialisation seed of --untrained")
     p.add_argument("--name", help="model name (default: from the mask ratio)")
     p.add_argument("--layout", choices=("image", "windows"), default="image",
                    help="attention layout: image (proposal, compact) or windows (format v1, sparse)")
     args = p.parse_args(argv)
+    if (args.checkpoint is None) == (args.untrained is None):
+        p.error("give a checkpoint or --untrained, not both")
+    if args.untrained:
+        torch.manual_seed(args.seed)
+        cfg = UNTRAINED[args.untrained]
+        model = MSTTiny(MSTConfig.from_dict(cfg.to_dict()))
+        prov = {"untrained": args.untrained, "seed": args.seed,
+                "note": "random weights: for counting synapses per projection, not a classifier"}
+        spec = dict(shape=(cfg.in_channels, cfg.image_size, cfg.image_size), scale=1.0 / 255.0, mean=None,
+                    std=None, pad_to=None, dataset="none (untrained, ImageNet-shaped input)")
+        graph = export(model, args.output, args.name or args.untrained, prov, args.layout, input_spec=spec)
+        print(f"{args.output}: {len(graph.populations)} populations, {len(graph.projections)} projections, "
+              f"{len(graph.operators)} operators")
+        return
     model, info = load_checkpoint(args.checkpoint)
     name = args.name or f"mst-tiny-r{model.cfg.mask_ratio:g}"
     prov = {"checkpoint": os.path.basename(args.checkpoint),

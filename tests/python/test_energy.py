@@ -128,13 +128,13 @@ def test_plots_of_the_energy_models(trace, tmp_path):
     out = tmp_path / "energy"
     r = subprocess.run([BINARY, "energy", trace, "--plot", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["energy_models.json", "energy_models.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["energy_models.json", "energy_models.png", "energy_per_layer.png"]
     layers = json.loads((out / "energy_models.json").read_text())["layers"]
     assert {"attention (qkv_in, proj_in)", "MLP (fc1_in, fc2_in)", "stream"} <= {l["group"] for l in layers}
     out = tmp_path / "inspect"
     r = subprocess.run([BINARY, "inspect", trace, "--plot", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert {"raster.png", "rates.png", "energy.png", "energy_models.png"} <= {p.name for p in out.iterdir()}
+    assert {"raster.png", "rates.png", "energy.png", "energy_models.png", "energy_per_layer.png"} <= {p.name for p in out.iterdir()}
 
 
 def test_energy_of_a_study_equals_its_runs(tmp_path):
@@ -163,3 +163,52 @@ def test_energy_of_a_study_equals_its_runs(tmp_path):
     assert last["proxy_once_pj"] == pytest.approx(models[0]["input_once_pj"], rel=1e-12)
     assert last["papers_pj"] == pytest.approx(models[1]["input_every_tick_pj"], rel=1e-12)
     assert last["memory_pj"] == pytest.approx(models[2]["input_every_tick_pj"], rel=1e-12)
+    # format version 3 keeps the neuron visits: the event-driven memory model from the study equals the
+    # run's, and the visits per image equal the trace's ledger
+    profile = json.load(open(os.path.join(SOURCE, "examples/energy-profiles/45nm.json")))
+    profile["neuron_updates"] = "event_driven"
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps(profile))
+    traced = json.loads(subprocess.run([BINARY, "energy", trace, "--json", "--profile", str(event)],
+                                       capture_output=True, text=True, check=True).stdout)["models"]
+    assert last["memory_clocked_pj"] == pytest.approx(models[2]["input_every_tick_pj"], rel=1e-12)
+    assert last["memory_event_driven_pj"] == pytest.approx(traced[2]["input_every_tick_pj"], rel=1e-12)
+    assert last["memory_event_driven_pj"] < last["memory_clocked_pj"]  # MST-Tiny: most neurons idle most ticks
+    with h5py.File(trace, "r") as t, h5py.File(study, "r") as f:
+        assert int(f.attrs["format_version"]) == 3
+        n = int(t["energy/total"].attrs["samples"])
+        np.testing.assert_allclose(f["results/layers/population_updates"][()][-1],
+                                   t["energy/total/populations/updates"][()] / n, rtol=1e-12)
+        sizes = t["energy/populations/size"][()]
+        clocked = f["results/layers/population_clocked_updates"][()][-1]
+        assert clocked.max() == 8 * sizes.max() and set(clocked / 8) <= set(sizes) | {0}
+
+
+def test_energy_of_a_version_2_study(tmp_path):
+    """A study without neuron visits (format version 2) is priced with clocked updates; an
+    event-driven profile is refused with one line naming the file and the version."""
+    study = str(tmp_path / "study.h5")
+    subprocess.run([BINARY, "sweep", "--model", MODELS[0], "--input", f"{DATA}/t10k-images-idx3-ubyte.gz", "--labels",
+                    f"{DATA}/t10k-labels-idx1-ubyte.gz", "--samples", "1", "--ticks", "4", "--ratios", "0,0.5",
+                    "--release", "spike", "--targets", "attention", "--out", study],
+                   capture_output=True, text=True, check=True)
+    new = json.loads(subprocess.run([BINARY, "energy", study, "--json"], capture_output=True, text=True,
+                                    check=True).stdout)["configurations"]
+    with h5py.File(study, "r+") as f:  # as a version-2 sweep wrote it
+        f.attrs["format_version"] = 2
+        del f["results/layers/population_updates"], f["results/layers/population_clocked_updates"]
+    old = json.loads(subprocess.run([BINARY, "energy", study, "--json"], capture_output=True, text=True,
+                                    check=True).stdout)["configurations"]
+    assert [r["memory_pj"] for r in old] == [r["memory_pj"] for r in new]
+    assert all(r["memory_event_driven_pj"] is None for r in old)
+    profile = json.load(open(os.path.join(SOURCE, "examples/energy-profiles/45nm.json")))
+    profile["neuron_updates"] = "event_driven"
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps(profile))
+    r = subprocess.run([BINARY, "energy", study, "--profile", str(event)], capture_output=True, text=True)
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1
+    assert study in r.stderr and "format version 2" in r.stderr and "no neuron visits" in r.stderr
+    with h5py.File(study, "r+") as f:
+        f.attrs["format_version"] = 4
+    r = subprocess.run([BINARY, "energy", study], capture_output=True, text=True)
+    assert r.returncode == 2 and "format version 4 is newer" in r.stderr

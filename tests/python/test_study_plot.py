@@ -266,7 +266,8 @@ def test_a_real_sweep_plots(tmp_path):
                    check=True, capture_output=True)
     r = plot(study, tmp_path / "out")
     assert r.returncode == 0, r.stderr
-    assert sorted(os.listdir(tmp_path / "out")) == sorted(FIGURES + ["summary.txt"])
+    # a real study has per-layer counts and its models: priced under every energy model
+    assert sorted(os.listdir(tmp_path / "out")) == sorted(FIGURES + ["summary.txt", "energy_per_layer.png"])
 
 
 def test_installed_layout_is_found(study, tmp_path):
