@@ -58,7 +58,8 @@ def test_untrained_export_synapses_per_role(tmp_path):
                     mlp_ratio=2.0, classes=7, levels=16)
     torch.manual_seed(0)
     path = str(tmp_path / "small.h5")
-    export.export(MSTTiny(cfg), path, "small", input_size=32, dataset="none")
+    spec = dict(shape=(3, 32, 32), scale=1.0 / 255.0, mean=None, std=None, pad_to=None, dataset="none")
+    export.export(MSTTiny(cfg), path, "small", input_spec=spec)
     net = quantal.load(path)
     counted = {}
     for p in net.projections:
