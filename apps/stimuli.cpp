@@ -50,15 +50,19 @@ Stimulus Stimuli::make(std::uint64_t k) const {
     if (!images_) return s;
     const auto pixels = images_->image(k);
     const std::vector<double> raw(pixels.begin(), pixels.end());
-    for (const auto& in : model_.inputs) {
-        const auto target = *net_.find_population(in.target);
-        const auto drive = analog_drive(in, net_, raw);
+    add_analog_drives(s, model_, net_, raw);
+    return s;
+}
+
+void add_analog_drives(Stimulus& s, const LoadedModel& model, const Network& net, std::span<const double> raw) {
+    for (const auto& in : model.inputs) {
+        const auto target = *net.find_population(in.target);
+        const auto drive = analog_drive(in, net, raw);
         auto& current = s.current[target];
         current.resize(drive.current.size(), 0.0);
         for (std::size_t j = 0; j < current.size(); ++j) current[j] += drive.current[j];
         s.current_macs[target] += drive.macs;
     }
-    return s;
 }
 
 std::int64_t prediction(const SampleResult& r, PopulationId readout, std::optional<std::size_t> observed) {

@@ -3,6 +3,7 @@
 // through the model's analog /inputs), the samples' labels, and the prediction read from a result.
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,10 @@ private:
     std::vector<std::uint8_t> labels_;
     std::uint64_t count_ = 0;
 };
+
+// Adds the current and MACs of the model's analog inputs for one sample's raw values to `s`
+// (several inputs into one population sum). Throws InputError if the values have the wrong size.
+void add_analog_drives(Stimulus& s, const LoadedModel& model, const Network& net, std::span<const double> raw);
 
 inline constexpr PopulationId no_readout = ~PopulationId{0};
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "apps/commands.hpp"
+#include "apps/stimuli.hpp"
 #include "io/contained.hpp"
 #include "io/model_file.hpp"
 #include "io/nir.hpp"
@@ -411,14 +412,7 @@ Stimulus stimulus(const LoadedModel& model, const Network& net, const double* im
     }
     if (!images) return s;
     const std::span<const double> raw(images + k * values, values);
-    for (const auto& in : model.inputs) {
-        const auto target = *net.find_population(in.target);
-        const auto drive = analog_drive(in, net, raw);
-        auto& current = s.current[target];
-        current.resize(drive.current.size(), 0.0);
-        for (std::size_t j = 0; j < current.size(); ++j) current[j] += drive.current[j];
-        s.current_macs[target] += drive.macs;
-    }
+    cli::add_analog_drives(s, model, net, raw);
     return s;
 }
 
