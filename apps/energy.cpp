@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "apps/commands.hpp"
+#include "apps/json.hpp"
 #include "apps/plot_scripts.hpp"
 #include "apps/study/study_file.hpp"
 #include "io/contained.hpp"
@@ -54,13 +55,6 @@ void fill_from_model(EnergyInputs& in, const LoadedModel& m, const std::string& 
         if (op.q == EnergyInputs::none)
             op.q = a.q, op.k = a.k, op.v = a.v, op.scores = a.scores, op.ann_macs = net.attention(o).ann_macs();
     }
-}
-
-std::string json_number_or_null(double v) {
-    if (!std::isfinite(v)) return "null";
-    char b[40];
-    std::snprintf(b, sizeof b, "%.10g", v);
-    return b;
 }
 
 // One configuration of a study as the energy models' input: its per-image counts (x N: totals)
@@ -154,11 +148,13 @@ void print_study_energy(std::ostream& out, const std::string& path, const std::s
                       "papers pJ", "x base", "memory pJ", "x base", "memory pJ (clk | event)", "x ANN");
         out << line;
     } else {
-        out << "{\n  \"study\": \"" << path << "\", \"samples\": " << s.samples << ", \"ticks\": " << s.ticks
+        out << "{\n  \"study\": " << json_string(path) << ", \"samples\": " << s.samples << ", \"ticks\": " << s.ticks
             << ", \"format_version\": " << s.format_version << ", \"models\": [";
-        for (std::size_t m = 0; m < s.models.size(); ++m) out << (m ? ", " : "") << '"' << s.models[m] << '"';
-        out << "],\n  \"memory\": \"" << hw.name << ", " << (hw.global_memory ? "global" : "local") << " memories, "
-            << (hw.clocked_updates ? "clocked" : "event-driven") << " updates\",\n  \"configurations\": [";
+        for (std::size_t m = 0; m < s.models.size(); ++m) out << (m ? ", " : "") << json_string(s.models[m]);
+        out << "],\n  \"memory\": "
+            << json_string(hw.name + (hw.global_memory ? ", global" : ", local") + " memories, " +
+                           (hw.clocked_updates ? "clocked" : "event-driven") + " updates")
+            << ",\n  \"configurations\": [";
     }
     for (std::size_t c = 0; c < s.rows.size(); ++c) {
         const auto& r = s.rows[c];
@@ -176,19 +172,19 @@ void print_study_energy(std::ostream& out, const std::string& path, const std::s
                           e.ann.float_pj > 0 ? e.proxy.per_tick_input_pj / e.ann.float_pj : 0.0);
             out << line;
         } else {
-            std::snprintf(line, sizeof line,
-                          "%s\n    {\"configuration\": %zu, \"model\": %u, \"release\": \"%s\", \"ratio\": %.10g, "
-                          "\"targets\": \"%s\", "
-                          "\"accuracy\": %s, \"baseline\": %llu, \"proxy_pj\": %.10g, \"proxy_once_pj\": %.10g, "
-                          "\"papers_pj\": %.10g, "
-                          "\"memory_pj\": %.10g, \"memory_clocked_pj\": %.10g, \"memory_event_driven_pj\": %s, "
-                          "\"ann_pj\": %.10g, \"ann_own\": %s, \"ann_memory_pj\": %s",
-                          c ? "," : "", c, r.model, r.release.c_str(), r.ratio, r.targets.c_str(),
-                          json_number_or_null(r.accuracy).c_str(), (unsigned long long)r.baseline, e.proxy.per_tick_input_pj, e.proxy.once_input_pj,
-                          e.papers.per_tick_input_pj, e.memory.per_tick_input_pj, e.memory_clocked.per_tick_input_pj,
-                          json_number_or_null(e.memory_event_driven.per_tick_input_pj).c_str(), e.ann.float_pj,
-                          e.ann.own ? "true" : "false", json_number_or_null(e.ann_memory_pj).c_str());
-            out << line << ", \"layers\": " << energy_layers_json(e.layers, "    ") << "}";
+            // Streamed, not formatted into `line`: a long targets list must not be cut.
+            out << (c ? "," : "") << "\n    {\"configuration\": " << c << ", \"model\": " << r.model
+                << ", \"release\": " << json_string(r.release) << ", \"ratio\": " << json_number(r.ratio)
+                << ", \"targets\": " << json_string(r.targets) << ", \"accuracy\": " << json_number(r.accuracy)
+                << ", \"baseline\": " << r.baseline << ", \"proxy_pj\": " << json_number(e.proxy.per_tick_input_pj)
+                << ", \"proxy_once_pj\": " << json_number(e.proxy.once_input_pj)
+                << ", \"papers_pj\": " << json_number(e.papers.per_tick_input_pj)
+                << ", \"memory_pj\": " << json_number(e.memory.per_tick_input_pj)
+                << ", \"memory_clocked_pj\": " << json_number(e.memory_clocked.per_tick_input_pj)
+                << ", \"memory_event_driven_pj\": " << json_number(e.memory_event_driven.per_tick_input_pj)
+                << ", \"ann_pj\": " << json_number(e.ann.float_pj) << ", \"ann_own\": " << (e.ann.own ? "true" : "false")
+                << ", \"ann_memory_pj\": " << json_number(e.ann_memory_pj);
+            out << ", \"layers\": " << energy_layers_json(e.layers, "    ") << "}";
         }
     }
     if (json) out << "\n  ]\n}\n";

@@ -5,26 +5,11 @@
 #include <string>
 
 #include "apps/commands.hpp"
+#include "apps/json.hpp"
 
 namespace quantal::cli {
 
 namespace {
-
-std::string json_num(double v) {
-    if (!std::isfinite(v)) return "null";
-    char b[64];
-    std::snprintf(b, sizeof b, "%.10g", v);
-    return b;
-}
-
-std::string json_str(const std::string& s) {
-    std::string out = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\') out += '\\';
-        if (static_cast<unsigned char>(c) >= 0x20) out += c;
-    }
-    return out + "\"";
-}
 
 std::string break_even_text(double t, std::uint64_t ticks) {
     char b[160];
@@ -209,29 +194,29 @@ void print_energy_json(std::ostream& out, const EnergyInputs& in, const EnergyCo
     const Report r = compute(in, c, hw);
     const auto& k = r.counts;
     auto model = [&](const ModelEnergy& m, double ann_pj) {
-        return "{\"name\": " + json_str(m.name) + ", \"input_every_tick_pj\": " + json_num(m.per_tick_input_pj) +
-               ", \"input_once_pj\": " + json_num(m.once_input_pj) + ", \"ann_pj\": " + json_num(ann_pj) + "}";
+        return "{\"name\": " + json_string(m.name) + ", \"input_every_tick_pj\": " + json_number(m.per_tick_input_pj) +
+               ", \"input_once_pj\": " + json_number(m.once_input_pj) + ", \"ann_pj\": " + json_number(ann_pj) + "}";
     };
     out << "{\n  \"samples\": " << in.samples << ", \"ticks\": " << in.ticks
-        << ",\n  \"assumptions\": {\"e_ac_pj\": " << json_num(c.e_ac_pj) << ", \"e_mac_pj\": " << json_num(c.e_mac_pj)
-        << ", \"profile\": {\"name\": " << json_str(hw.name) << ", \"e_add_pj\": " << json_num(hw.e_add_pj)
-        << ", \"e_mult_pj\": " << json_num(hw.e_mult_pj) << ", \"e_mac_pj\": " << json_num(hw.e_mac_pj)
-        << ", \"ram_pj_per_bit\": " << json_num(hw.ram_pj_per_bit)
-        << ", \"ram_pj_offset\": " << json_num(hw.ram_pj_offset)
-        << ", \"memory\": " << json_str(hw.global_memory ? "global" : "local")
-        << ", \"neuron_updates\": " << json_str(hw.clocked_updates ? "clocked" : "event_driven") << "}},\n";
-    out << "  \"counts\": {\"analog_macs\": " << json_num(k.analog_macs) << ", \"synaptic_acs\": {";
+        << ",\n  \"assumptions\": {\"e_ac_pj\": " << json_number(c.e_ac_pj) << ", \"e_mac_pj\": " << json_number(c.e_mac_pj)
+        << ", \"profile\": {\"name\": " << json_string(hw.name) << ", \"e_add_pj\": " << json_number(hw.e_add_pj)
+        << ", \"e_mult_pj\": " << json_number(hw.e_mult_pj) << ", \"e_mac_pj\": " << json_number(hw.e_mac_pj)
+        << ", \"ram_pj_per_bit\": " << json_number(hw.ram_pj_per_bit)
+        << ", \"ram_pj_offset\": " << json_number(hw.ram_pj_offset)
+        << ", \"memory\": " << json_string(hw.global_memory ? "global" : "local")
+        << ", \"neuron_updates\": " << json_string(hw.clocked_updates ? "clocked" : "event_driven") << "}},\n";
+    out << "  \"counts\": {\"analog_macs\": " << json_number(k.analog_macs) << ", \"synaptic_acs\": {";
     for (int g = 0; g < role_groups; ++g)
-        out << (g ? ", " : "") << json_str(role_group_name(RoleGroup(g))) << ": " << json_num(k.synaptic_acs[g]);
-    out << "}, \"failed\": " << json_num(k.failed) << ", \"masked_spikes\": " << json_num(k.masked_spikes)
-        << ", \"coincidences\": " << json_num(k.coincidences) << ", \"softmax\": " << json_num(k.softmax)
-        << ", \"deliveries\": " << json_num(k.deliveries) << ", \"updates\": " << json_num(k.updates)
-        << ", \"clocked_updates\": " << json_num(k.clocked_updates) << ", \"spikes\": " << json_num(k.spikes)
-        << ", \"sops\": " << json_num(k.acs()) << ", \"papers_sops\": " << json_num(r.papers_sops) << "},\n";
-    out << "  \"ann\": {\"baseline\": " << json_str(ann_baseline_name(r.ann.own))
-        << ", \"macs\": " << json_num(r.ann.macs) << ", \"float_pj\": " << json_num(r.ann.float_pj)
-        << ", \"activation_bits\": " << r.ann.activation_bits << ", \"quantised_pj\": " << json_num(r.ann.quantised_pj)
-        << ", \"memory_model_pj\": " << json_num(in.ann ? r.memory.ann.per_tick_input_pj : NAN) << "},\n";
+        out << (g ? ", " : "") << json_string(role_group_name(RoleGroup(g))) << ": " << json_number(k.synaptic_acs[g]);
+    out << "}, \"failed\": " << json_number(k.failed) << ", \"masked_spikes\": " << json_number(k.masked_spikes)
+        << ", \"coincidences\": " << json_number(k.coincidences) << ", \"softmax\": " << json_number(k.softmax)
+        << ", \"deliveries\": " << json_number(k.deliveries) << ", \"updates\": " << json_number(k.updates)
+        << ", \"clocked_updates\": " << json_number(k.clocked_updates) << ", \"spikes\": " << json_number(k.spikes)
+        << ", \"sops\": " << json_number(k.acs()) << ", \"papers_sops\": " << json_number(r.papers_sops) << "},\n";
+    out << "  \"ann\": {\"baseline\": " << json_string(ann_baseline_name(r.ann.own))
+        << ", \"macs\": " << json_number(r.ann.macs) << ", \"float_pj\": " << json_number(r.ann.float_pj)
+        << ", \"activation_bits\": " << r.ann.activation_bits << ", \"quantised_pj\": " << json_number(r.ann.quantised_pj)
+        << ", \"memory_model_pj\": " << json_number(in.ann ? r.memory.ann.per_tick_input_pj : NAN) << "},\n";
     out << "  \"models\": [" << model(r.measured, r.ann.float_pj) << ",\n    " << model(r.papers, r.ann.float_pj)
         << ",\n    " << model(r.memory.total, in.ann ? r.memory.ann.per_tick_input_pj : NAN)
         << "],\n  \"layers\": " << energy_layers_json(r.layers, "  ") << "\n}\n";
@@ -241,9 +226,9 @@ std::string energy_layers_json(const std::vector<LayerEnergy>& layers, const cha
     std::string out = "[";
     for (std::size_t i = 0; i < layers.size(); ++i) {
         const auto& l = layers[i];
-        out += std::string(i ? "," : "") + "\n  " + indent + "{\"layer\": " + json_str(l.layer) +
-               ", \"group\": " + json_str(role_group_name(l.group)) + ", \"proxy_pj\": " + json_num(l.proxy_pj) +
-               ", \"papers_pj\": " + json_num(l.papers_pj) + ", \"memory_pj\": " + json_num(l.memory_pj) + "}";
+        out += std::string(i ? "," : "") + "\n  " + indent + "{\"layer\": " + json_string(l.layer) +
+               ", \"group\": " + json_string(role_group_name(l.group)) + ", \"proxy_pj\": " + json_number(l.proxy_pj) +
+               ", \"papers_pj\": " + json_number(l.papers_pj) + ", \"memory_pj\": " + json_number(l.memory_pj) + "}";
     }
     return out + "\n" + indent + "]";
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "apps/commands.hpp"
+#include "apps/json.hpp"
 #include "apps/plot_scripts.hpp"
 #include "apps/values.hpp"
 #include "io/contained.hpp"
@@ -29,42 +30,6 @@ struct InspectOptions {
     std::size_t max_samples = 20; // rows of the sample table shown as text
     std::optional<double> load_timeout;
 };
-
-std::string json_string(const std::string& s) {
-    std::string out = "\"";
-    for (char c : s) {
-        switch (c) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
-        default:
-            if (static_cast<unsigned char>(c) < 0x20) {
-                char buf[8];
-                std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                out += buf;
-            } else {
-                out += c;
-            }
-        }
-    }
-    return out + "\"";
-}
-
-std::string json_number(double v) {
-    if (!std::isfinite(v)) return "null";
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.17g", v);
-    return buf;
-}
 
 void print_json(std::ostream& out, const TraceSummary& s) {
     out << "{\n  \"trace\": " << json_string(s.path) << ",\n  \"run\": {";
