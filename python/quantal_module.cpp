@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "io/contained.hpp"
 #include "io/model_file.hpp"
 #include "io/nir.hpp"
+#include "io/spike_trace.hpp"
 #include "network/targets.hpp"
 #include "sim/engine.hpp"
 #include "sim/errors.hpp"
@@ -354,6 +356,7 @@ struct RunArrays {
     std::vector<std::int64_t> prediction;              // S
     std::vector<std::uint64_t> pop[5], proj[4], op[4]; // per-sample ledger rows (S x P, S x J, S x O)
     std::vector<double> snn_pj, ann_pj;                // S
+    EnergyLedger total;                                // over the samples, for the energy models
     struct Spikes {
         std::vector<std::uint64_t> sample, node_id;
         std::vector<std::int64_t> tick;
@@ -390,6 +393,7 @@ void collect(const Network& net, PopulationId readout, const std::vector<bool>& 
     }
     const auto s = summarize(r.ledger, net, costs);
     a.snn_pj.push_back(s.snn_pj), a.ann_pj.push_back(s.ann_pj);
+    a.total += r.ledger;
     for (const auto& sp : r.spikes) {
         if (!recorded[sp.population]) continue;
         auto& out = a.spikes[sp.population];
@@ -511,6 +515,11 @@ py::dict run(const Model& m,
     for (int i = 0; i < 4; ++i) projs[proj_names[i]] = to_array(std::move(a.proj[i]), {S, J});
     for (int i = 0; i < 4; ++i) ops[op_names[i]] = to_array(std::move(a.op[i]), {S, O});
     out["populations"] = pops, out["projections"] = projs, out["operators"] = ops;
+    {
+        std::ostringstream models; // what `quantal energy --json` prints for a trace of this run
+        cli::print_energy_json(models, energy_inputs(a.total, net), q.costs, HardwareProfile{});
+        out["energy_json"] = models.str();
+    }
     out["snn_pj"] = to_array(std::move(a.snn_pj), {S});
     out["ann_pj"] = to_array(std::move(a.ann_pj), {S});
     py::dict spikes;
@@ -545,6 +554,15 @@ void command(const std::vector<std::string>& args) {
     } catch (const CLI::ParseError& e) {
         throw InputError(e.what());
     }
+}
+
+// `quantal energy TRACE --json`'s text, for quantal.plot.energy of a trace file.
+std::string trace_energy_json(const std::string& path) {
+    const TraceSummary s = read_trace_summary(path);
+    if (!s.has_energy) throw InputError(path + ": has no /energy group (no ledger to price)");
+    std::ostringstream out;
+    cli::print_energy_json(out, energy_inputs(s), EnergyCosts{s.e_ac_pj, s.e_mac_pj}, HardwareProfile{});
+    return out.str();
 }
 
 } // namespace
@@ -609,5 +627,6 @@ PYBIND11_MODULE(_quantal, m) {
         });
     m.def("load", &load, py::arg("path"), py::arg("dt_ms"));
     m.def("command", &command, py::arg("args"));
+    m.def("trace_energy_json", &trace_energy_json, py::arg("path"));
     m.def("build", &build, py::arg("populations"), py::arg("projections"), py::arg("readout"));
 }

@@ -17,8 +17,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.patches  # noqa: E402
 import numpy as np  # noqa: E402
+from trace_figures import ENERGY_MODELS, energy, energy_rows  # noqa: E402,F401 (ENERGY_MODELS: plot_study)
 
 EXIT_INPUT = 2
 
@@ -104,88 +104,16 @@ PAPER_STYLE = {
 
 
 # ---- energy per layer under each energy model (quantal inspect / energy --plot, quantal plot) ----
-
-# The energy models of docs/energy.md, as `quantal energy --json` names their per-layer values.
-ENERGY_MODELS = (("proxy_pj", "proxy, measured", "E_AC × accumulates + E_MAC × MACs, counted"),
-                 ("papers_pj", "proxy, the papers' way", "E_AC × rate × T × FLOPs + E_MAC × MACs"),
-                 ("memory_pj", "memory-inclusive", "operations + memory accesses (Lemaire 2022)"))
-# The model format's role groups, in the order data flows through a block (sim/energy_models.cpp).
-ROLE_GROUPS = ("embedding, head", "attention (qkv_in, proj_in)", "MLP (fc1_in, fc2_in)", "stream",
-               "patch merging (merge)", "without role")
-GROUP_COLOURS = dict(zip(ROLE_GROUPS, ("tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown")))
-
-
-def engineering_unit(values_pj):
-    """(scale, unit) so that the largest value reads between 1 and 1000."""
-    top = max([abs(v) for v in values_pj if v == v] + [0.0])
-    for scale, unit in ((1e12, "J"), (1e9, "mJ"), (1e6, "µJ"), (1e3, "nJ")):
-        if top >= scale:
-            return scale, unit
-    return 1.0, "pJ"
+# The figure is trace_figures.energy, the one Python's quantal.plot.energy draws too.
 
 
 def energy_rows_from_json(doc, where):
-    """A row of the per-layer figure from the JSON of `quantal energy --json` (a trace): its
-    layers, the models' totals and the ANN's."""
+    """trace_figures.energy_rows of the JSON read from `where`, an InputProblem if it is not one."""
     try:
-        totals = {k: doc["models"][i]["input_every_tick_pj"] for i, (k, _, _) in enumerate(ENERGY_MODELS)}
-        ann = {"proxy_pj": doc["ann"]["float_pj"], "papers_pj": doc["ann"]["float_pj"],
-               "memory_pj": doc["ann"]["memory_model_pj"]}
-        profile = doc["assumptions"]["profile"]
-        return dict(layers=doc["layers"], totals=totals, ann=ann, ann_name=doc["ann"]["baseline"],
-                    memory="%s, %s memories, %s updates" % (profile["name"], profile["memory"],
-                                                           profile["neuron_updates"].replace("_", "-")))
-    except (KeyError, IndexError, TypeError) as e:
-        raise InputProblem("%s: not the JSON of `quantal energy --json` (%s missing)" % (where, e)) from None
+        return energy_rows(doc)
+    except ValueError as e:
+        raise InputProblem("%s: %s" % (where, e)) from None
 
 
 def plot_energy_per_layer(rows, path, title, dpi):
-    save_figure(energy_per_layer_figure(rows, title), path, dpi, tight=True)
-
-
-def energy_per_layer_figure(rows, title):
-    """One row per network (rows: [(label, energy_rows_from_json(...))]), one panel per energy
-    model: every layer (target population) as a bar, grouped and coloured by the model format's
-    role groups, pJ per sample with the analog input charged every tick; each panel's title gives
-    the model's total and its ratio to the ANN on that model's terms."""
-    n_layers = max(len(r["layers"]) for _, r in rows)
-    fig, axes = plt.subplots(len(rows), len(ENERGY_MODELS), squeeze=False, sharey="row",
-                             figsize=(5.2 * len(ENERGY_MODELS), 1.6 + 0.16 * n_layers * len(rows)))
-    for (label, r), panel_row in zip(rows, axes):
-        order = sorted(range(len(r["layers"])), key=lambda i: (ROLE_GROUPS.index(r["layers"][i]["group"])
-                                                               if r["layers"][i]["group"] in ROLE_GROUPS
-                                                               else len(ROLE_GROUPS), i))
-        layers = [r["layers"][i] for i in order]
-        y = np.arange(len(layers))
-        groups = [l["group"] for l in layers]
-        starts = [i for i in range(len(groups)) if i == 0 or groups[i] != groups[i - 1]]
-        for ax, (key, name, how) in zip(panel_row, ENERGY_MODELS):
-            values = [l[key] for l in layers]
-            total, ann = r["totals"][key], r["ann"][key]
-            scale, unit = engineering_unit(values + [total])
-            ax.barh(y, np.array(values) / scale, color=[GROUP_COLOURS.get(g, "black") for g in groups])
-            top = max(values) / scale if values else 1.0
-            ax.set_xlim(0, 1.55 * top)  # room right of the longest bar for the groups' shares
-            for k, first in enumerate(starts):  # each group's share of the total, at its first bar
-                last = starts[k + 1] if k + 1 < len(starts) else len(groups)
-                share = sum(values[first:last])
-                if first:
-                    ax.axhline(first - 0.5, color="0.6", linewidth=0.6)
-                ax.text(1.54 * top, first - 0.3, "%s: %.3g %s (%.0f %%)" % (groups[first].split(" (")[0], share / scale, unit,
-                                                                      100 * share / total if total else 0),
-                        ha="right", va="top", fontsize=7, color=GROUP_COLOURS.get(groups[first], "black"))
-            vs = ("; ANN %.3g %s, SNN ×%.2f" % (ann / scale, unit, total / ann)) if ann and ann == ann and ann > 0 \
-                else "; no ANN on these terms"
-            ax.set_title("%s%s\ntotal %.3g %s%s" % (name, (" — " + label) if label else "", total / scale, unit, vs))
-            extra = ("\n" + r["memory"]) if key == "memory_pj" else ""
-            ax.set_xlabel("%s per sample (%s)%s" % (unit, how, extra))
-        panel_row[0].set_yticks(y)
-        panel_row[0].set_yticklabels([l["layer"] for l in layers], fontsize=6)
-        panel_row[0].invert_yaxis()
-    present = [g for g in ROLE_GROUPS if any(l["group"] == g for _, r in rows for l in r["layers"])]
-    handles = [matplotlib.patches.Patch(color=GROUP_COLOURS[g]) for g in present]
-    fig.legend(handles, ["role group: " + g for g in present], loc="upper center", ncol=min(len(present), 6),
-               bbox_to_anchor=(0.5, 0.995), fontsize=8, frameon=False)
-    fig.suptitle(title + " (layer = target population; analog input charged every tick)", y=1.02, fontsize=10)
-    fig.tight_layout()
-    return fig
+    save_figure(energy(rows, title), path, dpi, tight=True)

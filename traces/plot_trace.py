@@ -7,13 +7,13 @@
 Writes DIR/raster.png (a panel per population with its own neuron axis: the chosen populations,
 by default all up to 8, else 8 spread over the network; up to 100 neurons each; the chosen
 recorded samples, by default the first, with their boundaries marked), DIR/rates.png (rate per
-neuron per population vs time within a sample, mean over the recorded samples) and, when the
-trace has an /energy group, DIR/energy.png (energy per layer, stacked by role). The figures are
+neuron per population vs time within a sample, mean over the recorded samples). The figures are
 trace_figures.py's, shared with the Python module (quantal.plot). With --energy-models JSON (what
-`quantal energy --json` prints), DIR/energy_models.png: energy per group of layers (the model
-format's roles) under each energy model, with the ANN baselines, and DIR/energy_per_layer.png:
-every layer under each energy model, grouped by role (plot_common.plot_energy_per_layer, which
-`quantal plot` uses for a study too); --energy-only draws just those two.
+`quantal energy --json` prints; `quantal inspect --plot` passes it for a trace with a ledger),
+DIR/energy_models.png: energy per group of layers (the model format's roles) under each energy
+model, with the ANN baselines, and DIR/energy_per_layer.png: every layer under each energy model,
+grouped by role (trace_figures.energy, which `quantal plot` draws for a study and quantal.plot.energy
+for a run); --energy-only draws just those two.
 `quantal inspect --plot DIR` and `quantal energy --plot DIR` call this script. Only h5py, numpy
 and matplotlib are used; spikes are read in blocks, so memory stays bounded for long traces.
 """
@@ -52,11 +52,6 @@ def plot_rates(f, path, args):
     rec = trace_figures.TraceRecording(f, os.path.basename(args.trace))
     fig = drawn(trace_figures.rates, rec, populations=args.populations.split(",") if args.populations else None)
     save_figure(fig, path, args.dpi)
-
-
-def plot_energy(f, path, args):
-    rec = trace_figures.TraceRecording(f, os.path.basename(args.trace))
-    save_figure(drawn(trace_figures.energy, rec), path, args.dpi)
 
 
 def parse_range(text, option):
@@ -145,9 +140,6 @@ def plot_trace(args):
             for name, plot in (("raster.png", plot_raster), ("rates.png", plot_rates)):
                 plot(f, os.path.join(args.out, name), args)
                 written.append(name)
-            if "energy" in f:
-                plot_energy(f, os.path.join(args.out, "energy.png"), args)
-                written.append("energy.png")
         if args.energy_models:
             doc = plot_energy_models(args.energy_models, os.path.join(args.out, "energy_models.png"), args)
             written.append("energy_models.png")

@@ -4,7 +4,7 @@ copied into the package by the build).
 
     raster(rec, populations=None, neurons=None, samples=(0, 1), ticks=None)
     rates(rec, populations=None)        firing rate per population vs tick within a sample, mean over samples
-    energy(rec)                         energy per layer, stacked by role
+    energy(rows, title)                 energy per layer under each energy model, grouped by role
     accuracy(results)                   accuracy vs ticks simulated, with 95 % intervals
 
 A recording (`rec`) is a TraceRecording (an open h5py trace) or a ResultRecording (a Result);
@@ -17,6 +17,7 @@ import math
 import numpy as np
 from matplotlib import colormaps, colors, ticker
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 MAX_PANELS = 8  # more populations than this are not drawn one panel each unless chosen
 MAX_NEURONS = 100  # rows per raster panel unless chosen: a dot per spike stays visible
@@ -41,7 +42,6 @@ class ResultRecording:
         self.recorded[:result.recorded_samples] = True
         self.populations = list(result.spikes)
         self.sizes = dict(zip(result.ledger.population_names, result.ledger.population_sizes))
-        self._ledger = result.ledger
         first = int(self.sample_index[0]) if len(self.sample_index) else 0
         self._spikes = {name: (np.asarray(s.sample, np.int64) - first, np.asarray(s.tick, np.int64),
                                np.asarray(s.node_id, np.int64)) for name, s in result.spikes.items()}
@@ -54,17 +54,6 @@ class ResultRecording:
 
     def tick_counts(self, name):
         return np.bincount(self._spikes[name][1], minlength=self.ticks)[:self.ticks]
-
-    def energy_inputs(self):
-        """energy_layers()'s arguments, from the ledger."""
-        ledger, total = self._ledger, self._ledger.total()
-        ops = total["operators"]
-        return dict(projections=list(zip(ledger.projection_names, ledger.projection_targets, ledger.projection_roles,
-                                          total["projections"]["transmitted"].tolist())),
-                    populations=list(zip(ledger.population_names, total["populations"]["macs"].tolist())),
-                    operators=list(zip(ledger.operator_names, (ops["coincidences"] + ops["deliveries"]).tolist(),
-                                       ops["macs"].tolist())),
-                    samples=len(self.sample_index), e_ac=ledger.costs[0], e_mac=ledger.costs[1])
 
 
 class TraceRecording:
@@ -124,23 +113,6 @@ class TraceRecording:
         if not parts:
             return tuple(np.zeros(0, np.int64) for _ in range(3))
         return tuple(np.concatenate(p) for p in zip(*parts))
-
-    def energy_inputs(self):
-        """energy_layers()'s arguments, from /energy (docs/traces.md)."""
-        if "energy" not in self._f:
-            raise ValueError("%s: has no /energy group" % self.source)
-        e, total = self._f["energy"], self._f["energy/total"]
-        text = lambda d: [_text(x) for x in d[()]]  # noqa: E731
-        operators = []
-        if "operators/name" in e and len(e["operators/name"]):
-            t = total["operators"]
-            operators = list(zip(text(e["operators/name"]), (t["coincidences"][()] + t["deliveries"][()]).tolist(),
-                                 t["macs"][()].tolist()))
-        return dict(projections=list(zip(text(e["projections/name"]), text(e["projections/target"]),
-                                         text(e["projections/role"]), total["projections/transmitted"][()].tolist())),
-                    populations=list(zip(text(e["populations/name"]), total["populations/macs"][()].tolist())),
-                    operators=operators, samples=int(total.attrs.get("samples", 1)),
-                    e_ac=float(e.attrs["e_ac_pj"]), e_mac=float(e.attrs["e_mac_pj"]))
 
     def tick_counts(self, name):
         counts = np.zeros(self.ticks, np.int64)
@@ -343,70 +315,94 @@ def rates(rec, populations=None, width=10.0):
 
 
 # ---- energy --------------------------------------------------------------------------------------
+# One figure of energy per layer for traces (`quantal inspect --plot`, `quantal energy --plot`),
+# studies (`quantal plot`) and Python (`quantal.plot.energy`). Its numbers are those of
+# `quantal energy --json` (sim/energy_models.cpp computes them; nothing is re-derived here).
 
-def energy_layers(projections, populations, operators, samples, e_ac, e_mac):
-    """[(layer, role, pJ per sample)] of docs/energy.md's proxy: a projection costs E_AC x
-    transmitted, a population E_MAC x MACs (analog input), an operator E_AC x (coincidences +
-    deliveries) + E_MAC x MACs. projections: [(name, target, role, transmitted)];
-    populations: [(name, macs)]; operators: [(name, coincidences + deliveries, macs)] (totals
-    over `samples`)."""
-    n = max(samples, 1)
-    rows = [(layer_of(target), role or "(no role)", e_ac * transmitted / n)
-            for _, target, role, transmitted in projections]
-    rows += [(layer_of(name), "analog input (MACs)", e_mac * macs / n) for name, macs in populations if macs]
-    rows += [(layer_of(name), "attention operator", (e_ac * ac + e_mac * macs) / n) for name, ac, macs in operators]
-    # Layers in network order (of their first population), whichever table a row came from.
-    order = {}
-    for name, _ in populations:
-        order.setdefault(layer_of(name), len(order))
-    return sorted(rows, key=lambda r: order.get(r[0], len(order)))
+ENERGY_MODELS = (("proxy_pj", "proxy, measured", "E_AC × accumulates + E_MAC × MACs, counted"),
+                 ("papers_pj", "proxy, the papers' way", "E_AC × rate × T × FLOPs + E_MAC × MACs"),
+                 ("memory_pj", "memory-inclusive", "operations + memory accesses (Lemaire 2022)"))
+# The model format's role groups, in the order data flows through a block (sim/energy_models.cpp).
+ROLE_GROUPS = ("embedding, head", "attention (qkv_in, proj_in)", "MLP (fc1_in, fc2_in)", "stream",
+               "patch merging (merge)", "without role")
+GROUP_COLOURS = dict(zip(ROLE_GROUPS, ("tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown")))
 
 
-def energy(rec, width=10.0):
-    """Energy per layer (pJ per sample), one horizontal bar per layer in network order, stacked by
-    role (a colour per role, the legend lists them with their totals)."""
-    inputs = rec.energy_inputs()
-    rows = energy_layers(**inputs)
-    samples, e_ac, e_mac, source = inputs["samples"], inputs["e_ac"], inputs["e_mac"], rec.source
-    layers = list(dict.fromkeys(r[0] for r in rows))
-    roles = list(dict.fromkeys(r[1] for r in rows))
-    table = np.zeros((len(layers), len(roles)))
-    for layer, role, pj in rows:
-        table[layers.index(layer), roles.index(role)] += pj
-    scale, unit = _energy_unit(table.sum(axis=1).max() if table.size else 0.0)
-    table_pj, table = table, table / scale
-    fig = Figure(figsize=(width, 2.2 + 0.3 * max(len(layers), 1)))
-    ax = fig.subplots()
-    y = np.arange(len(layers))
-    left = np.zeros(len(layers))
-    palette = colormaps["tab10"]
-    for j, role in enumerate(roles):
-        ax.barh(y, table[:, j], left=left, color=palette(j % 10), label="%s: %.4g %s" % (role, table[:, j].sum(), unit))
-        left += table[:, j]
-    ax.set_yticks(y)
-    ax.set_yticklabels(layers, fontsize=max(5, min(8, 300 // max(len(layers), 1))))
-    ax.invert_yaxis()
-    ax.set_xlim(0, max(left.max(), 1e-12) * 1.04)
-    ax.set_ylabel("layer", fontsize=8)
-    ax.set_xlabel("energy per sample (%s): E_AC = %.2g pJ per transmitted spike or accumulate, E_MAC = %.2g pJ "
-                  "per MAC" % (unit, e_ac, e_mac), fontsize=8)
-    ax.tick_params(labelsize=8)
-    # Outside the bars, so that it hides none of them.
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="role: per sample", title_fontsize=8)
-    ax.set_title("Energy per layer (a population's name up to its last '.') by role, mean over %d sample%s, "
-                 "total %.4g %s%s" % (samples, "s" if samples != 1 else "", table.sum(), unit,
-                                 " (%s)" % source if source else ""), fontsize=9)
-    fig.tight_layout()
-    fig.quantal = {"layers": layers, "roles": roles, "pj": table_pj.tolist(), "unit": unit}
-    return fig
+def energy_rows(doc):
+    """A network's row of energy(): its layers, the models' totals and the ANN's, from the JSON
+    of `quantal energy --json` (a trace or a run). ValueError when it is not that JSON."""
+    try:
+        totals = {k: doc["models"][i]["input_every_tick_pj"] for i, (k, _, _) in enumerate(ENERGY_MODELS)}
+        ann = {"proxy_pj": doc["ann"]["float_pj"], "papers_pj": doc["ann"]["float_pj"],
+               "memory_pj": doc["ann"]["memory_model_pj"]}
+        profile = doc["assumptions"]["profile"]
+        return dict(layers=doc["layers"], totals=totals, ann=ann, ann_name=doc["ann"]["baseline"],
+                    memory="%s, %s memories, %s updates" % (profile["name"], profile["memory"],
+                                                           profile["neuron_updates"].replace("_", "-")))
+    except (KeyError, IndexError, TypeError) as e:
+        raise ValueError("not the JSON of `quantal energy --json` (%s missing)" % e) from None
 
 
-def _energy_unit(largest_pj):
-    """(pJ per unit, name): the unit in which the largest bar is 1 to 1000, so no axis offset."""
-    for scale, name in ((1e6, "µJ"), (1e3, "nJ")):
-        if largest_pj >= scale:
-            return scale, name
+def engineering_unit(values_pj):
+    """(scale, unit) so that the largest value reads between 1 and 1000."""
+    top = max([abs(v) for v in values_pj if v == v] + [0.0])
+    for scale, unit in ((1e12, "J"), (1e9, "mJ"), (1e6, "µJ"), (1e3, "nJ")):
+        if top >= scale:
+            return scale, unit
     return 1.0, "pJ"
+
+
+def energy(rows, title):
+    """One row of panels per network (rows: [(label, energy_rows(...))]), one panel per energy
+    model: every layer (target population) as a bar, grouped and coloured by the model format's
+    role groups, per sample with the analog input charged every tick; each panel's title gives
+    the model's total and its ratio to the ANN on that model's terms. fig.quantal: per network
+    label, the layers in drawn order, their groups and {model key: pJ per layer}."""
+    n_layers = max(len(r["layers"]) for _, r in rows)
+    fig = Figure(figsize=(5.2 * len(ENERGY_MODELS), 1.6 + 0.16 * n_layers * len(rows)))
+    axes = fig.subplots(len(rows), len(ENERGY_MODELS), squeeze=False, sharey="row")
+    drawn = {}
+    for (label, r), panel_row in zip(rows, axes):
+        order = sorted(range(len(r["layers"])), key=lambda i: (ROLE_GROUPS.index(r["layers"][i]["group"])
+                                                               if r["layers"][i]["group"] in ROLE_GROUPS
+                                                               else len(ROLE_GROUPS), i))
+        layers = [r["layers"][i] for i in order]
+        y = np.arange(len(layers))
+        groups = [l["group"] for l in layers]
+        starts = [i for i in range(len(groups)) if i == 0 or groups[i] != groups[i - 1]]
+        drawn[label] = {"layers": [l["layer"] for l in layers], "groups": groups,
+                        "pj": {key: [l[key] for l in layers] for key, _, _ in ENERGY_MODELS}}
+        for ax, (key, name, how) in zip(panel_row, ENERGY_MODELS):
+            values = [l[key] for l in layers]
+            total, ann = r["totals"][key], r["ann"][key]
+            scale, unit = engineering_unit(values + [total])
+            ax.barh(y, np.array(values) / scale, color=[GROUP_COLOURS.get(g, "black") for g in groups])
+            top = max(values) / scale if values else 1.0
+            ax.set_xlim(0, 1.55 * top)  # room right of the longest bar for the groups' shares
+            for k, first in enumerate(starts):  # each group's share of the total, at its first bar
+                last = starts[k + 1] if k + 1 < len(starts) else len(groups)
+                share = sum(values[first:last])
+                if first:
+                    ax.axhline(first - 0.5, color="0.6", linewidth=0.6)
+                ax.text(1.54 * top, first - 0.3, "%s: %.3g %s (%.0f %%)" % (groups[first].split(" (")[0], share / scale, unit,
+                                                                      100 * share / total if total else 0),
+                        ha="right", va="top", fontsize=7, color=GROUP_COLOURS.get(groups[first], "black"))
+            vs = ("; ANN %.3g %s, SNN ×%.2f" % (ann / scale, unit, total / ann)) if ann and ann == ann and ann > 0 \
+                else "; no ANN on these terms"
+            ax.set_title("%s%s\ntotal %.3g %s%s" % (name, (" — " + label) if label else "", total / scale, unit, vs))
+            extra = ("\n" + r["memory"]) if key == "memory_pj" else ""
+            ax.set_xlabel("%s per sample (%s)%s" % (unit, how, extra))
+        panel_row[0].set_yticks(y)
+        panel_row[0].set_yticklabels([l["layer"] for l in layers], fontsize=6)
+        panel_row[0].invert_yaxis()
+    present = [g for g in ROLE_GROUPS if any(l["group"] == g for _, r in rows for l in r["layers"])]
+    handles = [Patch(color=GROUP_COLOURS[g]) for g in present]
+    fig.legend(handles, ["role group: " + g for g in present], loc="upper center", ncol=min(len(present), 6),
+               bbox_to_anchor=(0.5, 0.995), fontsize=8, frameon=False)
+    fig.suptitle(title + " (layer = target population; analog input charged every tick)", y=1.02, fontsize=10)
+    fig.tight_layout()
+    fig.quantal = drawn
+    return fig
 
 
 # ---- accuracy ------------------------------------------------------------------------------------

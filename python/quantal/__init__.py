@@ -470,7 +470,8 @@ class Ledger:
     """The energy ledger per sample (docs/energy.md): populations[field] (samples, P) for spikes,
     updates, drift_ticks, wakeups, macs; projections[field] (samples, J) for spikes_in,
     masked_spikes, attempted, transmitted, failed; operators[field] (samples, O) for coincidences,
-    deliveries, macs, masked_spikes; snn_pj and ann_pj (samples,) with the costs run() was given."""
+    deliveries, macs, masked_spikes; snn_pj and ann_pj (samples,) with the costs run() was given;
+    energy_models() the run under every energy model."""
 
     def __init__(self, network, out, ticks, costs):
         self.population_names = [p.name for p in network.populations]
@@ -485,6 +486,7 @@ class Ledger:
         self.populations, self.projections, self.operators = out["populations"], out["projections"], out["operators"]
         self.projections["failed"] = self.projections["attempted"] - self.projections["transmitted"]
         self.snn_pj, self.ann_pj = out["snn_pj"], out["ann_pj"]
+        self._energy_json = out["energy_json"]
 
     def table(self):
         """Per-sample means per population, projection and operator, in the text and layout of
@@ -514,6 +516,12 @@ class Ledger:
                 lines.append("  %-24s %14.1f %14.1f %14.1f %12.1f %12.1f" % (
                     name, c / n, d / n, m / n, ops["masked_spikes"][:, j].sum() / n, (e_ac * (c + d) + e_mac * m) / n))
         return "\n".join(lines) + "\n"
+
+    def energy_models(self):
+        """The energy models side by side (docs/energy.md), as a dict: what `quantal energy --json`
+        prints for a trace of this run (per-layer values, totals, ANN baselines, assumptions)."""
+        import json
+        return json.loads(self._energy_json)
 
     def total(self):
         """Sums over the samples: {"populations": {field: (P,)}, "projections": ..., "operators": ...}."""

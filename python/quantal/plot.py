@@ -55,11 +55,19 @@ def rates(source, *, populations=None, width=10.0):
         return _figures.rates(rec, populations=populations, width=width)
 
 
-def energy(source, *, width=10.0):
-    """Energy per layer (pJ per sample, docs/energy.md's proxy), stacked by role. source: a
-    quantal.Result or a trace file with /energy."""
-    with _recording(source) as rec:
-        return _figures.energy(rec, width=width)
+def energy(source):
+    """Energy per layer under each energy model (docs/energy.md: proxy measured, the papers' way,
+    memory-inclusive), a panel each, layers grouped and coloured by role: the numbers of `quantal
+    energy --json` for the run or the trace, the figure `quantal inspect --plot` saves as
+    energy_per_layer.png. source: a quantal.Result or a trace file with /energy."""
+    import json
+    if isinstance(source, (str, os.PathLike)):
+        from . import _quantal
+        doc, name = json.loads(_quantal.trace_energy_json(os.fspath(source))), os.path.basename(os.fspath(source))
+    else:
+        doc, name = source.ledger.energy_models(), "the run of '%s'" % source.model
+    title = "Energy per layer under each model, %s, mean over %d samples, T = %d" % (name, doc["samples"], doc["ticks"])
+    return _figures.energy([("", _figures.energy_rows(doc))], title)
 
 
 def accuracy(results, *, width=7.0):

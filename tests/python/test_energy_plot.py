@@ -1,5 +1,5 @@
-"""The energy-per-layer figure (traces/plot_common.py, drawn for `quantal inspect --plot`,
-`quantal energy --plot` and `quantal plot STUDY`): what a reader must find in it, checked on the
+"""The energy-per-layer figure (traces/trace_figures.py energy(), drawn for `quantal inspect --plot`,
+`quantal energy --plot`, `quantal plot STUDY` and quantal.plot.energy): what a reader must find in it, checked on the
 matplotlib figure built from real `quantal energy --json` output:
 - one panel per energy model (proxy measured, the papers' way, memory-inclusive) per network,
   each titled with the model's name, its total and the ANN's on that model's terms (in the axis
@@ -19,6 +19,7 @@ DATA = "/usr/share/datasets/fashion-mnist"
 MODELS = [os.path.join(SOURCE, f"examples/mst/models/mst_r{r}.h5") for r in (0, 75)]
 sys.path.insert(0, os.path.join(SOURCE, "traces"))
 import plot_common  # noqa: E402
+import trace_figures  # noqa: E402
 import plot_study  # noqa: E402
 
 # Written out here, not imported: what the reader must see.
@@ -54,7 +55,7 @@ def trace_json(tmp_path_factory):
 
 
 def test_trace_figure(trace_json):
-    fig = plot_common.energy_per_layer_figure([("", plot_common.energy_rows_from_json(trace_json, "t"))], "title")
+    fig = trace_figures.energy([("", plot_common.energy_rows_from_json(trace_json, "t"))], "title")
     assert len(fig.axes) == 3
     totals = {k: m["input_every_tick_pj"] for k, m in zip(KEYS, trace_json["models"])}
     check_row(fig.axes, trace_json["layers"], totals, "")
@@ -77,7 +78,7 @@ def test_study_figure_has_a_row_per_model(tmp_path):
     doc = subprocess.run([BINARY, "energy", study, "--json"], capture_output=True, text=True, check=True).stdout
     (tmp_path / "e.json").write_text(doc)
     rows, doc = plot_study.energy_rows_of_study(str(tmp_path / "e.json"))
-    fig = plot_common.energy_per_layer_figure(rows, "title")
+    fig = trace_figures.energy(rows, "title")
     assert len(fig.axes) == 6
     for m in range(2):
         base = next(c for c in doc["configurations"] if c["model"] == m and c["ratio"] == 0)

@@ -137,24 +137,34 @@ def test_rates_of_many_populations_are_a_heat_map_with_a_ticked_colour_bar():
     assert heat.get_xlim() == (0.0, TICKS * result.dt_ms)
 
 
-def test_energy_per_layer_by_role(run):
+def test_energy_per_layer_under_each_model(run):
     net, result = run
     fig = quantal.plot.energy(result)
-    q = fig.quantal
-    assert q["layers"] == ["l0", "l1", "out"]
-    assert set(q["roles"]) == {"fc1_in", "stream", "head"}
-    # The oracle: E_AC x transmitted per sample, summed per (target layer, role).
+    drawn = fig.quantal[""]
+    assert len(fig.axes) == 3  # proxy measured, the papers' way, memory-inclusive
+    # The oracle for the measured proxy: a layer (target population) costs E_AC (0.9 pJ) per
+    # transmitted spike of the projections into it, per sample (no MACs, no operators here).
     transmitted = result.ledger.projections["transmitted"].sum(axis=0) / SAMPLES
-    expected = {}
+    expected = dict.fromkeys(result.ledger.population_names, 0.0)
     for p, t in zip(net.projections, transmitted):
-        key = (p.target.rpartition(".")[0], p.role)
-        expected[key] = expected.get(key, 0.0) + 0.9 * t
-    for (layer, role), pj in expected.items():
-        assert q["pj"][q["layers"].index(layer)][q["roles"].index(role)] == pytest.approx(pj)
-    assert sum(map(sum, q["pj"])) == pytest.approx(0.9 * transmitted.sum())  # nothing else: no MACs, no operators
-    ax = fig.axes[0]
-    assert "pJ" in ax.get_xlabel() and [t.get_text() for t in ax.get_yticklabels()] == q["layers"]
-    assert len(ax.get_legend().get_texts()) == 3
+        expected[p.target] += 0.9 * t
+    proxy = dict(zip(drawn["layers"], drawn["pj"]["proxy_pj"]))
+    assert proxy == pytest.approx(expected)
+    # Layers grouped by role group, the groups in the order data flows, each group once.
+    order = [quantal.plot._figures.ROLE_GROUPS.index(g) for g in drawn["groups"]]
+    assert order == sorted(order) and set(drawn["groups"]) >= {"MLP (fc1_in, fc2_in)", "embedding, head"}
+    doc = result.ledger.energy_models()
+    for ax, (key, _, _) in zip(fig.axes, quantal.plot._figures.ENERGY_MODELS):
+        unit = ax.get_xlabel().split(" ")[0]
+        scale = {"pJ": 1.0, "nJ": 1e3, "µJ": 1e6}[unit]
+        widths = [bar.get_width() * scale for bar in ax.patches]
+        assert widths == pytest.approx(drawn["pj"][key], rel=1e-9)
+        total = next(m["input_every_tick_pj"] for m, (k, _, _) in zip(doc["models"], quantal.plot._figures.ENERGY_MODELS)
+                     if k == key)
+        assert f"total {total / scale:.3g} {unit}" in ax.get_title()
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == drawn["layers"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == \
+        ["role group: " + g for g in dict.fromkeys(drawn["groups"])]
 
 
 def test_accuracy_vs_ticks(run):
@@ -192,7 +202,10 @@ def test_a_trace_of_the_same_run_draws_the_same(run, tmp_path):
     rates_trace = quantal.plot.rates(str(trace), populations=["l0.exc", "l0.inh"]).quantal["rates_hz"]
     rates_result = quantal.plot.rates(result, populations=["l0.exc", "l0.inh"]).quantal["rates_hz"]
     np.testing.assert_allclose(np.array(rates_trace) / 2, rates_result)  # ticks of 0.5 ms: twice the rate
-    np.testing.assert_allclose(quantal.plot.energy(str(trace)).quantal["pj"], quantal.plot.energy(result).quantal["pj"])
+    from_trace, from_result = quantal.plot.energy(str(trace)).quantal[""], quantal.plot.energy(result).quantal[""]
+    assert from_trace["layers"] == from_result["layers"] and from_trace["groups"] == from_result["groups"]
+    for key, values in from_result["pj"].items():
+        np.testing.assert_allclose(from_trace["pj"][key], values, rtol=1e-9)
 
 
 def test_inspect_plot_draws_with_the_shared_figures(run, tmp_path):
@@ -203,7 +216,7 @@ def test_inspect_plot_draws_with_the_shared_figures(run, tmp_path):
                     str(trace)], check=True, capture_output=True)
     r = subprocess.run([QUANTAL, "inspect", str(trace), "--plot", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    for name in ("raster.png", "rates.png", "energy.png"):
+    for name in ("raster.png", "rates.png", "energy_per_layer.png"):
         assert (out / name).read_bytes().startswith(b"\x89PNG")
     script = os.path.join(os.path.dirname(quantal.__file__), "..", "..", "..", "traces", "plot_trace.py")
     source = os.environ.get("QUANTAL_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))

@@ -54,7 +54,7 @@ def test_plot_writes_pngs(trace, tmp_path):
     out = tmp_path / "plots"
     r = inspect(trace, "--plot", out)
     assert r.returncode == 0, r.stderr
-    for name in ("raster.png", "rates.png", "energy.png"):
+    for name in ("raster.png", "rates.png", "energy_per_layer.png"):
         data = (out / name).read_bytes()
         assert data.startswith(PNG), name
         assert len(data) > 10_000, f"{name} is only {len(data)} bytes"
