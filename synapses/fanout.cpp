@@ -173,7 +173,7 @@ SparseFanout compile(const Sparse& s, const Shape& src, const Shape& dst, std::u
     if (!f.weight.empty() && std::all_of(f.weight.begin(), f.weight.end(), [&](float w) {
             return std::bit_cast<std::uint32_t>(w) == std::bit_cast<std::uint32_t>(f.weight[0]);
         }))
-        f.weight.resize(1);
+        f.weight = std::vector<float>{f.weight[0]}; // a fresh vector: resize(1) would keep all nnz slots allocated
     return f;
 }
 
