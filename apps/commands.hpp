@@ -49,9 +49,11 @@ using NamedFile = std::pair<std::string, std::string>;
 // `force` is false. Nothing is created.
 void check_output_file(const std::string& output, const std::vector<NamedFile>& inputs, bool force);
 
-// Per-layer table of the ledger (spikes, events, energy), the totals against the ANN, and the
-// energy models side by side (print_energy_models, with the built-in hardware profile).
-void print_energy_report(std::ostream& out, const Network& net, const EnergyLedger& ledger, const EnergyCosts& costs);
+// Per-layer table of the ledger (spikes, rates per tick and in Hz at dt_ms, events, energy), the
+// totals against the ANN, and the energy models side by side (print_energy_models, with the
+// built-in hardware profile).
+void print_energy_report(std::ostream& out, const Network& net, const EnergyLedger& ledger, const EnergyCosts& costs,
+                         double dt_ms);
 
 // The energy models side by side (apps/energy_report.cpp): assumptions, counts per sample by
 // class, each model's total against the ANN baselines and the break-even T; per layer; as JSON.

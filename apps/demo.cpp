@@ -117,7 +117,7 @@ void run_demo(const DemoOptions& o) {
     std::cout << "demo: " << o.samples << " samples x " << o.ticks << " ticks, release "
               << (o.mask > 0 ? o.release : "none") << " mask " << o.mask << ", seed " << o.seed << ", " << seconds
               << " s\n";
-    print_energy_report(std::cout, net, total, o.costs);
+    print_energy_report(std::cout, net, total, o.costs, o.dt_ms);
 }
 
 } // namespace

@@ -456,7 +456,7 @@ int run_command(const RunCommandOptions& o) {
                   << (o.release_spread ? ", release spread " + number_text(*o.release_spread) + " (Beta)" : "")
                   << ", targets " << o.targets.value_or("all") << " = " << targeted << "\n";
     if (labelled) std::cout << "accuracy: " << correct << " / " << labelled << "\n";
-    print_energy_report(std::cout, net, total, o.costs);
+    print_energy_report(std::cout, net, total, o.costs, o.dt);
     if (signal) {
         std::cerr << "quantal run: interrupted by " << (signal == SIGINT ? "SIGINT" : "SIGTERM") << " after " << done
                   << " of " << stimuli.count() << " samples"

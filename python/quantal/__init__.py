@@ -477,7 +477,7 @@ class Ledger:
         self.population_names = [p.name for p in network.populations]
         self.population_sizes = self._sizes = [p.size for p in network.populations]
         self._release = [mode for mode, _ in out["release"]]
-        self._ticks, self._costs = ticks, costs
+        self._ticks, self._costs, self._dt_ms = ticks, costs, network.dt_ms
         self.projection_names = [p.name for p in network.projections]
         self.projection_targets = [p.target for p in network.projections]
         self.projection_roles = [p.role for p in network.projections]
@@ -495,12 +495,13 @@ class Ledger:
         e_ac, e_mac = self._costs
         pops, prjs, ops = self.populations, self.projections, self.operators
         lines = ["populations (per sample):",
-                 "  %-24s %10s %12s %12s %14s" % ("name", "neurons", "spikes", "rate/tick", "updates")]
+                 "  %-24s %10s %12s %12s %12s %14s" % ("name", "neurons", "spikes", "rate/tick", "rate Hz", "updates")]
         for j, name in enumerate(self.population_names):
             spikes = pops["spikes"][:, j].sum() / n
-            lines.append("  %-24s %10u %12.1f %12.5f %14.1f" % (name, self._sizes[j], spikes,
-                                                                spikes / self._sizes[j] / self._ticks,
-                                                                pops["updates"][:, j].sum() / n))
+            per_tick = spikes / self._sizes[j] / self._ticks
+            lines.append("  %-24s %10u %12.1f %12.5f %12.3f %14.1f" % (name, self._sizes[j], spikes, per_tick,
+                                                                       per_tick * 1000.0 / self._dt_ms,
+                                                                       pops["updates"][:, j].sum() / n))
         lines += ["projections (per sample):", "  %-24s %10s %14s %14s %14s %12s" % (
             "name", "release", "attempted", "transmitted", "failed", "energy pJ")]
         for j, name in enumerate(self.projection_names):

@@ -80,6 +80,8 @@ def test_results_equal_the_cli_report_and_trace(tmp_path):
     np.testing.assert_array_equal(result.predictions, result.readout[:, -1].argmax(axis=1))
     populations = report_rows(proc.stdout, "populations")
     assert float(populations["hidden"][1]) == pytest.approx(result.ledger.populations["spikes"][:, 0].mean(), abs=0.05)
+    hidden_rate = result.ledger.populations["spikes"][:, 0].mean() / result.ledger.population_sizes[0] / ticks
+    assert float(populations["hidden"][3]) == pytest.approx(hidden_rate * 1000.0, abs=5e-4)  # Hz at dt = 1 ms
     projections = report_rows(proc.stdout, "projections")
     assert projections["out"][0] == "synapse"
     assert float(projections["out"][2]) == pytest.approx(result.ledger.projections["transmitted"][:, 0].mean(), abs=0.05)
