@@ -102,7 +102,9 @@ EnergyInputs study_inputs(const study::StudyCounts& s, const study::StudyCounts:
 
 void print_study_energy(std::ostream& out, const std::string& path, const std::string& model_override,
                         const HardwareProfile& hw, std::optional<double> load_timeout, bool json) {
-    const auto s = study::read_study_counts(path);
+    // Contained: libhdf5 can loop forever on a damaged file (io/contained.hpp).
+    const auto s = read_contained(path, load_timeout.value_or(default_read_seconds(path)),
+                                  [&] { return study::read_study_counts(path); });
     if (!model_override.empty() && s.models.size() != 1)
         throw InputError(path + ": has " + std::to_string(s.models.size()) + " models; --model replaces one only");
     std::vector<LoadedModel> models;

@@ -13,6 +13,7 @@
 #include "apps/plot_scripts.hpp"
 #include "apps/study/study_file.hpp"
 #include "apps/values.hpp"
+#include "io/contained.hpp"
 #include "sim/errors.hpp"
 
 namespace quantal::cli {
@@ -28,11 +29,19 @@ struct PlotOptions {
 // The study under every energy model (`quantal energy STUDY.h5 --json`, the built-in profile) in a
 // temporary file for energy_per_layer.png; empty, with a line saying why, when it cannot be priced
 // (a study without per-layer counts, or whose model files are gone): the other figures need neither.
+// A damaged study is refused here (InputError, exit 2), read contained: libhdf5 can loop forever
+// on one (io/contained.hpp), and the script's h5py would too.
 std::string price_study(const std::string& study) {
+    if (!std::filesystem::exists(study)) return {}; // the script says why
+    const bool is_study = run_contained(study, default_read_seconds(study), [&] {
+        return study::is_study_file(study) ? std::string("yes") : std::string();
+    }) == "yes";
+    if (!is_study) return {}; // the script says why
     std::ostringstream json;
     try {
-        if (!std::filesystem::exists(study) || !study::is_study_file(study)) return {}; // the script says why
         print_study_energy(json, study, "", HardwareProfile{}, std::nullopt, true);
+    } catch (const DamagedFile&) {
+        throw; // the study's own fault, unlike a missing model
     } catch (const InputError& e) {
         std::cout << "energy_per_layer.png not drawn: " << e.what() << '\n';
         return {};

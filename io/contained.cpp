@@ -242,7 +242,7 @@ std::string run_contained(const std::string& path, double seconds, const std::fu
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     if (timed_out)
-        throw InputError(path + ": reading it did not finish within " + seconds_text(seconds) +
+        throw DamagedFile(path + ": reading it did not finish within " + seconds_text(seconds) +
                          " s (the reader gave no report; a damaged HDF5 file?)");
 
     const auto newline = report.find('\n');
@@ -254,14 +254,14 @@ std::string run_contained(const std::string& path, double seconds, const std::fu
     if (head == "memory") throw std::bad_alloc();
     if (head == "error") throw std::runtime_error(body);
     if (head == "late hdf5")
-        throw InputError(path + ": reading it did not finish within " + seconds_text(seconds) +
+        throw DamagedFile(path + ": reading it did not finish within " + seconds_text(seconds) +
                          " s (libhdf5 was still in " + body + "; the file is damaged)");
     if (head == "late own")
-        throw InputError(path + ": reading it did not finish within " + seconds_text(seconds) +
+        throw DamagedFile(path + ": reading it did not finish within " + seconds_text(seconds) +
                          " s (quantal's own code was running, in " + body + "; is the file that large?)");
     int sig = 0;
     if (std::sscanf(head.c_str(), "crash hdf5 %d", &sig) == 1)
-        throw InputError(path + ": libhdf5 crashed reading it (" + signal_text(sig) + " in " + body +
+        throw DamagedFile(path + ": libhdf5 crashed reading it (" + signal_text(sig) + " in " + body +
                          "); the file is damaged");
     if (std::sscanf(head.c_str(), "crash own %d", &sig) == 1)
         throw ContainedBug("reading " + path + " crashed with " + signal_text(sig) + " in " + body +

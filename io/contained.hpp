@@ -20,7 +20,15 @@
 #include <stdexcept>
 #include <string>
 
+#include "sim/errors.hpp"
+
 namespace quantal {
+
+// The file crashed libhdf5 or kept it from finishing within the limit: damaged. An InputError (exit
+// code 2) that callers tolerating other input problems (e.g. a missing model) must not swallow.
+struct DamagedFile : InputError {
+    using InputError::InputError;
+};
 
 // A crash of quantal's own code while it read a file (or a child that vanished without a word).
 struct ContainedBug : std::runtime_error {

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import stat
+from pathlib import Path
 import subprocess
 
 import h5py
@@ -337,6 +338,22 @@ def test_not_hdf5_and_missing_file(tmp_path):
     text.write_text("not HDF5")
     one_line_error(plot(text, tmp_path / "o"), str(text), "HDF5")
     one_line_error(plot(tmp_path / "absent.h5", tmp_path / "o"), "absent.h5", "no such file")
+
+
+def test_a_damaged_study_is_refused_not_waited_on(tmp_path):
+    """Bytes flipped inside a real study's metadata: libhdf5 retries its checksums forever, so
+    the file is read contained (io/contained.hpp) and refused within its time limit, before the
+    plotting script (whose h5py would wait just the same) starts; `quantal energy` likewise."""
+    data = bytearray((Path(SOURCE) / "examples/mst/study-results/tier3-combined.h5").read_bytes())
+    for i in range(4000, len(data), 997):
+        data[i] ^= 0xFF
+    bad = tmp_path / "flipped.h5"
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    one_line_error(plot(bad, out), str(bad), "damaged")
+    assert not out.exists()
+    r = subprocess.run([BINARY, "energy", str(bad)], capture_output=True, text=True, timeout=120)
+    one_line_error(r, str(bad), "damaged")
 
 
 def test_unwritable_out_dir(study, tmp_path):
