@@ -258,7 +258,9 @@ class _Exporter:
         av = self.if_pop(prefix + "av", att_shape, attn.act_av)
         op_attrs = dict(op="softmax_attention", q=prefix + "q", k=prefix + "k", v=prefix + "v",
                         scores=scores, output=av, scale=float(attn.scale))
-        if not layout:
+        if layout:  # not the model format's: reference.py reads it, quantal refuses it by this name
+            op_attrs.update(layout="windows")
+        else:
             op_attrs.update(layout="image", heads=np.int64(attn.heads), window=np.int64(blk.window),
                             shift=np.int64(blk.shift))
         for part, mask in (("q", attn.mask_q), ("k", attn.mask_k), ("score", attn.mask_attn)):

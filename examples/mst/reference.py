@@ -164,7 +164,11 @@ class Attention:
         self.bias = _tensor(g["bias"], dtype)                        # [heads, tokens, tokens]
         self.mask = _tensor(g["mask"], dtype) if "mask" in g else None
         self.windows, self.heads, self.tokens, _ = pops[self.scores].shape
-        self.layout = _str(a.get("layout", "windows"))
+        if "layout" not in a:
+            raise ModelError(f"operator {name}: attribute 'layout' is missing")
+        self.layout = _str(a["layout"])
+        if self.layout not in ("image", "windows"):
+            raise ModelError(f"operator {name}: layout {self.layout!r} is neither 'image' nor 'windows'")
         if self.layout == "image":
             self.window, self.shift = int(a["window"]), int(a["shift"])
             self.image_shape = pops[self.q].shape

@@ -2,6 +2,7 @@
 PyTorch module's predictions on 500 test images. Uses the shipped ratio-0 model when present,
 otherwise a small untrained model with non-trivial BatchNorm statistics."""
 import os
+import subprocess
 import sys
 
 import h5py
@@ -125,5 +126,10 @@ def test_window_layout_equals_image_layout(tmp_path, test_images):
     assert runs["image"]["predictions"] == runs["windows"]["predictions"]
     assert runs["image"]["spikes_per_sample"] == runs["windows"]["spikes_per_sample"]
     with h5py.File(paths["windows"], "r") as f:
-        assert "layout" not in f["operators"]["s0.b1.attention"].attrs
+        assert f["operators"]["s0.b1.attention"].attrs["layout"] == "windows"
         assert f["populations"]["s0.b1.q"]["shape"][()].tolist() == [4, 2, 16, 8]
+    # not the model format's layout: quantal refuses it by name, in one line
+    r = subprocess.run([os.environ["QUANTAL_BINARY"], "run", "--model", paths["windows"], "--ticks", "2"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert paths["windows"] in r.stderr and "layout 'windows' is not supported" in r.stderr
