@@ -35,18 +35,6 @@ std::string ms_text(double ms) {
 
 } // namespace
 
-std::uint64_t grid_tick(double ms, double dt_ms, const std::string& where) {
-    if (!(ms >= 0)) throw InputError(where + ": time " + ms_text(ms) + " is negative");
-    const double q = std::floor(ms / dt_ms);
-    if (!(q < double(max_run_ticks)))
-        throw InputError(where + ": time " + ms_text(ms) + " is beyond tick 2^53 at dt " + ms_text(dt_ms));
-    auto g = std::uint64_t(q);
-    // ms / dt_ms is rounded: settle on the grid point as the writer computes it, double(g) * dt_ms.
-    while (double(g + 1) * dt_ms <= ms) ++g;
-    while (g > 0 && double(g) * dt_ms > ms) --g;
-    return g;
-}
-
 FileSpikes spikes_from_file(const SpikeFile& file, const std::string& model_path, const Network& net, Tick ticks,
                             double dt_ms, std::uint64_t offset, std::optional<std::uint64_t> samples) {
     const auto T = std::uint64_t(ticks);

@@ -38,10 +38,6 @@ struct FileSpikes {
 FileSpikes spikes_from_file(const SpikeFile& file, const std::string& model_path, const Network& net, Tick ticks,
                             double dt_ms, std::uint64_t offset, std::optional<std::uint64_t> samples);
 
-// The tick of a time in ms on the grid of `dt_ms`: the last tick g with g * dt_ms (in double, as
-// the trace writer computes timestamps) at or before `ms`. InputError (naming `where`) if `ms` is
-// negative or beyond tick 2^53.
-std::uint64_t grid_tick(double ms, double dt_ms, const std::string& where);
 
 class Stimuli {
 public:
