@@ -391,7 +391,12 @@ class Network:
 
     def _images(self, inputs):
         if isinstance(inputs, (str, os.PathLike)):
-            inputs = _quantal.read_npy_samples(os.fspath(inputs))
+            path, inputs = os.fspath(inputs), _quantal.read_npy_samples(os.fspath(inputs))
+            # As `quantal run --input X.npy`: a file's samples also keep their shape (leading 1s aside).
+            for i in self.inputs:
+                if _squeezed(inputs.shape[1:]) != _squeezed(i.shape):
+                    raise InputError(f"{path}: images of {' x '.join(map(str, inputs.shape[1:]))} do not fit "
+                                     f"{self.origin}: input '{i.name}', which takes {' x '.join(map(str, i.shape))}")
         images = np.asarray(inputs)
         if images.dtype.kind not in "uif" or images.ndim < 2 or images.shape[0] == 0:
             raise InputError(f"inputs: expected an array of numbers (samples >= 1, ...), got {images.dtype} of shape "
@@ -476,6 +481,14 @@ def _check_pairs(mask, release, targets, compensate, release_spread):
     if release_spread is not None and mask is None:
         raise InputError(f"release_spread={release_spread} needs mask=R (the spread is around the release "
                          "probability 1 - R)")
+
+
+def _squeezed(shape):
+    """A shape without its leading 1s: (1, 28, 28) and (28, 28) hold the same image."""
+    shape = tuple(int(d) for d in shape)
+    while len(shape) > 1 and shape[0] == 1:
+        shape = shape[1:]
+    return shape
 
 
 def load(path, dt=1.0):

@@ -5,9 +5,11 @@ Oracles: a hidden population replaced by a spike_source replaying its own record
 downstream populations the very same spikes; a hand-written bmtk-style file lands on the ticks the
 documented rule computes here in numpy; .npy arrays give the same spikes as the same images in IDX.
 The Python module (`run(input_spikes=...)`, `run("x.npy")`) equals the command line."""
+import csv as _csv
 import gzip
 import io
 import os
+import subprocess
 
 import h5py
 import numpy as np
@@ -18,6 +20,7 @@ from nir_reference import dyadic, run_quantal
 from test_run_model_file import LABELS, one_line_error, write_model
 
 TICKS = 25
+QUANTAL = os.environ.get("QUANTAL_BINARY", "quantal")
 
 
 # ---- models ----------------------------------------------------------------------------------
@@ -361,6 +364,8 @@ def test_malformed_npy_is_refused(tmp_path, make, words):
     path.write_bytes(make(np.zeros((3, 28, 28), np.uint8)))
     one_line_error(run_quantal("--model", model, "--ticks", 4, "--input", path, "--samples", 3, check=False),
                    path, *words)
+    with pytest.raises(ValueError, match=str(path)):  # Python reads the file with the same reader
+        quantal.load(model).run(str(path), ticks=4)
 
 
 def test_malformed_npy_labels_are_refused(tmp_path):
@@ -374,3 +379,28 @@ def test_malformed_npy_labels_are_refused(tmp_path):
         np.save(labels, array)
         one_line_error(run_quantal("--model", model, "--ticks", 4, "--input", images, "--labels", labels,
                                    "--samples", 3, check=False), labels, *words)
+
+
+def test_sweep_takes_npy_arrays_as_run_does(tmp_path):
+    model = tmp_path / "tiny.h5"
+    write_model(model, np.random.default_rng(35))
+    rng = np.random.default_rng(36)
+    images, labels = rng.integers(0, 256, (6, 28, 28), dtype=np.uint8), rng.integers(0, 10, 6).astype(np.uint8)
+    write_idx(tmp_path / "images.gz", images)
+    with gzip.open(tmp_path / "labels.gz", "wb") as f:
+        f.write((0x801).to_bytes(4, "big") + (6).to_bytes(4, "big") + labels.tobytes())
+    np.save(tmp_path / "images.npy", images.astype(np.float32))
+    np.save(tmp_path / "labels.npy", labels)
+    tables = []
+    for images_file, labels_file in [("images.gz", "labels.gz"), ("images.npy", "labels.npy")]:
+        csv = tmp_path / f"{images_file}.csv"
+        proc = subprocess.run([QUANTAL, "sweep", "--model", str(model), "--input", str(tmp_path / images_file),
+                               "--labels", str(tmp_path / labels_file), "--samples", "6", "--ticks", "16",
+                               "--ratios", "0,0.5", "--release", "synapse", "--targets", "all",
+                               "--out", str(tmp_path / f"{images_file}.study.h5"), "--csv", str(csv)],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        with open(csv, newline="") as f:
+            tables.append([{k: v for k, v in row.items() if k != "command_line"} for row in _csv.DictReader(f)])
+    assert len(tables[0]) == 3 and float(tables[0][0]["spikes"]) > 0
+    assert tables[0] == tables[1]
