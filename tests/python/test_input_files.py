@@ -404,3 +404,29 @@ def test_sweep_takes_npy_arrays_as_run_does(tmp_path):
             tables.append([{k: v for k, v in row.items() if k != "command_line"} for row in _csv.DictReader(f)])
     assert len(tables[0]) == 3 and float(tables[0][0]["spikes"]) > 0
     assert tables[0] == tables[1]
+
+
+def test_images_and_spike_inputs_together(tmp_path):
+    """Images drive the analog input, the file the spike source; both must give the same samples."""
+    model = tmp_path / "both.h5"
+    write_model(model, np.random.default_rng(37))
+    with h5py.File(model, "a") as f:
+        population(f["populations"], "in", "spike_source", 24, spike_value=1.0)
+        f["populations"].attrs["order"] = ["in", "hidden", "logits"]
+        dense(f["projections"], "in_hidden", "in", "hidden", np.eye(24, dtype=np.float32), 1)
+    np.save(tmp_path / "x.npy", np.random.default_rng(38).integers(0, 256, (3, 28, 28), dtype=np.uint8))
+    write_spike_file(tmp_path / "silent.h5", {"in": ([], [])}, samples_start=[0.0, 16.0, 32.0])
+    write_spike_file(tmp_path / "two.h5", {"in": ([1.0, 20.0], [0, 5])})
+    write_spike_file(tmp_path / "some.h5", {"in": ([1.0, 20.0, 40.0], [0, 5, 7])})
+    _, ts, ids, _ = run_trace(model, tmp_path / "images.h5", "--input", tmp_path / "x.npy", "--samples", 3)
+    _, t2, i2, _ = run_trace(model, tmp_path / "silent.trace.h5", "--input", tmp_path / "x.npy",
+                             "--input-spikes", tmp_path / "silent.h5")
+    np.testing.assert_array_equal(t2, ts)
+    np.testing.assert_array_equal(i2, ids)
+    run_trace(model, tmp_path / "some.trace.h5", "--input", tmp_path / "x.npy", "--input-spikes", tmp_path / "some.h5")
+    in_ts, in_ids = trace_spikes(tmp_path / "some.trace.h5", "in")
+    np.testing.assert_array_equal(in_ts, [1.0, 20.0, 40.0])
+    np.testing.assert_array_equal(in_ids, [0, 5, 7])
+    proc = run_quantal("--model", model, "--ticks", 16, "--input", tmp_path / "x.npy", "--input-spikes",
+                       tmp_path / "two.h5", check=False)
+    one_line_error(proc, tmp_path / "x.npy", "3 images", "gives 2 samples")
