@@ -33,6 +33,16 @@ std::string ms_text(double ms) {
     return text;
 }
 
+// grid_tick, or an InputError naming `where()`, built only then: files hold millions of spikes.
+template <class Where>
+std::uint64_t tick_at(double ms, double dt_ms, Where&& where) {
+    if (const auto g = grid_tick(ms, dt_ms)) return *g;
+    throw InputError(where() + ": time " + ms_text(ms) +
+                     (std::isnan(ms) ? " is not a number"
+                      : ms < 0       ? " is negative"
+                                     : " is beyond tick 2^53 at dt " + ms_text(dt_ms)));
+}
+
 } // namespace
 
 FileSpikes spikes_from_file(const SpikeFile& file, const std::string& model_path, const Network& net, Tick ticks,
@@ -66,7 +76,7 @@ FileSpikes spikes_from_file(const SpikeFile& file, const std::string& model_path
         const auto& ms = *file.sample_start_ms;
         for (std::size_t i = 0; i < ms.size(); ++i) {
             const std::string where = path + ": /samples/start_ms[" + std::to_string(i) + "]";
-            const auto g = grid_tick(ms[i], dt_ms, where);
+            const auto g = tick_at(ms[i], dt_ms, [&] { return where; });
             if (double(g) * dt_ms != ms[i] || g % T != 0)
                 throw InputError(where + ": " + ms_text(ms[i]) + " is not where a sample of --ticks " + std::to_string(T) +
                                  " at dt " + ms_text(dt_ms) + " starts (a multiple of " + ms_text(double(T) * dt_ms) +
@@ -86,13 +96,13 @@ FileSpikes spikes_from_file(const SpikeFile& file, const std::string& model_path
         const std::string where = path + ": /spikes/" + pop.name;
         const auto size = net.population(target[i]).size();
         for (std::size_t k = 0; k < pop.ms.size(); ++k) {
-            const std::string element = where + "/timestamps[" + std::to_string(k) + "]";
+            auto element = [&] { return where + "/timestamps[" + std::to_string(k) + "]"; };
             if (pop.node_ids[k] >= size)
                 throw InputError(where + "/node_ids[" + std::to_string(k) + "]: node id " + std::to_string(pop.node_ids[k]) +
                                  " is outside the population of " + std::to_string(size) + " neurons");
-            const auto g = grid_tick(pop.ms[k], dt_ms, element);
+            const auto g = tick_at(pop.ms[k], dt_ms, element);
             if (held && !std::binary_search(held->begin(), held->end(), g / T))
-                throw InputError(element + ": " + ms_text(pop.ms[k]) + " (tick " + std::to_string(g) + ") lies in sample " +
+                throw InputError(element() + ": " + ms_text(pop.ms[k]) + " (tick " + std::to_string(g) + ") lies in sample " +
                                  std::to_string(g / T) + " of --ticks " + std::to_string(T) +
                                  ", which /samples does not list; is --ticks the file's?");
             located[i].push_back({g / T, g % T});

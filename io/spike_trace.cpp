@@ -1352,11 +1352,9 @@ TraceSummary read_trace_summary(const std::string& path) {
     return s;
 }
 
-std::uint64_t grid_tick(double ms, double dt_ms, const std::string& where) {
-    if (!(ms >= 0)) throw InputError(where + ": time " + number_text(ms) + " ms" + (std::isnan(ms) ? " is not a number" : " is negative"));
+std::optional<std::uint64_t> grid_tick(double ms, double dt_ms) {
     const double q = std::floor(ms / dt_ms);
-    if (!(q < double(std::uint64_t{1} << 53)))
-        throw InputError(where + ": time " + number_text(ms) + " ms" + " is beyond tick 2^53 at dt " + number_text(dt_ms) + " ms");
+    if (!(ms >= 0) || !(q < double(std::uint64_t{1} << 53))) return std::nullopt;
     auto g = std::uint64_t(q);
     // ms / dt_ms is rounded: settle on the grid point as the writer computes it, double(g) * dt_ms.
     while (double(g + 1) * dt_ms <= ms) ++g;

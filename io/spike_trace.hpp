@@ -198,8 +198,8 @@ SpikeFile read_spike_file(const std::string& path);
 
 // The tick of a time in ms on the grid of `dt_ms`: the last tick g with g * dt_ms (in double, as
 // the writer computes timestamps) at or before `ms`, so a trace's timestamps map back to their
-// ticks exactly. InputError (naming `where`) if `ms` is negative, NaN or beyond tick 2^53.
-std::uint64_t grid_tick(double ms, double dt_ms, const std::string& where);
+// ticks exactly. None if `ms` is negative, NaN or beyond tick 2^53.
+std::optional<std::uint64_t> grid_tick(double ms, double dt_ms);
 
 // What the energy models need (sim/energy_models.hpp), from a trace's /energy. InputError naming
 // the trace if it has no ledger.

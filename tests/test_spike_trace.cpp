@@ -530,7 +530,7 @@ TEST_CASE("a trace read as a spike file maps back to the ticks it was recorded a
     for (const auto& p : f.populations) {
         REQUIRE(p.ms.size() == p.node_ids.size());
         std::vector<std::pair<std::uint64_t, std::uint64_t>> read;
-        for (std::size_t i = 0; i < p.ms.size(); ++i) read.push_back({grid_tick(p.ms[i], dt, "t"), p.node_ids[i]});
+        for (std::size_t i = 0; i < p.ms.size(); ++i) read.push_back({grid_tick(p.ms[i], dt).value(), p.node_ids[i]});
         CHECK(read == expected[p.name]);
         CHECK(!read.empty());
     }
@@ -540,15 +540,15 @@ TEST_CASE("grid_tick inverts the writer's g * dt for awkward dt, and floors time
     for (const double step : {1.0, 0.1, 0.3, 1.0 / 3.0, 0.025, 7.77}) {
         for (std::uint64_t g = 0; g < 200000; g += 1 + g / 7) {
             const double written = double(g) * step; // SpikeTraceWriter: (start_tick + tick) * dt
-            CHECK(grid_tick(written, step, "t") == g);
+            CHECK(grid_tick(written, step) == g);
             // A time strictly between two grid points belongs to the earlier one.
             const double next = double(g + 1) * step;
-            CHECK(grid_tick(std::nextafter(next, 0.0), step, "t") == g);
-            CHECK(grid_tick(written + 0.5 * step, step, "t") == g);
+            CHECK(grid_tick(std::nextafter(next, 0.0), step) == g);
+            CHECK(grid_tick(written + 0.5 * step, step) == g);
         }
     }
-    CHECK_THROWS_WITH(grid_tick(-0.25, 0.5, "f: /spikes/a/timestamps[3]"),
-                      "f: /spikes/a/timestamps[3]: time -0.25 ms is negative");
-    CHECK_THROWS_WITH(grid_tick(std::nan(""), 0.5, "w"), Catch::Contains("is not a number"));
-    CHECK_THROWS_WITH(grid_tick(1e300, 0.5, "w"), Catch::Contains("beyond tick 2^53"));
+    CHECK(!grid_tick(-0.25, 0.5));
+    CHECK(!grid_tick(std::nan(""), 0.5));
+    CHECK(!grid_tick(1e300, 0.5));
+    CHECK(grid_tick(0.0, 0.5) == 0u);
 }
