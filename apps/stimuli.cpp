@@ -43,14 +43,10 @@ std::uint64_t tick_at(double ms, double dt_ms, Where&& where) {
                                      : " is beyond tick 2^53 at dt " + ms_text(dt_ms)));
 }
 
-} // namespace
-
-FileSpikes spikes_from_file(const SpikeFile& file, const std::string& model_path, const Network& net, Tick ticks,
-                            double dt_ms, std::uint64_t offset, std::optional<std::uint64_t> samples) {
-    const auto T = std::uint64_t(ticks);
+// The model population of each of the file's: a spike_source, and every spike_source has one (an
+// empty group says "silent").
+std::vector<PopulationId> source_of_each(const SpikeFile& file, const std::string& model_path, const Network& net) {
     const auto& path = file.path;
-    // Populations by name: each one in the file must be a spike_source of the model, and each
-    // spike_source must be in the file (an empty group says "silent").
     std::vector<PopulationId> target(file.populations.size());
     for (std::size_t i = 0; i < file.populations.size(); ++i) {
         const auto& name = file.populations[i].name;
@@ -68,8 +64,12 @@ FileSpikes spikes_from_file(const SpikeFile& file, const std::string& model_path
             std::find(target.begin(), target.end(), p) == target.end())
             throw InputError(model_path + ": spike_source population '" + net.population(p).name + "' has no /spikes/" +
                              net.population(p).name + " in " + path + " (an empty group there makes it silent)");
+    return target;
+}
 
-    // Sample k of the file holds ticks [k*T, (k+1)*T); /samples, when present, lists those it holds.
+// The samples /samples lists (sample k holds ticks [k*T, (k+1)*T)), sorted; none without the table.
+std::optional<std::vector<std::uint64_t>> listed_samples(const SpikeFile& file, std::uint64_t T, double dt_ms) {
+    const auto& path = file.path;
     std::optional<std::vector<std::uint64_t>> held;
     if (file.sample_start_ms) {
         held.emplace();
@@ -86,6 +86,18 @@ FileSpikes spikes_from_file(const SpikeFile& file, const std::string& model_path
         std::sort(held->begin(), held->end());
         held->erase(std::unique(held->begin(), held->end()), held->end());
     }
+    return held;
+}
+
+} // namespace
+
+FileSpikes spikes_from_file(const SpikeFile& file, const std::string& model_path, const Network& net, Tick ticks,
+                            double dt_ms, std::uint64_t offset, std::optional<std::uint64_t> samples) {
+    const auto T = std::uint64_t(ticks);
+    const auto& path = file.path;
+    const auto target = source_of_each(file, model_path, net);
+    // Sample k of the file holds ticks [k*T, (k+1)*T); /samples, when present, lists those it holds.
+    const auto held = listed_samples(file, T, dt_ms);
     struct Located {
         std::uint64_t sample, tick;
     };
