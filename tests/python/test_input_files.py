@@ -4,7 +4,7 @@ spike_source populations from a SONATA spike file, and `--input` takes .npy arra
 Oracles: a hidden population replaced by a spike_source replaying its own recorded spikes gives the
 downstream populations the very same spikes; a hand-written bmtk-style file lands on the ticks the
 documented rule computes here in numpy; .npy arrays give the same spikes as the same images in IDX.
-The Python module (`run(input_spikes=...)`, `run("x.npy")`) equals the command line."""
+The Python module's side (`run(input_spikes=...)`, `run("x.npy")`): test_python_input_files.py."""
 import csv as _csv
 import gzip
 import io
@@ -15,7 +15,6 @@ import h5py
 import numpy as np
 import pytest
 
-import quantal
 from nir_reference import dyadic, run_quantal
 from test_run_model_file import LABELS, one_line_error, write_model
 
@@ -139,16 +138,6 @@ def test_replayed_hidden_spikes_give_the_same_downstream_spikes(tmp_path, dt):
     with h5py.File(again, "r") as f:
         np.testing.assert_array_equal(f["samples/index"][()], np.arange(2, 7))
 
-    # Python: the same reading (file path, or the arrays as a dict) gives the same spikes.
-    net = quantal.load(replay, dt=dt)
-    result = net.run(ticks=TICKS, first_sample=2, seed=9, input_spikes=hidden, record=["out"])
-    np.testing.assert_array_equal(result.timestamps("out"), ts)
-    np.testing.assert_array_equal(result.spikes["out"].node_id, ids)
-    r = quantal.load(full, dt=dt).run(ticks=TICKS, samples=5, first_sample=2, seed=9, record=["hidden"])
-    as_dict = net.run(ticks=TICKS, samples=5, first_sample=2, seed=9, input_spikes={"hidden": r.spikes["hidden"]},
-                      record=["out"])
-    np.testing.assert_array_equal(as_dict.timestamps("out"), ts)
-
 
 def test_a_window_of_the_files_samples(tmp_path):
     full, replay = tmp_path / "full.h5", tmp_path / "replay.h5"
@@ -208,9 +197,6 @@ def test_bmtk_style_file_lands_on_the_documented_ticks(tmp_path):
         np.testing.assert_array_equal(trace_spikes(part, "in")[0], in_ts[kept])
         with h5py.File(part, "r") as f:
             np.testing.assert_array_equal(f["samples/index"][()], np.arange(offset, offset + samples))
-    py = quantal.load(model, dt=dt).run(ticks=T, input_spikes=spikes)
-    np.testing.assert_array_equal(py.timestamps("in"), in_ts)
-    np.testing.assert_array_equal(py.timestamps("post"), post_ts)
 
 
 def test_units_in_seconds_are_converted(tmp_path):
@@ -229,9 +215,6 @@ def spike_error(tmp_path, populations, *words, model_sources=("in",), extra=(), 
     write_spike_file(spikes, populations, **file_options)
     proc = run_quantal("--model", model, "--ticks", 10, "--input-spikes", spikes, *extra, check=False)
     one_line_error(proc, spikes, *words)
-    with pytest.raises(ValueError):
-        quantal.load(model).run(ticks=10, input_spikes=spikes,
-                                samples=int(extra[1]) if extra[:1] == ("--samples",) else None)
 
 
 def test_population_the_model_lacks(tmp_path):
@@ -341,9 +324,6 @@ def test_npy_arrays_equal_the_same_idx_images(tmp_path):
         np.testing.assert_array_equal(i2, ids, err_msg=name)
         np.testing.assert_array_equal(pr2, pred, err_msg=name)
         assert [line for line in p.stdout.splitlines() if line.startswith("accuracy:")] == accuracy
-    # Python: a .npy path reads through the same C++ reader.
-    result = quantal.load(model).run(str(tmp_path / "f4.npy"), ticks=16, samples=5)
-    np.testing.assert_array_equal(result.predictions[1:], pred)
 
 
 @pytest.mark.parametrize("make, words", [
@@ -364,8 +344,6 @@ def test_malformed_npy_is_refused(tmp_path, make, words):
     path.write_bytes(make(np.zeros((3, 28, 28), np.uint8)))
     one_line_error(run_quantal("--model", model, "--ticks", 4, "--input", path, "--samples", 3, check=False),
                    path, *words)
-    with pytest.raises(ValueError, match=str(path)):  # Python reads the file with the same reader
-        quantal.load(model).run(str(path), ticks=4)
 
 
 def test_malformed_npy_labels_are_refused(tmp_path):
