@@ -77,8 +77,9 @@ private:
 struct RunCommandOptions {
     std::string model;
     Tick ticks = 0;
-    std::string input, labels;
+    std::string input, labels, input_spikes;
     std::uint64_t samples = 1, offset = 0;
+    bool samples_given = false; // --input-spikes runs all of the file's samples unless --samples says
     std::optional<double> mask;
     std::optional<std::string> release; // only with --mask; "synapse" when --mask comes alone
     std::optional<std::string> targets; // only with --mask; "all" when --mask comes alone
@@ -103,6 +104,7 @@ std::string command_line(const RunCommandOptions& o) {
     s << "quantal run --model " << o.model << " --ticks " << o.ticks;
     if (!o.input.empty()) s << " --input " << o.input;
     if (!o.labels.empty()) s << " --labels " << o.labels;
+    if (!o.input_spikes.empty()) s << " --input-spikes " << o.input_spikes;
     s << " --samples " << o.samples << " --offset " << o.offset;
     if (o.mask)
         s << " --mask " << *o.mask << " --release " << o.release.value_or("synapse") << " --targets "
@@ -132,13 +134,13 @@ void replay(const SampleResult& r, SpikeSink& sink) {
 
 // Sample k of the run holds ticks [k*T, (k+1)*T) of one time axis (the trace's timestamps):
 // the last one must be exact in a double, and its time in ms finite.
-void check_time_axis(const RunCommandOptions& o) {
+void check_time_axis(const RunCommandOptions& o, std::uint64_t samples) {
     const auto ticks = std::uint64_t(o.ticks); // each of the three is <= 2^53 (checked when parsed)
-    if (o.offset + o.samples > max_run_ticks / ticks)
-        throw InputError("--offset " + std::to_string(o.offset) + " with --samples " + std::to_string(o.samples) +
+    if (o.offset + samples > max_run_ticks / ticks)
+        throw InputError("--offset " + std::to_string(o.offset) + " with --samples " + std::to_string(samples) +
                          " of --ticks " + std::to_string(ticks) + " ends beyond tick 2^53 = " +
                          std::to_string(max_run_ticks) + ", the last one a trace timestamp holds exactly");
-    const double end_tick = double((o.offset + o.samples) * ticks);
+    const double end_tick = double((o.offset + samples) * ticks);
     if (!std::isfinite(end_tick * o.dt)) {
         char text[160];
         std::snprintf(text, sizeof text, "--dt %g: the run's last tick %.17g is not a finite time in ms", o.dt, end_tick);
@@ -196,7 +198,8 @@ bool same_file(const std::string& a, const std::string& b) {
 void check_checkpoint_file(const RunCommandOptions& o) {
     if (o.checkpoint.empty()) return;
     for (const auto& [option, path] : std::vector<NamedFile>{
-             {"--model", o.model}, {"--input", o.input}, {"--labels", o.labels}, {"--trace", o.trace}})
+             {"--model", o.model}, {"--input", o.input}, {"--labels", o.labels}, {"--input-spikes", o.input_spikes},
+             {"--trace", o.trace}})
         if (same_file(o.checkpoint, path))
             throw InputError("--checkpoint " + o.checkpoint + " is the same file as " + option + " " + path +
                              ": refusing to overwrite it");
@@ -211,7 +214,7 @@ std::vector<std::pair<std::string, std::string>> run_identity(const RunCommandOp
     std::string record;
     for (const auto& r : o.record) record += (record.empty() ? "" : ",") + r;
     const char* paths[] = {"automatic", "lazy", "sweep"};
-    return {{"--model (SHA-256)", sha256_file(o.model)},
+    std::vector<std::pair<std::string, std::string>> identity{{"--model (SHA-256)", sha256_file(o.model)},
             {"--ticks", std::to_string(o.ticks)},
             {"--input (SHA-256)", o.input.empty() ? "none" : sha256_file(o.input)},
             {"--labels (SHA-256)", o.labels.empty() ? "none" : sha256_file(o.labels)},
@@ -231,6 +234,12 @@ std::vector<std::pair<std::string, std::string>> run_identity(const RunCommandOp
             {"--record-samples", o.record_samples ? std::to_string(*o.record_samples) : "all"},
             {"--e-ac", number(o.costs.e_ac_pj)},
             {"--e-mac", number(o.costs.e_mac_pj)}};
+    // Only when given: checkpoints of runs without it keep their identity.
+    if (!o.input_spikes.empty()) {
+        identity.emplace_back("--input-spikes (SHA-256)", sha256_file(o.input_spikes));
+        identity.emplace_back("--samples given", o.samples_given ? "yes" : "no");
+    }
+    return identity;
 }
 
 // One line naming the first option in which the checkpoint and this run differ.
@@ -254,11 +263,12 @@ void check_same_run(const std::string& file, const RunCheckpoint& c,
 
 int run_command(const RunCommandOptions& o) {
     check_option_pairs(o);
-    check_time_axis(o);
+    check_time_axis(o, o.samples);
     // Before anything is read: the trace must not replace an input, nor an old trace unasked (a
     // resumed run continues its own trace).
     if (!o.trace.empty())
-        check_output_file(o.trace, {{"--model", o.model}, {"--input", o.input}, {"--labels", o.labels}},
+        check_output_file(o.trace,
+                          {{"--model", o.model}, {"--input", o.input}, {"--labels", o.labels}, {"--input-spikes", o.input_spikes}},
                           o.force || !o.resume.empty());
     check_checkpoint_file(o);
     const bool checkpointing = !o.checkpoint.empty();
@@ -283,11 +293,15 @@ int run_command(const RunCommandOptions& o) {
     const Network& net = model.network;
     const Stimuli stimuli = [&] {
         try {
-            return Stimuli(o.model, model, net, StimulusFiles{o.input, o.labels, o.offset, o.samples});
+            const bool all_of_file = !o.input_spikes.empty() && !o.samples_given;
+            return Stimuli(o.model, model, net,
+                           StimulusFiles{o.input, o.labels, o.input_spikes, o.offset,
+                                         all_of_file ? std::nullopt : std::optional(o.samples), o.ticks, o.dt});
         } catch (const std::bad_alloc&) {
             throw OutOfMemory("out of memory while reading " + (o.input.empty() ? o.model : o.input));
         }
     }();
+    check_time_axis(o, stimuli.count()); // a spike file sets the count
     const PopulationId readout = net.find_population(model.readout).value_or(no_readout);
 
     // What can be checked is checked before the trace file exists.
@@ -477,11 +491,18 @@ void add_run_command(CLI::App& app) {
     auto* cmd = app.add_subcommand("run", "Run one network (model file .h5 or NIR graph .nir) and record its spikes");
     cmd->add_option("--model", o->model, "Model file: quantal HDF5 (.h5) or NIR (.nir)")->required();
     cmd->add_option("--ticks", o->ticks, "Ticks per sample")->required()->transform(whole_number(1, max_run_ticks));
-    cmd->add_option("--input", o->input, "IDX images (.gz or plain), one sample each, fed through the model's /inputs");
-    cmd->add_option("--labels", o->labels, "IDX labels matching --input (accuracy, trace labels)");
-    cmd->add_option("--samples", o->samples, "Samples to run (with --input: at most this many images)")
+    cmd->add_option("--input", o->input,
+                    "IDX images (.gz or plain) or a .npy array (N, H, W) / (N, C, H, W), one sample each, fed "
+                    "through the model's /inputs");
+    cmd->add_option("--labels", o->labels, "IDX labels or a .npy integer array matching --input (accuracy, trace labels)");
+    cmd->add_option("--input-spikes", o->input_spikes,
+                    "SONATA spike file (HDF5) driving the model's spike_source populations, matched by name "
+                    "(docs/run.md, \"Spike inputs\")");
+    cmd->add_option("--samples", o->samples,
+                    "Samples to run (with --input: at most this many images; with --input-spikes: this many of the "
+                    "file's, default all)")
         ->transform(whole_number(1, max_run_ticks));
-    cmd->add_option("--offset", o->offset, "First image of --input (first sample index)")
+    cmd->add_option("--offset", o->offset, "First image of --input, first sample of --input-spikes (first sample index)")
         ->transform(whole_number(0, max_run_ticks));
     cmd->add_option("--mask", o->mask, "Mask ratio for every projection (overrides the file; 0: no failures)")
         ->transform(real_number(0.0, 1.0));
@@ -519,7 +540,8 @@ void add_run_command(CLI::App& app) {
     cmd->add_option("--resume", o->resume, "Continue the run saved in this checkpoint (give the same options)");
     add_energy_options(*cmd, o->costs);
     add_load_timeout_option(*cmd, o->load_timeout);
-    cmd->callback([o] {
+    cmd->callback([o, cmd] {
+        o->samples_given = cmd->count("--samples") > 0;
         const int status = run_command(*o);
         std::cout.flush();
         if (status) std::exit(status); // every file is closed by now

@@ -1,6 +1,8 @@
 #pragma once
-// What the commands feed a model: one stimulus per sample (silent input nodes, or an IDX image
-// through the model's analog /inputs), the samples' labels, and the prediction read from a result.
+// What the commands feed a model: one stimulus per sample (silent input nodes, an image from an
+// IDX file or a .npy array through the model's analog /inputs, spikes from a SONATA spike file
+// into its spike_source populations), the samples' labels, and the prediction read from a result.
+// The rules: docs/run.md, "Inputs".
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -9,16 +11,33 @@
 
 #include "io/idx.hpp"
 #include "io/model_file.hpp"
+#include "io/npy.hpp"
+#include "io/spike_trace.hpp"
 #include "sim/engine.hpp"
 
 namespace quantal::cli {
 
 struct StimulusFiles {
-    std::string images;  // IDX images; empty: no input (samples run with silent inputs)
-    std::string labels;  // IDX labels matching the images, or empty
-    std::uint64_t offset = 0;
-    std::uint64_t samples = 0; // at most this many images
+    std::string images; // IDX images, or a .npy array (N, H, W) / (N, C, H, W); empty: no analog input
+    std::string labels; // IDX labels or a .npy 1-d integer array matching the images, or empty
+    std::string spikes; // SONATA spike file driving the spike_source populations, or empty
+    std::uint64_t offset = 0; // the first image, the first sample of the spike file
+    // Images: at most this many (none: all from offset). Spike file: exactly this many of its
+    // samples (none: all from offset). Neither file: this many silent samples.
+    std::optional<std::uint64_t> samples;
+    Tick ticks = 0;     // with spikes: ticks per sample (T)
+    double dt_ms = 1.0; // with spikes: ms per tick
 };
+
+// A spike file's spikes as the stimuli of `net`'s spike_source populations: per sample, per
+// population, (tick, neuron) in time order. Sample k of the result is the file's sample offset + k.
+struct FileSpikes {
+    std::uint64_t samples = 0;
+    std::vector<std::vector<std::vector<TimedSpike>>> per_sample; // [sample][population]
+};
+FileSpikes spikes_from_file(const SpikeFile& file, const std::string& model_path, const Network& net, Tick ticks,
+                            double dt_ms, std::uint64_t offset, std::optional<std::uint64_t> samples);
+
 
 class Stimuli {
 public:
@@ -30,10 +49,14 @@ public:
     Stimulus make(std::uint64_t k) const;
 
 private:
+    std::vector<double> raw(std::uint64_t k) const; // sample k's image values, as read
+
     const LoadedModel& model_;
     const Network& net_;
-    std::optional<IdxImages> images_;
-    std::vector<std::uint8_t> labels_;
+    std::optional<IdxImages> idx_;
+    std::optional<NpySamples> npy_;
+    std::optional<FileSpikes> spikes_;
+    std::vector<std::uint64_t> labels_;
     std::uint64_t count_ = 0;
 };
 

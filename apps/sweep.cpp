@@ -261,7 +261,7 @@ int sweep(const SweepOptions& o, const study::Processes& processes) {
 
     std::vector<Stimuli> stimuli;
     for (std::size_t m = 0; m < models.size(); ++m)
-        stimuli.emplace_back(o.models[m], models[m], nets[m], StimulusFiles{o.input, o.labels, o.offset, o.samples});
+        stimuli.emplace_back(o.models[m], models[m], nets[m], StimulusFiles{o.input, o.labels, {}, o.offset, o.samples});
     d.samples = stimuli.front().count();
     if (d.samples == 0) throw InputError(o.input + ": no image from offset " + std::to_string(o.offset));
 
@@ -350,8 +350,8 @@ void add_sweep_command(CLI::App& app) {
     auto o = std::make_shared<SweepOptions>();
     auto* cmd = app.add_subcommand("sweep", "Failure-probability study: accuracy and energy over a grid of masks");
     cmd->add_option("--model", o->models, "Model file (.h5); repeat for several")->required();
-    cmd->add_option("--input", o->input, "IDX images, one sample each")->required();
-    cmd->add_option("--labels", o->labels, "IDX labels matching --input")->required();
+    cmd->add_option("--input", o->input, "IDX images or a .npy array (docs/run.md, \"Inputs\"), one sample each")->required();
+    cmd->add_option("--labels", o->labels, "IDX labels or a .npy integer array matching --input")->required();
     cmd->add_option("--samples", o->samples, "Images per configuration")->required()->transform(whole_number(1, max_run_ticks));
     cmd->add_option("--offset", o->offset, "First image")->transform(whole_number(0, max_run_ticks));
     cmd->add_option("--ticks", o->ticks, "Ticks per sample")->required()->transform(whole_number(1, max_run_ticks));

@@ -1019,14 +1019,18 @@ hsize_t length_1d(hid_t dset, const std::string& where) {
     return n;
 }
 
-// Streams one population's spikes in blocks: memory stays bounded for traces of any length.
-void scan_population(hid_t group, TraceSummary::Population& pop, const std::string& where) {
+// Streams one population's spikes in blocks (memory stays bounded for files of any length) after
+// checking its datasets; `block(ms, ids, at, count)` sees each block, times in ms and finite.
+template <class Block>
+void for_each_spike_block(hid_t group, const std::string& sorting, const std::string& where, Block&& block) {
     Handle ts = h5::open_dataset(group, "timestamps", where);
     Handle ids = h5::open_dataset(group, "node_ids", where);
+    bool signed_ids = false; // SONATA says uint64; numpy's default int64 is common in hand-written files
     {
         Handle t(H5Dget_type(ts), H5Tclose), i(H5Dget_type(ids), H5Tclose);
         if (H5Tget_class(t) != H5T_FLOAT) throw InputError(where + "/timestamps: not a floating-point dataset");
         if (H5Tget_class(i) != H5T_INTEGER) throw InputError(where + "/node_ids: not an integer dataset");
+        signed_ids = H5Tget_sign(i) == H5T_SGN_2;
     }
     if (!h5::has_attribute(ts, "units"))
         throw InputError(where + "/timestamps: attribute 'units' is missing (SONATA requires it)");
@@ -1038,38 +1042,50 @@ void scan_population(hid_t group, TraceSummary::Population& pop, const std::stri
         throw InputError(where + ": node_ids and timestamps have different lengths");
     h5::check_stored(ts, "timestamps", where); // a damaged header can claim billions of spikes
     h5::check_stored(ids, "node_ids", where);
-    pop.spikes = n;
 
-    const hsize_t block = 1 << 20;
-    std::vector<double> t(std::min(n, block));
+    const hsize_t chunk = 1 << 20;
+    std::vector<double> t(std::min(n, chunk));
     std::vector<std::uint64_t> id(t.size());
-    std::uint64_t max_id = 0;
     double previous = -std::numeric_limits<double>::infinity();
     Handle file_t(H5Dget_space(ts), H5Sclose), file_i(H5Dget_space(ids), H5Sclose);
-    for (hsize_t at = 0; at < n; at += block) {
-        hsize_t count = std::min(block, n - at);
+    for (hsize_t at = 0; at < n; at += chunk) {
+        hsize_t count = std::min(chunk, n - at);
         Handle mem(H5Screate_simple(1, &count, nullptr), H5Sclose);
         H5Sselect_hyperslab(file_t, H5S_SELECT_SET, &at, nullptr, &count, nullptr);
         H5Sselect_hyperslab(file_i, H5S_SELECT_SET, &at, nullptr, &count, nullptr);
         if (H5Dread(ts, H5T_NATIVE_DOUBLE, mem, file_t, H5P_DEFAULT, t.data()) < 0)
             throw InputError(where + "/timestamps: cannot be read (truncated or corrupt file?)");
-        if (H5Dread(ids, H5T_NATIVE_UINT64, mem, file_i, H5P_DEFAULT, id.data()) < 0)
+        if (H5Dread(ids, signed_ids ? H5T_NATIVE_INT64 : H5T_NATIVE_UINT64, mem, file_i, H5P_DEFAULT, id.data()) < 0)
             throw InputError(where + "/node_ids: cannot be read (truncated or corrupt file?)");
         for (hsize_t k = 0; k < count; ++k) {
-            const double ms = t[k] * scale;
-            if (!std::isfinite(ms))
+            if (signed_ids && std::int64_t(id[k]) < 0)
+                throw InputError(where + "/node_ids: element " + std::to_string(at + k) + " is negative (" +
+                                 std::to_string(std::int64_t(id[k])) + ")");
+            t[k] *= scale;
+            if (!std::isfinite(t[k]))
                 throw InputError(where + "/timestamps: element " + std::to_string(at + k) + " is not finite");
-            if (pop.sorting == "by_time" && ms < previous)
+            if (sorting == "by_time" && t[k] < previous)
                 throw InputError(where + "/timestamps: element " + std::to_string(at + k) +
                                  " goes back in time although sorting is by_time");
-            previous = ms;
-            if (at + k == 0) pop.first_ms = pop.last_ms = ms;
-            pop.first_ms = std::min(pop.first_ms, ms);
-            pop.last_ms = std::max(pop.last_ms, ms);
-            max_id = std::max(max_id, id[k]);
+            previous = t[k];
         }
+        block(std::span<const double>(t.data(), count), std::span<const std::uint64_t>(id.data(), count), at);
     }
-    pop.neurons = n ? max_id + 1 : 0;
+}
+
+void scan_population(hid_t group, TraceSummary::Population& pop, const std::string& where) {
+    std::uint64_t max_id = 0;
+    for_each_spike_block(group, pop.sorting, where,
+                         [&](std::span<const double> ms, std::span<const std::uint64_t> ids, hsize_t at) {
+                             for (std::size_t k = 0; k < ms.size(); ++k) {
+                                 if (at + k == 0) pop.first_ms = pop.last_ms = ms[k];
+                                 pop.first_ms = std::min(pop.first_ms, ms[k]);
+                                 pop.last_ms = std::max(pop.last_ms, ms[k]);
+                                 max_id = std::max(max_id, ids[k]);
+                             }
+                             pop.spikes += ms.size();
+                         });
+    pop.neurons = pop.spikes ? max_id + 1 : 0;
 }
 
 template <class T>
@@ -1334,6 +1350,40 @@ TraceSummary read_trace_summary(const std::string& path) {
         p.rate_hz =
             p.neurons && s.recorded_ms > 0 ? double(p.spikes) / double(p.neurons) / (s.recorded_ms / 1000.0) : 0.0;
     return s;
+}
+
+std::optional<std::uint64_t> grid_tick(double ms, double dt_ms) {
+    const double q = std::floor(ms / dt_ms);
+    if (!(ms >= 0) || !(q < double(std::uint64_t{1} << 53))) return std::nullopt;
+    auto g = std::uint64_t(q);
+    // ms / dt_ms is rounded: settle on the grid point as the writer computes it, double(g) * dt_ms.
+    while (double(g + 1) * dt_ms <= ms) ++g;
+    while (g > 0 && double(g) * dt_ms > ms) --g;
+    return g;
+}
+
+SpikeFile read_spike_file(const std::string& path) {
+    Handle file = h5::open_file(path);
+    SpikeFile f;
+    f.path = path;
+    Handle spikes = h5::open_group(file, "spikes", path);
+    for (const auto& name : h5::member_names(spikes, path + ": /spikes")) {
+        const std::string where = path + ": /spikes/" + name;
+        if (!h5::is_group(spikes, name)) throw InputError(where + ": is not a group");
+        Handle g = h5::open_group(spikes, name, path + ": /spikes");
+        auto& pop = f.populations.emplace_back();
+        pop.name = name;
+        for_each_spike_block(g, read_sorting(g, where), where,
+                             [&](std::span<const double> ms, std::span<const std::uint64_t> ids, hsize_t) {
+                                 pop.ms.insert(pop.ms.end(), ms.begin(), ms.end());
+                                 pop.node_ids.insert(pop.node_ids.end(), ids.begin(), ids.end());
+                             });
+    }
+    if (h5::is_group(file, "samples")) {
+        Handle g = h5::open_group(file, "samples", path);
+        f.sample_start_ms = read_column<double>(g, "start_ms", H5T_NATIVE_DOUBLE, path + ": /samples");
+    }
+    return f;
 }
 
 EnergyInputs energy_inputs(const TraceSummary& s) {

@@ -180,6 +180,27 @@ struct TraceSummary {
 
 TraceSummary read_trace_summary(const std::string& path);
 
+// Every spike of a SONATA spike file, whoever wrote it (quantal, bmtk, NEST), in file order, with
+// the same checks as read_trace_summary; times in ms. `sample_start_ms`: /samples/start_ms, when
+// the file has the per-sample table quantal's traces write.
+struct SpikeFile {
+    struct Population {
+        std::string name;
+        std::vector<double> ms;
+        std::vector<std::uint64_t> node_ids;
+    };
+    std::string path;
+    std::vector<Population> populations;
+    std::optional<std::vector<double>> sample_start_ms;
+};
+
+SpikeFile read_spike_file(const std::string& path);
+
+// The tick of a time in ms on the grid of `dt_ms`: the last tick g with g * dt_ms (in double, as
+// the writer computes timestamps) at or before `ms`, so a trace's timestamps map back to their
+// ticks exactly. None if `ms` is negative, NaN or beyond tick 2^53.
+std::optional<std::uint64_t> grid_tick(double ms, double dt_ms);
+
 // What the energy models need (sim/energy_models.hpp), from a trace's /energy. InputError naming
 // the trace if it has no ledger.
 EnergyInputs energy_inputs(const TraceSummary& s);

@@ -595,6 +595,27 @@ PYBIND11_MODULE(_quantal, m) {
                  info.producer = "quantal Python module";
                  write_model_file(path, x.loaded.network, info, x.loaded.inputs, x.loaded.readout);
              })
+        .def(
+            "spike_file",
+            [](const Model& x, const std::string& path, Tick ticks, double dt_ms, std::uint64_t first_sample,
+               std::optional<std::uint64_t> samples) {
+                // `quantal run --input-spikes`'s reading and rules; (samples, {population: (sample, tick, node_id)}).
+                const Network& net = x.loaded.network;
+                auto s = cli::spikes_from_file(read_spike_file(path), x.origin, net, ticks, dt_ms, first_sample, samples);
+                py::dict out;
+                for (PopulationId p = 0; p < net.populations().size(); ++p) {
+                    if (!std::holds_alternative<SpikeSource>(net.population(p).model)) continue;
+                    std::vector<std::uint64_t> sample, node;
+                    std::vector<Tick> tick;
+                    for (std::uint64_t k = 0; k < s.samples; ++k)
+                        for (const auto& sp : s.per_sample[k][p])
+                            sample.push_back(first_sample + k), tick.push_back(sp.tick), node.push_back(sp.neuron);
+                    const auto n = py::ssize_t(sample.size());
+                    out[py::str(net.population(p).name)] = py::make_tuple(
+                        to_array(std::move(sample), {n}), to_array(std::move(tick), {n}), to_array(std::move(node), {n}));
+                }
+                return py::make_tuple(s.samples, out);
+            })
         .def("run", [](const Model& x,
                        const std::optional<py::array_t<double, py::array::c_style | py::array::forcecast>>& images,
                        Tick ticks, std::uint64_t samples, std::uint64_t first_sample, std::uint64_t seed, int threads,
@@ -625,6 +646,16 @@ PYBIND11_MODULE(_quantal, m) {
             }
             return run(x, images, q);
         });
+    m.def(
+        "read_npy_samples",
+        [](const std::string& path) {
+            // The command line's reader (--input FILE.npy): same dtypes, checks and messages.
+            NpySamples a = read_npy_samples(path, 0, 0, 3, 4);
+            std::vector<py::ssize_t> shape{py::ssize_t(a.count)};
+            for (auto d : a.shape) shape.push_back(py::ssize_t(d));
+            return to_array(std::move(a.values), shape);
+        },
+        py::arg("path"));
     m.def("load", &load, py::arg("path"), py::arg("dt_ms"));
     m.def("command", &command, py::arg("args"));
     m.def("trace_energy_json", &trace_energy_json, py::arg("path"));

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <filesystem>
@@ -511,4 +512,43 @@ TEST_CASE("a trace whose spike datasets claim more than they store is refused at
     CHECK_THROWS_WITH(read_trace_summary(file.path), Catch::Contains(file.path) &&
                                                          Catch::Contains("/spikes/hidden1") &&
                                                          Catch::Contains("timestamps") && Catch::Contains("0 are stored"));
+}
+
+TEST_CASE("a trace read as a spike file maps back to the ticks it was recorded at", "[trace][spike_file]") {
+    const auto net = layered_network();
+    TempPath file("spike_file.h5");
+    const auto results = run_traced(net, file.path, TraceOptions{}, 3);
+    const SpikeFile f = read_spike_file(file.path);
+    REQUIRE(f.sample_start_ms);
+    CHECK(*f.sample_start_ms == std::vector<double>{0.0, double(ticks) * dt, 2.0 * double(ticks) * dt});
+    // The engine's spikes, per population, as (global tick, neuron) in simulation order.
+    std::map<std::string, std::vector<std::pair<std::uint64_t, std::uint64_t>>> expected;
+    for (std::uint64_t k = 0; k < results.size(); ++k)
+        for (const auto& s : results[k].spikes)
+            expected[net.population(s.population).name].push_back({k * ticks + std::uint64_t(s.tick), s.neuron});
+    REQUIRE(f.populations.size() == 3); // the readout is not recorded
+    for (const auto& p : f.populations) {
+        REQUIRE(p.ms.size() == p.node_ids.size());
+        std::vector<std::pair<std::uint64_t, std::uint64_t>> read;
+        for (std::size_t i = 0; i < p.ms.size(); ++i) read.push_back({grid_tick(p.ms[i], dt).value(), p.node_ids[i]});
+        CHECK(read == expected[p.name]);
+        CHECK(!read.empty());
+    }
+}
+
+TEST_CASE("grid_tick inverts the writer's g * dt for awkward dt, and floors times between ticks", "[trace][spike_file]") {
+    for (const double step : {1.0, 0.1, 0.3, 1.0 / 3.0, 0.025, 7.77}) {
+        for (std::uint64_t g = 0; g < 200000; g += 1 + g / 7) {
+            const double written = double(g) * step; // SpikeTraceWriter: (start_tick + tick) * dt
+            CHECK(grid_tick(written, step) == g);
+            // A time strictly between two grid points belongs to the earlier one.
+            const double next = double(g + 1) * step;
+            CHECK(grid_tick(std::nextafter(next, 0.0), step) == g);
+            CHECK(grid_tick(written + 0.5 * step, step) == g);
+        }
+    }
+    CHECK(!grid_tick(-0.25, 0.5));
+    CHECK(!grid_tick(std::nan(""), 0.5));
+    CHECK(!grid_tick(1e300, 0.5));
+    CHECK(grid_tick(0.0, 0.5) == 0u);
 }

@@ -316,12 +316,13 @@ class Network:
 
     def run(self, inputs=None, *, ticks, samples=None, seed=1, threads=1, mask=None, release=None, targets=None,
             compensate=False, release_spread=None, observe=None, record=None, record_samples=None, labels=None,
-            first_sample=0, e_ac=0.9, e_mac=4.6, spikes=None, currents=None):
+            first_sample=0, e_ac=0.9, e_mac=4.6, spikes=None, currents=None, input_spikes=None):
         """Simulates samples of `ticks` ticks each; returns a Result.
 
         inputs: None (silent inputs; `samples` of them, default 1) or images (N, ...) through the
           model's analog /inputs, raw values as `quantal run --input` reads IDX bytes (uint8 or
-          float; the input's scale and offset apply); at most `samples` of them.
+          float; the input's scale and offset apply); at most `samples` of them. A path to a .npy
+          file is read as `quantal run --input FILE.npy` reads it.
         seed, threads, mask, release, targets, compensate, release_spread: as `quantal run`'s
           options (docs/run.md); release (default 'synapse'), targets (default 'all'), compensate
           and release_spread need a mask, as there.
@@ -335,19 +336,35 @@ class Network:
           another result's spikes[...]; sample is the run's sample index (first_sample + k).
         currents: {population: (samples, size) or (size,)} constant current per neuron and tick,
           added to what images drive.
+        input_spikes: a SONATA spike file driving the spike_source populations, read and split into
+          samples as `quantal run --input-spikes` does (dt: the network's dt_ms); its sample
+          first_sample is the first run, and `samples` (default: all from there) must fit it. A
+          dict is the same as `spikes` (give one of the two).
 
         Ctrl-C (KeyboardInterrupt) stops the run after the samples under way and returns the
         completed ones: result.interrupted is True and result.samples holds fewer than asked."""
         _check_pairs(mask, release, targets, compensate, release_spread)
         ticks = _whole(ticks, "ticks", 1, MAX_RUN_TICKS)
+        first_sample = _whole(first_sample, "first_sample", 0, MAX_RUN_TICKS)
+        if input_spikes is not None and spikes is not None:
+            raise InputError("spikes and input_spikes: give one of the two")
+        file_count = None
+        if isinstance(input_spikes, dict):
+            spikes = input_spikes
+        elif input_spikes is not None:
+            asked = None if samples is None else _whole(samples, "samples", 1, MAX_RUN_TICKS)
+            file_count, spikes = self._model.spike_file(os.fspath(input_spikes), ticks, self.dt_ms, first_sample, asked)
         images = None
         if inputs is not None:
             images = self._images(inputs)
             count = images.shape[0] if samples is None else min(images.shape[0], _whole(samples, "samples", 1, MAX_RUN_TICKS))
             images = images[:count]
+            if file_count is not None and file_count != count:
+                raise InputError(f"inputs: {count} images, but input_spikes {input_spikes} gives {file_count} samples")
+        elif file_count is not None:
+            count = file_count
         else:
             count = 1 if samples is None else _whole(samples, "samples", 1, MAX_RUN_TICKS)
-        first_sample = _whole(first_sample, "first_sample", 0, MAX_RUN_TICKS)
         if first_sample + count > MAX_RUN_TICKS // ticks:
             raise InputError(f"first_sample {first_sample} with samples {count} of ticks {ticks} ends beyond tick 2^53 "
                              f"= {MAX_RUN_TICKS}, the last one a trace timestamp holds exactly")
@@ -373,6 +390,13 @@ class Network:
                       record_samples)
 
     def _images(self, inputs):
+        if isinstance(inputs, (str, os.PathLike)):
+            path, inputs = os.fspath(inputs), _quantal.read_npy_samples(os.fspath(inputs))
+            # As `quantal run --input X.npy`: a file's samples also keep their shape (leading 1s aside).
+            for i in self.inputs:
+                if _squeezed(inputs.shape[1:]) != _squeezed(i.shape):
+                    raise InputError(f"{path}: images of {' x '.join(map(str, inputs.shape[1:]))} do not fit "
+                                     f"{self.origin}: input '{i.name}', which takes {' x '.join(map(str, i.shape))}")
         images = np.asarray(inputs)
         if images.dtype.kind not in "uif" or images.ndim < 2 or images.shape[0] == 0:
             raise InputError(f"inputs: expected an array of numbers (samples >= 1, ...), got {images.dtype} of shape "
@@ -457,6 +481,14 @@ def _check_pairs(mask, release, targets, compensate, release_spread):
     if release_spread is not None and mask is None:
         raise InputError(f"release_spread={release_spread} needs mask=R (the spread is around the release "
                          "probability 1 - R)")
+
+
+def _squeezed(shape):
+    """A shape without its leading 1s: (1, 28, 28) and (28, 28) hold the same image."""
+    shape = tuple(int(d) for d in shape)
+    while len(shape) > 1 and shape[0] == 1:
+        shape = shape[1:]
+    return shape
 
 
 def load(path, dt=1.0):
