@@ -351,18 +351,17 @@ def membrane(rec, populations=None, neurons=None, samples=(0, 1), ticks=None, wi
         v = rec.frames(name, a, b).reshape(b - a, rec.ticks, -1)[:, t0:t1, :]
         edges = np.arange(t1 - t0 + 1) * dt  # a tick's value holds over the tick
         panel = {"population": name, "neurons": reported[columns].tolist(), "values": []}
-        for c in columns:
-            color = None
+        for line, c in enumerate(columns):
+            color = colormaps["tab10"](line % 10)
             for j in range(b - a):
-                drawn = ax.stairs(v[j, :, c], starts[j] + edges, baseline=None, linewidth=1.0, color=color,
-                                  label="neuron %d" % reported[c] if j == 0 else None)
-                color = drawn.get_edgecolor()
+                ax.stairs(v[j, :, c], starts[j] + edges, baseline=None, linewidth=1.0, color=color,
+                          label="neuron %d" % reported[c] if j == 0 else None)
             panel["values"].append(v[:, :, c].ravel())
         for s in starts[1:]:
             ax.axvline(s, color="tab:red", linewidth=1.0)
         ax.set_ylabel("%s\nmembrane potential" % name, fontsize=7)
         ax.set_title("%s: %d of %d reported neurons" % (name, len(columns), len(reported)), fontsize=8, loc="left")
-        ax.legend(fontsize=6, loc="upper right", ncol=min(4, len(columns)))
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)  # beside, not over
         ax.tick_params(axis="y", labelsize=7)
         summary["panels"].append(panel)
     axes[-1].set_xlim(*summary["xlim_ms"])

@@ -26,7 +26,8 @@ def drawn_values(ax):
     """Per line (a label), the values of its stairs in drawing order."""
     lines = {}
     for artist in ax.patches:
-        label = None if artist.get_label().startswith("_") else artist.get_label()
+        label = artist.get_label()
+        label = None if not label or label.startswith("_") else label
         if label:
             lines[label] = [artist]
         else:

@@ -18,7 +18,7 @@ def test_ctrl_c_stops_after_a_work_unit_and_the_same_call_continues(tmp_path):
     start = time.perf_counter()
     full = quantal.sweep(MODEL, out=tmp_path / "full.h5", **GRID)
     seconds = time.perf_counter() - start
-    assert not full.interrupted and len(full) == 2
+    assert not full.interrupted and len(full) == 3  # the ratio-0 baseline, ratio 0 and 0.5
 
     out = tmp_path / "study.h5"
     timer = threading.Timer(max(0.4, 0.4 * seconds), lambda: os.kill(os.getpid(), signal.SIGINT))
