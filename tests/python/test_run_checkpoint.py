@@ -87,7 +87,7 @@ def stop_and_resume(args, tmp_path, tag, delay, sig, every):
     out, err = proc.communicate(timeout=600)
     inside = False
     if proc.returncode == 0:  # finished before the signal: nothing to resume, still a valid split
-        return out, trace, inside
+        return report(out), trace, inside
     if proc.returncode == -sig and sig != signal.SIGKILL:  # before the handler was installed (model loading)
         assert not ckpt.exists()
         return None, trace, False
