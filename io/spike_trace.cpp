@@ -658,8 +658,9 @@ void SpikeTraceWriter::Impl::create_reports() {
         std::vector<std::uint64_t> pointers(r.width + 1);
         for (std::size_t i = 0; i < pointers.size(); ++i) pointers[i] = i;
         file.write_u64(r.group + "/mapping/index_pointers", pointers);
-        file.write_u32(r.group + "/mapping/element_ids", std::vector<std::uint32_t>(r.width, 0));
-        file.write_f32(r.group + "/mapping/element_pos", std::vector<float>(r.width, 0.5f));
+        // A point neuron is a single compartment: the guide's arrays of 1s.
+        file.write_u32(r.group + "/mapping/element_ids", std::vector<std::uint32_t>(r.width, 1));
+        file.write_f32(r.group + "/mapping/element_pos", std::vector<float>(r.width, 1.0f));
         r.time = file.write_f64(r.group + "/mapping/time", {0.0, 0.0, options.dt_ms});
         file.attribute_string(r.group + "/mapping/time", "units", "ms");
         reports.push_back(std::move(r));

@@ -91,8 +91,8 @@ def test_report_layout_and_values_equal_a_naive_simulation(tmp_path):
             m = g["mapping"]
             assert m["node_ids"].dtype == np.uint64 and list(m["node_ids"][()]) == list(ids)
             assert m["index_pointers"].dtype == np.uint64 and list(m["index_pointers"][()]) == list(range(len(ids) + 1))
-            assert m["element_ids"].dtype == np.uint32 and list(m["element_ids"][()]) == [0] * len(ids)
-            assert m["element_pos"].dtype == np.float32 and m["element_pos"].shape == (len(ids),)
+            assert m["element_ids"].dtype == np.uint32 and list(m["element_ids"][()]) == [1] * len(ids)
+            assert m["element_pos"].dtype == np.float32 and list(m["element_pos"][()]) == [1.0] * len(ids)
             assert m["time"].dtype == np.float64 and list(m["time"][()]) == [0.0, float(frames), 1.0]
             assert m["time"].attrs["units"] == "ms"
         want = naive_potentials(source_spikes(f), weights)
