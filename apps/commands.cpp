@@ -8,7 +8,7 @@
 
 namespace quantal::cli {
 
-void add_commands(CLI::App& app) {
+void add_commands(CLI::App& app, std::function<bool()> stop) {
     // One line for a bad command line too (CLI11 adds "Run with --help ..." on a second one).
     app.failure_message(
         [](const CLI::App*, const CLI::Error& e) { return std::string("quantal: ") + e.what() + " (see --help)\n"; });
@@ -17,7 +17,7 @@ void add_commands(CLI::App& app) {
     add_demo_command(app);
     add_run_command(app);
     add_inspect_command(app);
-    add_sweep_command(app);
+    add_sweep_command(app, std::move(stop));
     add_plot_command(app);
     add_energy_command(app);
 }

@@ -1,6 +1,7 @@
 #pragma once
 // Each subcommand of the `quantal` executable registers itself on the CLI11 app.
 #include <CLI/CLI.hpp>
+#include <functional>
 #include <optional>
 #include <ostream>
 #include <stdexcept>
@@ -20,14 +21,21 @@ struct OutOfMemory : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// A command that stopped because `stop` (given to add_commands) asked it to, after saving what it
+// completed; the message says how to continue. Only the sweep asks, after each work unit.
+struct Stopped : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
 // Every subcommand below on `app`, with the --version flag and one-line failure messages: the
-// executable's main() and the Python module (quantal.sweep) parse with the same app.
-void add_commands(CLI::App& app);
+// executable's main() and the Python module (quantal.sweep) parse with the same app. `stop`: the
+// Python module's Ctrl-C (the executable's commands handle their signals themselves).
+void add_commands(CLI::App& app, std::function<bool()> stop = {});
 
 void add_demo_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
-void add_sweep_command(CLI::App& app);
+void add_sweep_command(CLI::App& app, std::function<bool()> stop = {});
 void add_plot_command(CLI::App& app);
 void add_energy_command(CLI::App& app);
 

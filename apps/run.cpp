@@ -4,6 +4,7 @@
 // and the exit status is 128 + signal. Checkpoints and resume: docs/checkpoints.md.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -92,6 +93,7 @@ struct RunCommandOptions {
     std::string trace;
     bool force = false; // --force: an existing trace may be replaced (never an input)
     std::vector<std::string> record;
+    std::vector<std::string> record_v; // POP or POP:first-last (inclusive), repeatable
     std::optional<std::uint64_t> record_samples;
     EnergyCosts costs;
     std::string checkpoint, resume;                // --checkpoint FILE, --resume FILE
@@ -114,23 +116,44 @@ std::string command_line(const RunCommandOptions& o) {
     s << " --seed " << o.seed << " --dt " << o.dt << " --threads " << o.threads;
     if (!o.trace.empty()) s << " --trace " << o.trace << (o.force ? " --force" : "");
     for (const auto& r : o.record) s << " --record " << r;
+    for (const auto& r : o.record_v) s << " --record-v " << r;
     if (o.record_samples) s << " --record-samples " << *o.record_samples;
     s << " --e-ac " << o.costs.e_ac_pj << " --e-mac " << o.costs.e_mac_pj;
     return s.str();
 }
 
-// Feeds a finished sample's recorded spikes to the trace in simulation order, one call per
-// (tick, population), as the engine would have while running.
-void replay(const SampleResult& r, SpikeSink& sink) {
-    std::vector<std::uint32_t> group;
-    for (std::size_t i = 0; i < r.spikes.size();) {
-        const auto& first = r.spikes[i];
-        group.clear();
-        for (; i < r.spikes.size() && r.spikes[i].tick == first.tick && r.spikes[i].population == first.population; ++i)
-            group.push_back(r.spikes[i].neuron);
-        sink.on_spikes(first.population, first.tick, group);
+// `--record-v POP[:first-last]`: neurons first..last of POP, both included (POP:k: neuron k alone;
+// POP alone: all of them). Refuses an unknown population, a spike source (no potential), a range
+// outside the population and bad syntax, naming the model and the option.
+PotentialProbe parse_record_v(const std::string& spec, const Network& net, const std::string& model) {
+    auto bad = [&](const std::string& why) { throw InputError(model + ": --record-v '" + spec + "': " + why); };
+    const auto colon = spec.rfind(':');
+    const std::string name = spec.substr(0, colon);
+    const auto p = net.find_population(name);
+    if (!p) bad("population '" + name + "' is not in the model");
+    const auto& pop = net.population(*p);
+    if (is_source(pop.model)) bad("population '" + name + "' is a spike source and has no membrane potential");
+    std::uint64_t first = 0, last = pop.size() - 1;
+    if (colon != std::string::npos) {
+        const std::string range = spec.substr(colon + 1);
+        auto whole = [&](const std::string& text) {
+            if (text.empty() || text.size() > 18 || text.find_first_not_of("0123456789") != std::string::npos)
+                bad("expected POP, POP:k or POP:first-last with whole numbers, got '" + range + "'");
+            return std::stoull(text);
+        };
+        const auto dash = range.find('-');
+        first = whole(range.substr(0, dash));
+        last = dash == std::string::npos ? first : whole(range.substr(dash + 1));
+        if (last < first) bad("the range's last neuron " + std::to_string(last) + " is before its first " + std::to_string(first));
+        if (last >= pop.size())
+            bad("neuron " + std::to_string(last) + " is outside population '" + name + "' (neurons 0-" +
+                std::to_string(pop.size() - 1) + ")");
     }
+    PotentialProbe probe{*p, {}};
+    for (std::uint64_t j = first; j <= last; ++j) probe.neurons.push_back(std::uint32_t(j));
+    return probe;
 }
+
 
 // Sample k of the run holds ticks [k*T, (k+1)*T) of one time axis (the trace's timestamps):
 // the last one must be exact in a double, and its time in ms finite.
@@ -181,6 +204,11 @@ void check_option_pairs(const RunCommandOptions& o) {
     if (!o.resume.empty() && o.force)
         throw InputError("--force has no meaning with --resume " + o.resume +
                          ": the run's trace is continued, never replaced");
+    if (!o.record_v.empty() && o.trace.empty())
+        throw InputError("--record-v " + o.record_v.front() + " needs --trace FILE (where the potentials are written)");
+    if (!o.record_v.empty() && (!o.checkpoint.empty() || !o.resume.empty()))
+        throw InputError("--record-v cannot be combined with --checkpoint or --resume (a membrane report is written "
+                         "in one run)");
 }
 
 bool same_file(const std::string& a, const std::string& b) {
@@ -261,6 +289,21 @@ void check_same_run(const std::string& file, const RunCheckpoint& c,
         throw InputError("checkpoint " + file + ": records options this quantal does not know");
 }
 
+// Wall time of loading (model and inputs) and of simulating (trace writing included), and the
+// spikes and synaptic transmissions per second of simulating, from the ledger.
+void print_timing(std::ostream& out, double load_seconds, double simulate_seconds, const EnergyLedger& total) {
+    std::uint64_t spikes = 0, transmitted = 0;
+    for (const auto& p : total.populations) spikes += p.spikes;
+    for (const auto& p : total.projections) transmitted += p.transmitted;
+    const double per_second = simulate_seconds > 0 ? 1.0 / simulate_seconds : 0.0;
+    char line[256];
+    std::snprintf(line, sizeof line, "time: loading %.3f s, simulating %.3f s\n", load_seconds, simulate_seconds);
+    out << line;
+    std::snprintf(line, sizeof line, "speed: %.4g spikes/s, %.4g synaptic events/s\n", double(spikes) * per_second,
+                  double(transmitted) * per_second);
+    out << line;
+}
+
 int run_command(const RunCommandOptions& o) {
     check_option_pairs(o);
     check_time_axis(o, o.samples);
@@ -274,6 +317,7 @@ int run_command(const RunCommandOptions& o) {
     const bool checkpointing = !o.checkpoint.empty();
     std::optional<RunCheckpoint> resumed;
     if (!o.resume.empty()) resumed = read_checkpoint(o.resume);
+    const auto load_start = std::chrono::steady_clock::now();
     LoadedModel model = load_model(o.model, o.load_timeout, o.dt);
     Release release;
     if (o.mask) {
@@ -303,12 +347,21 @@ int run_command(const RunCommandOptions& o) {
     }();
     check_time_axis(o, stimuli.count()); // a spike file sets the count
     const PopulationId readout = net.find_population(model.readout).value_or(no_readout);
+    const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
 
     // What can be checked is checked before the trace file exists.
     if (stimuli.count() > 0) (void)stimuli.make(0);
     for (const auto& name : o.record)
         if (!net.find_population(name))
             throw InputError(o.model + ": --record names population '" + name + "', which is not in the model");
+    std::vector<PotentialProbe> probes;
+    for (const auto& spec : o.record_v) {
+        probes.push_back(parse_record_v(spec, net, o.model));
+        for (std::size_t i = 0; i + 1 < probes.size(); ++i)
+            if (probes[i].population == probes.back().population)
+                throw InputError(o.model + ": --record-v '" + spec + "': population '" +
+                                 net.population(probes.back().population).name + "' is given twice (one range each)");
+    }
     // After the files were read: a bad file is named as such, not as a checksum mismatch.
     std::vector<std::pair<std::string, std::string>> identity;
     if (checkpointing || resumed) identity = run_identity(o);
@@ -321,6 +374,7 @@ int run_command(const RunCommandOptions& o) {
     run.ticks = o.ticks;
     run.seed = o.seed;
     run.update_path = o.update_path;
+    run.potentials = probes;
     // The stopped sample's state must fit before the trace is touched.
     if (resumed && resumed->in_sample) {
         try {
@@ -340,6 +394,7 @@ int run_command(const RunCommandOptions& o) {
         topts.populations = o.record;
         topts.costs = o.costs;
         topts.replace_existing = o.force;
+        topts.potentials = probes;
         if (o.record_samples)
             for (std::uint64_t k = 0; k < std::min(*o.record_samples, stimuli.count()); ++k)
                 topts.samples.push_back(o.offset + k);
@@ -402,6 +457,7 @@ int run_command(const RunCommandOptions& o) {
     // they stay at two per thread, as every sample's spikes are held until its batch is written.
     // Batches are checkpointed at sample boundaries only.
     const std::uint64_t batch = o.threads > 1 ? std::uint64_t(o.threads) * (trace ? 2 : 16) : 1;
+    const auto simulate_start = std::chrono::steady_clock::now();
     Engine engine(net);
     try {
         while (done < stimuli.count() && !stop_signal) {
@@ -443,7 +499,7 @@ int run_command(const RunCommandOptions& o) {
             for (std::uint64_t k = 0; k < n; ++k) {
                 if (trace) {
                     trace->begin_sample(o.offset + first + k, stimuli.label(first + k));
-                    replay(results[k], *trace);
+                    trace->replay(results[k]);
                 }
                 finish_sample(first + k, results[k]);
             }
@@ -457,6 +513,8 @@ int run_command(const RunCommandOptions& o) {
                           std::to_string(done) + " of " + std::to_string(stimuli.count()) + " done)" +
                           (trace ? "; " + o.trace + " holds the completed samples" : std::string()));
     }
+    const double simulate_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - simulate_start).count();
     const int signal = stop_signal;
     if (progress) std::cerr << '\n';
     if (trace) trace->finish(signal ? TraceStatus::interrupted : TraceStatus::complete);
@@ -470,6 +528,7 @@ int run_command(const RunCommandOptions& o) {
                   << (o.release_spread ? ", release spread " + number_text(*o.release_spread) + " (Beta)" : "")
                   << ", targets " << o.targets.value_or("all") << " = " << targeted << "\n";
     if (labelled) std::cout << "accuracy: " << correct << " / " << labelled << "\n";
+    print_timing(std::cout, load_seconds, simulate_seconds, total);
     print_energy_report(std::cout, net, total, o.costs, o.dt);
     if (signal) {
         std::cerr << "quantal run: interrupted by " << (signal == SIGINT ? "SIGINT" : "SIGTERM") << " after " << done
@@ -524,6 +583,9 @@ void add_run_command(CLI::App& app) {
     cmd->add_option("--trace", o->trace, "SONATA spike trace to write (HDF5); an existing file is refused");
     cmd->add_flag("--force", o->force, "Replace an existing --trace file (never one of the inputs)");
     cmd->add_option("--record", o->record, "Populations whose spikes are recorded (default: all spiking)")->delimiter(',');
+    cmd->add_option("--record-v", o->record_v,
+                    "Record membrane potentials of POP (all neurons), POP:k or POP:first-last (both included) "
+                    "at every tick into the trace's /report (repeatable; needs --trace)");
     cmd->add_option("--record-samples", o->record_samples,
                     "Record the spikes of the first N samples only (the ledger and /samples cover all)")
         ->transform(whole_number(1, max_run_ticks));

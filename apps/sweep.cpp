@@ -210,7 +210,7 @@ private:
     std::map<std::uint32_t, std::optional<std::size_t>> configured_; // per model: the configuration its release is set for
 };
 
-int sweep(const SweepOptions& o, const study::Processes& processes) {
+int sweep(const SweepOptions& o, const study::Processes& processes, const std::function<bool()>& stop) {
     if (o.input.empty() || o.labels.empty()) throw InputError("quantal sweep needs --input IMAGES and --labels LABELS");
     const std::string state_path = o.out + ".state";
     std::vector<NamedFile> inputs{{"--input", o.input}, {"--labels", o.labels}};
@@ -307,6 +307,11 @@ int sweep(const SweepOptions& o, const study::Processes& processes) {
         collect_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
         ++collected;
         progress.unit_done(r.unit);
+        // One process computes units one after another here: stopping between two loses nothing.
+        if (processes.size() == 1 && stop && stop())
+            throw Stopped("sweep stopped after " + std::to_string(state.units_done()) + " of " +
+                          std::to_string(units.size()) + " work units; " + state_path +
+                          " keeps them: run the same sweep again to continue");
     });
     progress.finish();
     if (collected)
@@ -328,10 +333,12 @@ int sweep(const SweepOptions& o, const study::Processes& processes) {
     return 0;
 }
 
-int sweep_command(const SweepOptions& o) {
+int sweep_command(const SweepOptions& o, const std::function<bool()>& stop) {
     study::Processes processes;
     try {
-        return sweep(o, processes);
+        return sweep(o, processes, stop);
+    } catch (const Stopped&) {
+        throw;
     } catch (const InputError& e) {
         processes.abort_job(e.what(), 2);
         throw;
@@ -346,7 +353,7 @@ int sweep_command(const SweepOptions& o) {
 
 } // namespace
 
-void add_sweep_command(CLI::App& app) {
+void add_sweep_command(CLI::App& app, std::function<bool()> stop) {
     auto o = std::make_shared<SweepOptions>();
     auto* cmd = app.add_subcommand("sweep", "Failure-probability study: accuracy and energy over a grid of masks");
     cmd->add_option("--model", o->models, "Model file (.h5); repeat for several")->required();
@@ -380,8 +387,8 @@ void add_sweep_command(CLI::App& app) {
     cmd->add_flag("--force", o->force, "Replace an existing --out (and --csv) file");
     add_energy_options(*cmd, o->costs);
     add_load_timeout_option(*cmd, o->load_timeout);
-    cmd->callback([o] {
-        const int status = sweep_command(*o);
+    cmd->callback([o, stop] {
+        const int status = sweep_command(*o, stop);
         std::cout.flush();
         if (status) std::exit(status);
     });

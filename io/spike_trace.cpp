@@ -16,6 +16,7 @@
 #include "io/hdf5_access.hpp"
 #include "io/journal_driver.hpp"
 #include "sim/errors.hpp"
+#include "sim/potential_probe.hpp"
 
 namespace quantal {
 
@@ -184,6 +185,18 @@ public:
         status(H5Dwrite(dset, memtype, memspace, filespace, H5P_DEFAULT, data), dset, "write");
     }
 
+    // Appends `rows` rows of `width` elements to a 2-D dataset that has `row` rows.
+    void append_rows(hid_t dset, hid_t memtype, const void* data, hsize_t row, hsize_t rows, hsize_t width) {
+        if (rows == 0) return;
+        const hsize_t size[2] = {row + rows, width};
+        status(H5Dset_extent(dset, size), dset, "extend");
+        Handle filespace(H5Dget_space(dset), H5Sclose);
+        const hsize_t start[2] = {row, 0}, count[2] = {rows, width};
+        status(H5Sselect_hyperslab(filespace, H5S_SELECT_SET, start, nullptr, count, nullptr), dset, "select");
+        Handle memspace(H5Screate_simple(2, count, nullptr), H5Sclose);
+        status(H5Dwrite(dset, memtype, memspace, filespace, H5P_DEFAULT, data), dset, "write");
+    }
+
     // Appends one row of `width` elements to a 2-D dataset that has `row` rows.
     void append_row(hid_t dset, hid_t memtype, const void* data, hsize_t row, hsize_t width) {
         const hsize_t size[2] = {row + 1, width};
@@ -209,6 +222,12 @@ public:
     }
     Handle write_f64(const std::string& name, const std::vector<double>& v) {
         return write_fixed(name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, v.data(), v.size());
+    }
+    Handle write_f32(const std::string& name, const std::vector<float>& v) {
+        return write_fixed(name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, v.data(), v.size());
+    }
+    Handle write_u32(const std::string& name, const std::vector<std::uint32_t>& v) {
+        return write_fixed(name, H5T_STD_U32LE, H5T_NATIVE_UINT32, v.data(), v.size());
     }
     void write_strings(const std::string& name, const std::vector<std::string>& v) {
         std::vector<const char*> ptrs;
@@ -345,6 +364,17 @@ struct PopulationTrace {
     hsize_t committed = 0; // elements at the end of the last completed sample
 };
 
+// One membrane report (SONATA frame-oriented layout): its frames not yet appended, and its
+// time span, rewritten after each recorded sample.
+struct ReportTrace {
+    std::string group; // /report/<population>
+    Handle data, time;
+    hsize_t width = 0, chunk_rows = 1;
+    std::vector<float> buffer; // whole frames
+    hsize_t written = 0;       // frames in the dataset
+    hsize_t committed = 0;     // frames at the end of the last completed sample
+};
+
 } // namespace
 
 struct SpikeTraceWriter::Impl {
@@ -358,6 +388,9 @@ struct SpikeTraceWriter::Impl {
     TraceFile file;
     std::vector<PopulationTrace> recorded;
     std::vector<int> slot; // population id -> index in `recorded`, or -1
+    std::vector<ReportTrace> reports; // one per TraceOptions::potentials entry
+    Tick report_first_tick = 0;       // the first recorded sample's first tick
+    std::optional<std::uint64_t> last_reported; // the last recorded sample with a membrane report
     // /samples columns
     Handle s_index, s_start_ms, s_start_tick, s_label, s_prediction, s_recorded, s_spikes;
     // /energy per-sample tables (rows appended) and totals (rewritten)
@@ -382,6 +415,8 @@ struct SpikeTraceWriter::Impl {
     void create_spikes();
     void create_samples();
     void create_energy();
+    void create_reports();
+    void flush_report(ReportTrace& r);
     void flush_population(PopulationTrace& pt);
     void drop_open_sample();
     void write_totals();
@@ -412,6 +447,7 @@ void SpikeTraceWriter::Impl::create_layout(const RunMetadata& m) {
     create_spikes();
     create_samples();
     create_energy();
+    create_reports();
     file.flush();
 }
 
@@ -602,6 +638,42 @@ void SpikeTraceWriter::Impl::create_energy() {
     file.attribute_f64("/energy/total", "ann_pj", 0.0);
 }
 
+// /report/<population>/{data, mapping/...}: one element per probed neuron (a point neuron has one
+// compartment), frames of every tick of the recorded samples; docs/traces.md.
+void SpikeTraceWriter::Impl::create_reports() {
+    if (options.potentials.empty()) return;
+    file.create_group("/report");
+    for (const auto& probe : options.potentials) {
+        ReportTrace r;
+        r.group = "/report/" + net.population(probe.population).name;
+        r.width = probe.neurons.size();
+        // About 64 KB per chunk, whole frames (a frame wider than that is a chunk alone).
+        r.chunk_rows = std::max<hsize_t>(1, (hsize_t(1) << 14) / r.width);
+        file.create_group(r.group);
+        r.data = file.create_extendible(r.group + "/data", H5T_IEEE_F32LE, {0, r.width}, {r.chunk_rows, r.width});
+        file.attribute_string(r.group + "/data", "units", "dimensionless");
+        file.create_group(r.group + "/mapping");
+        const std::vector<std::uint64_t> ids(probe.neurons.begin(), probe.neurons.end());
+        file.write_u64(r.group + "/mapping/node_ids", ids);
+        std::vector<std::uint64_t> pointers(r.width + 1);
+        for (std::size_t i = 0; i < pointers.size(); ++i) pointers[i] = i;
+        file.write_u64(r.group + "/mapping/index_pointers", pointers);
+        // A point neuron is a single compartment: the guide's arrays of 1s.
+        file.write_u32(r.group + "/mapping/element_ids", std::vector<std::uint32_t>(r.width, 1));
+        file.write_f32(r.group + "/mapping/element_pos", std::vector<float>(r.width, 1.0f));
+        r.time = file.write_f64(r.group + "/mapping/time", {0.0, 0.0, options.dt_ms});
+        file.attribute_string(r.group + "/mapping/time", "units", "ms");
+        reports.push_back(std::move(r));
+    }
+}
+
+void SpikeTraceWriter::Impl::flush_report(ReportTrace& r) {
+    const hsize_t rows = r.buffer.size() / r.width;
+    file.append_rows(r.data, H5T_NATIVE_FLOAT, r.buffer.data(), r.written, rows, r.width);
+    r.written += rows;
+    r.buffer.clear();
+}
+
 void SpikeTraceWriter::Impl::flush_population(PopulationTrace& pt) {
     if (pt.time_buffer.empty()) return;
     file.append(pt.timestamps, H5T_NATIVE_DOUBLE, pt.time_buffer.data(), pt.written, pt.time_buffer.size());
@@ -620,6 +692,10 @@ void SpikeTraceWriter::Impl::drop_open_sample() {
             file.resize(pt.node_ids, pt.committed);
             pt.written = pt.committed;
         }
+    }
+    for (auto& r : reports) {
+        r.buffer.clear();
+        if (r.written != r.committed) file.cut(r.data, r.committed), r.written = r.committed;
     }
     open = false;
 }
@@ -655,6 +731,7 @@ void SpikeTraceWriter::Impl::close(const char* status) {
     file.attribute_string("/run", "status", status);
     file.flush();
     recorded.clear();
+    reports.clear();
     for (Handle* h : {&s_index, &s_start_ms, &s_start_tick, &s_label, &s_prediction, &s_recorded, &s_spikes})
         *h = Handle();
     pop_rows.clear(), proj_rows.clear(), op_rows.clear(), pop_totals.clear(), proj_totals.clear(), op_totals.clear();
@@ -664,6 +741,8 @@ void SpikeTraceWriter::Impl::close(const char* status) {
 
 void SpikeTraceWriter::Impl::open_layout(const RunMetadata& m, const TracePosition& pos) {
     const std::string where = "trace " + path;
+    if (!options.potentials.empty())
+        throw InputError(where + ": a trace with membrane reports cannot be continued from a checkpoint");
     {
         Handle run = h5::open_group(file.id(), "run", where);
         auto differs = [&](const std::string& what) {
@@ -773,6 +852,11 @@ TraceOptions validated(const std::string& path, const Network& net, TraceOptions
     for (const auto& name : o.populations)
         if (!net.find_population(name))
             throw InputError("trace " + path + ": population '" + name + "' to record is not in the network");
+    try {
+        PotentialRecorder::validate(net, o.potentials);
+    } catch (const InputError& e) {
+        throw InputError("trace " + path + ": " + e.what());
+    }
     if (o.chunk_spikes == 0) o.chunk_spikes = TraceOptions{}.chunk_spikes;
     std::sort(o.samples.begin(), o.samples.end());
     return o;
@@ -823,13 +907,33 @@ void SpikeTraceWriter::begin_sample(std::uint64_t sample, std::int64_t label) {
         throw InputError("trace " + s.path + ": sample " + std::to_string(sample) + " ends at tick " +
                          std::to_string((sample + 1) * T) + " x dt " + dt + " ms, which is not finite");
     }
+    const bool recording =
+        s.options.samples.empty() || std::binary_search(s.options.samples.begin(), s.options.samples.end(), sample);
+    // A membrane report's frames are one time axis: (start, stop, step) cannot describe a gap.
+    if (recording && !s.reports.empty() && s.last_reported && sample != *s.last_reported + 1)
+        throw InputError("trace " + s.path + ": membrane reports need consecutive samples; sample " +
+                         std::to_string(sample) + " follows recorded sample " + std::to_string(*s.last_reported));
     s.open = true;
     s.any_sample = true;
     s.current = sample;
     s.label = label;
     s.start_tick = Tick(sample) * s.options.ticks_per_sample;
-    s.recording =
-        s.options.samples.empty() || std::binary_search(s.options.samples.begin(), s.options.samples.end(), sample);
+    s.recording = recording;
+}
+
+void SpikeTraceWriter::on_potentials(std::size_t probe, Tick tick, std::span<const double> values) {
+    auto& s = *impl_;
+    if (!s.open) throw std::logic_error("SpikeTraceWriter::on_potentials outside begin_sample/end_sample");
+    if (!s.recording) return;
+    if (probe >= s.reports.size() || values.size() != s.reports[probe].width)
+        throw std::logic_error("SpikeTraceWriter::on_potentials: frame does not fit TraceOptions::potentials");
+    auto& r = s.reports[probe];
+    // Frames arrive tick by tick: tick t of the sample is frame (sample - first) * T + t.
+    const hsize_t expected = r.written + r.buffer.size() / r.width - r.committed;
+    if (hsize_t(tick) != expected)
+        throw std::logic_error("SpikeTraceWriter::on_potentials: tick " + std::to_string(tick) + " out of order");
+    for (double v : values) r.buffer.push_back(float(v));
+    if (r.buffer.size() >= r.chunk_rows * r.width) s.flush_report(r);
 }
 
 void SpikeTraceWriter::on_spikes(PopulationId population, Tick tick, std::span<const std::uint32_t> neurons) {
@@ -850,6 +954,25 @@ void SpikeTraceWriter::on_spikes(PopulationId population, Tick tick, std::span<c
     }
 }
 
+void SpikeTraceWriter::replay(const SampleResult& r) {
+    std::vector<std::uint32_t> group;
+    for (std::size_t i = 0; i < r.spikes.size();) {
+        const auto& first = r.spikes[i];
+        group.clear();
+        for (; i < r.spikes.size() && r.spikes[i].tick == first.tick && r.spikes[i].population == first.population; ++i)
+            group.push_back(r.spikes[i].neuron);
+        on_spikes(first.population, first.tick, group);
+    }
+    const auto& probes = impl_->options.potentials;
+    if (!r.potentials.empty() && r.potentials.size() != probes.size()) // empty: not kept (sample not recorded)
+        throw std::logic_error("SpikeTraceWriter::replay: the result's potentials do not fit TraceOptions::potentials");
+    for (std::size_t p = 0; p < r.potentials.size(); ++p) {
+        const std::size_t width = probes[p].neurons.size();
+        for (std::size_t f = 0; f * width < r.potentials[p].size(); ++f)
+            on_potentials(p, Tick(f), std::span<const double>(r.potentials[p]).subspan(f * width, width));
+    }
+}
+
 void SpikeTraceWriter::end_sample(std::int64_t prediction, const EnergyLedger& ledger) {
     auto& s = *impl_;
     if (!s.open) throw std::logic_error("SpikeTraceWriter::end_sample without begin_sample");
@@ -864,6 +987,19 @@ void SpikeTraceWriter::end_sample(std::int64_t prediction, const EnergyLedger& l
         pt.committed = pt.written;
     }
     s.spikes_committed += spikes;
+    if (s.recording && !s.reports.empty()) {
+        if (!s.last_reported) s.report_first_tick = s.start_tick;
+        s.last_reported = s.current;
+        for (auto& r : s.reports) {
+            s.flush_report(r);
+            if (r.written - r.committed != hsize_t(s.options.ticks_per_sample))
+                throw std::logic_error("SpikeTraceWriter::end_sample: a membrane report lacks frames of the sample");
+            r.committed = r.written;
+            const double time[3] = {double(s.report_first_tick) * s.options.dt_ms,
+                                    double(s.report_first_tick + Tick(r.written)) * s.options.dt_ms, s.options.dt_ms};
+            s.file.overwrite(r.time, H5T_NATIVE_DOUBLE, time);
+        }
+    }
 
     const hsize_t row = s.samples;
     const std::uint64_t index = s.current;

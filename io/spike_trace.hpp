@@ -44,6 +44,9 @@ struct TraceOptions {
     // filled, so small chunks keep flushes cheap (32 KB per dataset at the default).
     std::uint32_t chunk_spikes = 4096;
     EnergyCosts costs{}; // written beside the ledger so readers can price it
+    // Membrane reports (/report/<population>, docs/traces.md): the run's RunOptions::potentials,
+    // whose frames arrive through on_potentials(). The recorded samples must be consecutive.
+    std::vector<PotentialProbe> potentials;
     bool replace_existing = true; // false: an existing file at the path is an error and stays as it is
 };
 
@@ -97,6 +100,11 @@ public:
 
     void begin_sample(std::uint64_t sample, std::int64_t label = -1);
     void on_spikes(PopulationId population, Tick tick, std::span<const std::uint32_t> neurons) override;
+    void on_potentials(std::size_t probe, Tick tick, std::span<const double> values) override;
+    // Feeds a finished sample's kept spikes and potentials (RunOptions::record_spikes) in simulation
+    // order, as the engine would have while running: samples simulated apart (threads) are written
+    // the same way as streamed ones.
+    void replay(const SampleResult& result);
     // Closes the open sample: appends its row to /samples and its ledger to /energy, then flushes.
     void end_sample(std::int64_t prediction, const EnergyLedger& sample_ledger);
     // Drops the spikes of a sample that was begun and not ended (datasets shrink back), writes the

@@ -20,6 +20,8 @@
 
 #include "apps/commands.hpp"
 #include "apps/stimuli.hpp"
+#include "io/spike_trace.hpp"
+#include "quantal_build_version.hpp" // generated (apps/CMakeLists.txt)
 #include "io/contained.hpp"
 #include "io/model_file.hpp"
 #include "io/nir.hpp"
@@ -28,6 +30,7 @@
 #include "sim/engine.hpp"
 #include "sim/errors.hpp"
 #include "sim/overloaded.hpp"
+#include "sim/potential_probe.hpp"
 
 namespace py = pybind11;
 using namespace quantal;
@@ -333,6 +336,10 @@ struct RunRequest {
     std::vector<Tick> observe;                      // readout ticks (0-based)
     std::optional<std::vector<std::string>> record; // none: every population but readouts
     std::uint64_t record_samples = 0;               // the first this many samples' spikes are kept
+    std::vector<PotentialProbe> potentials;         // record_v, kept for the same samples
+    std::optional<std::string> trace;               // a trace file, as `quantal run --trace` writes
+    double dt_ms = 1.0;                             // its time axis
+    std::vector<std::int64_t> labels;               // its /samples labels (empty: -1)
     EnergyCosts costs;
     // Direct inputs, per population: spike lists of spike sources (per-sample ranges of `tick`
     // and `neuron`) and constant currents (samples x size, row-major).
@@ -362,6 +369,7 @@ struct RunArrays {
         std::vector<std::int64_t> tick;
     };
     std::vector<Spikes> spikes; // per population (only recorded ones fill theirs)
+    std::vector<std::vector<double>> potentials; // per probe: kept samples x ticks x neurons
 };
 
 // argmax (first maximum) at the last observed tick, as `quantal run` predicts.
@@ -394,6 +402,8 @@ void collect(const Network& net, PopulationId readout, const std::vector<bool>& 
     const auto s = summarize(r.ledger, net, costs);
     a.snn_pj.push_back(s.snn_pj), a.ann_pj.push_back(s.ann_pj);
     a.total += r.ledger;
+    for (std::size_t i = 0; i < r.potentials.size(); ++i)
+        a.potentials[i].insert(a.potentials[i].end(), r.potentials[i].begin(), r.potentials[i].end());
     for (const auto& sp : r.spikes) {
         if (!recorded[sp.population]) continue;
         auto& out = a.spikes[sp.population];
@@ -452,6 +462,30 @@ py::dict run(const Model& m,
 
     RunArrays a;
     a.spikes.resize(net.populations().size());
+    a.potentials.resize(q.potentials.size());
+    // The trace (if asked) is created before anything runs, by the command line's writer; each
+    // completed sample is written as `quantal run --threads N` writes it (docs/python.md).
+    std::optional<SpikeTraceWriter> trace;
+    if (q.trace) {
+        TraceOptions topts;
+        topts.ticks_per_sample = q.ticks;
+        topts.dt_ms = q.dt_ms;
+        topts.populations = q.record.value_or(std::vector<std::string>{});
+        topts.costs = q.costs;
+        topts.replace_existing = false;
+        topts.potentials = q.potentials;
+        for (std::uint64_t k = 0; k < std::min(q.record_samples, q.samples); ++k) topts.samples.push_back(q.first_sample + k);
+        RunMetadata meta;
+        meta.model = m.origin;
+        meta.seed = q.seed;
+        meta.release = q.mask ? mode_name(*q.mask > 0 ? release_mode(q.release) : ReleaseMode::none) : "file";
+        meta.mask_ratio = q.mask.value_or(0.0);
+        meta.compensate = q.compensate;
+        meta.release_spread = q.release_spread;
+        meta.version = QUANTAL_BUILD_VERSION;
+        meta.command_line = "quantal Python module: Network.run(trace=...)";
+        trace.emplace(*q.trace, net, topts, meta);
+    }
     // Ctrl-C: Python's own SIGINT handler only flags the signal; the calling thread runs it (with
     // the GIL) before each of its samples. KeyboardInterrupt stops the run after the samples under
     // way; any other exception a user's handler raises stops it too and is raised after.
@@ -476,10 +510,12 @@ py::dict run(const Model& m,
         options.ticks = q.ticks;
         options.seed = q.seed;
         options.observe = q.observe;
+        options.potentials = q.potentials;
         // Batches keep memory bounded (stimuli and spikes of one batch at a time) and all threads busy.
         const std::uint64_t batch = std::uint64_t(q.threads) * 16;
         // The engine keeps every population's spikes when asked: only ask when some are wanted.
-        const bool any_recorded = std::find(recorded.begin(), recorded.end(), true) != recorded.end();
+        const bool any_recorded = std::find(recorded.begin(), recorded.end(), true) != recorded.end() ||
+                                  !q.potentials.empty() || trace;
         for (std::uint64_t first = 0; first < q.samples && !interrupted.load();) {
             std::uint64_t n = std::min(batch, q.samples - first);
             if (first < q.record_samples) n = std::min(n, q.record_samples - first); // one recording setting per batch
@@ -488,10 +524,18 @@ py::dict run(const Model& m,
             for (std::uint64_t k = first; k < first + n; ++k)
                 stimuli.push_back(stimulus(m.loaded, net, data, values, q, k));
             const auto results = run_batch(net, stimuli, options, q.first_sample + first, q.threads, stop);
-            for (const auto& r : results) collect(net, readout, recorded, r, q.costs, a);
+            for (const auto& r : results) {
+                collect(net, readout, recorded, r, q.costs, a);
+                if (!trace) continue;
+                const auto k = r.sample - q.first_sample;
+                trace->begin_sample(r.sample, k < q.labels.size() ? q.labels[k] : -1);
+                trace->replay(r);
+                trace->end_sample(cli::prediction(r, readout), r.ledger);
+            }
             first += n;
         }
     }
+    if (trace) trace->finish(interrupted.load() ? TraceStatus::interrupted : TraceStatus::complete);
     if (raised_type) {
         PyErr_Restore(raised_type, raised_value, raised_traceback);
         throw py::error_already_set();
@@ -531,6 +575,14 @@ py::dict run(const Model& m,
             to_array(std::move(s.sample), {n}), to_array(std::move(s.tick), {n}), to_array(std::move(s.node_id), {n}));
     }
     out["spikes"] = spikes;
+    py::dict potentials;
+    for (std::size_t i = 0; i < q.potentials.size(); ++i) {
+        const auto width = py::ssize_t(q.potentials[i].neurons.size());
+        const auto kept = py::ssize_t(a.potentials[i].size()) / (py::ssize_t(q.ticks) * width);
+        potentials[py::str(net.population(q.potentials[i].population).name)] =
+            to_array(std::move(a.potentials[i]), {kept, py::ssize_t(q.ticks), width});
+    }
+    out["potentials"] = potentials;
     py::list release;
     for (const auto& p : net.projections())
         release.append(py::make_tuple(mode_name(p.release.mode), p.release.mask_ratio));
@@ -542,18 +594,44 @@ py::dict run(const Model& m,
 
 // Runs `quantal ARGS...` in this process with the executable's own parser and commands (so the
 // options, their checks and messages are the command line's); a bad command line raises
-// InputError with CLI11's message. Used by quantal.sweep.
-void command(const std::vector<std::string>& args) {
+// InputError with CLI11's message. Used by quantal.sweep. Ctrl-C stops a sweep after its current
+// work unit (saved in its state file): returns the message saying so, or "" when it completed.
+std::string command(const std::vector<std::string>& args) {
+    std::atomic<bool> interrupted{false};
+    PyObject *raised_type = nullptr, *raised_value = nullptr, *raised_traceback = nullptr;
+    const auto caller = std::this_thread::get_id();
+    std::function<bool()> stop = [&] { // as run()'s: KeyboardInterrupt stops, another exception is raised after
+        if (interrupted.load()) return true;
+        if (std::this_thread::get_id() != caller) return false;
+        const py::gil_scoped_acquire locked;
+        if (PyErr_CheckSignals() == 0) return false;
+        if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
+            PyErr_Clear();
+        else
+            PyErr_Fetch(&raised_type, &raised_value, &raised_traceback);
+        interrupted.store(true);
+        return true;
+    };
     CLI::App app;
-    cli::add_commands(app);
+    cli::add_commands(app, stop);
     std::vector<const char*> argv{"quantal"};
     for (const auto& a : args) argv.push_back(a.c_str());
-    const py::gil_scoped_release unlocked;
-    try {
-        app.parse(int(argv.size()), argv.data());
-    } catch (const CLI::ParseError& e) {
-        throw InputError(e.what());
+    std::string stopped;
+    {
+        const py::gil_scoped_release unlocked;
+        try {
+            app.parse(int(argv.size()), argv.data());
+        } catch (const CLI::ParseError& e) {
+            throw InputError(e.what());
+        } catch (const cli::Stopped& e) {
+            stopped = e.what();
+        }
     }
+    if (raised_type) {
+        PyErr_Restore(raised_type, raised_value, raised_traceback);
+        throw py::error_already_set();
+    }
+    return stopped;
 }
 
 // `quantal energy TRACE --json`'s text, for quantal.plot.energy of a trace file.
@@ -622,7 +700,8 @@ PYBIND11_MODULE(_quantal, m) {
                        std::optional<double> mask, const std::string& release, const std::string& targets,
                        bool compensate, double release_spread, const std::vector<Tick>& observe,
                        const std::optional<std::vector<std::string>>& record, std::uint64_t record_samples, double e_ac,
-                       double e_mac, const py::list& spikes, const py::list& currents) {
+                       double e_mac, const py::list& spikes, const py::list& currents, const py::list& record_v,
+                       const std::optional<std::string>& trace, double dt_ms, const std::vector<std::int64_t>& labels) {
             RunRequest q;
             q.ticks = ticks, q.samples = samples, q.first_sample = first_sample, q.seed = seed, q.threads = threads;
             q.mask = mask, q.release = release, q.targets = targets, q.compensate = compensate;
@@ -644,6 +723,13 @@ PYBIND11_MODULE(_quantal, m) {
                 const auto t = h.cast<py::tuple>();
                 q.currents.push_back({population(t[0]), values<double>(t[1])});
             }
+            // [(population, neuron ids)], checked by the engine (PotentialRecorder::validate).
+            for (const auto& h : record_v) {
+                const auto t = h.cast<py::tuple>();
+                q.potentials.push_back({population(t[0]), values<std::uint32_t>(t[1])});
+            }
+            PotentialRecorder::validate(x.loaded.network, q.potentials);
+            q.trace = trace, q.dt_ms = dt_ms, q.labels = labels;
             return run(x, images, q);
         });
     m.def(

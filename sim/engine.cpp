@@ -12,6 +12,7 @@
 #include "neurons/dynamics.hpp"
 #include "sim/errors.hpp"
 #include "sim/population_update.hpp"
+#include "sim/potential_probe.hpp"
 #include "sim/random.hpp"
 #include "sim/tick_calendar.hpp"
 #include "synapses/conv_accumulator.hpp"
@@ -112,6 +113,7 @@ struct Engine::State {
     SampleResult result;
     SpikeSink* sink = nullptr;
     bool record = false;
+    PotentialRecorder potentials; // RunOptions::potentials
     bool started = false; // a sample was started and not finished
     Tick next = 0;        // the next tick with work (>= horizon: the sample is done)
 
@@ -135,6 +137,7 @@ struct Engine::State {
     void deliver(ProjectionId pr, std::uint32_t src, std::uint64_t group);
     void observe(Tick t);
     void count_drift_ticks();
+    void record_potentials(Tick until);
     void begin(const Stimulus& s, const RunOptions& o, std::uint64_t sample, SpikeSink* sink);
     EngineState save() const;
     void restore(const EngineState& e);
@@ -562,6 +565,14 @@ void Engine::State::observe(Tick t) {
     }
 }
 
+// Frames of the probed potentials for the ticks before `until` (docs/traces.md, "Membrane reports").
+void Engine::State::record_potentials(Tick until) {
+    potentials.record_until(std::min(until, horizon), pops, [&](std::size_t probe, Tick t, std::span<const double> v) {
+        if (sink) sink->on_potentials(probe, t, v);
+        if (record) result.potentials[probe].insert(result.potentials[probe].end(), v.begin(), v.end());
+    });
+}
+
 // A neuron's drift ticks are the gaps between its visits, which add up to its last visit + 1.
 void Engine::State::count_drift_ticks() {
     for (PopulationId p = 0; p < pops.size(); ++p) {
@@ -574,9 +585,12 @@ void Engine::State::count_drift_ticks() {
 void Engine::State::begin(const Stimulus& stimulus, const RunOptions& options, std::uint64_t sample, SpikeSink* to) {
     if (options.ticks < 0) throw InputError("run: ticks must be >= 0, got " + std::to_string(options.ticks));
     validate(stimulus);
+    PotentialRecorder::validate(net, options.potentials);
     sink = to;
     record = options.record_spikes;
     reset(stimulus, options, sample);
+    potentials.reset(net, options.potentials, pops);
+    if (record) result.potentials.resize(options.potentials.size());
     next = 0;
     started = true;
 }
@@ -624,6 +638,7 @@ void Engine::State::restore(const EngineState& e) {
     if (e.seed != seed) bad("saved with seed " + std::to_string(e.seed) + ", not " + std::to_string(seed));
     if (e.now < 0 || e.next < e.now || e.next > horizon) bad("tick out of range");
     if (e.observe_at != observe_at) bad("observes other ticks");
+    if (potentials.probes() != 0) bad("membrane potentials cannot be recorded in a continued sample");
     if (e.result.sample != e.sample) bad("its result belongs to another sample");
     if (e.populations.size() != pops.size() || e.projection_rng.size() != proj_rng.size() ||
         e.operator_rng.size() != operator_rng.size())
@@ -745,9 +760,13 @@ bool Engine::advance(Tick until, const std::function<bool()>& stop) {
     auto& s = *state_;
     if (!s.started) throw std::logic_error("Engine::advance: no sample is running");
     while (s.next < s.horizon && s.next < until) {
-        s.next = s.step(s.next);
+        const Tick t = s.next;
+        s.record_potentials(t); // ticks without work before t
+        s.next = s.step(t);
+        s.record_potentials(t + 1);
         if (stop && stop()) break;
     }
+    s.record_potentials(s.next);
     return done();
 }
 

@@ -34,11 +34,21 @@ struct Stimulus {
 // Forcing a path is for tests and measurements.
 enum class UpdatePath { automatic, lazy, sweep };
 
+// Neurons of one population whose membrane potential is reported at every tick of a sample
+// (docs/traces.md, "Membrane reports"): the value each holds at the end of the tick, after the
+// tick's input, the threshold check and the reset. Only these neurons are brought up to date
+// every tick; the rest of the network stays event-driven, and its spikes are the same.
+struct PotentialProbe {
+    PopulationId population = 0;
+    std::vector<std::uint32_t> neurons; // ascending, distinct, within the population
+};
+
 struct RunOptions {
     Tick ticks = 100;              // the sample occupies ticks [0, ticks)
     std::uint64_t seed = 0;        // run seed; streams are keyed by (seed, sample, stream)
     std::vector<Tick> observe;     // ticks at which readouts are recorded (empty: the last tick)
-    bool record_spikes = false;    // keep every spike in SampleResult::spikes
+    bool record_spikes = false;    // keep every spike (and probed potential) in SampleResult
+    std::vector<PotentialProbe> potentials; // at most one per population; not spike sources
     UpdatePath update_path = UpdatePath::automatic;
 };
 
@@ -60,13 +70,17 @@ struct SampleResult {
     EnergyLedger ledger;
     std::vector<Readout> readouts; // one per readout population
     std::vector<SpikeRecord> spikes; // in simulation order (by tick, then stage)
+    // With record_spikes, per RunOptions::potentials entry: ticks x neurons, row-major.
+    std::vector<std::vector<double>> potentials;
 };
 
-// Receives each population's spikes of one tick as they happen (trace writers, monitors).
+// Receives each population's spikes of one tick as they happen (trace writers, monitors), and
+// the probed membrane potentials of each tick (one call per RunOptions::potentials entry).
 class SpikeSink {
 public:
     virtual ~SpikeSink() = default;
     virtual void on_spikes(PopulationId population, Tick tick, std::span<const std::uint32_t> neurons) = 0;
+    virtual void on_potentials(std::size_t /*probe*/, Tick /*tick*/, std::span<const double> /*values*/) {}
 };
 
 // Everything that changes while a sample runs, at a tick boundary: every tick before `next` has

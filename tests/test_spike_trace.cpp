@@ -552,3 +552,51 @@ TEST_CASE("grid_tick inverts the writer's g * dt for awkward dt, and floors time
     CHECK(!grid_tick(1e300, 0.5));
     CHECK(grid_tick(0.0, 0.5) == 0u);
 }
+
+TEST_CASE("membrane reports hold the engine's potentials; an unfinished sample's frames are dropped", "[trace][potentials]") {
+    const Network net = layered_network();
+    TempPath file("trace_report.h5");
+    const std::vector<PotentialProbe> probes = {{1, {0, 7, 39}}, {2, {3}}, {3, {0, 1, 2, 3, 4}}};
+    std::vector<SampleResult> results;
+    {
+        TraceOptions options;
+        options.ticks_per_sample = ticks;
+        options.dt_ms = dt;
+        options.potentials = probes;
+        SpikeTraceWriter writer(file.path, net, options, RunMetadata{});
+        Engine engine(net);
+        RunOptions run;
+        run.ticks = ticks;
+        run.record_spikes = true;
+        run.potentials = probes;
+        for (std::uint64_t k = 0; k < 3; ++k) {
+            writer.begin_sample(k);
+            results.push_back(engine.run(Stimulus::for_network(net), run, k, &writer));
+            if (k < 2) writer.end_sample(-1, results.back().ledger);
+        }
+        writer.finish(TraceStatus::interrupted);
+        // Frames form one time axis: a recorded sample after a gap is refused, before anything is written.
+        TempPath other("trace_report_gap.h5");
+        SpikeTraceWriter gap(other.path, net, options, RunMetadata{});
+        gap.begin_sample(0);
+        gap.replay(engine.run(Stimulus::for_network(net), run, 0));
+        gap.end_sample(-1, results[0].ledger);
+        REQUIRE_THROWS_WITH(gap.begin_sample(2), Catch::Contains("membrane reports need consecutive samples"));
+    }
+    H5 f{H5Fopen(file.path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose};
+    const char* names[] = {"hidden1", "hidden2", "readout"};
+    for (std::size_t i = 0; i < probes.size(); ++i) {
+        const std::string group = std::string("/report/") + names[i];
+        INFO(group);
+        REQUIRE(same_type(f, group + "/data", H5T_IEEE_F32LE));
+        std::vector<float> expected;
+        for (std::size_t k = 0; k < 2; ++k) // the third sample was not completed
+            for (double v : results[k].potentials[i]) expected.push_back(float(v));
+        REQUIRE(expected.size() == 2 * std::size_t(ticks) * probes[i].neurons.size());
+        REQUIRE(read_1d<float>(f, group + "/data", H5T_NATIVE_FLOAT) == expected);
+        const auto ids = read_1d<std::uint64_t>(f, group + "/mapping/node_ids", H5T_NATIVE_UINT64);
+        REQUIRE(ids == std::vector<std::uint64_t>(probes[i].neurons.begin(), probes[i].neurons.end()));
+        REQUIRE(read_1d<double>(f, group + "/mapping/time", H5T_NATIVE_DOUBLE) ==
+                std::vector<double>{0.0, 2.0 * double(ticks) * dt, dt});
+    }
+}

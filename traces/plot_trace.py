@@ -7,7 +7,9 @@
 Writes DIR/raster.png (a panel per population with its own neuron axis: the chosen populations,
 by default all up to 8, else 8 spread over the network; up to 100 neurons each; the chosen
 recorded samples, by default the first, with their boundaries marked), DIR/rates.png (rate per
-neuron per population vs time within a sample, mean over the recorded samples). The figures are
+neuron per population vs time within a sample, mean over the recorded samples) and, when it
+has a membrane report (/report, --record-v), DIR/membrane.png (potentials, a panel per
+population). The figures are
 trace_figures.py's, shared with the Python module (quantal.plot). With --energy-models JSON (what
 `quantal energy --json` prints; `quantal inspect --plot` passes it for a trace with a ledger),
 DIR/energy_models.png: energy per group of layers (the model format's roles) under each energy
@@ -52,6 +54,12 @@ def plot_rates(f, path, args):
     rec = trace_figures.TraceRecording(f, os.path.basename(args.trace))
     fig = drawn(trace_figures.rates, rec, populations=args.populations.split(",") if args.populations else None)
     save_figure(fig, path, args.dpi)
+
+
+def plot_membrane(f, path, args):
+    rec = trace_figures.TraceRecording(f, os.path.basename(args.trace))
+    save_figure(drawn(trace_figures.membrane, rec, samples=parse_range(args.samples, "--samples"),
+                      ticks=parse_range(args.ticks, "--ticks") if args.ticks else None), path, args.dpi)
 
 
 def parse_range(text, option):
@@ -140,6 +148,9 @@ def plot_trace(args):
             for name, plot in (("raster.png", plot_raster), ("rates.png", plot_rates)):
                 plot(f, os.path.join(args.out, name), args)
                 written.append(name)
+            if "report" in f:
+                plot_membrane(f, os.path.join(args.out, "membrane.png"), args)
+                written.append("membrane.png")
         if args.energy_models:
             doc = plot_energy_models(args.energy_models, os.path.join(args.out, "energy_models.png"), args)
             written.append("energy_models.png")

@@ -5,6 +5,8 @@ copied into the package by the build).
     raster(rec, populations=None, neurons=None, samples=(0, 1), ticks=None)
     rates(rec, populations=None)        firing rate per population vs tick within a sample, mean over samples
     energy(rows, title)                 energy per layer under each energy model, grouped by role
+    membrane(rec, populations=None, neurons=None, samples=(0, 1), ticks=None)
+                                        membrane potentials of a membrane report (--record-v / record_v)
     accuracy(results)                   accuracy vs ticks simulated, with 95 % intervals
 
 A recording (`rec`) is a TraceRecording (an open h5py trace) or a ResultRecording (a Result);
@@ -45,6 +47,14 @@ class ResultRecording:
         first = int(self.sample_index[0]) if len(self.sample_index) else 0
         self._spikes = {name: (np.asarray(s.sample, np.int64) - first, np.asarray(s.tick, np.int64),
                                np.asarray(s.node_id, np.int64)) for name, s in result.spikes.items()}
+        ids = getattr(result, "potential_neurons", {})
+        self.reports = {name: np.asarray(ids[name], np.int64) for name in getattr(result, "potentials", {})}
+        self._potentials = getattr(result, "potentials", {})
+
+    def frames(self, name, first, last):
+        """(frames, neurons) potentials of the recorded samples at positions [first, last)."""
+        v = self._potentials[name][first:last]
+        return v.reshape(-1, v.shape[2])
 
     def window(self, name, first, last):
         """(sample position, tick, node_id) of the spikes of samples [first, last)."""
@@ -81,6 +91,13 @@ class TraceRecording:
         for name in self.populations:
             if name not in self.sizes:  # a foreign file: the largest id says at least how many
                 self.sizes[name] = self._largest_id(name) + 1
+        report = f["report"] if "report" in f else {}
+        self.reports = {name: report[name]["mapping/node_ids"][()].astype(np.int64) for name in report}
+
+    def frames(self, name, first, last):
+        """(frames, neurons) of the recorded samples at positions [first, last): frame f of /report
+        is tick f mod T of the (f div T)-th recorded sample (docs/traces.md)."""
+        return self._f["report"][name]["data"][first * self.ticks:last * self.ticks].astype(np.float64)
 
     def _blocks(self, name):
         g = self._f["spikes"][name]
@@ -258,6 +275,74 @@ def _nice_step(span, count):
     raw = span / count
     magnitude = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1
     return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+
+
+# ---- membrane potentials -------------------------------------------------------------------------
+
+MAX_LINES = 8  # membrane traces per panel unless chosen: more lines are not told apart
+
+
+def membrane(rec, populations=None, neurons=None, samples=(0, 1), ticks=None, width=10.0):
+    """Membrane potentials of a membrane report: a panel per reported population (default all),
+    a line per neuron (default up to 8 of the reported ones, evenly spaced; or ids, per population
+    a dict), the recorded samples at positions [samples[0], samples[1]) side by side with their
+    boundaries marked, the ticks [ticks[0], ticks[1]) of each (default all). The value at a tick
+    is the one after its input, threshold check and reset, drawn as a step over the tick."""
+    if not rec.reports:
+        raise ValueError("%s has no membrane report (record potentials with --record-v or record_v=)" % rec.source)
+    chosen = list(rec.reports) if populations is None else list(populations)
+    missing = [p for p in chosen if p not in rec.reports]
+    if missing:
+        raise ValueError("%s has no membrane report of %s (reported: %s)"
+                         % (rec.source, ", ".join(map(repr, missing)), ", ".join(rec.reports)))
+    recorded = int(np.count_nonzero(rec.recorded))
+    a, b = samples
+    if not 0 <= a < b or b > recorded:
+        raise ValueError("samples (%d, %d): need 0 <= first < last <= %d (the recorded samples)" % (a, b, recorded))
+    t0, t1 = (0, rec.ticks) if ticks is None else ticks
+    if not 0 <= t0 < t1 <= rec.ticks:
+        raise ValueError("ticks (%d, %d): need 0 <= first < last <= %d" % (t0, t1, rec.ticks))
+    rows = np.flatnonzero(rec.recorded)[a:b]
+    dt, span = rec.dt_ms, (t1 - t0) * rec.dt_ms
+    starts = [j * span for j in range(b - a)]
+    fig = Figure(figsize=(width, 1.2 + 1.9 * len(chosen)))
+    axes = fig.subplots(len(chosen), 1, sharex=True, squeeze=False)[:, 0]
+    summary = {"populations": chosen, "panels": [], "samples": [int(rec.sample_index[r]) for r in rows],
+               "ticks": [t0, t1], "xlim_ms": [0.0, (b - a) * span]}
+    for ax, name in zip(axes, chosen):
+        reported = rec.reports[name]
+        pick = neurons.get(name) if isinstance(neurons, dict) else neurons
+        if pick is None:
+            columns = np.unique(np.linspace(0, len(reported) - 1, min(MAX_LINES, len(reported))).round().astype(int))
+        else:
+            ids = np.asarray(list(pick) if isinstance(pick, range) else np.atleast_1d(pick), np.int64)
+            absent = ids[~np.isin(ids, reported)]
+            if absent.size:
+                raise ValueError("%s: neuron %d of '%s' is not in its membrane report" % (rec.source, absent[0], name))
+            columns = np.searchsorted(reported, ids)
+        v = rec.frames(name, a, b).reshape(b - a, rec.ticks, -1)[:, t0:t1, :]
+        edges = np.arange(t1 - t0 + 1) * dt  # a tick's value holds over the tick
+        panel = {"population": name, "neurons": reported[columns].tolist(), "values": []}
+        for line, c in enumerate(columns):
+            color = colormaps["tab10"](line % 10)
+            for j in range(b - a):
+                ax.stairs(v[j, :, c], starts[j] + edges, baseline=None, linewidth=1.0, color=color,
+                          label="neuron %d" % reported[c] if j == 0 else None)
+            panel["values"].append(v[:, :, c].ravel())
+        for s in starts[1:]:
+            ax.axvline(s, color="tab:red", linewidth=1.0)
+        ax.set_ylabel("%s\nmembrane potential" % name, fontsize=7)
+        ax.set_title("%s: %d of %d reported neurons" % (name, len(columns), len(reported)), fontsize=8, loc="left")
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)  # beside, not over
+        ax.tick_params(axis="y", labelsize=7)
+        summary["panels"].append(panel)
+    axes[-1].set_xlim(*summary["xlim_ms"])
+    _sample_axis(axes[-1], rows, rec, starts, span, t0, dt)
+    fig.suptitle("Membrane potential at the end of each tick (after input, threshold and reset), %s" % rec.source,
+                 fontsize=9)
+    fig.tight_layout()
+    fig.quantal = summary
+    return fig
 
 
 # ---- rates ---------------------------------------------------------------------------------------

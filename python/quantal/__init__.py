@@ -25,7 +25,8 @@ from ._quantal import InputError, ModelError
 InputError.__module__ = ModelError.__module__ = __name__  # shown as quantal.InputError in tracebacks
 
 __all__ = [
-    "load", "Network", "NetworkBuilder", "Result", "Ledger", "read_trace", "sweep", "Study", "InputError", "ModelError",
+    "load", "Network", "NetworkBuilder", "Result", "Ledger", "read_trace", "Trace", "Report", "sweep", "Study",
+    "InputError", "ModelError",
     "IF", "LIF", "CubaLIF", "Readout", "SpikeSource", "BernoulliSource",
     "Dense", "Sparse", "OneToOne", "Conv2d", "SumPool2d", "AvgPool2d", "Release",
 ]
@@ -316,7 +317,8 @@ class Network:
 
     def run(self, inputs=None, *, ticks, samples=None, seed=1, threads=1, mask=None, release=None, targets=None,
             compensate=False, release_spread=None, observe=None, record=None, record_samples=None, labels=None,
-            first_sample=0, e_ac=0.9, e_mac=4.6, spikes=None, currents=None, input_spikes=None):
+            first_sample=0, e_ac=0.9, e_mac=4.6, spikes=None, currents=None, input_spikes=None, record_v=None,
+            trace=None):
         """Simulates samples of `ticks` ticks each; returns a Result.
 
         inputs: None (silent inputs; `samples` of them, default 1) or images (N, ...) through the
@@ -340,6 +342,12 @@ class Network:
           samples as `quantal run --input-spikes` does (dt: the network's dt_ms); its sample
           first_sample is the first run, and `samples` (default: all from there) must fit it. A
           dict is the same as `spikes` (give one of the two).
+        record_v: {population: neuron ids (a range, list or array; ascending)} whose membrane
+          potential is kept at every tick of the recorded samples: result.potentials[population]
+          (samples, ticks, neurons), the value after the tick's input, threshold check and reset
+          (docs/traces.md, "Membrane reports"). Spike sources have none.
+        trace: a path: also writes the trace `quantal run --trace` writes (same writer; an
+          existing file is refused), with record, record_samples, record_v and labels as there.
 
         Ctrl-C (KeyboardInterrupt) stops the run after the samples under way and returns the
         completed ones: result.interrupted is True and result.samples holds fewer than asked."""
@@ -380,14 +388,19 @@ class Network:
         spike_inputs = [self._spike_input(name, value, first_sample, count, ticks)
                         for name, value in (spikes or {}).items()]
         current_inputs = [self._current_input(name, value, count) for name, value in (currents or {}).items()]
+        probes = [self._probe(name, value) for name, value in (record_v or {}).items()]
+        trace_labels = [] if label_array is None else [int(x) for x in label_array]
         out = self._model.run(
             images, ticks, count, first_sample, _whole(seed, "seed", 0, 2 ** 64 - 1),
             _whole(threads, "threads", 1, MAX_THREADS), None if mask is None else float(mask), release or "synapse",
             targets or "all", bool(compensate), float(release_spread or 0.0), sorted(t - 1 for t in observe),
             None if record is None else [str(r) for r in record], record_samples, float(e_ac), float(e_mac),
-            spike_inputs, current_inputs)
-        return Result(self, out, ticks, first_sample, count, sorted(observe), label_array, (float(e_ac), float(e_mac)),
-                      record_samples)
+            spike_inputs, current_inputs, probes, None if trace is None else os.fspath(trace), self.dt_ms,
+            trace_labels)
+        result = Result(self, out, ticks, first_sample, count, sorted(observe), label_array,
+                        (float(e_ac), float(e_mac)), record_samples)
+        result.potential_neurons = {name: ids.astype(np.int64) for name, ids in probes}
+        return result
 
     def _images(self, inputs):
         if isinstance(inputs, (str, os.PathLike)):
@@ -438,6 +451,16 @@ class Network:
         order = np.argsort(k, kind="stable")
         offsets = np.searchsorted(k[order], np.arange(count + 1)).astype(np.uint64)
         return (name, offsets, tick[order], node[order].astype(np.uint32))
+
+    def _probe(self, name, value):
+        pop = self._population(name, "record_v")
+        ids = np.asarray(list(value) if isinstance(value, range) else value)
+        if ids.ndim != 1 or ids.size == 0 or ids.dtype.kind not in "iu":
+            raise InputError(f"record_v for '{name}': expected a range or a 1-d array of neuron ids, got {ids.dtype} "
+                             f"of shape {ids.shape}")
+        if ids.min() < 0 or ids.max() >= pop.size:
+            raise InputError(f"record_v for '{name}': neuron ids must be in [0, {pop.size}), got {ids.min()}..{ids.max()}")
+        return (name, ids.astype(np.uint32))
 
     def _current_input(self, name, value, count):
         pop = self._population(name, "currents")
@@ -569,7 +592,8 @@ class Result:
     readout (S, observed, classes) or None; predictions (S,) (-1 without a readout); labels,
     correct, accuracy (with labels); ledger: a Ledger; recorded_samples: spikes are kept
     of the first this many samples; spikes: {population: Spikes(sample, tick,
-    node_id)} of the recorded samples in simulation order; release: [(mode, mask_ratio)] per
+    node_id)} of the recorded samples in simulation order; potentials: {population: (recorded
+    samples, ticks, neurons) float64} for run(record_v=...); release: [(mode, mask_ratio)] per
     projection as run; targeted: with a mask, what it applied to by role (as `quantal run`
     reports it); timestamps(population): their times in ms as a trace writes them;
     interrupted: True if Ctrl-C stopped the run (then every array covers only the completed
@@ -588,6 +612,7 @@ class Result:
         self.readout, self.predictions = out["readout"], out["predictions"]
         self.ledger = Ledger(network, out, ticks, costs)
         self.spikes = {name: Spikes(*arrays) for name, arrays in out["spikes"].items()}
+        self.potentials = dict(out["potentials"])  # {population: (recorded samples, ticks, neurons)}
         self.release = out["release"]
         self.targeted = out["targeted"] or None
         self.labels = labels
@@ -608,9 +633,49 @@ class Result:
 
 # ---- traces ------------------------------------------------------------------------------------
 
+Report = namedtuple("Report", "node_ids times_ms data units")
+
+
+class Trace(dict):
+    """{population: SpikeTrain} (a dict, as before), and report: {population: Report(node_ids,
+    times_ms (frames,), data (frames, neurons) float32, units)} from /report (membrane potentials,
+    SONATA's frame-oriented layout; empty without one)."""
+
+    def __init__(self, spikes, report):
+        super().__init__(spikes)
+        self.report = report
+
+
+def _read_report(f, path):
+    import h5py
+
+    report = {}
+    for name, group in f["report"].items():
+        where = f"{path}: /report/{name}"
+        if not isinstance(group, h5py.Group) or "data" not in group or "mapping" not in group:
+            raise InputError(f"{where} needs data and mapping")
+        data, mapping = group["data"], group["mapping"]
+        for key in ("node_ids", "time"):
+            if key not in mapping:
+                raise InputError(f"{where}/mapping has no {key}")
+        ids, time = mapping["node_ids"][()], mapping["time"][()]
+        if data.ndim != 2 or time.shape != (3,) or data.shape[1] != ids.size:
+            raise InputError(f"{where}: data {data.shape}, node_ids {ids.shape} and time {time.shape} do not fit "
+                             "(frames x node_ids, and (start, stop, step))")
+        start, stop, step = (float(x) for x in time)
+        frames = int(round((stop - start) / step)) if step > 0 else -1
+        if frames != data.shape[0]:
+            raise InputError(f"{where}: time ({start}, {stop}, {step}) gives {frames} frames, data has {data.shape[0]}")
+        units = data.attrs.get("units", "")
+        units = units.decode() if isinstance(units, bytes) else str(units)
+        report[name] = Report(ids.astype(np.uint64), start + step * np.arange(frames), data[()], units)
+    return report
+
+
 def read_trace(path):
-    """Any SONATA spike file: {population: SpikeTrain(timestamps in ms, node_ids)} as stored
-    (timestamps in seconds are converted to ms). Raises InputError naming the file and object."""
+    """Any SONATA spike file: a Trace, {population: SpikeTrain(timestamps in ms, node_ids)} as
+    stored (timestamps in seconds are converted to ms), with .report: the membrane reports (see
+    Trace). Raises InputError naming the file and object."""
     import h5py  # only here: the rest of the module does not need it
 
     out = {}
@@ -634,7 +699,8 @@ def read_trace(path):
                 raise InputError(f"{where}/timestamps: units {units!r} is not 'ms' or 's'")
             times = ts[()].astype(np.float64)
             out[name] = SpikeTrain(times * 1000.0 if units == "s" else times, ids[()].astype(np.uint64))
-    return out
+        report = _read_report(f, path) if "report" in f else {}
+    return Trace(out, report)
 
 
 # ---- failure-probability studies ------------------------------------------------------------------
@@ -647,15 +713,20 @@ _STUDY_TEXTS = ("model", "model_sha256", "release", "targets", "version", "comma
 class Study:
     """What quantal.sweep() returns: table, {column: (rows,) array}, one row per configuration and
     observed tick, the columns of `quantal sweep --csv` (docs/sweep.md; same_as is -1 where the CSV
-    leaves it empty); path: the study file, or None when sweep() was given no out=."""
+    leaves it empty); path: the study file, or None when sweep() was given no out=.
+    interrupted: Ctrl-C stopped the sweep after a work unit; then table is None, message says
+    where the completed units are kept, and calling sweep() again with the same arguments (and
+    the same out=) continues from there."""
 
-    def __init__(self, table, path):
-        self.table, self.path = table, path
+    def __init__(self, table, path, interrupted=False, message=""):
+        self.table, self.path, self.interrupted, self.message = table, path, interrupted, message
 
     def __len__(self):
-        return len(self.table["configuration"])
+        return 0 if self.table is None else len(self.table["configuration"])
 
     def __repr__(self):
+        if self.interrupted:
+            return f"<quantal.Study: interrupted: {self.message}>"
         configurations = len(np.unique(self.table["configuration"]))
         return f"<quantal.Study: {configurations} configurations, {len(self)} rows>"
 
@@ -692,7 +763,12 @@ def sweep(models, *, input, labels, samples, ticks, ratios, release, targets, of
     line spells them, e.g. "fc1_in+fc2_in" or "each"), offset, compensate, release_spread, block,
     threads, e_ac, e_mac, load_timeout; out (the study file; default: a temporary one, removed),
     csv (also kept as a file), force. None leaves an option out, so the command line's default
-    applies. Returns a Study; the checks and messages are the command line's (InputError)."""
+    applies. Returns a Study; the checks and messages are the command line's (InputError).
+
+    Ctrl-C (KeyboardInterrupt) stops the sweep after the work unit under way, whose result is saved
+    in OUT.state: the Study returned has interrupted=True (and no table); calling sweep() again
+    with the same arguments continues. Without out= the state lives in a temporary directory and is
+    lost, so give out= for a sweep you may interrupt."""
     models = [models] if isinstance(models, (str, os.PathLike)) else list(models)
     args = ["sweep"]
     for m in models:
@@ -712,5 +788,9 @@ def sweep(models, *, input, labels, samples, ticks, ratios, release, targets, of
     with tempfile.TemporaryDirectory(prefix="quantal-sweep-") as scratch:
         study_path = os.fspath(out) if out is not None else os.path.join(scratch, "study.h5")
         csv_path = os.fspath(csv) if csv is not None else os.path.join(scratch, "study.csv")
-        _quantal.command(args + ["--out", study_path, "--csv", csv_path])
+        stopped = _quantal.command(args + ["--out", study_path, "--csv", csv_path])
+        if stopped:
+            if out is None:
+                stopped += " (lost: sweep() was given no out=)"
+            return Study(None, None, interrupted=True, message=stopped)
         return Study(_read_study_csv(csv_path), study_path if out is not None else None)

@@ -14,7 +14,7 @@ import os
 
 from . import trace_figures as _figures
 
-__all__ = ["raster", "rates", "energy", "accuracy"]
+__all__ = ["raster", "rates", "energy", "membrane", "accuracy"]
 
 
 @contextlib.contextmanager
@@ -68,6 +68,15 @@ def energy(source):
         doc, name = source.ledger.energy_models(), "the run of '%s'" % source.model
     title = "Energy per layer under each model, %s, mean over %d samples, T = %d" % (name, doc["samples"], doc["ticks"])
     return _figures.energy([("", _figures.energy_rows(doc))], title)
+
+
+def membrane(source, *, populations=None, neurons=None, samples=(0, 1), ticks=None, width=10.0):
+    """Membrane potentials (run(record_v=...) or `quantal run --record-v`): a panel per reported
+    population, a line per neuron (default up to 8; or ids, {population: ids}); samples and ticks
+    as for raster."""
+    with _recording(source) as rec:
+        return _figures.membrane(rec, populations=populations, neurons=neurons, samples=samples, ticks=ticks,
+                                 width=width)
 
 
 def accuracy(results, *, width=7.0):

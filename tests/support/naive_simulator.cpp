@@ -376,6 +376,8 @@ NaiveRun simulate(const Network& net, const Stimulus& stim, Tick ticks, std::spa
             }
         }
         pending.erase(t);
+        run.potentials.resize(P);
+        for (PopulationId p = 0; p < P; ++p) run.potentials[p].insert(run.potentials[p].end(), v[p].begin(), v[p].end());
     }
     std::sort(run.spikes.begin(), run.spikes.end(), [](const auto& a, const auto& b) {
         return std::tie(a.tick, a.population, a.neuron) < std::tie(b.tick, b.population, b.neuron);

@@ -23,6 +23,8 @@ Connectivity user_connectivity(const Network& net, ProjectionId p);
 struct NaiveRun {
     std::vector<SpikeRecord> spikes;           // sorted by (tick, population, neuron)
     std::vector<std::vector<double>> readouts; // per readout population, in population order, after the last tick
+    // Per population: every neuron's potential at the end of every tick (ticks x neurons, row-major).
+    std::vector<std::vector<double>> potentials;
     // With inexact (non-dyadic) parameters a sum's rounding depends on its order, which the engine
     // and the oracle choose differently. The oracle carries a bound on that rounding per neuron
     // (see naive_simulator.cpp); the first tick at which some membrane lay within its bound of the
