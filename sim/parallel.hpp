@@ -53,4 +53,26 @@ void for_each_part(int parts, Fn&& fn) {
     if (error) std::rethrow_exception(error);
 }
 
+// fn(i) for every i < n, handed out one at a time to up to `threads` OpenMP threads (items of
+// uneven size: whole populations). Each item must write only its own data. Exceptions as above.
+template <class Fn>
+void for_each_index(int threads, std::size_t n, Fn&& fn) {
+    if (threads <= 1 || n <= 1) {
+        for (std::size_t i = 0; i < n; ++i) fn(i);
+        return;
+    }
+    std::exception_ptr error;
+    long failed = long(n);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (long i = 0; i < long(n); ++i) {
+        try {
+            fn(std::size_t(i));
+        } catch (...) {
+#pragma omp critical(quantal_for_each_index)
+            if (i < failed) failed = i, error = std::current_exception();
+        }
+    }
+    if (error) std::rethrow_exception(error);
+}
+
 } // namespace quantal
