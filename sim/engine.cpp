@@ -599,7 +599,7 @@ void Engine::State::accumulate_all(ProjectionId pr, const ConvFanout& conv, std:
 
 // The convs' sums of tick t into population p, in projection order. Into a sweeping population
 // (no marks to set) large flushes run in parallel, one part of the targets per thread: the
-// accumulators into p have the same positions and so the same parts.
+// accumulators into p have the same positions (p's H x W) and so the same parts.
 void Engine::State::flush_accumulators(PopulationId p) {
     auto& ps = pops[p];
     const auto& into = accumulated_into[p];
@@ -607,9 +607,14 @@ void Engine::State::flush_accumulators(PopulationId p) {
     double* const input = ps.input.data();
     auto add = [input](std::uint32_t j, double x) { input[j] += x; };
     std::uint64_t held = 0;
-    for (ProjectionId pr : into) held += accumulators[pr].held();
-    const int parts = accumulators[into.front()].parts();
-    if (ps.sweeping && parts > 1 && parallel.worth(held)) {
+    const auto& first = accumulators[into.front()];
+    bool same_parts = true; // a part's targets are then the same in every accumulator
+    for (ProjectionId pr : into) {
+        held += accumulators[pr].held();
+        same_parts &= accumulators[pr].parts() == first.parts() && accumulators[pr].positions() == first.positions();
+    }
+    const int parts = first.parts();
+    if (ps.sweeping && parts > 1 && same_parts && parallel.worth(held)) {
         ++parallel_steps;
         for_each_part(parts, [&](int k) {
             for (ProjectionId pr : into) accumulators[pr].flush_part(k, add);

@@ -48,6 +48,7 @@ public:
             std::fill(part_of_.begin() + part_begin_[k], part_of_.begin() + part_begin_[k + 1], std::uint16_t(k));
     }
     int parts() const { return int(slots_.size()); }
+    std::int64_t positions() const { return plane_; } // output positions (H_out x W_out)
     // Synapse sums held for the next flush (the flush's work).
     std::uint64_t held() const {
         std::uint64_t slots = 0;
