@@ -90,6 +90,7 @@ struct RunCommandOptions {
     std::uint64_t seed = 1;
     double dt = 1.0;
     int threads = 1;
+    int threads_per_sample = 1; // threads inside each sample; threads x this in all
     std::string trace;
     bool force = false; // --force: an existing trace may be replaced (never an input)
     std::vector<std::string> record;
@@ -114,6 +115,7 @@ std::string command_line(const RunCommandOptions& o) {
     if (o.compensate) s << " --compensate";
     if (o.release_spread) s << " --release-spread " << *o.release_spread;
     s << " --seed " << o.seed << " --dt " << o.dt << " --threads " << o.threads;
+    if (o.threads_per_sample != 1) s << " --threads-per-sample " << o.threads_per_sample;
     if (!o.trace.empty()) s << " --trace " << o.trace << (o.force ? " --force" : "");
     for (const auto& r : o.record) s << " --record " << r;
     for (const auto& r : o.record_v) s << " --record-v " << r;
@@ -209,6 +211,11 @@ void check_option_pairs(const RunCommandOptions& o) {
     if (!o.record_v.empty() && (!o.checkpoint.empty() || !o.resume.empty()))
         throw InputError("--record-v cannot be combined with --checkpoint or --resume (a membrane report is written "
                          "in one run)");
+    if (std::int64_t(o.threads) * o.threads_per_sample > max_threads)
+        throw InputError("--threads " + std::to_string(o.threads) + " x --threads-per-sample " +
+                         std::to_string(o.threads_per_sample) + " = " +
+                         std::to_string(std::int64_t(o.threads) * o.threads_per_sample) + " threads, more than " +
+                         std::to_string(max_threads));
 }
 
 bool same_file(const std::string& a, const std::string& b) {
@@ -375,6 +382,7 @@ int run_command(const RunCommandOptions& o) {
     run.seed = o.seed;
     run.update_path = o.update_path;
     run.potentials = probes;
+    run.threads_per_sample = o.threads_per_sample;
     // The stopped sample's state must fit before the trace is touched.
     if (resumed && resumed->in_sample) {
         try {
@@ -579,6 +587,10 @@ void add_run_command(CLI::App& app) {
     cmd->add_option("--dt", o->dt, "ms per tick (NIR time constants and delays; trace timestamps)")
         ->transform(real_number(0.0, std::numeric_limits<double>::max(), true));
     cmd->add_option("--threads", o->threads, "Samples simulated in parallel (1: streaming, lowest memory)")
+        ->transform(whole_number(1, max_threads));
+    cmd->add_option("--threads-per-sample", o->threads_per_sample,
+                    "Threads inside each sample (default 1; never changes results): for networks whose tick "
+                    "costs milliseconds or more")
         ->transform(whole_number(1, max_threads));
     cmd->add_option("--trace", o->trace, "SONATA spike trace to write (HDF5); an existing file is refused");
     cmd->add_flag("--force", o->force, "Replace an existing --trace file (never one of the inputs)");

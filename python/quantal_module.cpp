@@ -329,6 +329,7 @@ struct RunRequest {
     Tick ticks = 0;
     std::uint64_t samples = 0, first_sample = 0, seed = 1;
     int threads = 1;
+    int threads_per_sample = 1;
     std::optional<double> mask;
     std::string release = "synapse", targets = "all";
     bool compensate = false;
@@ -511,6 +512,7 @@ py::dict run(const Model& m,
         options.seed = q.seed;
         options.observe = q.observe;
         options.potentials = q.potentials;
+        options.threads_per_sample = q.threads_per_sample;
         // Batches keep memory bounded (stimuli and spikes of one batch at a time) and all threads busy.
         const std::uint64_t batch = std::uint64_t(q.threads) * 16;
         // The engine keeps every population's spikes when asked: only ask when some are wanted.
@@ -697,13 +699,14 @@ PYBIND11_MODULE(_quantal, m) {
         .def("run", [](const Model& x,
                        const std::optional<py::array_t<double, py::array::c_style | py::array::forcecast>>& images,
                        Tick ticks, std::uint64_t samples, std::uint64_t first_sample, std::uint64_t seed, int threads,
-                       std::optional<double> mask, const std::string& release, const std::string& targets,
+                       int threads_per_sample, std::optional<double> mask, const std::string& release, const std::string& targets,
                        bool compensate, double release_spread, const std::vector<Tick>& observe,
                        const std::optional<std::vector<std::string>>& record, std::uint64_t record_samples, double e_ac,
                        double e_mac, const py::list& spikes, const py::list& currents, const py::list& record_v,
                        const std::optional<std::string>& trace, double dt_ms, const std::vector<std::int64_t>& labels) {
             RunRequest q;
             q.ticks = ticks, q.samples = samples, q.first_sample = first_sample, q.seed = seed, q.threads = threads;
+            q.threads_per_sample = threads_per_sample;
             q.mask = mask, q.release = release, q.targets = targets, q.compensate = compensate;
             q.release_spread = release_spread, q.observe = observe, q.record = record,
             q.record_samples = record_samples;

@@ -104,6 +104,9 @@ struct Engine::State {
     Tick delivery_window;
     std::uint64_t neurons = 0;
     std::vector<std::uint32_t> kept_a, kept_b; // masked spike lists handed to operators
+    std::vector<std::uint32_t> kept_spikes;     // a conv's spikes that survive per-spike release
+    SampleParallelism parallel;                 // threads within the sample (RunOptions)
+    std::uint64_t parallel_steps = 0;           // steps split over threads (Engine::parallel_steps)
     WindowAttention::Scratch attention_scratch; // the network's operators are shared between threads
     std::vector<double> head_z, head_out;       // a LayerNorm head's stream and result
     std::vector<Tick> observe_at;               // sorted
@@ -119,6 +122,7 @@ struct Engine::State {
 
     void validate(const Stimulus& s) const;
     void reset(const Stimulus& s, const RunOptions& o, std::uint64_t sample);
+    void reset_population(PopulationId p, const Stimulus& s);
     Tick step(Tick t); // simulates tick t; returns the next tick with work
     void apply(const Wake& w, Tick t);
     void prefetch(const Delivery& d) const;
@@ -129,6 +133,8 @@ struct Engine::State {
     void spike_sources(PopulationId p, Tick t);
     void schedule_source_spike(PopulationId p, const BernoulliSource& src, std::uint32_t j, Tick from);
     void accumulate(ProjectionId pr, const ConvFanout& conv, std::uint32_t src, double value);
+    void accumulate_all(ProjectionId pr, const ConvFanout& conv, std::span<const std::uint32_t> spikes, double value);
+    void flush_accumulators(PopulationId p);
     void propagate(PopulationId p, Tick t);
     void apply_operator(std::uint32_t op, PopulationId p, Tick t);
     void apply_head(std::uint32_t h, PopulationId p, Tick t);
@@ -171,6 +177,10 @@ void Engine::State::reset(const Stimulus& s, const RunOptions& o, std::uint64_t 
     horizon = o.ticks;
     path = o.update_path;
     seed = o.seed;
+    parallel = SampleParallelism{o.threads_per_sample, o.parallel_min_work};
+    parallel_steps = 0;
+    for (ProjectionId pr = 0; pr < accumulators.size(); ++pr)
+        if (accumulated[pr]) accumulators[pr].set_parts(parallel.threads);
     now = 0;
     wakes.reset(std::min<Tick>(std::max<Tick>(horizon, 1), 1024));
     deliveries.reset(delivery_window);
@@ -186,49 +196,23 @@ void Engine::State::reset(const Stimulus& s, const RunOptions& o, std::uint64_t 
     for (std::size_t r = 0; r < operator_spread_key.size(); ++r)
         operator_spread_key[r] = ReleaseSpread::key(o.seed, operator_stream + r);
 
+    // The per-neuron arrays, population by population: the bulk of a large network's reset (19.95 M
+    // neurons: about a gigabyte of writes), on the sample's threads when the network is large.
+    parallel_steps += parallel.worth(neurons);
+    for_each_index(parallel.worth(neurons) ? parallel.threads : 1, pops.size(),
+                   [&](std::size_t p) { reset_population(PopulationId(p), s); });
     for (PopulationId p = 0; p < pops.size(); ++p) {
         const auto& pop = net.population(p);
         auto& ps = pops[p];
-        const std::uint32_t n = pop.size();
-        ps.v.assign(n, initial_potential(pop.model));
-        ps.input.assign(n, 0.0);
-        ps.syn.assign(std::holds_alternative<CubaLifNeuron>(pop.model) ? n : 0, 0.0);
-        ps.drive.assign(n, pop.bias.size() == 1 ? pop.bias[0] : 0.0);
-        if (pop.bias.size() == n) ps.drive = pop.bias;
-        if (!s.current[p].empty())
-            for (std::uint32_t j = 0; j < n; ++j) ps.drive[j] += s.current[p][j];
-        ps.state_at.assign(n, -1);
-        ps.last_visit.assign(n, -1);
-        ps.mark.assign(n, unmarked);
-        ps.to_visit.clear();
-        ps.unresolved.clear();
-        ps.sweeping = false;
-        ps.fired.clear();
-        ps.fired_tick = -1;
-        ps.held_input_at = -1;
-        ps.spike_value = spike_value(pop.model);
-        ps.source = is_source(pop.model);
         ps.rng = make_stream(o.seed, sample, population_stream + p);
         result.ledger.populations[p].macs = s.current_macs[p] * std::uint64_t(o.ticks);
-
         if (const auto* src = std::get_if<BernoulliSource>(&pop.model)) {
-            ps.wake_at.assign(n, never);
-            for (std::uint32_t j = 0; j < n; ++j) schedule_source_spike(p, *src, j, 0);
+            for (std::uint32_t j = 0; j < pop.size(); ++j) schedule_source_spike(p, *src, j, 0);
         } else if (std::holds_alternative<SpikeSource>(pop.model)) {
-            ps.wake_at.assign(n, never);
             for (const auto& sp : s.spikes[p])
                 if (sp.tick < horizon) wakes.push(sp.tick, {p, sp.neuron});
         } else if (is_readout(pop.model)) {
-            ps.wake_at.assign(n, never);
             result.readouts.push_back(Readout{p, {}, {}});
-        } else if (path == UpdatePath::sweep) {
-            ps.wake_at.assign(n, never);
-            ps.sweeping = true;
-        } else {
-            // Every neuron's first prediction is made at tick 0, as if it had been visited at -1.
-            ps.wake_at.assign(n, unpredicted);
-            ps.unresolved.resize(n);
-            for (std::uint32_t j = 0; j < n; ++j) ps.unresolved[j] = j;
         }
     }
 
@@ -245,6 +229,42 @@ void Engine::State::reset(const Stimulus& s, const RunOptions& o, std::uint64_t 
         if (t >= 0 && t < horizon) observe_at.push_back(t);
     if (o.observe.empty() && horizon > 0) observe_at.push_back(horizon - 1);
     std::sort(observe_at.begin(), observe_at.end());
+}
+
+// Population p's per-neuron state at the start of a sample (horizon and path already set).
+void Engine::State::reset_population(PopulationId p, const Stimulus& s) {
+    const auto& pop = net.population(p);
+    auto& ps = pops[p];
+    const std::uint32_t n = pop.size();
+    ps.v.assign(n, initial_potential(pop.model));
+    ps.input.assign(n, 0.0);
+    ps.syn.assign(std::holds_alternative<CubaLifNeuron>(pop.model) ? n : 0, 0.0);
+    ps.drive.assign(n, pop.bias.size() == 1 ? pop.bias[0] : 0.0);
+    if (pop.bias.size() == n) ps.drive = pop.bias;
+    if (!s.current[p].empty())
+        for (std::uint32_t j = 0; j < n; ++j) ps.drive[j] += s.current[p][j];
+    ps.state_at.assign(n, -1);
+    ps.last_visit.assign(n, -1);
+    ps.mark.assign(n, unmarked);
+    ps.to_visit.clear();
+    ps.unresolved.clear();
+    ps.sweeping = false;
+    ps.fired.clear();
+    ps.fired_tick = -1;
+    ps.held_input_at = -1;
+    ps.spike_value = spike_value(pop.model);
+    ps.source = is_source(pop.model);
+    if (ps.source || is_readout(pop.model)) {
+        ps.wake_at.assign(n, never);
+    } else if (path == UpdatePath::sweep) {
+        ps.wake_at.assign(n, never);
+        ps.sweeping = true;
+    } else {
+        // Every neuron's first prediction is made at tick 0, as if it had been visited at -1.
+        ps.wake_at.assign(n, unpredicted);
+        ps.unresolved.resize(n);
+        for (std::uint32_t j = 0; j < n; ++j) ps.unresolved[j] = j;
+    }
 }
 
 // The start of the next delivery's synapse row: rows of different spikes lie far apart, so the
@@ -303,8 +323,13 @@ template <class Unit>
 void Engine::State::enter_sweep(PopulationId p, Tick t, const Unit& unit) {
     auto& ps = pops[p];
     const MembraneArrays a(ps);
-    for (std::uint32_t j = 0; j < ps.size(); ++j)
-        if (ps.state_at[j] < t) unit.drift(a, j, t - ps.state_at[j]);
+    const int parts = parallel.parts(ps.size());
+    parallel_steps += parts > 1;
+    for_each_part(parts, [&](int k) {
+        const auto [b, e] = part_range(k, parts, ps.size());
+        for (auto j = std::uint32_t(b); j < e; ++j)
+            if (ps.state_at[j] < t) unit.drift(a, j, t - ps.state_at[j]);
+    });
     ps.unresolved.clear();
     ps.sweeping = true;
 }
@@ -321,10 +346,11 @@ void Engine::State::leave_sweep(PopulationId p, Tick t) {
 template <class Unit>
 void Engine::State::update_membranes(PopulationId p, Tick t, const Unit& unit) {
     auto& ps = pops[p];
-    MembraneUpdate<Unit> update(ps, unit, t, horizon);
+    MembraneUpdate<Unit> update(ps, unit, t, horizon, parallel);
     if (ps.sweeping) update.sweep();
     else update.lazy([&](Tick at, std::uint32_t j) { wakes.push(at, {p, j}); });
     update.count(result.ledger.populations[p]);
+    parallel_steps += update.splits();
     // The path of tick t + 1, by a fixed rule on this tick's visits, with hysteresis.
     if constexpr (Unit::spikes) {
         if (path != UpdatePath::automatic) return;
@@ -356,11 +382,7 @@ void Engine::State::schedule_source_spike(PopulationId p, const BernoulliSource&
 void Engine::State::update(PopulationId p, Tick t) {
     auto& ps = pops[p];
     ps.fired.clear();
-    for (ProjectionId pr : accumulated_into[p]) {
-        double* const input = ps.input.data();
-        if (ps.sweeping) accumulators[pr].flush([&](std::uint32_t j, double x) { input[j] += x; });
-        else accumulators[pr].flush([&](std::uint32_t j, double x) { ps.add_input(j, x); });
-    }
+    flush_accumulators(p);
     for (std::uint32_t op : net.operators_into(p)) apply_operator(op, p, t);
     for (std::uint32_t h : net.heads_into(p)) apply_head(h, p, t);
     std::visit(
@@ -488,17 +510,21 @@ void Engine::State::propagate(PopulationId p, Tick t) {
         if (at >= horizon) continue; // would arrive after the sample ends
         if (accumulated[pr] && at == t) { // the busiest case, without a call per spike
             const auto& conv = std::get<ConvFanout>(fanout);
-            const double value = pops[p].spike_value * plan.scale();
-            const bool masking = plan.mode() == ReleaseMode::spike;
-            for (std::uint32_t j : fired) {
-                ++counts.spikes_in;
-                if (masking && plan.drop_spike(rng, j)) {
+            counts.spikes_in += fired.size();
+            std::span<const std::uint32_t> sent = fired;
+            if (plan.mode() == ReleaseMode::spike) { // the draws first, in spike order
+                kept_spikes.clear();
+                for (std::uint32_t j : fired) {
+                    if (!plan.drop_spike(rng, j)) {
+                        kept_spikes.push_back(j);
+                        continue;
+                    }
                     ++counts.masked_spikes;
                     counts.attempted += conv.size(j);
-                    continue;
                 }
-                accumulate(pr, conv, j, value);
+                sent = kept_spikes;
             }
+            accumulate_all(pr, conv, sent, pops[p].spike_value * plan.scale());
             continue;
         }
         for (std::uint32_t j : fired) {
@@ -556,6 +582,54 @@ void Engine::State::accumulate(ProjectionId pr, const ConvFanout& conv, std::uin
     pops[net.projection(pr).target].held_input_at = now;
 }
 
+// A tick's spikes into a conv's accumulator; when they are many, each part of its targets on its
+// own thread (every part takes all spikes in order, so each target's sum is the one-thread sum).
+void Engine::State::accumulate_all(ProjectionId pr, const ConvFanout& conv, std::span<const std::uint32_t> spikes,
+                                   double value) {
+    auto& acc = accumulators[pr];
+    if (spikes.empty()) return;
+    if (acc.parts() == 1 || !parallel.worth(spikes.size() * conv.size(spikes.front()))) {
+        for (std::uint32_t j : spikes) accumulate(pr, conv, j, value);
+        return;
+    }
+    std::vector<std::uint64_t> synapses(static_cast<std::size_t>(acc.parts()));
+    ++parallel_steps;
+    for_each_part(acc.parts(), [&](int k) { synapses[std::size_t(k)] = acc.add_part(conv, spikes, value, k); });
+    auto& counts = result.ledger.projections[pr];
+    for (auto n : synapses) counts.transmitted += n, counts.attempted += n;
+    pops[net.projection(pr).target].held_input_at = now;
+}
+
+// The convs' sums of tick t into population p, in projection order. Into a sweeping population
+// (no marks to set) large flushes run in parallel, one part of the targets per thread: the
+// accumulators into p have the same positions (p's H x W) and so the same parts.
+void Engine::State::flush_accumulators(PopulationId p) {
+    auto& ps = pops[p];
+    const auto& into = accumulated_into[p];
+    if (into.empty()) return;
+    double* const input = ps.input.data();
+    auto add = [input](std::uint32_t j, double x) { input[j] += x; };
+    std::uint64_t held = 0;
+    const auto& first = accumulators[into.front()];
+    bool same_parts = true; // a part's targets are then the same in every accumulator
+    for (ProjectionId pr : into) {
+        held += accumulators[pr].held();
+        same_parts &= accumulators[pr].parts() == first.parts() && accumulators[pr].positions() == first.positions();
+    }
+    const int parts = first.parts();
+    if (ps.sweeping && parts > 1 && same_parts && parallel.worth(held)) {
+        ++parallel_steps;
+        for_each_part(parts, [&](int k) {
+            for (ProjectionId pr : into) accumulators[pr].flush_part(k, add);
+        });
+        return;
+    }
+    for (ProjectionId pr : into) {
+        if (ps.sweeping) accumulators[pr].flush(add);
+        else accumulators[pr].flush([&](std::uint32_t j, double x) { ps.add_input(j, x); });
+    }
+}
+
 void Engine::State::observe(Tick t) {
     for (auto& r : result.readouts) {
         const auto& ps = pops[r.population];
@@ -584,6 +658,9 @@ void Engine::State::count_drift_ticks() {
 
 void Engine::State::begin(const Stimulus& stimulus, const RunOptions& options, std::uint64_t sample, SpikeSink* to) {
     if (options.ticks < 0) throw InputError("run: ticks must be >= 0, got " + std::to_string(options.ticks));
+    if (options.threads_per_sample < 1 || options.threads_per_sample > max_batch_threads)
+        throw InputError("run: threads per sample must be 1 to " + std::to_string(max_batch_threads) + ", got " +
+                         std::to_string(options.threads_per_sample));
     validate(stimulus);
     PotentialRecorder::validate(net, options.potentials);
     sink = to;
@@ -772,6 +849,8 @@ bool Engine::advance(Tick until, const std::function<bool()>& stop) {
 
 bool Engine::done() const { return state_->next >= state_->horizon; }
 
+std::uint64_t Engine::parallel_steps() const { return state_->parallel_steps; }
+
 Tick Engine::next_tick() const { return state_->next; }
 
 SampleResult Engine::finish() {
@@ -808,7 +887,17 @@ std::vector<SampleResult> run_batch(const Network& net, std::span<const Stimulus
 #ifdef _OPENMP
     if (threads <= 0) threads = omp_get_max_threads();
 #endif
-#pragma omp parallel num_threads(threads > 0 ? threads : 1)
+    threads = std::max(threads, 1);
+    if (std::int64_t(threads) * options.threads_per_sample > max_batch_threads)
+        throw InputError("run_batch: " + std::to_string(threads) + " threads over samples x " +
+                         std::to_string(options.threads_per_sample) + " threads per sample exceed " +
+                         std::to_string(max_batch_threads));
+#ifdef _OPENMP
+    // Each sample's own threads are a nested team: let OpenMP run it (it would run one thread otherwise).
+    if (threads > 1 && options.threads_per_sample > 1 && omp_get_max_active_levels() < omp_get_level() + 2)
+        omp_set_max_active_levels(omp_get_level() + 2);
+#endif
+#pragma omp parallel num_threads(threads)
     {
         Engine engine(net);
 #pragma omp for schedule(dynamic, 1)

@@ -43,6 +43,12 @@ struct PotentialProbe {
     std::vector<std::uint32_t> neurons; // ascending, distinct, within the population
 };
 
+// Below this much work (neurons stepped, predicted or visited in a population's update; synapses
+// of one conv projection in one tick) a step of a sample runs on one thread even when it has more:
+// about 0.1 ms of work, where a parallel region's cost (microseconds, more on a loaded machine)
+// stops mattering. docs/engine.md, "Threads within a sample".
+inline constexpr std::uint64_t default_parallel_min_work = std::uint64_t{1} << 17;
+
 struct RunOptions {
     Tick ticks = 100;              // the sample occupies ticks [0, ticks)
     std::uint64_t seed = 0;        // run seed; streams are keyed by (seed, sample, stream)
@@ -50,6 +56,11 @@ struct RunOptions {
     bool record_spikes = false;    // keep every spike (and probed potential) in SampleResult
     std::vector<PotentialProbe> potentials; // at most one per population; not spike sources
     UpdatePath update_path = UpdatePath::automatic;
+    // OpenMP threads inside one sample, 1 to max_batch_threads (more is refused); the result is
+    // the same whatever the count. Steps with less work than parallel_min_work stay on one thread
+    // (lowering it makes small networks take the parallel code: tests).
+    int threads_per_sample = 1;
+    std::uint64_t parallel_min_work = default_parallel_min_work;
 };
 
 struct SpikeRecord {
@@ -143,6 +154,9 @@ public:
     bool advance(Tick until = never, const std::function<bool()>& stop = {});
     bool done() const;
     Tick next_tick() const; // the tick boundary reached: ticks before it are simulated
+    // How many steps of the sample under way (or the last one) were split over threads
+    // (RunOptions::threads_per_sample): a diagnostic, not part of the result or of a checkpoint.
+    std::uint64_t parallel_steps() const;
     SampleResult finish();
 
     // A started, unfinished sample's state at its tick boundary, and back: restore() continues
@@ -159,7 +173,9 @@ private:
 
 // The same network on many independent samples, spread over OpenMP threads; results are in
 // sample order and identical whatever the thread count (threads = 0: OpenMP's default; more
-// than max_batch_threads is refused: libgomp fails on absurd counts). `stop`, if given, is asked
+// than max_batch_threads is refused: libgomp fails on absurd counts). Each sample may use
+// options.threads_per_sample threads of its own (nested OpenMP): threads x threads_per_sample in
+// all, which may not exceed max_batch_threads either. `stop`, if given, is asked
 // before each sample starts (from any of the threads); once it returns true no further sample
 // starts, the started ones finish, and the results are those of the samples before the first one
 // that did not run (a prefix of `stimuli`, so that an interrupted batch is a shorter batch).

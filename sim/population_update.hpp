@@ -15,12 +15,15 @@
 // The lazy path predicts a visited neuron's next crossing only at the next tick, and only if no
 // input reached it by then: in busy populations almost every neuron gets input every tick.
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
 #include "neurons/dynamics.hpp"
 #include "sim/energy_ledger.hpp"
+#include "sim/parallel.hpp"
 #include "sim/random.hpp"
 #include "sim/sweep_kernel.hpp"
 #include "sim/time.hpp"
@@ -123,50 +126,44 @@ struct ReadoutUnit {
     }
 };
 
-// The visits of one population at tick t; the caller picks the path.
+// The visits of one population at tick t; the caller picks the path. With `parallel`, large
+// steps are split into contiguous ranges of neurons whose results are joined in order (identical
+// to one thread: every neuron's arithmetic is its own).
 template <class Unit>
 class MembraneUpdate {
 public:
-    MembraneUpdate(PopulationState& s, const Unit& unit, Tick t, Tick horizon)
-        : s_(s), a_(s), unit_(unit), t_(t), horizon_(horizon) {}
+    MembraneUpdate(PopulationState& s, const Unit& unit, Tick t, Tick horizon, SampleParallelism parallel = {})
+        : s_(s), a_(s), unit_(unit), t_(t), horizon_(horizon), parallel_(parallel) {}
 
     // Lazy path: predictions deferred from t - 1 first (a neuron without input may be due now),
     // then the marked neurons in ascending order.
     template <class OnWake>
     void lazy(OnWake&& schedule_wake) {
         if constexpr (Unit::spikes) {
-            for (std::uint32_t j : s_.unresolved) {
-                if ((s_.mark[j] & has_input) && a_.input[j] != 0.0) continue; // updated now anyway
-                const Tick at = predict(j);
-                s_.wake_at[j] = at;
-                if (at == t_) s_.touch(j, due);
-                else if (at != never) schedule_wake(at, j);
-            }
+            resolve_predictions(schedule_wake);
             s_.unresolved.clear();
         }
         sort_ascending();
-        for (std::uint32_t j : s_.to_visit) {
-            const Mark m = s_.mark[j];
-            s_.mark[j] = unmarked;
-            const double in = a_.input[j];
-            // Input that sums to zero changes nothing the drift would not: the neuron stays lazy.
-            if (in == 0.0 && !(m & due)) {
-                a_.input[j] = 0.0;
-                continue;
+        const int parts = parallel_.parts(s_.to_visit.size());
+        if (parts == 1) {
+            visit(s_.to_visit.data(), s_.to_visit.data() + s_.to_visit.size(), s_.fired, s_.unresolved, visits_, wakeups_);
+        } else { // each part lists its spikes and deferred predictions; joined in part order
+            struct Part {
+                std::vector<std::uint32_t> fired, unresolved;
+                std::uint64_t visits = 0, wakeups = 0;
+            };
+            std::vector<Part> out(static_cast<std::size_t>(parts));
+            ++splits_;
+            for_each_part(parts, [&](int k) {
+                const auto [b, e] = part_range(k, parts, s_.to_visit.size(), 1);
+                auto& o = out[std::size_t(k)];
+                visit(s_.to_visit.data() + b, s_.to_visit.data() + e, o.fired, o.unresolved, o.visits, o.wakeups);
+            });
+            for (const auto& o : out) {
+                s_.fired.insert(s_.fired.end(), o.fired.begin(), o.fired.end());
+                s_.unresolved.insert(s_.unresolved.end(), o.unresolved.begin(), o.unresolved.end());
+                visits_ += o.visits, wakeups_ += o.wakeups;
             }
-            double v = unit_.integrate(a_, j, t_ - s_.state_at[j]);
-            a_.input[j] = 0.0;
-            bool spike = false;
-            if constexpr (Unit::spikes) {
-                spike = unit_.rule().crossed(v);
-                v = unit_.rule().after_spike_if(spike, v);
-                if (spike) s_.fired.push_back(j);
-                s_.wake_at[j] = unpredicted;
-                s_.unresolved.push_back(j);
-            }
-            a_.v[j] = v;
-            s_.state_at[j] = t_;
-            record_visit(j, in, spike);
         }
         s_.to_visit.clear();
     }
@@ -181,22 +178,116 @@ public:
     }
 
     std::uint64_t visits() const { return visits_; }
+    std::uint64_t splits() const { return splits_; } // steps split over threads
     void count(PopulationCounts& c) const {
         c.updates += visits_;
         c.wakeups += wakeups_;
     }
 
 private:
+    // The visits of to_visit's range [begin, end): spikes and deferred predictions appended in order.
+    void visit(const std::uint32_t* begin, const std::uint32_t* end, std::vector<std::uint32_t>& fired,
+               std::vector<std::uint32_t>& unresolved, std::uint64_t& visits, std::uint64_t& wakeups) {
+        for (const std::uint32_t* it = begin; it != end; ++it) {
+            const std::uint32_t j = *it;
+            const Mark m = s_.mark[j];
+            s_.mark[j] = unmarked;
+            const double in = a_.input[j];
+            // Input that sums to zero changes nothing the drift would not: the neuron stays lazy.
+            if (in == 0.0 && !(m & due)) {
+                a_.input[j] = 0.0;
+                continue;
+            }
+            double v = unit_.integrate(a_, j, t_ - s_.state_at[j]);
+            a_.input[j] = 0.0;
+            bool spike = false;
+            if constexpr (Unit::spikes) {
+                spike = unit_.rule().crossed(v);
+                v = unit_.rule().after_spike_if(spike, v);
+                if (spike) fired.push_back(j);
+                s_.wake_at[j] = unpredicted;
+                unresolved.push_back(j);
+            }
+            a_.v[j] = v;
+            s_.state_at[j] = t_;
+            if (in == 0.0 && !spike) continue;
+            ++visits;
+            wakeups += in == 0.0;
+            s_.last_visit[j] = t_;
+        }
+    }
+
+    // The predictions deferred from t - 1, in their order; when there are many, the predictions
+    // themselves (stepping each neuron's drift) are computed in parallel first.
+    template <class OnWake>
+    void resolve_predictions(OnWake& schedule_wake) {
+        const auto& list = s_.unresolved;
+        auto skip = [&](std::uint32_t j) { return (s_.mark[j] & has_input) && a_.input[j] != 0.0; }; // updated now anyway
+        auto apply = [&](std::uint32_t j, Tick at) {
+            s_.wake_at[j] = at;
+            if (at == t_) s_.touch(j, due);
+            else if (at != never) schedule_wake(at, j);
+        };
+        const int parts = parallel_.parts(list.size());
+        if (parts == 1) {
+            for (std::uint32_t j : list)
+                if (!skip(j)) apply(j, predict(j));
+            return;
+        }
+        constexpr Tick skipped = std::numeric_limits<Tick>::min();
+        std::vector<Tick> at(list.size());
+        ++splits_;
+        for_each_part(parts, [&](int k) {
+            const auto [b, e] = part_range(k, parts, list.size());
+            for (auto i = b; i < e; ++i) at[i] = skip(list[i]) ? skipped : predict(list[i]);
+        });
+        for (std::size_t i = 0; i < list.size(); ++i)
+            if (at[i] != skipped) apply(list[i], at[i]);
+    }
+
+    // Runs sweep_range(begin, end, out + begin) over the parts of [0, n); each writes its spikes
+    // (ascending) at its own offset of the spike buffer and returns {visits, wakeups, spikes}.
+    template <class Range>
+    void sweep_parts(std::uint32_t n, Range&& sweep_range) {
+        if (s_.spike_buffer.size() < n) s_.spike_buffer.resize(n);
+        std::uint32_t* const out = s_.spike_buffer.data();
+        const int parts = parallel_.parts(n);
+        if (parts == 1) {
+            const auto c = sweep_range(0, n, out);
+            visits_ += c[0], wakeups_ += c[1];
+            if constexpr (Unit::spikes) s_.fired.assign(out, out + c[2]);
+            return;
+        }
+        std::vector<std::array<std::uint64_t, 3>> c(static_cast<std::size_t>(parts));
+        ++splits_;
+        for_each_part(parts, [&](int k) {
+            const auto [b, e] = part_range(k, parts, n);
+            c[std::size_t(k)] = sweep_range(std::uint32_t(b), std::uint32_t(e), out + b);
+        });
+        s_.fired.clear();
+        for (int k = 0; k < parts; ++k) {
+            const auto& ck = c[std::size_t(k)];
+            visits_ += ck[0], wakeups_ += ck[1];
+            if constexpr (Unit::spikes) {
+                const std::uint32_t* from = out + part_range(k, parts, n).first;
+                s_.fired.insert(s_.fired.end(), from, from + ck[2]);
+            }
+        }
+    }
+
     void sweep_any() {
-        const std::uint32_t n = s_.size();
+        sweep_parts(s_.size(), [&](std::uint32_t b, std::uint32_t e, std::uint32_t* out) {
+            return sweep_any_range(b, e, out);
+        });
+    }
+
+    std::array<std::uint64_t, 3> sweep_any_range(std::uint32_t begin, std::uint32_t end, std::uint32_t* const out) const {
         const MembraneArrays a = a_;
         const Unit unit = unit_;
         const Tick t = t_;
         Tick* const last_visit = s_.last_visit.data();
         std::uint64_t visits = 0, wakeups = 0, fired = 0;
-        if (s_.spike_buffer.size() < n) s_.spike_buffer.resize(n);
-        std::uint32_t* const out = s_.spike_buffer.data();
-        for (std::uint32_t j = 0; j < n; ++j) {
+        for (std::uint32_t j = begin; j < end; ++j) {
             const double in = a.input[j];
             double v = unit.integrate(a, j, 1);
             bool spike = false;
@@ -214,8 +305,7 @@ private:
             a.v[j] = v;
             a.input[j] = 0.0;
         }
-        if constexpr (Unit::spikes) s_.fired.assign(out, out + fired);
-        visits_ += visits, wakeups_ += wakeups;
+        return {visits, wakeups, fired};
     }
 
     // IF and LIF: the vectorised kernel (sim/sweep_kernel.hpp), then its spike flags as a list.
@@ -226,30 +316,23 @@ private:
         if constexpr (std::is_same_v<Unit, VoltageUnit<LifDynamics>>)
             step.leaky = true, step.alpha = unit_.dyn.alpha(), step.v_leak = unit_.dyn.v_leak();
         if (s_.spike_flags.size() < n) s_.spike_flags.resize(n);
-        const auto c = sweep_voltage(step, {a_.v, a_.input, a_.drive, s_.last_visit.data(), s_.spike_flags.data()}, n, t_);
-        visits_ += c.visits, wakeups_ += c.wakeups;
-        const std::int64_t* flags = s_.spike_flags.data();
-        if (s_.spike_buffer.size() < n) s_.spike_buffer.resize(n);
-        std::uint32_t* const out = s_.spike_buffer.data();
-        std::uint32_t fired = 0;
-        for (std::uint32_t j = 0; j < n; ++j) { // without a branch: spikes are unpredictable
-            out[fired] = j;
-            fired += std::uint32_t(flags[j] & 1);
-        }
-        s_.fired.assign(out, out + fired);
+        const SweepArrays all{a_.v, a_.input, a_.drive, s_.last_visit.data(), s_.spike_flags.data()};
+        sweep_parts(n, [&](std::uint32_t b, std::uint32_t e, std::uint32_t* out) -> std::array<std::uint64_t, 3> {
+            const auto c = sweep_voltage(step, all.from(b), e - b, t_);
+            const std::int64_t* flags = all.code;
+            std::uint32_t fired = 0;
+            for (std::uint32_t j = b; j < e; ++j) { // without a branch: spikes are unpredictable
+                out[fired] = j;
+                fired += std::uint32_t(flags[j] & 1);
+            }
+            return {c.visits, c.wakeups, fired};
+        });
     }
 
     Tick predict(std::uint32_t j) const {
         const Tick now = s_.state_at[j];
         const Tick k = unit_.ticks_to_crossing(a_, j, horizon_ - 1 - now);
         return k == never ? never : now + k;
-    }
-
-    void record_visit(std::uint32_t j, double in, bool spike) {
-        if (in == 0.0 && !spike) return;
-        ++visits_;
-        wakeups_ += in == 0.0;
-        s_.last_visit[j] = t_;
     }
 
     // Ascending order whatever the delivery order. Dense fan-outs mark in order already; when many
@@ -271,7 +354,8 @@ private:
     const MembraneArrays a_;
     const Unit unit_;
     const Tick t_, horizon_;
-    std::uint64_t visits_ = 0, wakeups_ = 0;
+    const SampleParallelism parallel_;
+    std::uint64_t visits_ = 0, wakeups_ = 0, splits_ = 0;
 };
 
 } // namespace quantal

@@ -22,6 +22,11 @@ struct SweepArrays {
     const double* drive;
     Tick* last_visit;
     std::int64_t* code; // out per neuron: bit 0 a spike, bit 1 non-zero input
+
+    // The same arrays from neuron `first` on (a part of a population swept by one thread).
+    SweepArrays from(std::uint32_t first) const {
+        return {v + first, input + first, drive + first, last_visit + first, code + first};
+    }
 };
 
 struct SweepCounts {

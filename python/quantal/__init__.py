@@ -315,18 +315,19 @@ class Network:
         return (f"<quantal.Network '{self.name}' from {self.origin}: {len(self.populations)} populations, "
                 f"{len(self.projections)} projections>")
 
-    def run(self, inputs=None, *, ticks, samples=None, seed=1, threads=1, mask=None, release=None, targets=None,
-            compensate=False, release_spread=None, observe=None, record=None, record_samples=None, labels=None,
-            first_sample=0, e_ac=0.9, e_mac=4.6, spikes=None, currents=None, input_spikes=None, record_v=None,
-            trace=None):
+    def run(self, inputs=None, *, ticks, samples=None, seed=1, threads=1, threads_per_sample=1, mask=None,
+            release=None, targets=None, compensate=False, release_spread=None, observe=None, record=None,
+            record_samples=None, labels=None, first_sample=0, e_ac=0.9, e_mac=4.6, spikes=None, currents=None,
+            input_spikes=None, record_v=None, trace=None):
         """Simulates samples of `ticks` ticks each; returns a Result.
 
         inputs: None (silent inputs; `samples` of them, default 1) or images (N, ...) through the
           model's analog /inputs, raw values as `quantal run --input` reads IDX bytes (uint8 or
           float; the input's scale and offset apply); at most `samples` of them. A path to a .npy
           file is read as `quantal run --input FILE.npy` reads it.
-        seed, threads, mask, release, targets, compensate, release_spread: as `quantal run`'s
-          options (docs/run.md); release (default 'synapse'), targets (default 'all'), compensate
+        seed, threads, threads_per_sample, mask, release, targets, compensate, release_spread: as
+          `quantal run`'s options (docs/run.md; threads x threads_per_sample at most 1024); release
+          (default 'synapse'), targets (default 'all'), compensate
           and release_spread need a mask, as there.
         observe: tick counts in [1, ticks] after which the readout is read (default [ticks]);
           predictions are the argmax at the last of them.
@@ -373,6 +374,11 @@ class Network:
             count = file_count
         else:
             count = 1 if samples is None else _whole(samples, "samples", 1, MAX_RUN_TICKS)
+        threads = _whole(threads, "threads", 1, MAX_THREADS)
+        threads_per_sample = _whole(threads_per_sample, "threads_per_sample", 1, MAX_THREADS)
+        if threads * threads_per_sample > MAX_THREADS:
+            raise InputError(f"threads {threads} x threads_per_sample {threads_per_sample} = "
+                             f"{threads * threads_per_sample} threads, more than {MAX_THREADS}")
         if first_sample + count > MAX_RUN_TICKS // ticks:
             raise InputError(f"first_sample {first_sample} with samples {count} of ticks {ticks} ends beyond tick 2^53 "
                              f"= {MAX_RUN_TICKS}, the last one a trace timestamp holds exactly")
@@ -392,7 +398,7 @@ class Network:
         trace_labels = [] if label_array is None else [int(x) for x in label_array]
         out = self._model.run(
             images, ticks, count, first_sample, _whole(seed, "seed", 0, 2 ** 64 - 1),
-            _whole(threads, "threads", 1, MAX_THREADS), None if mask is None else float(mask), release or "synapse",
+            threads, threads_per_sample, None if mask is None else float(mask), release or "synapse",
             targets or "all", bool(compensate), float(release_spread or 0.0), sorted(t - 1 for t in observe),
             None if record is None else [str(r) for r in record], record_samples, float(e_ac), float(e_mac),
             spike_inputs, current_inputs, probes, None if trace is None else os.fspath(trace), self.dt_ms,

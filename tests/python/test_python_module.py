@@ -468,3 +468,26 @@ def test_spike_and_current_inputs_reproduce_the_network_that_made_them():
         net.run(ticks=30, currents={"hid": [1.0, 2.0, 3.0]})
     with pytest.raises(quantal.InputError, match=r"^stimulus: population 'in' is a spike source and takes no current"):
         net.run(ticks=30, currents={"in": np.zeros(20)})
+
+
+def test_threads_per_sample_changes_nothing_and_is_checked(tmp_path):
+    """Threads within a sample (docs/engine.md, "Threads within a sample"): the CLI with
+    --threads-per-sample 2 writes the trace that net.run returns on one thread, and threads over
+    samples with threads per sample give the same readouts and ledger; impossible counts are
+    refused, in the CLI's words."""
+    trace = tmp_path / "mst.h5"
+    run_quantal("--model", MST, "--ticks", 12, "--input", IMAGES, "--samples", 3, "--mask", 0.5, "--release", "spike",
+                "--seed", 4, "--threads-per-sample", 2, "--trace", trace)
+    net = quantal.load(MST)
+    images = read_idx(IMAGES, 0, 3).reshape(3, 28, 28)
+    one = net.run(images, ticks=12, mask=0.5, release="spike", seed=4)
+    assert_result_equals_trace(one, trace)
+    both = net.run(images, ticks=12, mask=0.5, release="spike", seed=4, threads=2, threads_per_sample=3)
+    assert np.array_equal(one.readout, both.readout) and np.array_equal(one.predictions, both.predictions)
+    assert one.ledger.table() == both.ledger.table()
+    assert cli_error("--model", MST, "--ticks", 4, "--threads", 3, "--threads-per-sample", 512) == \
+        "--threads 3 x --threads-per-sample 512 = 1536 threads, more than 1024"
+    with pytest.raises(quantal.InputError, match=r"^threads 3 x threads_per_sample 512 = 1536 threads, more than 1024$"):
+        net.run(ticks=4, threads=3, threads_per_sample=512)
+    with pytest.raises(quantal.InputError, match=r"^threads_per_sample 0 is not a whole number from 1 to 1024"):
+        net.run(ticks=4, threads_per_sample=0)
