@@ -42,6 +42,16 @@ void add_load_timeout_option(CLI::App& command, std::optional<double>& seconds);
 // contained child process within `load_timeout` seconds (default: default_read_seconds()).
 LoadedModel load_model(const std::string& path, std::optional<double> load_timeout, double dt_ms);
 
+// The run's dt (ms per tick), applied to model.network: --dt if given, else the model file's, else
+// the documented default_dt_ms (a NIR graph was read with --dt already: its discretisation).
+// `warning` is one line when --dt overrides a different dt of the file (the caller prints it);
+// `source` says where the value came from (a trace's /run dt_source).
+struct ResolvedDt {
+    double ms = default_dt_ms;
+    std::string source, warning;
+};
+ResolvedDt resolve_dt(LoadedModel& model, std::optional<double> option, const std::string& path);
+
 // An input file and the option that named it, e.g. {"--model", "m.h5"}.
 using NamedFile = std::pair<std::string, std::string>;
 // Before an output file is written: InputError if it is one of the inputs (same device and inode,

@@ -1,4 +1,5 @@
 // Reading a model for a command: --load-timeout, and the contained read of io/contained.hpp.
+#include <cstdio>
 #include <limits>
 #include <new>
 
@@ -26,6 +27,37 @@ LoadedModel load_model(const std::string& path, std::optional<double> load_timeo
     } catch (const std::bad_alloc&) {
         throw InputError(path + ": is too large to load (or corrupt)");
     }
+}
+
+namespace {
+std::string ms_text(double v) {
+    char text[40];
+    std::snprintf(text, sizeof text, "%.17g", v);
+    return text;
+}
+} // namespace
+
+ResolvedDt resolve_dt(LoadedModel& model, std::optional<double> option, const std::string& path) {
+    const bool nir = !model.file_dt_ms && path.size() >= 4 && path.compare(path.size() - 4, 4, ".nir") == 0;
+    ResolvedDt r;
+    if (nir) { // read with the option already: it is the discretisation
+        r.source = option ? "--dt (the NIR graph's discretisation)" : "default " + ms_text(default_dt_ms) + " ms (the NIR graph's discretisation)";
+    } else if (option) {
+        r.source = "--dt";
+        if (model.file_dt_ms && *model.file_dt_ms != *option) {
+            r.source = "--dt, over the model file's " + ms_text(*model.file_dt_ms) + " ms";
+            r.warning = path + ": the model file's dt is " + ms_text(*model.file_dt_ms) + " ms per tick; --dt " +
+                        ms_text(*option) + " overrides it (times, rates in Hz and Poisson probabilities use " +
+                        ms_text(*option) + " ms)";
+        }
+        if (model.network.dt_ms() != *option) model.network = with_dt(std::move(model.network), *option);
+    } else if (model.file_dt_ms) {
+        r.source = "the model file";
+    } else {
+        r.source = "default " + ms_text(default_dt_ms) + " ms (the model file gives no dt)";
+    }
+    r.ms = model.network.dt_ms();
+    return r;
 }
 
 } // namespace quantal::cli

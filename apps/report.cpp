@@ -17,14 +17,15 @@ void print_energy_report(std::ostream& out, const Network& net, const EnergyLedg
     const double samples = ledger.samples ? double(ledger.samples) : 1.0;
     char line[320];
     out << "populations (per sample):\n";
-    std::snprintf(line, sizeof line, "  %-24s %10s %12s %12s %14s\n", "name", "neurons", "spikes", "rate/tick", "updates");
+    std::snprintf(line, sizeof line, "  %-24s %10s %12s %12s %12s %14s\n", "name", "neurons", "spikes", "rate/tick",
+                  "rate Hz", "updates");
     out << line;
     for (PopulationId p = 0; p < net.populations().size(); ++p) {
         const auto& c = ledger.populations[p];
         const auto n = net.population(p).size();
-        std::snprintf(line, sizeof line, "  %-24s %10u %12.1f %12.5f %14.1f\n", net.population(p).name.c_str(), n,
-                      double(c.spikes) / samples, ledger.ticks ? double(c.spikes) / samples / double(n) / double(ledger.ticks) : 0.0,
-                      double(c.updates) / samples);
+        const double per_tick = ledger.ticks ? double(c.spikes) / samples / double(n) / double(ledger.ticks) : 0.0;
+        std::snprintf(line, sizeof line, "  %-24s %10u %12.1f %12.5f %12.3f %14.1f\n", net.population(p).name.c_str(), n,
+                      double(c.spikes) / samples, per_tick, per_tick * 1000.0 / net.dt_ms(), double(c.updates) / samples);
         out << line;
     }
     out << "projections (per sample):\n";
