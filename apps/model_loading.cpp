@@ -19,11 +19,12 @@ void add_load_timeout_option(CLI::App& command, std::optional<double>& seconds) 
         ->transform(real_number(0.0, 1e6, true));
 }
 
-LoadedModel load_model(const std::string& path, std::optional<double> load_timeout, double dt_ms) {
+LoadedModel load_model(const std::string& path, std::optional<double> load_timeout, std::optional<double> dt_ms) {
     const double seconds = load_timeout.value_or(default_read_seconds(path));
     const bool nir = path.size() >= 4 && path.compare(path.size() - 4, 4, ".nir") == 0;
     try { // parsed in a child process first: libhdf5 may crash or hang on a damaged file (io/contained.hpp)
-        return read_contained(path, seconds, [&] { return nir ? read_nir(path, NirOptions{dt_ms}) : read_model_file(path); });
+        return read_contained(path, seconds, [&] { return nir ? read_nir(path, NirOptions{dt_ms.value_or(default_dt_ms)}) : read_model_file(path, dt_ms);
+        });
     } catch (const std::bad_alloc&) {
         throw InputError(path + ": is too large to load (or corrupt)");
     }
@@ -37,7 +38,7 @@ std::string ms_text(double v) {
 }
 } // namespace
 
-ResolvedDt resolve_dt(LoadedModel& model, std::optional<double> option, const std::string& path) {
+ResolvedDt resolve_dt(const LoadedModel& model, std::optional<double> option, const std::string& path) {
     const bool nir = !model.file_dt_ms && path.size() >= 4 && path.compare(path.size() - 4, 4, ".nir") == 0;
     ResolvedDt r;
     if (nir) { // read with the option already: it is the discretisation
@@ -50,7 +51,6 @@ ResolvedDt resolve_dt(LoadedModel& model, std::optional<double> option, const st
                         ms_text(*option) + " overrides it (times, rates in Hz and Poisson probabilities use " +
                         ms_text(*option) + " ms)";
         }
-        if (model.network.dt_ms() != *option) model.network = with_dt(std::move(model.network), *option);
     } else if (model.file_dt_ms) {
         r.source = "the model file";
     } else {

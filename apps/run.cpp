@@ -266,7 +266,7 @@ int run_command(RunCommandOptions& o) {
     const bool checkpointing = !o.checkpoint.empty();
     std::optional<RunCheckpoint> resumed;
     if (!o.resume.empty()) resumed = read_checkpoint(o.resume);
-    LoadedModel model = load_model(o.model, o.load_timeout, o.dt);
+    LoadedModel model = load_model(o.model, o.load_timeout, o.dt_option);
     const ResolvedDt dt = resolve_dt(model, o.dt_option, o.model);
     if (!dt.warning.empty()) std::cerr << "quantal run: warning: " << dt.warning << '\n';
     o.dt = dt.ms;

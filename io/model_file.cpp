@@ -518,7 +518,7 @@ AnnBaseline read_ann(Item& g) {
 
 } // namespace
 
-LoadedModel read_model_file(const std::string& path) {
+LoadedModel read_model_file(const std::string& path, std::optional<double> dt_ms) {
     Item root(h5::open_file(path), path);
     const auto format = root.has_attribute("format") ? root.text("format") : "";
     if (format != "quantal-model") root.fail("attribute 'format' is '" + format + "', expected 'quantal-model'");
@@ -536,10 +536,11 @@ LoadedModel read_model_file(const std::string& path) {
         const auto unit = root.text("time_unit", "ms");
         if (unit != "ms" && unit != "s") root.fail("attribute 'time_unit' is '" + unit + "', expected 'ms' or 's'");
         out.file_dt_ms = root.real("dt") * (unit == "s" ? 1000.0 : 1.0);
-        builder.set_dt(*out.file_dt_ms);
+        if (!(*out.file_dt_ms > 0)) root.fail("attribute 'dt' is " + number_text(*out.file_dt_ms) + ", expected > 0 (ms per tick)");
     } else if (root.has_attribute("time_unit")) {
         root.fail("attribute 'time_unit' has no effect without 'dt'");
     }
+    if (const auto dt = dt_ms ? dt_ms : out.file_dt_ms) builder.set_dt(*dt);
     out.name = root.text("name", "");
     out.producer = root.text("producer", "");
     out.provenance = root.text("provenance", "");

@@ -41,7 +41,9 @@ struct ModelFileInfo {
     std::string provenance;
 };
 
-LoadedModel read_model_file(const std::string& path);
+// `dt_ms`, when given, is the run's dt and replaces the file's (kept in file_dt_ms): Poisson
+// sources are lowered at the dt the run uses, so a file refused at its own dt may run at a finer one.
+LoadedModel read_model_file(const std::string& path, std::optional<double> dt_ms = std::nullopt);
 void write_model_file(const std::string& path, const Network& net, const ModelFileInfo& info,
                       std::span<const AnalogInput> inputs = {}, const std::string& readout = {});
 

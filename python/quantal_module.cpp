@@ -198,7 +198,7 @@ py::tuple load(const std::string& path, std::optional<double> dt_ms) {
     cli::ResolvedDt dt;
     {
         const py::gil_scoped_release unlocked; // an MST file takes a while to read
-        m->loaded = nir ? read_nir(path, NirOptions{dt_ms.value_or(default_dt_ms)}) : read_model_file(path);
+        m->loaded = nir ? read_nir(path, NirOptions{dt_ms.value_or(default_dt_ms)}) : read_model_file(path, dt_ms);
         dt = cli::resolve_dt(m->loaded, dt_ms, path);
     }
     m->origin = path;

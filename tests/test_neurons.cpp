@@ -261,6 +261,6 @@ TEST_CASE("Poisson rates that are negative, not finite or above one spike per ti
     const Network net = build({600.0}, 1.0);
     CHECK_THROWS_WITH(with_dt(net, 2.0), Contains("population 'drive'") && Contains("rate 600 Hz at dt 2 ms"));
     CHECK(with_dt(net, 0.5).spike_process(0)->probability == std::vector<double>{0.3});
-    for (double dt : {0.0, -1.0, std::nan(""), INFINITY})
+    for (double dt : {0.0, -1.0, std::nan(""), double(INFINITY)})
         CHECK_THROWS_WITH(with_dt(net, dt), Contains("dt") && Contains("must be finite and > 0"));
 }

@@ -109,6 +109,7 @@ def test_per_neuron_parameters(tmp_path):
              "fc1": affine(rng, n, 3, 4.0), "lif": lif, "fc2": affine(rng, 5, n, 1.0, 4.0), "if": ifn,
              "fc3": affine(rng, 3, 5, 0.5, 2.0), "cuba": cuba, "output": {"type": "Output", "shape": np.array([3])}}
     nodes["fc1"]["bias"] = np.abs(nodes["fc1"]["bias"]) + np.float32(0.5)
+    nodes["fc3"]["bias"] = np.abs(nodes["fc3"]["bias"]) + np.float32(0.75)
     edges = [("input", "fc1"), ("fc1", "lif"), ("lif", "fc2"), ("fc2", "if"), ("if", "fc3"), ("fc3", "cuba"),
              ("cuba", "output")]
     for dt in (1.0, 0.5):
