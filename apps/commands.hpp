@@ -48,7 +48,18 @@ void add_load_timeout_option(CLI::App& command, std::optional<double>& seconds);
 
 // The model at `path`: a NIR graph (.nir, ticks of `dt_ms`) or a quantal model file, read first in a
 // contained child process within `load_timeout` seconds (default: default_read_seconds()).
-LoadedModel load_model(const std::string& path, std::optional<double> load_timeout, double dt_ms);
+// `dt_ms`: the run's dt if given (--dt), else the file's (a NIR graph: default_dt_ms).
+LoadedModel load_model(const std::string& path, std::optional<double> load_timeout, std::optional<double> dt_ms);
+
+// Where the run's dt (model.network.dt_ms(), read with load_model's dt_ms = `option`) came from:
+// --dt if given, else the model file's, else the documented default_dt_ms.
+// `warning` is one line when --dt overrides a different dt of the file (the caller prints it);
+// `source` says where the value came from (a trace's /run dt_source).
+struct ResolvedDt {
+    double ms = default_dt_ms;
+    std::string source, warning;
+};
+ResolvedDt resolve_dt(const LoadedModel& model, std::optional<double> option, const std::string& path);
 
 // An input file and the option that named it, e.g. {"--model", "m.h5"}.
 using NamedFile = std::pair<std::string, std::string>;

@@ -34,6 +34,7 @@ struct DemoOptions {
 
 Network demo_network(const DemoOptions& o) {
     NetworkBuilder b;
+    b.set_dt(o.dt_ms); // the report's rates in Hz
     RandomEngine rng(o.seed);
     auto uniform = [&] { return uniform_open0(rng) - 0.5; };
     PopulationId prev = b.add_population("input", {o.layers.front()}, BernoulliSource{{o.input_rate}, 1.0});

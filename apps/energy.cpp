@@ -109,7 +109,7 @@ void print_study_energy(std::ostream& out, const std::string& path, const std::s
         throw InputError(path + ": has " + std::to_string(s.models.size()) + " models; --model replaces one only");
     std::vector<LoadedModel> models;
     for (const auto& m : s.models)
-        models.push_back(load_model(model_override.empty() ? m : model_override, load_timeout, 1.0));
+        models.push_back(load_model(model_override.empty() ? m : model_override, load_timeout, std::nullopt));
     if (!hw.clocked_updates && !s.has_visits)
         throw InputError(path + ": study file format version " + std::to_string(s.format_version) +
                          " keeps no neuron visits (version 3 does: rerun the sweep); use a profile with clocked updates");
@@ -220,7 +220,7 @@ void add_energy_command(CLI::App& app) {
             return;
         }
         std::optional<LoadedModel> model;
-        if (!o->model.empty()) model = load_model(o->model, o->load_timeout, 1.0);
+        if (!o->model.empty()) model = load_model(o->model, o->load_timeout, std::nullopt);
         const double seconds = o->load_timeout.value_or(default_read_seconds(o->trace));
         auto report = [&](bool json) {
             return run_contained(o->trace, seconds, [&] {

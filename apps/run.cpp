@@ -88,7 +88,8 @@ struct RunCommandOptions {
     std::optional<double> release_spread;  // only with --mask: Beta concentration κ of per-synapse release
     UpdatePath update_path = UpdatePath::automatic;
     std::uint64_t seed = 1;
-    double dt = 1.0;
+    std::optional<double> dt_option; // --dt: else the model file's dt, else default_dt_ms
+    double dt = default_dt_ms;       // the run's, once resolved (resolve_dt)
     int threads = 1;
     int threads_per_sample = 1; // threads inside each sample; threads x this in all
     std::string trace;
@@ -311,8 +312,9 @@ void print_timing(std::ostream& out, double load_seconds, double simulate_second
     out << line;
 }
 
-int run_command(const RunCommandOptions& o) {
+int run_command(RunCommandOptions& o) {
     check_option_pairs(o);
+    o.dt = o.dt_option.value_or(default_dt_ms); // a first check of the time axis; again once the file's dt is known
     check_time_axis(o, o.samples);
     // Before anything is read: the trace must not replace an input, nor an old trace unasked (a
     // resumed run continues its own trace).
@@ -325,7 +327,11 @@ int run_command(const RunCommandOptions& o) {
     std::optional<RunCheckpoint> resumed;
     if (!o.resume.empty()) resumed = read_checkpoint(o.resume);
     const auto load_start = std::chrono::steady_clock::now();
-    LoadedModel model = load_model(o.model, o.load_timeout, o.dt);
+    LoadedModel model = load_model(o.model, o.load_timeout, o.dt_option);
+    const ResolvedDt dt = resolve_dt(model, o.dt_option, o.model);
+    if (!dt.warning.empty()) std::cerr << "quantal run: warning: " << dt.warning << '\n';
+    o.dt = dt.ms;
+    check_time_axis(o, o.samples);
     Release release;
     if (o.mask) {
         release.mode = *o.mask > 0 ? (o.release == "spike" ? ReleaseMode::spike : ReleaseMode::synapse) : ReleaseMode::none;
@@ -415,6 +421,7 @@ int run_command(const RunCommandOptions& o) {
         meta.release_spread = o.release_spread.value_or(0.0);
         meta.version = QUANTAL_BUILD_VERSION;
         meta.command_line = trace_command_line;
+        meta.extra.emplace_back("dt_source", dt.source);
         if (resumed)
             trace.emplace(o.trace, net, topts, meta, resumed->trace);
         else
@@ -584,7 +591,9 @@ void add_run_command(CLI::App& app) {
                     "(> 0, at most 1e6), drawn once per seed")
         ->transform(real_number(0.0, max_release_spread, true));
     cmd->add_option("--seed", o->seed, "Run seed")->transform(whole_number(0, UINT64_MAX));
-    cmd->add_option("--dt", o->dt, "ms per tick (NIR time constants and delays; trace timestamps)")
+    cmd->add_option("--dt", o->dt_option,
+                    "ms per tick (default: the model file's dt, else 1; NIR: the discretisation); trace times, "
+                    "rates in Hz, Poisson sources")
         ->transform(real_number(0.0, std::numeric_limits<double>::max(), true));
     cmd->add_option("--threads", o->threads, "Samples simulated in parallel (1: streaming, lowest memory)")
         ->transform(whole_number(1, max_threads));

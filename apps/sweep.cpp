@@ -222,7 +222,7 @@ int sweep(const SweepOptions& o, const study::Processes& processes, const std::f
     }
 
     std::vector<LoadedModel> models;
-    for (const auto& m : o.models) models.push_back(load_model(m, o.load_timeout, 1.0));
+    for (const auto& m : o.models) models.push_back(load_model(m, o.load_timeout, std::nullopt));
     std::vector<Network> nets;
     std::vector<const Network*> pointers;
     for (auto& m : models) nets.push_back(std::move(m.network));

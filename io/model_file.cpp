@@ -98,6 +98,17 @@ public:
                  (or_one ? " or (1,)" : ""));
         return a.values;
     }
+    // A neuron parameter: an attribute (one value for the population) or a dataset (n,) or (1,) of
+    // per-neuron values; never both.
+    PerNeuron values(const std::string& name, std::int64_t n) {
+        if (has_attribute(name) && has_dataset(name))
+            fail("'" + name + "' is given twice, as an attribute and as a dataset (keep one)");
+        if (has_dataset(name)) return vector(name, n, true);
+        return real(name);
+    }
+    PerNeuron values(const std::string& name, std::int64_t n, double fallback) {
+        return has_attribute(name) || has_dataset(name) ? values(name, n) : PerNeuron(fallback);
+    }
     std::vector<float> floats(const std::string& name, const Shape& expected) {
         auto a = array(name);
         if (a.shape != expected)
@@ -165,19 +176,20 @@ std::int64_t element_count(const Shape& s) {
     return std::accumulate(s.begin(), s.end(), std::int64_t{1}, std::multiplies<>());
 }
 
-ThresholdRule read_rule(Item& g) {
+ThresholdRule read_rule(Item& g, std::int64_t n) {
     ThresholdRule r;
-    r.threshold = g.real("threshold");
+    r.threshold = g.values("threshold", n);
     const auto cmp = g.text("comparison");
     if (cmp != ">=" && cmp != ">") g.fail("comparison '" + cmp + "' is not '>=' or '>'");
     r.comparison = cmp == ">" ? Comparison::greater : Comparison::greater_equal;
     const auto reset = g.text("reset");
     if (reset == "value") {
         r.reset = ResetMode::to_value;
-        r.v_reset = g.real("v_reset");
+        r.v_reset = g.values("v_reset", n);
     } else if (reset == "subtract") {
         r.reset = ResetMode::subtract;
         if (g.has_attribute("v_reset")) g.fail("attribute 'v_reset' has no effect with reset 'subtract'");
+        if (g.has_dataset("v_reset")) g.fail("dataset 'v_reset' has no effect with reset 'subtract'");
     } else {
         g.fail("reset '" + reset + "' is not 'subtract' or 'value'");
     }
@@ -192,18 +204,21 @@ Population read_population(Item& g, const std::string& name) {
     const std::int64_t n = element_count(p.shape);
     const auto model = g.text("model");
     if (model == "IF") {
-        p.model = IfNeuron{read_rule(g), g.real("v0"), g.real("spike_value", 1.0)};
+        p.model = IfNeuron{read_rule(g, n), g.values("v0", n), g.real("spike_value", 1.0)};
     } else if (model == "LIF") {
-        p.model = LifNeuron{read_rule(g), g.real("tau_ticks"), g.real("v_leak", 0.0), g.real("v0"), g.real("spike_value", 1.0)};
+        p.model = LifNeuron{read_rule(g, n), g.values("tau_ticks", n), g.values("v_leak", n, 0.0), g.values("v0", n),
+                            g.real("spike_value", 1.0)};
     } else if (model == "CubaLIF") {
-        p.model = CubaLifNeuron{read_rule(g),         g.real("tau_syn_ticks"), g.real("tau_ticks"),
-                                g.real("v_leak", 0.0), g.real("v0"),            g.real("spike_value", 1.0)};
+        p.model = CubaLifNeuron{read_rule(g, n),          g.values("tau_syn_ticks", n), g.values("tau_ticks", n),
+                                g.values("v_leak", n, 0.0), g.values("v0", n),          g.real("spike_value", 1.0)};
     } else if (model == "readout") {
-        p.model = ReadoutNeuron{g.real("v0", 0.0)};
+        p.model = ReadoutNeuron{g.values("v0", n, 0.0)};
     } else if (model == "spike_source") {
         p.model = SpikeSource{g.real("spike_value", 1.0)};
     } else if (model == "bernoulli_source") {
         p.model = BernoulliSource{g.vector("probability", n, true), g.real("spike_value", 1.0)};
+    } else if (model == "poisson_source") {
+        p.model = PoissonSource{g.values("rate", n).values(), g.real("spike_value", 1.0)};
     } else {
         g.fail("unknown model '" + model + "'");
     }
@@ -391,37 +406,47 @@ std::vector<hsize_t> dims(std::initializer_list<std::int64_t> d) { return {d.beg
 
 std::vector<std::int64_t> pair_vec(const std::array<std::int64_t, 2>& a) { return {a[0], a[1]}; }
 
+// One value as an attribute, per-neuron values as a dataset (n,).
+void write_values(hid_t g, const std::string& name, const PerNeuron& x) {
+    if (x.uniform()) h5::write_double_attribute(g, name, x[0]);
+    else h5::write_dataset(g, name, x.values(), {x.size()});
+}
+
 void write_rule(hid_t g, const ThresholdRule& r) {
-    h5::write_double_attribute(g, "threshold", r.threshold);
+    write_values(g, "threshold", r.threshold);
     h5::write_string_attribute(g, "comparison", r.comparison == Comparison::greater ? ">" : ">=");
     h5::write_string_attribute(g, "reset", r.reset == ResetMode::subtract ? "subtract" : "value");
-    if (r.reset == ResetMode::to_value) h5::write_double_attribute(g, "v_reset", r.v_reset);
+    if (r.reset == ResetMode::to_value) write_values(g, "v_reset", r.v_reset);
 }
 
 void write_population(hid_t g, const Population& p) {
     h5::write_string_attribute(g, "model", model_name(p.model));
     auto spiking = [&](const auto& m) { // what every thresholded model has
         write_rule(g, m.rule);
-        h5::write_double_attribute(g, "v0", m.v0);
+        write_values(g, "v0", m.v0);
         h5::write_double_attribute(g, "spike_value", m.spike_value);
     };
     std::visit(overloaded{[&](const IfNeuron& m) { spiking(m); },
                           [&](const LifNeuron& m) {
                               spiking(m);
-                              h5::write_double_attribute(g, "tau_ticks", m.tau_ticks);
-                              h5::write_double_attribute(g, "v_leak", m.v_leak);
+                              write_values(g, "tau_ticks", m.tau_ticks);
+                              write_values(g, "v_leak", m.v_leak);
                           },
                           [&](const CubaLifNeuron& m) {
                               spiking(m);
-                              h5::write_double_attribute(g, "tau_ticks", m.tau_ticks);
-                              h5::write_double_attribute(g, "tau_syn_ticks", m.tau_syn_ticks);
-                              h5::write_double_attribute(g, "v_leak", m.v_leak);
+                              write_values(g, "tau_ticks", m.tau_ticks);
+                              write_values(g, "tau_syn_ticks", m.tau_syn_ticks);
+                              write_values(g, "v_leak", m.v_leak);
                           },
-                          [&](const ReadoutNeuron& m) { h5::write_double_attribute(g, "v0", m.v0); },
+                          [&](const ReadoutNeuron& m) { write_values(g, "v0", m.v0); },
                           [&](const SpikeSource& m) { h5::write_double_attribute(g, "spike_value", m.spike_value); },
                           [&](const BernoulliSource& m) {
                               h5::write_double_attribute(g, "spike_value", m.spike_value);
                               h5::write_dataset(g, "probability", m.probability, {m.probability.size()});
+                          },
+                          [&](const PoissonSource& m) { // in Hz, as the user gave it
+                              h5::write_double_attribute(g, "spike_value", m.spike_value);
+                              write_values(g, "rate", m.rate_hz);
                           }},
                p.model);
     h5::write_dataset(g, "shape", std::vector<std::int64_t>(p.shape), {p.shape.size()});
@@ -493,7 +518,7 @@ AnnBaseline read_ann(Item& g) {
 
 } // namespace
 
-LoadedModel read_model_file(const std::string& path) {
+LoadedModel read_model_file(const std::string& path, std::optional<double> dt_ms) {
     Item root(h5::open_file(path), path);
     const auto format = root.has_attribute("format") ? root.text("format") : "";
     if (format != "quantal-model") root.fail("attribute 'format' is '" + format + "', expected 'quantal-model'");
@@ -506,11 +531,20 @@ LoadedModel read_model_file(const std::string& path) {
                   std::to_string(format_version) + ")");
 
     LoadedModel out;
+    NetworkBuilder builder;
+    if (root.has_attribute("dt")) { // ms per tick; without it the documented default
+        const auto unit = root.text("time_unit", "ms");
+        if (unit != "ms" && unit != "s") root.fail("attribute 'time_unit' is '" + unit + "', expected 'ms' or 's'");
+        out.file_dt_ms = root.real("dt") * (unit == "s" ? 1000.0 : 1.0);
+        if (!(*out.file_dt_ms > 0)) root.fail("attribute 'dt' is " + number_text(*out.file_dt_ms) + ", expected > 0 (ms per tick)");
+    } else if (root.has_attribute("time_unit")) {
+        root.fail("attribute 'time_unit' has no effect without 'dt'");
+    }
+    if (const auto dt = dt_ms ? dt_ms : out.file_dt_ms) builder.set_dt(*dt);
     out.name = root.text("name", "");
     out.producer = root.text("producer", "");
     out.provenance = root.text("provenance", "");
 
-    NetworkBuilder builder;
     Item pops = root.group("populations", path + ": /populations");
     const std::vector<std::string> pop_names = pops.members();
     if (pop_names.empty()) pops.fail("has no populations: a model needs at least one");
@@ -619,6 +653,8 @@ void write_model_file(const std::string& path, const Network& net, const ModelFi
         h5::write_string_attribute(file, "name", info.name);
         h5::write_string_attribute(file, "producer", info.producer);
         h5::write_string_attribute(file, "provenance", info.provenance);
+        h5::write_double_attribute(file, "dt", net.dt_ms());
+        h5::write_string_attribute(file, "time_unit", "ms");
 
         auto pops = h5::create_group(file, "populations", path);
         std::vector<std::string> order;

@@ -1,5 +1,5 @@
 #pragma once
-// quantal's own HDF5 model files (docs/model-format.md, format version 1): read into a Network
+// quantal's own HDF5 model files (docs/model-format.md, format version 2): read into a Network
 // plus the analog inputs and readout that say how a sample enters and what it answers; write a
 // Network back. Errors in a file throw InputError/ModelError naming the file and the object.
 #include <array>
@@ -30,6 +30,9 @@ struct LoadedModel {
     std::vector<AnalogInput> inputs;
     std::string readout; // population whose values are the logits; empty: none
     std::string name, producer, provenance;
+    // The file's own dt (ms per tick), if it gives one; the network then has it (else
+    // default_dt_ms). A NIR graph has none: it is discretised with NirOptions::dt_ms.
+    std::optional<double> file_dt_ms;
 };
 
 struct ModelFileInfo {
@@ -38,7 +41,9 @@ struct ModelFileInfo {
     std::string provenance;
 };
 
-LoadedModel read_model_file(const std::string& path);
+// `dt_ms`, when given, is the run's dt and replaces the file's (kept in file_dt_ms): Poisson
+// sources are lowered at the dt the run uses, so a file refused at its own dt may run at a finer one.
+LoadedModel read_model_file(const std::string& path, std::optional<double> dt_ms = std::nullopt);
 void write_model_file(const std::string& path, const Network& net, const ModelFileInfo& info,
                       std::span<const AnalogInput> inputs = {}, const std::string& readout = {});
 

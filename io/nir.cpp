@@ -498,6 +498,13 @@ const std::vector<double>& NirFile::bias_out(std::size_t n) {
 
 // ---- neurons ------------------------------------------------------------------------------
 
+// NIR's per-neuron arrays as a quantal parameter: one value when every neuron has it (the fast
+// uniform path), else one per neuron.
+PerNeuron compact(std::vector<double> v) {
+    if (!v.empty() && std::all_of(v.begin(), v.end(), [&](double x) { return x == v.front(); })) return v.front();
+    return v;
+}
+
 // Forward Euler on the tick grid (docs/nir.md): the input I[t] of a tick (weighted spikes of that
 // tick plus biases) is held over the tick and
 //   I:   v += dt R I                       IF:  the same, then threshold
@@ -508,24 +515,32 @@ NirFile::NeuronSpec NirFile::neuron(std::size_t n, std::int64_t size) {
     NeuronSpec spec;
     auto rule = [&](const char* threshold_field) {
         ThresholdRule r;
-        r.threshold = uniform(n, threshold_field, per_neuron(n, threshold_field, size));
+        r.threshold = compact(per_neuron(n, threshold_field, size));
         r.comparison = Comparison::greater;
         r.reset = ResetMode::to_value;
-        r.v_reset = uniform(n, "v_reset", per_neuron(n, "v_reset", size, 0.0)); // absent in old files: 0
+        r.v_reset = compact(per_neuron(n, "v_reset", size, 0.0)); // absent in old files: 0
         return r;
     };
+    // Per neuron: alpha = 1 - dt / tau, and tau in ms.
     auto alpha_of = [&](const char* tau_field) {
-        const double tau = uniform(n, tau_field, per_neuron(n, tau_field, size));
-        if (!(tau > 0)) fail(n, std::string(tau_field) + " " + std::to_string(tau) + " ms must be positive");
-        const double alpha = 1.0 - dt_ / tau;
-        if (alpha < 0)
-            fail(n, std::string(tau_field) + " " + std::to_string(tau) + " ms is shorter than dt " + std::to_string(dt_) +
-                        " ms: forward Euler is unstable; use a smaller --dt");
+        const auto tau = per_neuron(n, tau_field, size);
+        std::vector<double> alpha(tau.size());
+        for (std::size_t j = 0; j < tau.size(); ++j) {
+            const std::string which = std::string(tau_field) + (tau.size() > 1 ? "[" + std::to_string(j) + "]" : "");
+            if (!(tau[j] > 0)) fail(n, which + " " + std::to_string(tau[j]) + " ms must be positive");
+            alpha[j] = 1.0 - dt_ / tau[j];
+            if (alpha[j] < 0)
+                fail(n, which + " " + std::to_string(tau[j]) + " ms is shorter than dt " + std::to_string(dt_) +
+                            " ms: forward Euler is unstable; use a smaller --dt");
+        }
         return std::pair{alpha, tau};
     };
     // quantal's LIF stores tau in ticks, alpha = exp(-1 / tau_ticks); alpha = 0 forgets at once.
-    auto tau_ticks = [](double alpha) {
-        return alpha > 0 ? -1.0 / std::log(alpha) : std::numeric_limits<double>::min();
+    auto tau_ticks = [](const std::vector<double>& alpha) {
+        std::vector<double> ticks(alpha.size());
+        for (std::size_t j = 0; j < alpha.size(); ++j)
+            ticks[j] = alpha[j] > 0 ? -1.0 / std::log(alpha[j]) : std::numeric_limits<double>::min();
+        return compact(std::move(ticks));
     };
     if (type == "I" || type == "IF") {
         spec.gain = per_neuron(n, "r", size);
@@ -539,10 +554,10 @@ NirFile::NeuronSpec NirFile::neuron(std::size_t n, std::int64_t size) {
     } else if (type == "LI" || type == "LIF") {
         const auto [alpha, tau] = alpha_of("tau");
         spec.gain = per_neuron(n, "r", size);
-        for (auto& g : spec.gain) g *= dt_ / tau;
+        for (std::size_t j = 0; j < spec.gain.size(); ++j) spec.gain[j] *= dt_ / tau[j];
         LifNeuron m;
         m.tau_ticks = tau_ticks(alpha);
-        m.v_leak = uniform(n, "v_leak", per_neuron(n, "v_leak", size));
+        m.v_leak = compact(per_neuron(n, "v_leak", size));
         if (type == "LIF") {
             m.rule = rule("v_threshold");
         } else { // a leaky integrator never fires
@@ -552,9 +567,8 @@ NirFile::NeuronSpec NirFile::neuron(std::size_t n, std::int64_t size) {
         spec.model = m;
     } else if (type == "Threshold") { // memoryless: z[t] = [I[t] > theta]
         LifNeuron m;
-        m.tau_ticks = tau_ticks(0.0);
-        m.rule = ThresholdRule{uniform(n, "threshold", per_neuron(n, "threshold", size)), Comparison::greater,
-                               ResetMode::to_value, 0.0};
+        m.tau_ticks = tau_ticks({0.0});
+        m.rule = ThresholdRule{compact(per_neuron(n, "threshold", size)), Comparison::greater, ResetMode::to_value, 0.0};
         spec.model = m;
         spec.gain.assign(std::size_t(size), 1.0);
     } else { // CubaLI, CubaLIF: I += dt/tau_syn (-I + w_in x); v += dt/tau_mem (v_leak - v + R I)
@@ -563,11 +577,12 @@ NirFile::NeuronSpec NirFile::neuron(std::size_t n, std::int64_t size) {
         const auto [alpha, tau_mem] = alpha_of("tau_mem");
         spec.gain = per_neuron(n, "r", size);
         const auto w_in = per_neuron(n, "w_in", size, 1.0);
-        for (std::size_t j = 0; j < spec.gain.size(); ++j) spec.gain[j] *= (dt_ / tau_mem) * (dt_ / tau_syn) * w_in[j];
+        for (std::size_t j = 0; j < spec.gain.size(); ++j)
+            spec.gain[j] *= (dt_ / tau_mem[j]) * (dt_ / tau_syn[j]) * w_in[j];
         CubaLifNeuron m;
         m.tau_syn_ticks = tau_ticks(alpha_syn);
         m.tau_ticks = tau_ticks(alpha);
-        m.v_leak = uniform(n, "v_leak", per_neuron(n, "v_leak", size));
+        m.v_leak = compact(per_neuron(n, "v_leak", size));
         if (type == "CubaLIF") {
             m.rule = rule("v_threshold");
         } else { // a current-based leaky integrator never fires
@@ -818,6 +833,7 @@ LoadedModel NirFile::load() {
         if (state[v] == 0) visit(v);
 
     NetworkBuilder builder;
+    builder.set_dt(dt_); // the discretisation: traces and rates of this network are on this grid
     std::vector<std::string> populations_names;
     for (auto& p : populations) {
         populations_names.push_back(p.name);

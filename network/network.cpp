@@ -4,6 +4,7 @@
 #include <boost/graph/depth_first_search.hpp>
 #include <boost/graph/topological_sort.hpp>
 #include <cmath>
+#include <cstdio>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -60,35 +61,84 @@ void check_operator_release(const Release& r, const std::string& where) {
     check_release(r, where);
 }
 
-void check_rule(const ThresholdRule& r, const std::string& where) {
-    require(std::isfinite(r.threshold), where, "threshold is not finite");
-    require(std::isfinite(r.v_reset), where, "v_reset is not finite");
-    require(r.reset != ResetMode::subtract || r.threshold > 0, where,
-            "reset by subtraction needs a positive threshold, got " + std::to_string(r.threshold));
+std::string number_text(double v) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.17g", v);
+    return text;
+}
+
+// A parameter of one value or one per neuron, each finite and `ok`: what fails is named with its
+// index when it is one neuron's ("tau_ticks[3] is -1, expected > 0").
+template <class Ok>
+void check_values(const PerNeuron& x, std::uint32_t n, const std::string& name, const std::string& where, Ok ok,
+                  const char* expected) {
+    require(x.size() == 1 || x.size() == n, where,
+            name + " has " + std::to_string(x.size()) + " values, expected 1 or " + std::to_string(n) + " (one per neuron)");
+    for (std::size_t j = 0; j < x.size(); ++j) {
+        const std::string which = x.uniform() ? name : name + "[" + std::to_string(j) + "]";
+        require(std::isfinite(x[j]), where, which + " is not finite");
+        require(ok(x[j]), where, which + " is " + number_text(x[j]) + ", expected " + expected);
+    }
+}
+void check_finite(const PerNeuron& x, std::uint32_t n, const std::string& name, const std::string& where) {
+    check_values(x, n, name, where, [](double) { return true; }, "a finite number");
+}
+void check_tau(const PerNeuron& x, std::uint32_t n, const std::string& name, const std::string& where) {
+    check_values(x, n, name, where, [](double v) { return v > 0; }, "> 0 ticks");
+}
+
+void check_rule(const ThresholdRule& r, std::uint32_t n, const std::string& where) {
+    if (r.reset == ResetMode::subtract)
+        check_values(r.threshold, n, "threshold", where, [](double v) { return v > 0; },
+                     "> 0 (reset by subtraction needs a positive threshold)");
+    else check_finite(r.threshold, n, "threshold", where);
+    check_finite(r.v_reset, n, "v_reset", where);
+    require(r.reset == ResetMode::to_value || r.v_reset == PerNeuron(0.0), where, "v_reset has no effect with reset by subtraction");
+}
+
+// Per-tick spike probabilities of a source given in Hz, at dt ms per tick.
+BernoulliSource poisson_process(const PoissonSource& m, double dt_ms, const std::string& where) {
+    BernoulliSource b{{}, m.spike_value};
+    for (std::size_t j = 0; j < m.rate_hz.size(); ++j) {
+        const double rate = m.rate_hz[j], p = rate * dt_ms / 1000.0;
+        const std::string which = m.rate_hz.size() == 1 ? "rate" : "rate[" + std::to_string(j) + "]";
+        require(std::isfinite(rate) && rate >= 0.0, where, which + " is " + number_text(rate) + " Hz, expected a finite rate >= 0");
+        require(p <= 1.0, where, which + " " + number_text(rate) + " Hz at dt " + number_text(dt_ms) +
+                                     " ms is a spike probability of " + number_text(p) +
+                                     " per tick, above 1 (at most one spike per tick): use a smaller dt");
+        b.probability.push_back(p);
+    }
+    return b;
+}
+
+void check_dt(double dt_ms) {
+    require(std::isfinite(dt_ms) && dt_ms > 0.0, "network", "dt " + number_text(dt_ms) + " ms per tick must be finite and > 0");
 }
 
 void check_model(const Population& p, const std::string& where) {
+    const std::uint32_t n = p.size();
     std::visit(overloaded{
                    [&](const IfNeuron& m) {
-                       check_rule(m.rule, where);
-                       require(std::isfinite(m.v0) && std::isfinite(m.spike_value), where, "v0 or spike_value is not finite");
+                       check_rule(m.rule, n, where);
+                       check_finite(m.v0, n, "v0", where);
+                       require(std::isfinite(m.spike_value), where, "spike_value is not finite");
                    },
                    [&](const LifNeuron& m) {
-                       check_rule(m.rule, where);
-                       require(std::isfinite(m.tau_ticks) && m.tau_ticks > 0, where,
-                               "tau must be positive, got " + std::to_string(m.tau_ticks));
-                       require(std::isfinite(m.v0) && std::isfinite(m.v_leak) && std::isfinite(m.spike_value), where,
-                               "v0, v_leak or spike_value is not finite");
+                       check_rule(m.rule, n, where);
+                       check_tau(m.tau_ticks, n, "tau_ticks", where);
+                       check_finite(m.v0, n, "v0", where);
+                       check_finite(m.v_leak, n, "v_leak", where);
+                       require(std::isfinite(m.spike_value), where, "spike_value is not finite");
                    },
                    [&](const CubaLifNeuron& m) {
-                       check_rule(m.rule, where);
-                       require(std::isfinite(m.tau_ticks) && m.tau_ticks > 0 && std::isfinite(m.tau_syn_ticks) &&
-                                   m.tau_syn_ticks > 0,
-                               where, "tau and tau_syn must be positive");
-                       require(std::isfinite(m.v0) && std::isfinite(m.v_leak) && std::isfinite(m.spike_value), where,
-                               "v0, v_leak or spike_value is not finite");
+                       check_rule(m.rule, n, where);
+                       check_tau(m.tau_ticks, n, "tau_ticks", where);
+                       check_tau(m.tau_syn_ticks, n, "tau_syn_ticks", where);
+                       check_finite(m.v0, n, "v0", where);
+                       check_finite(m.v_leak, n, "v_leak", where);
+                       require(std::isfinite(m.spike_value), where, "spike_value is not finite");
                    },
-                   [&](const ReadoutNeuron& m) { require(std::isfinite(m.v0), where, "v0 is not finite"); },
+                   [&](const ReadoutNeuron& m) { check_finite(m.v0, n, "v0", where); },
                    [&](const SpikeSource& m) { require(std::isfinite(m.spike_value), where, "spike_value is not finite"); },
                    [&](const BernoulliSource& m) {
                        require(m.probability.size() == 1 || m.probability.size() == p.size(), where,
@@ -96,8 +146,22 @@ void check_model(const Population& p, const std::string& where) {
                        for (double q : m.probability)
                            require(q >= 0.0 && q <= 1.0, where, "spike probability " + std::to_string(q) + " is outside [0, 1]");
                        require(std::isfinite(m.spike_value), where, "spike_value is not finite");
+                   },
+                   [&](const PoissonSource& m) {
+                       require(m.rate_hz.size() == 1 || m.rate_hz.size() == n, where,
+                               "rate has " + std::to_string(m.rate_hz.size()) + " values, expected 1 or " +
+                                   std::to_string(n) + " (one per neuron)");
+                       require(std::isfinite(m.spike_value), where, "spike_value is not finite");
                    }},
                p.model);
+}
+
+// The Poisson sources' per-tick processes at the network's dt (refused where a rate cannot be one).
+void lower_poisson(Network& net, std::vector<std::optional<BernoulliSource>>& processes) {
+    processes.assign(net.populations().size(), std::nullopt);
+    for (PopulationId p = 0; p < processes.size(); ++p)
+        if (const auto* m = std::get_if<PoissonSource>(&net.population(p).model))
+            processes[p] = poisson_process(*m, net.dt_ms(), "population '" + net.population(p).name + "'");
 }
 
 // Names the populations on one zero-delay cycle, found by depth-first search.
@@ -213,6 +277,18 @@ Network with_release(Network net, std::span<const Release> projections, std::spa
     return net;
 }
 
+const BernoulliSource* Network::spike_process(PopulationId p) const {
+    if (const auto* m = std::get_if<BernoulliSource>(&populations_.at(p).model)) return m;
+    return poisson_processes_[p] ? &*poisson_processes_[p] : nullptr;
+}
+
+Network with_dt(Network net, double dt_ms) {
+    check_dt(dt_ms);
+    net.dt_ms_ = dt_ms;
+    lower_poisson(net, net.poisson_processes_);
+    return net;
+}
+
 ProjectionId NetworkBuilder::connect(Projection p) {
     projections_.push_back(std::move(p));
     return ProjectionId(projections_.size() - 1);
@@ -241,7 +317,11 @@ Network NetworkBuilder::build() const {
         for (double b : p.bias) require(std::isfinite(b), where, "bias is not finite");
         require(p.bias.empty() || !is_source(p.model), where, "a spike source takes no bias");
         check_model(p, where);
+        net.neuron_tables_.push_back(neuron_table(p.model, p.size()));
     }
+    check_dt(dt_ms_);
+    net.dt_ms_ = dt_ms_;
+    lower_poisson(net, net.poisson_processes_);
 
     names.clear();
     net.outgoing_.assign(n_pop, {});

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "neurons/dynamics.hpp"
 #include "neurons/models.hpp"
 #include "sim/time.hpp"
 #include "synapses/attention.hpp"
@@ -83,12 +84,24 @@ struct ProjectionEdge {
 using PopulationGraph =
     boost::adjacency_list<boost::vecS, boost::vecS, boost::bidirectionalS, boost::no_property, ProjectionEdge>;
 
+// The time resolution a network is built with when none is given: ms per tick.
+inline constexpr double default_dt_ms = 1.0;
+
 class Network {
 public:
+    // ms per tick: what converts ticks to times (traces, rates in Hz) and Poisson rates to
+    // per-tick probabilities. The dynamics themselves are in ticks.
+    double dt_ms() const { return dt_ms_; }
     std::span<const Population> populations() const { return populations_; }
     std::span<const ProjectionInfo> projections() const { return projections_; }
     const Population& population(PopulationId p) const { return populations_.at(p); }
     const ProjectionInfo& projection(ProjectionId p) const { return projections_.at(p); }
+    // The per-neuron dynamics of population p when its parameters differ between neurons, else
+    // std::monostate (one object from the model serves every neuron).
+    const NeuronTable& neuron_table(PopulationId p) const { return neuron_tables_[p]; }
+    // The random spike process of a Bernoulli or Poisson source (a Poisson source's rates as
+    // probabilities per tick at dt_ms()); null for other populations.
+    const BernoulliSource* spike_process(PopulationId p) const;
     // The projection's connectivity in the user's form, rebuilt from the compiled fan-out.
     Connectivity connectivity(ProjectionId p) const;
     const char* kind(ProjectionId p) const { return kind_name(geometry_.at(p)); }
@@ -133,7 +146,11 @@ public:
 private:
     friend class NetworkBuilder;
     friend Network with_release(Network, std::span<const Release>, std::span<const Release>);
+    friend Network with_dt(Network, double);
+    double dt_ms_ = default_dt_ms;
     std::vector<Population> populations_;
+    std::vector<NeuronTable> neuron_tables_;
+    std::vector<std::optional<BernoulliSource>> poisson_processes_; // per population: set for Poisson sources
     std::vector<ProjectionInfo> projections_;
     std::vector<Connectivity> geometry_; // the user's form without its weight arrays
     std::vector<Fanout> fanouts_;
@@ -176,6 +193,7 @@ public:
     std::uint32_t add_operator(Operator op);
     std::uint32_t add_layer_norm_head(LayerNormHead h);
     void set_ann(AnnBaseline ann) { ann_ = std::move(ann); }
+    void set_dt(double ms_per_tick) { dt_ms_ = ms_per_tick; } // default_dt_ms unless set
     std::size_t population_count() const { return populations_.size(); }
     const Population& population(PopulationId p) const { return populations_.at(p); }
 
@@ -187,6 +205,7 @@ private:
     std::vector<Operator> operators_;
     std::vector<LayerNormHead> heads_;
     std::optional<AnnBaseline> ann_;
+    double dt_ms_ = default_dt_ms;
 };
 
 // The largest release spread κ accepted: beyond it the Beta's standard deviation is below
@@ -197,5 +216,9 @@ inline constexpr double max_release_spread = 1e6;
 // q, k and score inputs), validated as build() validates. Takes the network by value so that a
 // caller who moves it in never holds two copies of the weights.
 Network with_release(Network net, std::span<const Release> projections, std::span<const Release> operators);
+
+// The same network at another time resolution (ms per tick): validated as build() validates it
+// (a finite dt > 0; every Poisson source's probability rate * dt / 1000 at most 1).
+Network with_dt(Network net, double dt_ms);
 
 } // namespace quantal

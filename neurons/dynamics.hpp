@@ -9,6 +9,9 @@
 // is the first tick at which a clocked simulation would spike without input.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <variant>
+#include <vector>
 
 #include "neurons/models.hpp"
 #include "sim/time.hpp"
@@ -19,7 +22,7 @@ namespace detail {
 // First k in [1, limit] with crossed(x_k), x_k = step(x_{k-1}); never if none, or once the drift
 // stops changing the value (a fixed point below threshold).
 template <class Step>
-Tick step_to_crossing(const ThresholdRule& rule, double v, Step step, Tick limit) {
+Tick step_to_crossing(const SpikeRule& rule, double v, Step step, Tick limit) {
     for (Tick k = 1; k <= limit; ++k) {
         const double next = step(v);
         if (rule.crossed(next)) return k;
@@ -32,8 +35,9 @@ Tick step_to_crossing(const ThresholdRule& rule, double v, Step step, Tick limit
 
 class IfDynamics {
 public:
-    explicit IfDynamics(const IfNeuron& p) : rule_(p.rule) {}
-    const ThresholdRule& rule() const { return rule_; }
+    explicit IfDynamics(const SpikeRule& rule) : rule_(rule) {}
+    explicit IfDynamics(const IfNeuron& p, std::size_t j = 0) : rule_(p.rule.at(j)) {} // neuron j's
+    const SpikeRule& rule() const { return rule_; }
     static double step(double v, double drive) { return v + drive; }
     static double drift(double v, double drive, Tick k) {
         for (Tick n = 0; n < k; ++n) v = step(v, drive);
@@ -49,14 +53,14 @@ public:
     }
 
 private:
-    ThresholdRule rule_;
+    SpikeRule rule_;
 };
 
 class LifDynamics {
 public:
-    explicit LifDynamics(const LifNeuron& p)
-        : rule_(p.rule), v_leak_(p.v_leak), alpha_(std::exp(-1.0 / p.tau_ticks)) {}
-    const ThresholdRule& rule() const { return rule_; }
+    explicit LifDynamics(const LifNeuron& p, std::size_t j = 0) // neuron j's
+        : rule_(p.rule.at(j)), v_leak_(p.v_leak[j]), alpha_(std::exp(-1.0 / p.tau_ticks[j])) {}
+    const SpikeRule& rule() const { return rule_; }
     double step(double v, double drive) const { return v_leak_ + alpha_ * (v - v_leak_) + drive; }
     double alpha() const { return alpha_; }
     double v_leak() const { return v_leak_; }
@@ -78,7 +82,7 @@ public:
     }
 
 private:
-    ThresholdRule rule_;
+    SpikeRule rule_;
     double v_leak_;
     double alpha_;
 };
@@ -86,10 +90,10 @@ private:
 // Current-based LIF: two states, stepped exactly as its per-tick form.
 class CubaLifDynamics {
 public:
-    explicit CubaLifDynamics(const CubaLifNeuron& p)
-        : rule_(p.rule), v_leak_(p.v_leak), alpha_syn_(std::exp(-1.0 / p.tau_syn_ticks)),
-          alpha_(std::exp(-1.0 / p.tau_ticks)) {}
-    const ThresholdRule& rule() const { return rule_; }
+    explicit CubaLifDynamics(const CubaLifNeuron& p, std::size_t j = 0) // neuron j's
+        : rule_(p.rule.at(j)), v_leak_(p.v_leak[j]), alpha_syn_(std::exp(-1.0 / p.tau_syn_ticks[j])),
+          alpha_(std::exp(-1.0 / p.tau_ticks[j])) {}
+    const SpikeRule& rule() const { return rule_; }
 
     // One tick with synaptic input x.
     void step(double& i, double& v, double drive, double x) const {
@@ -114,11 +118,36 @@ public:
     }
 
 private:
-    ThresholdRule rule_;
+    SpikeRule rule_;
     double v_leak_;
     double alpha_syn_;
     double alpha_;
 };
+
+// The dynamics of every neuron of a population whose parameters differ between neurons (one
+// object per neuron, exp() taken once), or nothing when one object serves the whole population.
+using NeuronTable =
+    std::variant<std::monostate, std::vector<IfDynamics>, std::vector<LifDynamics>, std::vector<CubaLifDynamics>>;
+
+namespace detail {
+template <class Dynamics, class Model> NeuronTable table_of(const Model& m, std::uint32_t n) {
+    std::vector<Dynamics> table;
+    table.reserve(n);
+    for (std::uint32_t j = 0; j < n; ++j) table.emplace_back(m, j);
+    return table;
+}
+} // namespace detail
+
+inline NeuronTable neuron_table(const NeuronModel& model, std::uint32_t n) {
+    if (const auto* m = std::get_if<IfNeuron>(&model); m && !m->rule.uniform())
+        return detail::table_of<IfDynamics>(*m, n);
+    if (const auto* m = std::get_if<LifNeuron>(&model); m && !(m->rule.uniform() && m->v_leak.uniform() && m->tau_ticks.uniform()))
+        return detail::table_of<LifDynamics>(*m, n);
+    if (const auto* m = std::get_if<CubaLifNeuron>(&model);
+        m && !(m->rule.uniform() && m->v_leak.uniform() && m->tau_ticks.uniform() && m->tau_syn_ticks.uniform()))
+        return detail::table_of<CubaLifDynamics>(*m, n);
+    return {};
+}
 
 class ReadoutDynamics {
 public:

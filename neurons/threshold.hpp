@@ -3,12 +3,15 @@
 #include <bit>
 #include <cstdint>
 
+#include "neurons/per_neuron.hpp"
+
 namespace quantal {
 
 enum class Comparison { greater_equal, greater }; // SpikingJelly/QCFS use >=, NIR uses >
 enum class ResetMode { subtract, to_value };      // soft reset keeps the residue (conversion default)
 
-struct ThresholdRule {
+// One neuron's rule, as the hot loops apply it.
+struct SpikeRule {
     double threshold = 1.0;
     Comparison comparison = Comparison::greater_equal;
     ResetMode reset = ResetMode::subtract;
@@ -28,6 +31,18 @@ struct ThresholdRule {
         return std::bit_cast<double>((std::bit_cast<std::uint64_t>(v) & keep) |
                                      (std::bit_cast<std::uint64_t>(v_reset) & ~keep));
     }
+};
+
+// A population's rule: the comparison and reset mode are the population's; the threshold and
+// the reset value are one for all or one per neuron.
+struct ThresholdRule {
+    PerNeuron threshold = 1.0;
+    Comparison comparison = Comparison::greater_equal;
+    ResetMode reset = ResetMode::subtract;
+    PerNeuron v_reset = 0.0; // used by ResetMode::to_value
+
+    SpikeRule at(std::size_t j) const { return {threshold[j], comparison, reset, v_reset[j]}; }
+    bool uniform() const { return threshold.uniform() && v_reset.uniform(); }
 };
 
 } // namespace quantal

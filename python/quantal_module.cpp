@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -66,12 +67,22 @@ template <class T> std::optional<T> item(const py::dict& d, const char* key) {
 
 // ---- Python descriptions -> library types ----------------------------------------------------
 
+// A neuron parameter: a number (one for the population) or an array (one per neuron; its length
+// is checked by NetworkBuilder::build, naming the population and the parameter).
+PerNeuron per_neuron(const py::handle& h) {
+    if (py::isinstance<py::float_>(h) || py::isinstance<py::int_>(h)) return h.cast<double>();
+    return values<double>(h);
+}
+PerNeuron per_neuron(const py::dict& d, const char* key, double otherwise) {
+    return d.contains(key) && !d[key].is_none() ? per_neuron(d[key]) : PerNeuron(otherwise);
+}
+
 ThresholdRule threshold_rule(const py::dict& d) {
     ThresholdRule r;
-    r.threshold = d["threshold"].cast<double>();
+    r.threshold = per_neuron(d["threshold"]);
     r.comparison = d["comparison"].cast<std::string>() == ">" ? Comparison::greater : Comparison::greater_equal;
     r.reset = d["reset"].cast<std::string>() == "value" ? ResetMode::to_value : ResetMode::subtract;
-    r.v_reset = item<double>(d, "v_reset").value_or(0.0);
+    r.v_reset = per_neuron(d, "v_reset", 0.0);
     return r;
 }
 
@@ -80,22 +91,23 @@ ThresholdRule threshold_rule(const py::dict& d) {
 NeuronModel neuron_model(const py::dict& d) {
     const auto name = d["model"].cast<std::string>();
     const double spike = item<double>(d, "spike_value").value_or(1.0);
-    if (name == "IF") return IfNeuron{threshold_rule(d), d["v0"].cast<double>(), spike};
+    if (name == "IF") return IfNeuron{threshold_rule(d), per_neuron(d["v0"]), spike};
     if (name == "LIF")
-        return LifNeuron{threshold_rule(d), d["tau_ticks"].cast<double>(), item<double>(d, "v_leak").value_or(0.0),
-                         d["v0"].cast<double>(), spike};
+        return LifNeuron{threshold_rule(d), per_neuron(d["tau_ticks"]), per_neuron(d, "v_leak", 0.0), per_neuron(d["v0"]),
+                         spike};
     if (name == "CubaLIF")
         return CubaLifNeuron{threshold_rule(d),
-                             d["tau_syn_ticks"].cast<double>(),
-                             d["tau_ticks"].cast<double>(),
-                             item<double>(d, "v_leak").value_or(0.0),
-                             d["v0"].cast<double>(),
+                             per_neuron(d["tau_syn_ticks"]),
+                             per_neuron(d["tau_ticks"]),
+                             per_neuron(d, "v_leak", 0.0),
+                             per_neuron(d["v0"]),
                              spike};
-    if (name == "readout") return ReadoutNeuron{item<double>(d, "v0").value_or(0.0)};
+    if (name == "readout") return ReadoutNeuron{per_neuron(d, "v0", 0.0)};
     if (name == "spike_source") return SpikeSource{spike};
     if (name == "bernoulli_source") return BernoulliSource{values<double>(d["probability"]), spike};
+    if (name == "poisson_source") return PoissonSource{values<double>(d["rate"]), spike};
     throw ModelError("neuron model '" + name +
-                     "' is not one of IF, LIF, CubaLIF, readout, spike_source, bernoulli_source");
+                     "' is not one of IF, LIF, CubaLIF, readout, spike_source, bernoulli_source, poisson_source");
 }
 
 std::array<std::int64_t, 2> extent2(const py::dict& d, const char* key, std::array<std::int64_t, 2> otherwise) {
@@ -151,8 +163,10 @@ ReleaseMode release_mode(const std::string& name) {
 
 // populations: [(name, shape, model dict, bias array or None)]; projections: [dict with name,
 // source, target (indices), connectivity, delay, release, mask_ratio, compensate, spread, role].
-std::shared_ptr<Model> build(const py::list& populations, const py::list& projections, const std::string& readout) {
+std::shared_ptr<Model> build(const py::list& populations, const py::list& projections, const std::string& readout,
+                             double dt_ms) {
     NetworkBuilder b;
+    b.set_dt(dt_ms);
     for (const auto& h : populations) {
         const auto t = h.cast<py::tuple>();
         std::vector<double> bias;
@@ -179,38 +193,54 @@ std::shared_ptr<Model> build(const py::list& populations, const py::list& projec
     return m;
 }
 
-std::shared_ptr<Model> load(const std::string& path, double dt_ms) {
+// The model and, when `dt_ms` overrides a different dt of the file, the warning `quantal run` prints.
+py::tuple load(const std::string& path, std::optional<double> dt_ms) {
     (void)default_read_seconds(path); // the CLI's message for a file that cannot be examined
     const bool nir = path.size() >= 4 && path.compare(path.size() - 4, 4, ".nir") == 0;
+    if (dt_ms && !(std::isfinite(*dt_ms) && *dt_ms > 0))
+        throw InputError("dt " + std::to_string(*dt_ms) + " is not a finite number > 0 (ms per tick)");
     auto m = std::make_shared<Model>();
+    cli::ResolvedDt dt;
     {
         const py::gil_scoped_release unlocked; // an MST file takes a while to read
-        m->loaded = nir ? read_nir(path, NirOptions{dt_ms}) : read_model_file(path);
+        m->loaded = nir ? read_nir(path, NirOptions{dt_ms.value_or(default_dt_ms)}) : read_model_file(path, dt_ms);
+        dt = cli::resolve_dt(m->loaded, dt_ms, path);
     }
     m->origin = path;
-    return m;
+    return py::make_tuple(m, dt.warning);
 }
 
 // ---- introspection ---------------------------------------------------------------------------
 
+// A number for one value, an array for per-neuron values.
+py::object parameter(const PerNeuron& x) {
+    if (x.uniform()) return py::float_(x[0]);
+    return py::array_t<double>(py::ssize_t(x.size()), x.values().data());
+}
+
 py::dict neuron_parameters(const NeuronModel& model) {
     py::dict d;
     auto rule = [&](const ThresholdRule& r) {
-        d["threshold"] = r.threshold;
+        d["threshold"] = parameter(r.threshold);
         d["comparison"] = r.comparison == Comparison::greater ? ">" : ">=";
         d["reset"] = r.reset == ResetMode::subtract ? "subtract" : "value";
-        if (r.reset == ResetMode::to_value) d["v_reset"] = r.v_reset;
+        if (r.reset == ResetMode::to_value) d["v_reset"] = parameter(r.v_reset);
     };
-    std::visit(overloaded{[&](const IfNeuron& m) { rule(m.rule), d["v0"] = m.v0, d["spike_value"] = m.spike_value; },
+    std::visit(overloaded{[&](const IfNeuron& m) { rule(m.rule), d["v0"] = parameter(m.v0), d["spike_value"] = m.spike_value; },
                           [&](const LifNeuron& m) {
-                              rule(m.rule), d["tau_ticks"] = m.tau_ticks, d["v_leak"] = m.v_leak, d["v0"] = m.v0;
-                              d["spike_value"] = m.spike_value;
+                              rule(m.rule), d["tau_ticks"] = parameter(m.tau_ticks), d["v_leak"] = parameter(m.v_leak);
+                              d["v0"] = parameter(m.v0), d["spike_value"] = m.spike_value;
                           },
                           [&](const CubaLifNeuron& m) {
-                              rule(m.rule), d["tau_ticks"] = m.tau_ticks, d["tau_syn_ticks"] = m.tau_syn_ticks;
-                              d["v_leak"] = m.v_leak, d["v0"] = m.v0, d["spike_value"] = m.spike_value;
+                              rule(m.rule), d["tau_ticks"] = parameter(m.tau_ticks);
+                              d["tau_syn_ticks"] = parameter(m.tau_syn_ticks), d["v_leak"] = parameter(m.v_leak);
+                              d["v0"] = parameter(m.v0), d["spike_value"] = m.spike_value;
                           },
-                          [&](const ReadoutNeuron& m) { d["v0"] = m.v0; },
+                          [&](const ReadoutNeuron& m) { d["v0"] = parameter(m.v0); },
+                          [&](const PoissonSource& m) {
+                              d["rate"] = py::array_t<double>(py::ssize_t(m.rate_hz.size()), m.rate_hz.data());
+                              d["spike_value"] = m.spike_value;
+                          },
                           [&](const SpikeSource& m) { d["spike_value"] = m.spike_value; },
                           [&](const BernoulliSource& m) {
                               d["probability"] =
@@ -657,6 +687,7 @@ PYBIND11_MODULE(_quantal, m) {
         .def_property_readonly("origin", [](const Model& x) { return x.origin; })
         .def_property_readonly("readout", [](const Model& x) { return x.loaded.readout; })
         .def_property_readonly("ann_macs", [](const Model& x) { return x.loaded.network.ann_macs(); })
+        .def_property_readonly("dt_ms", [](const Model& x) { return x.loaded.network.dt_ms(); })
         .def_property_readonly("operators",
                                [](const Model& x) {
                                    std::vector<std::string> names;
@@ -748,5 +779,5 @@ PYBIND11_MODULE(_quantal, m) {
     m.def("load", &load, py::arg("path"), py::arg("dt_ms"));
     m.def("command", &command, py::arg("args"));
     m.def("trace_energy_json", &trace_energy_json, py::arg("path"));
-    m.def("build", &build, py::arg("populations"), py::arg("projections"), py::arg("readout"));
+    m.def("build", &build, py::arg("populations"), py::arg("projections"), py::arg("readout"), py::arg("dt_ms"));
 }

@@ -127,6 +127,8 @@ struct Engine::State {
     void apply(const Wake& w, Tick t);
     void prefetch(const Delivery& d) const;
     void update(PopulationId p, Tick t);
+    template <template <class, class> class Unit, class Dynamics, class Model>
+    void update_spiking(PopulationId p, Tick t, const Model& model);
     template <class Unit> void update_membranes(PopulationId p, Tick t, const Unit& unit);
     template <class Unit> void enter_sweep(PopulationId p, Tick t, const Unit& unit);
     void leave_sweep(PopulationId p, Tick t);
@@ -206,7 +208,7 @@ void Engine::State::reset(const Stimulus& s, const RunOptions& o, std::uint64_t 
         auto& ps = pops[p];
         ps.rng = make_stream(o.seed, sample, population_stream + p);
         result.ledger.populations[p].macs = s.current_macs[p] * std::uint64_t(o.ticks);
-        if (const auto* src = std::get_if<BernoulliSource>(&pop.model)) {
+        if (const auto* src = net.spike_process(p)) { // Bernoulli, or Poisson at the network's dt
             for (std::uint32_t j = 0; j < pop.size(); ++j) schedule_source_spike(p, *src, j, 0);
         } else if (std::holds_alternative<SpikeSource>(pop.model)) {
             for (const auto& sp : s.spikes[p])
@@ -236,7 +238,8 @@ void Engine::State::reset_population(PopulationId p, const Stimulus& s) {
     const auto& pop = net.population(p);
     auto& ps = pops[p];
     const std::uint32_t n = pop.size();
-    ps.v.assign(n, initial_potential(pop.model));
+    ps.v.resize(n);
+    initial_potentials(pop.model, ps.v);
     ps.input.assign(n, 0.0);
     ps.syn.assign(std::holds_alternative<CubaLifNeuron>(pop.model) ? n : 0, 0.0);
     ps.drive.assign(n, pop.bias.size() == 1 ? pop.bias[0] : 0.0);
@@ -343,6 +346,15 @@ void Engine::State::leave_sweep(PopulationId p, Tick t) {
     for (std::uint32_t j = 0; j < ps.size(); ++j) ps.unresolved[j] = j;
 }
 
+// One object for a uniform population, else the network's per-neuron table.
+template <template <class, class> class Unit, class Dynamics, class Model>
+void Engine::State::update_spiking(PopulationId p, Tick t, const Model& model) {
+    if (const auto* table = std::get_if<std::vector<Dynamics>>(&net.neuron_table(p)))
+        update_membranes(p, t, Unit<Dynamics, PerNeuronTable<Dynamics>>{{table->data()}});
+    else
+        update_membranes(p, t, Unit<Dynamics, Uniform<Dynamics>>{{Dynamics(model)}});
+}
+
 template <class Unit>
 void Engine::State::update_membranes(PopulationId p, Tick t, const Unit& unit) {
     auto& ps = pops[p];
@@ -367,7 +379,7 @@ void Engine::State::spike_sources(PopulationId p, Tick t) {
     ps.fired.assign(ps.to_visit.begin(), ps.to_visit.end());
     for (std::uint32_t j : ps.to_visit) ps.mark[j] = unmarked;
     ps.to_visit.clear();
-    if (const auto* src = std::get_if<BernoulliSource>(&net.population(p).model))
+    if (const auto* src = net.spike_process(p))
         for (std::uint32_t j : ps.fired) schedule_source_spike(p, *src, j, t + 1);
 }
 
@@ -388,10 +400,9 @@ void Engine::State::update(PopulationId p, Tick t) {
     std::visit(
         [&](const auto& model) {
             using M = std::decay_t<decltype(model)>;
-            if constexpr (std::is_same_v<M, IfNeuron>) update_membranes(p, t, VoltageUnit<IfDynamics>{IfDynamics(model)});
-            else if constexpr (std::is_same_v<M, LifNeuron>)
-                update_membranes(p, t, VoltageUnit<LifDynamics>{LifDynamics(model)});
-            else if constexpr (std::is_same_v<M, CubaLifNeuron>) update_membranes(p, t, CubaLifUnit{CubaLifDynamics(model)});
+            if constexpr (std::is_same_v<M, IfNeuron>) update_spiking<VoltageUnit, IfDynamics>(p, t, model);
+            else if constexpr (std::is_same_v<M, LifNeuron>) update_spiking<VoltageUnit, LifDynamics>(p, t, model);
+            else if constexpr (std::is_same_v<M, CubaLifNeuron>) update_spiking<CubaLifUnit, CubaLifDynamics>(p, t, model);
             else if constexpr (std::is_same_v<M, ReadoutNeuron>) update_membranes(p, t, ReadoutUnit{});
             else spike_sources(p, t);
         },

@@ -87,36 +87,51 @@ struct MembraneArrays {
         : v(s.v.data()), input(s.input.data()), drive(s.drive.data()), syn(s.syn.data()) {}
 };
 
-// k - 1 ticks of drift, then the tick with its input; the prediction of the next crossing.
+// The dynamics of neuron j: one object for the whole population (the common case, held in
+// registers), or one per neuron (Network::neuron_table: parameters that differ between neurons).
 template <class Dynamics>
-struct VoltageUnit {
-    Dynamics dyn;
-    static constexpr bool spikes = true;
-    double integrate(const MembraneArrays& a, std::uint32_t j, Tick k) const {
-        return dyn.step(dyn.drift(a.v[j], a.drive[j], k - 1), a.drive[j]) + a.input[j];
-    }
-    Tick ticks_to_crossing(const MembraneArrays& a, std::uint32_t j, Tick limit) const {
-        return dyn.ticks_to_crossing(a.v[j], a.drive[j], limit);
-    }
-    void drift(const MembraneArrays& a, std::uint32_t j, Tick k) const { a.v[j] = dyn.drift(a.v[j], a.drive[j], k); }
-    const ThresholdRule& rule() const { return dyn.rule(); }
+struct Uniform {
+    Dynamics d;
+    const Dynamics& operator[](std::uint32_t) const { return d; }
+};
+template <class Dynamics>
+struct PerNeuronTable {
+    const Dynamics* d;
+    const Dynamics& operator[](std::uint32_t j) const { return d[j]; }
 };
 
+// k - 1 ticks of drift, then the tick with its input; the prediction of the next crossing.
+template <class Dynamics, class Table = Uniform<Dynamics>>
+struct VoltageUnit {
+    Table dyn;
+    static constexpr bool spikes = true;
+    double integrate(const MembraneArrays& a, std::uint32_t j, Tick k) const {
+        const Dynamics& d = dyn[j];
+        return d.step(d.drift(a.v[j], a.drive[j], k - 1), a.drive[j]) + a.input[j];
+    }
+    Tick ticks_to_crossing(const MembraneArrays& a, std::uint32_t j, Tick limit) const {
+        return dyn[j].ticks_to_crossing(a.v[j], a.drive[j], limit);
+    }
+    void drift(const MembraneArrays& a, std::uint32_t j, Tick k) const { a.v[j] = dyn[j].drift(a.v[j], a.drive[j], k); }
+    const SpikeRule& rule(std::uint32_t j) const { return dyn[j].rule(); }
+};
+
+template <class Dynamics = CubaLifDynamics, class Table = Uniform<Dynamics>>
 struct CubaLifUnit {
-    CubaLifDynamics dyn;
+    Table dyn;
     static constexpr bool spikes = true;
     double integrate(const MembraneArrays& a, std::uint32_t j, Tick k) const {
         double v = a.v[j];
-        dyn.advance(a.syn[j], v, a.drive[j], a.input[j], k);
+        dyn[j].advance(a.syn[j], v, a.drive[j], a.input[j], k);
         return v;
     }
     Tick ticks_to_crossing(const MembraneArrays& a, std::uint32_t j, Tick limit) const {
-        return dyn.ticks_to_crossing(a.syn[j], a.v[j], a.drive[j], limit);
+        return dyn[j].ticks_to_crossing(a.syn[j], a.v[j], a.drive[j], limit);
     }
     void drift(const MembraneArrays& a, std::uint32_t j, Tick k) const {
-        if (k > 0) dyn.advance(a.syn[j], a.v[j], a.drive[j], 0.0, k);
+        if (k > 0) dyn[j].advance(a.syn[j], a.v[j], a.drive[j], 0.0, k);
     }
-    const ThresholdRule& rule() const { return dyn.rule(); }
+    const SpikeRule& rule(std::uint32_t j) const { return dyn[j].rule(); }
 };
 
 struct ReadoutUnit {
@@ -168,8 +183,9 @@ public:
         s_.to_visit.clear();
     }
 
-    // Sweep path: one step of every neuron. IF and LIF take the vectorised kernel; other models
-    // this loop, which holds everything it reads in locals and writes spikes without a branch.
+    // Sweep path: one step of every neuron. Uniform IF and LIF populations take the vectorised
+    // kernel; other models and per-neuron parameters this loop, which holds everything it reads in
+    // locals and writes spikes without a branch.
     void sweep() {
         if constexpr (std::is_same_v<Unit, VoltageUnit<IfDynamics>> || std::is_same_v<Unit, VoltageUnit<LifDynamics>>)
             sweep_voltage_population();
@@ -202,8 +218,9 @@ private:
             a_.input[j] = 0.0;
             bool spike = false;
             if constexpr (Unit::spikes) {
-                spike = unit_.rule().crossed(v);
-                v = unit_.rule().after_spike_if(spike, v);
+                const SpikeRule& rule = unit_.rule(j);
+                spike = rule.crossed(v);
+                v = rule.after_spike_if(spike, v);
                 if (spike) fired.push_back(j);
                 s_.wake_at[j] = unpredicted;
                 unresolved.push_back(j);
@@ -292,8 +309,9 @@ private:
             double v = unit.integrate(a, j, 1);
             bool spike = false;
             if constexpr (Unit::spikes) {
-                spike = unit.rule().crossed(v);
-                v = unit.rule().after_spike_if(spike, v);
+                const SpikeRule& rule = unit.rule(j);
+                spike = rule.crossed(v);
+                v = rule.after_spike_if(spike, v);
                 out[fired] = j;
                 fired += spike;
             }
@@ -312,9 +330,9 @@ private:
     void sweep_voltage_population() {
         const std::uint32_t n = s_.size();
         VoltageStep step;
-        step.rule = unit_.rule();
+        step.rule = unit_.dyn.d.rule();
         if constexpr (std::is_same_v<Unit, VoltageUnit<LifDynamics>>)
-            step.leaky = true, step.alpha = unit_.dyn.alpha(), step.v_leak = unit_.dyn.v_leak();
+            step.leaky = true, step.alpha = unit_.dyn.d.alpha(), step.v_leak = unit_.dyn.d.v_leak();
         if (s_.spike_flags.size() < n) s_.spike_flags.resize(n);
         const SweepArrays all{a_.v, a_.input, a_.drive, s_.last_visit.data(), s_.spike_flags.data()};
         sweep_parts(n, [&](std::uint32_t b, std::uint32_t e, std::uint32_t* out) -> std::array<std::uint64_t, 3> {

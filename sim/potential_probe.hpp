@@ -92,28 +92,39 @@ private:
         std::visit(
             [&](const auto& model) {
                 using M = std::decay_t<decltype(model)>;
-                if constexpr (std::is_same_v<M, IfNeuron>) fill(c, ps, probe, u, IfDynamics(model));
-                else if constexpr (std::is_same_v<M, LifNeuron>) fill(c, ps, probe, u, LifDynamics(model));
-                else if constexpr (std::is_same_v<M, CubaLifNeuron>) fill(c, ps, probe, u, CubaLifDynamics(model));
-                else if constexpr (std::is_same_v<M, ReadoutNeuron>) fill(c, ps, probe, u, IfDynamics(IfNeuron{}));
+                if constexpr (std::is_same_v<M, IfNeuron>) fill_as<IfDynamics>(c, ps, probe, u, model);
+                else if constexpr (std::is_same_v<M, LifNeuron>) fill_as<LifDynamics>(c, ps, probe, u, model);
+                else if constexpr (std::is_same_v<M, CubaLifNeuron>) fill_as<CubaLifDynamics>(c, ps, probe, u, model);
+                else if constexpr (std::is_same_v<M, ReadoutNeuron>)
+                    fill(c, ps, probe, u, Uniform<IfDynamics>{IfDynamics(IfNeuron{})});
             },
             net_->population(probe.population).model);
         c.at = u;
         frame_.assign(c.v.begin(), c.v.end());
     }
 
+    // The population's dynamics as the engine steps it: one object, or the per-neuron table.
+    template <class Dynamics, class Model>
+    void fill_as(Cache& c, const PopulationState& ps, const PotentialProbe& probe, Tick u, const Model& model) const {
+        if (const auto* table = std::get_if<std::vector<Dynamics>>(&net_->neuron_table(probe.population)))
+            fill(c, ps, probe, u, PerNeuronTable<Dynamics>{table->data()});
+        else
+            fill(c, ps, probe, u, Uniform<Dynamics>{Dynamics(model)});
+    }
+
     // A neuron visited at u (or every neuron of a sweeping population) holds its value at u;
     // another drifts one step from u - 1 (the cache), or from its own state if the cache is older.
-    template <class Dynamics>
-    static void fill(Cache& c, const PopulationState& ps, const PotentialProbe& probe, Tick u, const Dynamics& dyn) {
+    template <class Table>
+    static void fill(Cache& c, const PopulationState& ps, const PotentialProbe& probe, Tick u, const Table& table) {
         for (std::size_t n = 0; n < probe.neurons.size(); ++n) {
             const std::uint32_t j = probe.neurons[n];
+            const auto& dyn = table[j];
             const bool current = ps.sweeping || ps.state_at[j] == u;
             double v = current || c.at != u - 1 ? ps.v[j] : c.v[n];
             double syn = ps.syn.empty() ? 0.0 : (current || c.at != u - 1 ? ps.syn[j] : c.syn[n]);
             const Tick steps = current ? 0 : c.at == u - 1 ? 1 : u - ps.state_at[j];
             for (Tick k = 0; k < steps; ++k) {
-                if constexpr (std::is_same_v<Dynamics, CubaLifDynamics>) dyn.step(syn, v, ps.drive[j], 0.0);
+                if constexpr (std::is_same_v<std::decay_t<decltype(dyn)>, CubaLifDynamics>) dyn.step(syn, v, ps.drive[j], 0.0);
                 else v = dyn.step(v, ps.drive[j]);
             }
             c.v[n] = v, c.syn[n] = syn;

@@ -4,8 +4,8 @@ namespace quantal {
 
 namespace {
 // One loop per model form, comparison and reset, so each is a straight loop the vectorizer
-// if-converts; each computes exactly what IfDynamics/LifDynamics::step, ThresholdRule::crossed and
-// ThresholdRule::after_spike_if compute.
+// if-converts; each computes exactly what IfDynamics/LifDynamics::step, SpikeRule::crossed and
+// SpikeRule::after_spike_if compute.
 template <bool leaky, bool greater_equal, bool subtract>
 [[gnu::always_inline]] inline void step_all(const VoltageStep& step, const SweepArrays& a, std::uint32_t n, Tick t) {
     const double alpha = step.alpha, v_leak = step.v_leak, theta = step.rule.threshold, v_reset = step.rule.v_reset;

@@ -13,7 +13,7 @@ namespace quantal {
 struct VoltageStep {
     bool leaky = false; // LIF: v_leak + alpha (v - v_leak) + drive; IF: v + drive
     double alpha = 1.0, v_leak = 0.0;
-    ThresholdRule rule;
+    SpikeRule rule;
 };
 
 struct SweepArrays {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "sim/engine.hpp"
 #include "support/naive_simulator.hpp"
@@ -144,6 +145,57 @@ TEST_CASE("engine equals the naive simulator on exact random networks with CubaL
     }
     CHECK(seen.cuba >= 60);
     CHECK(total > 5000);
+}
+
+TEST_CASE("per-neuron threshold, v_reset, v0, tau and v_leak equal the naive simulator on both update paths",
+          "[engine][oracle][per_neuron]") {
+    // Random IF, LIF and CubaLIF populations whose parameters are, each independently, one value
+    // or one per neuron: the oracle steps every neuron with its own parameters.
+    testing::RandomNetworkOptions o;
+    o.lif = o.cuba = o.per_neuron = true;
+    std::size_t total = 0, heterogeneous = 0;
+    for (std::uint64_t seed = 5000; seed < 5060; ++seed) {
+        auto c = random_case(seed, o);
+        for (PopulationId p = 0; p < c.network.populations().size(); ++p)
+            heterogeneous += !std::holds_alternative<std::monostate>(c.network.neuron_table(p));
+        const auto expected = naive_simulate(c.network, c.stimulus, o.ticks);
+        for (auto path : {UpdatePath::automatic, UpdatePath::lazy, UpdatePath::sweep}) {
+            INFO("seed " << seed << ", update path " << int(path));
+            REQUIRE(engine_spikes(c.network, c.stimulus, o.ticks, path) == expected);
+        }
+        total += expected.size();
+    }
+    CHECK(heterogeneous >= 60);
+    CHECK(total > 3000);
+}
+
+TEST_CASE("heterogeneous IF, LIF and CubaLIF populations driven by bias alone spike as the oracle's", "[engine][oracle][per_neuron]") {
+    // Without input every spike is a predicted crossing on the lazy path: the prediction must use
+    // each neuron's own threshold, leak and time constants. Dyadic thresholds, drives and v0.
+    const std::uint32_t n = 24;
+    auto values = [&](double a, double b) {
+        std::vector<double> v(n);
+        for (std::uint32_t j = 0; j < n; ++j) v[j] = a + b * double((j * 7) % n) / 32.0;
+        return v;
+    };
+    NetworkBuilder b;
+    const ThresholdRule subtract{values(0.5, 1.0), Comparison::greater_equal, ResetMode::subtract, 0.0};
+    const ThresholdRule to_value{values(0.75, 0.5), Comparison::greater, ResetMode::to_value, values(-0.25, 0.25)};
+    b.add_population("if", {n}, IfNeuron{subtract, values(0.0, 0.25), 1.0}, values(1.0 / 64, 1.0 / 8));
+    b.add_population("lif", {n}, LifNeuron{to_value, values(2.0, 16.0), values(-0.125, 0.25), values(0.0, 0.5), 1.0},
+                     values(1.0 / 16, 1.0 / 4));
+    b.add_population("cuba", {n}, CubaLifNeuron{subtract, values(1.0, 4.0), values(2.0, 12.0), values(0.0, 0.125), values(0.0, 0.25), 1.0},
+                     values(1.0 / 64, 1.0 / 16));
+    const Network net = b.build();
+    const Stimulus s = Stimulus::for_network(net);
+    const auto expected = naive_simulate(net, s, 200);
+    std::set<std::pair<std::uint32_t, std::uint32_t>> spiking; // (population, neuron)
+    for (const auto& sp : expected) spiking.insert({sp.population, sp.neuron});
+    CHECK(spiking.size() >= 3 * n / 2); // most neurons spike, each at its own times
+    for (auto path : {UpdatePath::lazy, UpdatePath::sweep, UpdatePath::automatic}) {
+        INFO("update path " << int(path));
+        REQUIRE(engine_spikes(net, s, 200, path) == expected);
+    }
 }
 
 TEST_CASE("engine matches the naive simulator on arbitrary float parameters up to a stated rounding bound", "[engine][oracle]") {

@@ -103,7 +103,9 @@ TEST_CASE("a model file round trip keeps every population, projection and settin
         CHECK(a.bias == b.bias);
         CHECK(std::string(model_name(a.model)) == model_name(b.model));
         CHECK(spike_value(a.model) == spike_value(b.model));
-        CHECK(initial_potential(a.model) == initial_potential(b.model));
+        std::vector<double> va(a.size()), vb(b.size());
+        initial_potentials(a.model, va), initial_potentials(b.model, vb);
+        CHECK(va == vb);
     }
     const auto& lif = std::get<LifNeuron>(back.population(3).model);
     CHECK(lif.tau_ticks == 6.0);
@@ -426,6 +428,152 @@ void check_refused(const std::vector<BadCase>& cases, const std::string& file_na
 
 } // namespace
 
+TEST_CASE("per-neuron parameters, dt and Poisson rates round-trip and simulate the same", "[model_file][per_neuron]") {
+    // Every per-neuron parameter as a dataset (uniform ones stay attributes), the file's dt, and a
+    // Poisson source in Hz: read back equal, and the same spikes before and after.
+    auto ramp = [](std::uint32_t n, double a, double b) {
+        std::vector<double> v(n);
+        for (std::uint32_t j = 0; j < n; ++j) v[j] = a + b * double(j) / double(n);
+        return v;
+    };
+    NetworkBuilder b;
+    b.set_dt(0.25);
+    const auto in = b.add_population("drive", {6}, PoissonSource{ramp(6, 100.0, 400.0), 1.0});
+    const IfNeuron if_m{ThresholdRule{ramp(5, 0.5, 1.0), Comparison::greater_equal, ResetMode::subtract, 0.0}, ramp(5, 0.0, 0.25), 1.0};
+    const LifNeuron lif_m{ThresholdRule{0.75, Comparison::greater, ResetMode::to_value, ramp(4, -0.5, 0.5)}, ramp(4, 2.0, 8.0),
+                          ramp(4, -0.125, 0.25), 0.125, 1.0};
+    const CubaLifNeuron cuba_m{ThresholdRule{ramp(3, 0.5, 0.5)}, ramp(3, 1.0, 3.0), 6.0, ramp(3, 0.0, 0.25), ramp(3, 0.0, 0.5), 1.0};
+    const auto h = b.add_population("if", {5}, if_m, {0.0625});
+    const auto l = b.add_population("lif", {4}, lif_m);
+    const auto c = b.add_population("cuba", {3}, cuba_m);
+    const auto out = b.add_population("out", {2}, ReadoutNeuron{std::vector<double>{0.5, -0.5}});
+    b.connect(in, h, Dense{std::vector<float>(30, 0.375f)});
+    b.connect(h, l, Dense{std::vector<float>(20, 0.5f)}, 1);
+    b.connect(l, c, Dense{std::vector<float>(12, 0.25f)});
+    b.connect(c, out, Dense{std::vector<float>(6, 1.0f)});
+    const Network net = b.build();
+    const auto path = temp_path("per_neuron.h5");
+    write_model_file(path, net, ModelFileInfo{});
+    { // how it is stored: per-neuron values as datasets (n,), one value as an attribute
+        const h5::Handle file = h5::open_file(path);
+        CHECK(h5::read_double_attribute(file, "dt", path) == 0.25);
+        const h5::Handle g = h5::open_group(file, "populations/lif", path);
+        CHECK(h5::has_link(g, "tau_ticks"));
+        CHECK(h5::has_link(g, "v_reset"));
+        CHECK(h5::has_attribute(g, "threshold"));
+        CHECK(h5::read_array(g, "tau_ticks", path).values == ramp(4, 2.0, 8.0));
+    }
+    const auto back = read_model_file(path);
+    REQUIRE(back.file_dt_ms == 0.25);
+    CHECK(back.network.dt_ms() == 0.25);
+    const auto& if_b = std::get<IfNeuron>(back.network.population(h).model);
+    CHECK(if_b.rule.threshold == if_m.rule.threshold);
+    CHECK(if_b.v0 == if_m.v0);
+    const auto& lif_b = std::get<LifNeuron>(back.network.population(l).model);
+    CHECK(lif_b.tau_ticks == lif_m.tau_ticks);
+    CHECK(lif_b.v_leak == lif_m.v_leak);
+    CHECK(lif_b.rule.v_reset == lif_m.rule.v_reset);
+    CHECK(lif_b.v0 == PerNeuron(0.125));
+    const auto& cuba_b = std::get<CubaLifNeuron>(back.network.population(c).model);
+    CHECK(cuba_b.tau_syn_ticks == cuba_m.tau_syn_ticks);
+    CHECK(cuba_b.v_leak == cuba_m.v_leak);
+    CHECK(std::get<ReadoutNeuron>(back.network.population(out).model).v0 == PerNeuron(std::vector<double>{0.5, -0.5}));
+    CHECK(std::get<PoissonSource>(back.network.population(in).model).rate_hz == ramp(6, 100.0, 400.0)); // Hz, as given
+    CHECK(back.network.spike_process(in)->probability == net.spike_process(in)->probability);
+    RunOptions o;
+    o.ticks = 120;
+    o.seed = 9;
+    o.record_spikes = true;
+    for (auto path_kind : {UpdatePath::lazy, UpdatePath::sweep}) {
+        o.update_path = path_kind;
+        const auto before = Engine(net).run(Stimulus::for_network(net), o, 0);
+        const auto after = Engine(back.network).run(Stimulus::for_network(back.network), o, 0);
+        CHECK(before.ledger.populations[l].spikes > 10);
+        CHECK(before.spikes == after.spikes);
+        CHECK(before.readouts[0].values == after.readouts[0].values);
+    }
+    std::filesystem::remove(path);
+}
+
+TEST_CASE("wrong-length or non-finite per-neuron values and a bad dt are refused naming the population and parameter",
+          "[model_file][per_neuron]") {
+    check_refused(
+        {
+            {"v0 of the wrong length",
+             [](const Edit& e) {
+                 e.remove("/populations/conv", "v0");
+                 e.floats("/populations/conv/v0", {31});
+             },
+             {"population 'conv'", "dataset 'v0'", "(31,)", "(32,) or (1,)"}},
+            {"NaN in per-neuron thresholds",
+             [](const Edit& e) {
+                 e.remove("/populations/conv", "threshold");
+                 std::vector<double> t(32, 0.75);
+                 t[7] = std::nan("");
+                 e.doubles("/populations/conv/threshold", t);
+             },
+             {"population 'conv'", "dataset 'threshold'[7] is not finite"}},
+            {"a negative per-neuron tau",
+             [](const Edit& e) {
+                 e.remove("/populations/pool", "tau_ticks");
+                 std::vector<double> t(8, 6.0);
+                 t[3] = -1.0;
+                 e.doubles("/populations/pool/tau_ticks", t);
+             },
+             {"population 'pool'", "tau_ticks[3] is -1"}},
+            {"a per-neuron threshold of 0 with reset by subtraction",
+             [](const Edit& e) {
+                 e.remove("/populations/conv", "threshold");
+                 std::vector<double> t(32, 0.75);
+                 t[30] = 0.0;
+                 e.doubles("/populations/conv/threshold", t);
+             },
+             {"population 'conv'", "threshold[30] is 0"}},
+            {"dt NaN", [](const Edit& e) { e.real("/", "dt", std::nan("")); }, {"attribute 'dt' is not finite"}},
+            {"dt 0", [](const Edit& e) { e.real("/", "dt", 0.0); }, {"attribute 'dt' is 0, expected > 0"}},
+            {"dt negative", [](const Edit& e) { e.real("/", "dt", -0.1); }, {"attribute 'dt' is -0.10000000000000001"}},
+            {"time unit unknown", [](const Edit& e) { e.text("/", "time_unit", "us"); }, {"attribute 'time_unit' is 'us'"}},
+            {"a Poisson rate above one spike per tick",
+             [](const Edit& e) {
+                 e.unlink("/populations/input/probability");
+                 e.text("/populations/input", "model", "poisson_source");
+                 e.real("/populations/input", "rate", 2000.0);
+             },
+             {"population 'input'", "rate 2000 Hz at dt 1 ms", "above 1"}},
+            {"a negative Poisson rate",
+             [](const Edit& e) {
+                 e.unlink("/populations/input/probability");
+                 e.text("/populations/input", "model", "poisson_source");
+                 std::vector<double> r(16, 10.0);
+                 r[5] = -3.0;
+                 e.doubles("/populations/input/rate", r);
+             },
+             {"population 'input'", "rate[5] is -3 Hz"}},
+        },
+        "per_neuron_bad.h5");
+}
+
+TEST_CASE("a file without dt reads with the documented default, and dt in seconds is converted", "[model_file]") {
+    const auto path = write_every_kind("dt.h5");
+    {
+        Edit e(path);
+        e.remove("/", "dt");
+        e.remove("/", "time_unit");
+    }
+    auto m = read_model_file(path);
+    CHECK(!m.file_dt_ms);
+    CHECK(m.network.dt_ms() == default_dt_ms);
+    {
+        Edit e(path);
+        e.real("/", "dt", 0.0001);
+        e.text("/", "time_unit", "s");
+    }
+    m = read_model_file(path);
+    CHECK(m.file_dt_ms == 0.1);
+    CHECK(m.network.dt_ms() == 0.1);
+    std::filesystem::remove(path);
+}
+
 TEST_CASE("the model written for the validation tests reads back", "[model_file]") {
     const auto path = write_every_kind("valid.h5");
     const auto m = read_model_file(path);
@@ -533,9 +681,15 @@ TEST_CASE("anything present and unused is an error naming the object and the ite
             {"readout accumulate max",
              [](const Edit& e) { e.text("/readout", "accumulate", "max"); },
              {"/readout", "accumulate", "max"}},
-            {"per-neuron v0 dataset",
+            {"v0 both as an attribute and as a per-neuron dataset",
              [](const Edit& e) { e.floats("/populations/conv/v0", {32}); },
-             {"population 'conv'", "dataset 'v0'"}},
+             {"population 'conv'", "'v0' is given twice"}},
+            {"per-neuron v_reset of a subtracting reset",
+             [](const Edit& e) { e.floats("/populations/conv/v_reset", {32}); },
+             {"population 'conv'", "dataset 'v_reset'"}},
+            {"time_unit without dt",
+             [](const Edit& e) { e.remove("/", "dt"); }, // the writer wrote both
+             {"attribute 'time_unit'"}},
             {"v_reset of a subtracting reset",
              [](const Edit& e) { e.real("/populations/conv", "v_reset", 0.5); },
              {"population 'conv'", "attribute 'v_reset'"}},

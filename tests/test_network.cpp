@@ -94,7 +94,7 @@ TEST_CASE("invalid descriptions are rejected naming the object and value", "[net
     {
         NetworkBuilder b;
         b.add_population("lif", {4}, LifNeuron{ThresholdRule{}, -3.0, 0, 0, 1});
-        REQUIRE_THROWS_WITH(b.build(), Contains("population 'lif'") && Contains("tau must be positive"));
+        REQUIRE_THROWS_WITH(b.build(), Contains("population 'lif'") && Contains("tau_ticks is -3, expected > 0"));
     }
     {
         NetworkBuilder b;

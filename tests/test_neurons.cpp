@@ -190,3 +190,77 @@ TEST_CASE("a single Bernoulli probability applies to every neuron; samples draw 
     for (const auto& s : a.spikes) ++count[s.neuron];
     CHECK(*std::min_element(count.begin(), count.end()) > 0); // no neuron left out
 }
+
+TEST_CASE("Poisson sources spike at their rate in Hz at the network's dt (binomial, 4 sigma)", "[neurons][release][poisson]") {
+    // Rates in Hz per neuron group; the empirical rate over many ticks, in Hz at the network's dt,
+    // must lie within 4 binomial standard deviations of the requested rate, at two dt values.
+    const std::vector<double> rates{5.0, 40.0, 150.0};
+    const std::uint32_t per_group = 100;
+    std::vector<double> rate;
+    for (double r : rates) rate.insert(rate.end(), per_group, r);
+    for (const double dt : {0.1, 1.0}) {
+        NetworkBuilder b;
+        b.set_dt(dt);
+        b.add_population("drive", {std::uint32_t(rate.size())}, PoissonSource{rate, 1.0});
+        const Network net = b.build();
+        REQUIRE(net.spike_process(0) != nullptr);
+        const Tick T = Tick(std::llround(20000.0 / dt)) / 10; // 2 s of simulated time
+        RunOptions o;
+        o.ticks = T;
+        o.record_spikes = true;
+        o.seed = 11;
+        const auto r = Engine(net).run(Stimulus::for_network(net), o, 0);
+        std::vector<std::uint64_t> spikes(rates.size(), 0);
+        for (const auto& s : r.spikes) ++spikes[s.neuron / per_group];
+        const double seconds = double(T) * dt / 1000.0;
+        for (std::size_t g = 0; g < rates.size(); ++g) {
+            const double p = rates[g] * dt / 1000.0, trials = double(per_group) * double(T);
+            const double sd = std::sqrt(trials * p * (1 - p));
+            const double hz = double(spikes[g]) / double(per_group) / seconds;
+            INFO("dt " << dt << " ms, " << rates[g] << " Hz requested: " << hz << " Hz measured (" << spikes[g]
+                       << " spikes, expected " << trials * p << " +- 4 x " << sd << ")");
+            CHECK(std::abs(double(spikes[g]) - trials * p) <= 4 * sd);
+        }
+    }
+}
+
+TEST_CASE("a Poisson source is the Bernoulli source of probability rate * dt / 1000", "[neurons][release][poisson]") {
+    // The same stream and process: equal spikes, whatever the dt that gives the probability.
+    auto spikes_of = [](NeuronModel model, double dt) {
+        NetworkBuilder b;
+        b.set_dt(dt);
+        b.add_population("drive", {50}, std::move(model));
+        const Network net = b.build();
+        RunOptions o;
+        o.ticks = 400;
+        o.record_spikes = true;
+        o.seed = 3;
+        return Engine(net).run(Stimulus::for_network(net), o, 2).spikes;
+    };
+    const auto poisson = spikes_of(PoissonSource{{250.0}, 1.0}, 0.5);
+    CHECK(poisson.size() > 2000);
+    CHECK(poisson == spikes_of(BernoulliSource{{250.0 * 0.5 / 1000.0}, 1.0}, 1.0));
+    CHECK(poisson != spikes_of(PoissonSource{{250.0}, 1.0}, 0.25));
+}
+
+TEST_CASE("Poisson rates that are negative, not finite or above one spike per tick are refused", "[neurons][poisson]") {
+    using Catch::Matchers::Contains;
+    auto build = [](std::vector<double> rate, double dt) {
+        NetworkBuilder b;
+        b.set_dt(dt);
+        b.add_population("drive", {3}, PoissonSource{std::move(rate), 1.0});
+        return b.build();
+    };
+    CHECK_NOTHROW(build({1000.0}, 1.0)); // p = 1: every tick
+    CHECK_THROWS_WITH(build({1000.5}, 1.0), Contains("population 'drive'") && Contains("rate 1000.5 Hz") &&
+                                                Contains("above 1"));
+    CHECK_THROWS_WITH(build({10.0, -1.0, 5.0}, 1.0), Contains("population 'drive'") && Contains("rate[1] is -1 Hz"));
+    CHECK_THROWS_WITH(build({std::nan("")}, 1.0), Contains("population 'drive'") && Contains("rate is nan Hz"));
+    CHECK_THROWS_WITH(build({1.0, 2.0}, 1.0), Contains("population 'drive'") && Contains("rate has 2 values, expected 1 or 3"));
+    // A network valid at one dt may not be at another: with_dt checks again.
+    const Network net = build({600.0}, 1.0);
+    CHECK_THROWS_WITH(with_dt(net, 2.0), Contains("population 'drive'") && Contains("rate 600 Hz at dt 2 ms"));
+    CHECK(with_dt(net, 0.5).spike_process(0)->probability == std::vector<double>{0.3});
+    for (double dt : {0.0, -1.0, std::nan(""), double(INFINITY)})
+        CHECK_THROWS_WITH(with_dt(net, dt), Contains("dt") && Contains("must be finite and > 0"));
+}

@@ -113,6 +113,8 @@ def write(a):
         f.attrs['name'] = f'brunel-{a.regime}'
         f.attrs['producer'] = 'bench/brunel/generate.py'
         f.attrs['provenance'] = json.dumps(params)
+        f.attrs['dt'] = float(a.dt)  # ms per tick: quantal run uses it without --dt
+        f.attrs['time_unit'] = 'ms'
         pops = f.create_group('populations')
         for name in ('exc', 'inh'):
             g = pops.create_group(name)

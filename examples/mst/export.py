@@ -60,6 +60,9 @@ UNTRAINED = {"swin-t": MSTConfig(image_size=224, in_channels=3, patch=4, embed_d
                                  heads=(3, 6, 12, 24), window=7, mlp_ratio=4.0, classes=1000, levels=16)}
 
 
+DT_MS = 1.0  # ms per tick of the exported network
+
+
 def bn_affine(bn):
     """BatchNorm (eval mode) as y = a * x + b, per channel."""
     a = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
@@ -111,8 +114,10 @@ class ModelFile:
 
     def write(self, path, provenance, float_type=np.float32):
         with h5py.File(path, "w") as f:
+            # A converted network's step has no physical duration: 1 ms per tick, written out so that
+            # times and rates in Hz do not rest on the reader's default (docs/model-format.md "Root").
             f.attrs.update(format="quantal-model", format_version=np.int64(FORMAT_VERSION), name=self.name,
-                           producer=PRODUCER, provenance=json.dumps(provenance))
+                           producer=PRODUCER, provenance=json.dumps(provenance), dt=DT_MS, time_unit="ms")
             for group, items in (("populations", self.populations), ("projections", self.projections),
                                  ("inputs", self.inputs), ("operators", self.operators)):
                 g = f.create_group(group)

@@ -14,6 +14,7 @@ import csv as _csv
 import math
 import os
 import tempfile
+import warnings
 from collections import namedtuple
 from types import SimpleNamespace
 
@@ -27,7 +28,7 @@ InputError.__module__ = ModelError.__module__ = __name__  # shown as quantal.Inp
 __all__ = [
     "load", "Network", "NetworkBuilder", "Result", "Ledger", "read_trace", "Trace", "Report", "sweep", "Study",
     "InputError", "ModelError",
-    "IF", "LIF", "CubaLIF", "Readout", "SpikeSource", "BernoulliSource",
+    "IF", "LIF", "CubaLIF", "Readout", "SpikeSource", "BernoulliSource", "PoissonSource",
     "Dense", "Sparse", "OneToOne", "Conv2d", "SumPool2d", "AvgPool2d", "Release",
 ]
 
@@ -47,17 +48,29 @@ class _Neuron:
         return f"quantal.{type(self).__name__}({args})"
 
 
+def _value(x, name):
+    """A neuron parameter: a number (one for the population) or a 1-d array (one per neuron; its
+    length and values are checked when the network is built, naming the population)."""
+    if np.ndim(x) == 0:
+        return float(x)
+    a = np.asarray(x, np.float64)
+    if a.ndim != 1:
+        raise ModelError(f"{name} must be a number or a 1-d array (one value per neuron), got shape {a.shape}")
+    return a
+
+
 def _rule(threshold, v0, comparison, reset, v_reset):
     """The threshold rule and v0 are required, as in a model file: the conventions disagree
-    (QCFS: >=, subtract, v0 = threshold/2; NIR: >, reset to a value, v0 = 0)."""
+    (QCFS: >=, subtract, v0 = threshold/2; NIR: >, reset to a value, v0 = 0). threshold, v0 and
+    v_reset are numbers or arrays (one per neuron)."""
     if comparison not in (">=", ">"):
         raise ModelError(f"comparison '{comparison}' is not '>=' or '>'")
     if reset not in ("subtract", "value"):
         raise ModelError(f"reset '{reset}' is not 'subtract' or 'value'")
     if (reset == "value") != (v_reset is not None):
         raise ModelError("v_reset is required with reset='value' and an error with reset='subtract'")
-    return dict(threshold=float(threshold), v0=float(v0), comparison=comparison, reset=reset,
-                v_reset=None if v_reset is None else float(v_reset))
+    return dict(threshold=_value(threshold, "threshold"), v0=_value(v0, "v0"), comparison=comparison, reset=reset,
+                v_reset=None if v_reset is None else _value(v_reset, "v_reset"))
 
 
 class IF(_Neuron):
@@ -70,22 +83,24 @@ class LIF(_Neuron):
     """Leaky: v <- v_leak + exp(-1/tau_ticks) (v - v_leak) + bias + input."""
     def __init__(self, *, threshold, v0, tau_ticks, v_leak=0.0, comparison=">=", reset="subtract", v_reset=None,
                  spike_value=1.0):
-        super().__init__("LIF", **_rule(threshold, v0, comparison, reset, v_reset), tau_ticks=float(tau_ticks),
-                         v_leak=float(v_leak), spike_value=float(spike_value))
+        super().__init__("LIF", **_rule(threshold, v0, comparison, reset, v_reset),
+                         tau_ticks=_value(tau_ticks, "tau_ticks"), v_leak=_value(v_leak, "v_leak"),
+                         spike_value=float(spike_value))
 
 
 class CubaLIF(_Neuron):
     """Current-based: i <- exp(-1/tau_syn_ticks) i + bias + input; v <- v_leak + exp(-1/tau_ticks) (v - v_leak) + i."""
     def __init__(self, *, threshold, v0, tau_ticks, tau_syn_ticks, v_leak=0.0, comparison=">=", reset="subtract",
                  v_reset=None, spike_value=1.0):
-        super().__init__("CubaLIF", **_rule(threshold, v0, comparison, reset, v_reset), tau_ticks=float(tau_ticks),
-                         tau_syn_ticks=float(tau_syn_ticks), v_leak=float(v_leak), spike_value=float(spike_value))
+        super().__init__("CubaLIF", **_rule(threshold, v0, comparison, reset, v_reset),
+                         tau_ticks=_value(tau_ticks, "tau_ticks"), tau_syn_ticks=_value(tau_syn_ticks, "tau_syn_ticks"),
+                         v_leak=_value(v_leak, "v_leak"), spike_value=float(spike_value))
 
 
 class Readout(_Neuron):
     """Non-spiking integrator; its values at the observed ticks are the network's output."""
     def __init__(self, *, v0=0.0):
-        super().__init__("readout", v0=float(v0))
+        super().__init__("readout", v0=_value(v0, "v0"))
 
 
 class SpikeSource(_Neuron):
@@ -98,6 +113,14 @@ class BernoulliSource(_Neuron):
     """Each neuron spikes with its own probability per tick (one value, or one per neuron)."""
     def __init__(self, probability, *, spike_value=1.0):
         super().__init__("bernoulli_source", probability=np.atleast_1d(np.asarray(probability, np.float64)),
+                         spike_value=float(spike_value))
+
+
+class PoissonSource(_Neuron):
+    """Each neuron spikes at its own rate in Hz (one value, or one per neuron): probability
+    rate * dt / 1000 per tick at the network's dt (refused above 1)."""
+    def __init__(self, rate, *, spike_value=1.0):
+        super().__init__("poisson_source", rate=np.atleast_1d(np.asarray(rate, np.float64)),
                          spike_value=float(spike_value))
 
 
@@ -206,16 +229,19 @@ class Release:
 # ---- networks ----------------------------------------------------------------------------------
 
 class NetworkBuilder:
-    """Collects populations and projections; build() validates them all (NetworkBuilder::build)."""
+    """Collects populations and projections; build() validates them all (NetworkBuilder::build).
+    dt: ms per tick (default 1.0), saved with the network: trace times, rates in Hz and Poisson
+    sources' per-tick probabilities use it; the dynamics are in ticks."""
 
-    def __init__(self):
+    def __init__(self, *, dt=1.0):
         self._populations, self._projections, self._sizes = [], [], {}
+        self._dt = float(dt)
 
     def add_population(self, name, shape, model, *, bias=None):
         """shape: an int or a tuple ((C, H, W) for images); bias: one value or one per neuron."""
         if not isinstance(model, _Neuron):
-            raise ModelError(f"population '{name}': model must be quantal.IF, LIF, CubaLIF, Readout, SpikeSource "
-                             f"or BernoulliSource, got {model!r}")
+            raise ModelError(f"population '{name}': model must be quantal.IF, LIF, CubaLIF, Readout, SpikeSource, "
+                             f"BernoulliSource or PoissonSource, got {model!r}")
         shape = (int(shape),) if np.isscalar(shape) else tuple(int(d) for d in shape)
         if name in self._sizes:
             raise ModelError(f"population '{name}': name is used twice")
@@ -249,7 +275,7 @@ class NetworkBuilder:
             readout = readouts[0] if len(readouts) == 1 else ""
         elif readout not in self._sizes:
             raise ModelError(f"readout '{readout}' is not a population")
-        return Network(_quantal.build(self._populations, self._projections, readout))
+        return Network(_quantal.build(self._populations, self._projections, readout, self._dt))
 
 
 Spikes = namedtuple("Spikes", "sample tick node_id")
@@ -259,14 +285,15 @@ SpikeTrain = namedtuple("SpikeTrain", "timestamps node_ids")
 class Network:
     """A built or loaded network: introspection, run(), save()."""
 
-    def __init__(self, model, dt_ms=1.0):
-        self._model, self.dt_ms = model, float(dt_ms)
+    def __init__(self, model):
+        self._model = model
 
     @classmethod
-    def build(cls, populations, projections=(), readout=None):
+    def build(cls, populations, projections=(), readout=None, dt=1.0):
         """populations: dicts of NetworkBuilder.add_population's arguments (name, shape, model, bias);
-        projections: dicts of connect()'s (source, target, connectivity, delay, release, name, role)."""
-        b = NetworkBuilder()
+        projections: dicts of connect()'s (source, target, connectivity, delay, release, name, role);
+        dt: ms per tick (NetworkBuilder's)."""
+        b = NetworkBuilder(dt=dt)
         for p in populations:
             b.add_population(**p)
         for p in projections:
@@ -278,6 +305,7 @@ class Network:
     readout = property(lambda self: self._model.readout or None)
     operators = property(lambda self: self._model.operators)
     ann_macs = property(lambda self: self._model.ann_macs)
+    dt_ms = property(lambda self: self._model.dt_ms, doc="ms per tick: the model file's, the builder's or load()'s dt")
 
     @property
     def populations(self):
@@ -520,9 +548,13 @@ def _squeezed(shape):
     return shape
 
 
-def load(path, dt=1.0):
-    """A quantal model file (.h5) or a NIR graph (.nir, discretised with dt ms per tick)."""
-    return Network(_quantal.load(str(path), float(dt)), dt)
+def load(path, dt=None):
+    """A quantal model file (.h5) or a NIR graph (.nir, discretised with dt ms per tick, default 1.0).
+    A model file's own dt is used unless dt is given (a warning when they differ), else 1.0 ms."""
+    model, warning = _quantal.load(str(path), None if dt is None else float(dt))
+    if warning:
+        warnings.warn(warning, stacklevel=2)
+    return Network(model)
 
 
 # ---- results -----------------------------------------------------------------------------------

@@ -133,13 +133,13 @@ def test_edges_of_wrong_shape(tmp_path):
     expect_error(tmp_path, path, "'edges'", "(E, 2)")
 
 
-def test_non_uniform_time_constant(tmp_path):
+def test_non_uniform_delay(tmp_path):
+    """Per-neuron tau and thresholds are accepted (test_nir_graphs.py); a Delay is one projection's delay."""
     nodes, edges = good_graph()
-    nodes["if1"] = {"type": "LIF", "tau": f32([4, 5, 6]), "r": f32(np.ones(3)), "v_leak": f32(np.zeros(3)),
-                    "v_threshold": f32(np.ones(3)), "v_reset": f32(np.zeros(3))}
-    path = tmp_path / "tau.nir"
+    nodes["delay"] = {"type": "Delay", "delay": f32([2, 3, 2])}
+    path = tmp_path / "delay.nir"
     write_nir(path, nodes, edges)
-    expect_error(tmp_path, path, "node 'if1'", "'tau' differs between neurons")
+    expect_error(tmp_path, path, "node 'delay'", "'delay' differs between neurons")
 
 
 def test_dt_longer_than_tau(tmp_path):

@@ -93,6 +93,31 @@ def test_lif_dt_scales_time_constants(tmp_path):
     check_graph(tmp_path, nodes, edges, ticks=100, dt=0.5, min_spikes=5)
 
 
+def test_per_neuron_parameters(tmp_path):
+    """Per-neuron tau, v_leak, thresholds and resets of LIF, IF and CubaLIF nodes (NIR's arrays) run
+    as the reference steps each neuron with its own values, at two dt."""
+    rng = np.random.default_rng(12)
+    n = 8
+    lif = {"type": "LIF", "tau": f32(4.0 + np.arange(n)), "r": f32(np.ones(n)), "v_leak": f32(np.arange(n) / 16.0),
+           "v_threshold": f32(0.5 + np.arange(n) / 8.0), "v_reset": f32(-np.arange(n) / 32.0)}
+    ifn = {"type": "IF", "r": f32(np.full(5, 0.5)), "v_threshold": f32([0.5, 1.0, 1.5, 2.0, 0.75]),
+           "v_reset": f32([0.0, -0.25, 0.0, 0.25, 0.0])}
+    cuba = {"type": "CubaLIF", "tau_syn": f32([2.0, 3.0, 4.0]), "tau_mem": f32([4.0, 6.0, 8.0]), "r": f32(np.ones(3)),
+            "v_leak": f32(np.zeros(3)), "w_in": f32(np.ones(3)), "v_threshold": f32([0.25, 0.5, 0.75]),
+            "v_reset": f32(np.zeros(3))}
+    nodes = {"input": {"type": "Input", "shape": np.array([3])},
+             "fc1": affine(rng, n, 3, 4.0), "lif": lif, "fc2": affine(rng, 5, n, 1.0, 4.0), "if": ifn,
+             "fc3": affine(rng, 3, 5, 0.5, 2.0), "cuba": cuba, "output": {"type": "Output", "shape": np.array([3])}}
+    nodes["fc1"]["bias"] = np.abs(nodes["fc1"]["bias"]) + np.float32(0.5)
+    nodes["fc3"]["bias"] = np.abs(nodes["fc3"]["bias"]) + np.float32(0.75)
+    edges = [("input", "fc1"), ("fc1", "lif"), ("lif", "fc2"), ("fc2", "if"), ("if", "fc3"), ("fc3", "cuba"),
+             ("cuba", "output")]
+    for dt in (1.0, 0.5):
+        counts = check_graph(tmp_path, nodes, edges, ticks=150, dt=dt, min_spikes=30)
+        assert len(set(counts["lif"].tolist())) > 2  # neurons with their own rates
+        assert counts["if"].sum() > 0 and counts["cuba"].sum() > 0
+
+
 def test_nested_graph(tmp_path):
     rng = np.random.default_rng(5)
     block = {"type": "NIRGraph",

@@ -36,27 +36,29 @@ struct Model {
     double reset(double v) const { return subtract ? v - threshold : v_reset; }
 };
 
-Model model_of(const NeuronModel& m) {
-    auto with_rule = [](Model x, const ThresholdRule& r, double v0, double value) {
-        x.threshold = r.threshold, x.strict = r.comparison == Comparison::greater, x.subtract = r.reset == ResetMode::subtract;
-        x.v_reset = r.v_reset, x.v0 = v0, x.value = value;
+// Neuron j's model: every parameter is read at j (a parameter holds one value for all, or one per neuron).
+Model model_of(const NeuronModel& m, std::uint32_t j) {
+    auto with_rule = [j](Model x, const ThresholdRule& r, const PerNeuron& v0, double value) {
+        x.threshold = r.threshold[j], x.strict = r.comparison == Comparison::greater, x.subtract = r.reset == ResetMode::subtract;
+        x.v_reset = r.v_reset[j], x.v0 = v0[j], x.value = value;
         return x;
     };
     return std::visit(
         visitor{[&](const IfNeuron& n) { return with_rule(Model{Model::Kind::integrate}, n.rule, n.v0, n.spike_value); },
                 [&](const LifNeuron& n) {
                     Model x = with_rule(Model{Model::Kind::leaky}, n.rule, n.v0, n.spike_value);
-                    x.v_leak = n.v_leak, x.alpha = std::exp(-1.0 / n.tau_ticks);
+                    x.v_leak = n.v_leak[j], x.alpha = std::exp(-1.0 / n.tau_ticks[j]);
                     return x;
                 },
                 [&](const CubaLifNeuron& n) {
                     Model x = with_rule(Model{Model::Kind::current_based}, n.rule, n.v0, n.spike_value);
-                    x.v_leak = n.v_leak, x.alpha = std::exp(-1.0 / n.tau_ticks), x.alpha_syn = std::exp(-1.0 / n.tau_syn_ticks);
+                    x.v_leak = n.v_leak[j], x.alpha = std::exp(-1.0 / n.tau_ticks[j]),
+                    x.alpha_syn = std::exp(-1.0 / n.tau_syn_ticks[j]);
                     return x;
                 },
-                [](const ReadoutNeuron& n) {
+                [&](const ReadoutNeuron& n) {
                     Model x{Model::Kind::readout};
-                    x.v0 = n.v0;
+                    x.v0 = n.v0[j];
                     return x;
                 },
                 [](const SpikeSource& s) {
@@ -65,6 +67,11 @@ Model model_of(const NeuronModel& m) {
                     return x;
                 },
                 [](const BernoulliSource& s) {
+                    Model x{Model::Kind::random_source};
+                    x.value = s.spike_value;
+                    return x;
+                },
+                [](const PoissonSource& s) {
                     Model x{Model::Kind::random_source};
                     x.value = s.spike_value;
                     return x;
@@ -234,8 +241,11 @@ NaiveRun simulate(const Network& net, const Stimulus& stim, Tick ticks, std::spa
                   const SpikeMasks& masks) {
     const auto pops = net.populations();
     const std::size_t P = pops.size();
-    std::vector<Model> model(P);
-    for (PopulationId p = 0; p < P; ++p) model[p] = model_of(pops[p].model);
+    std::vector<std::vector<Model>> neuron(P); // per population, per neuron
+    for (PopulationId p = 0; p < P; ++p)
+        for (std::uint32_t j = 0; j < pops[p].size(); ++j) neuron[p].push_back(model_of(pops[p].model, j));
+    std::vector<Model> model(P); // what every neuron of a population shares: its kind and spike value
+    for (PopulationId p = 0; p < P; ++p) model[p] = neuron[p].front();
     std::vector<std::vector<std::vector<Synapse>>> synapses(net.projections().size());
     for (ProjectionId pr = 0; pr < synapses.size(); ++pr) synapses[pr] = synapses_by_source(net, pr);
 
@@ -273,7 +283,8 @@ NaiveRun simulate(const Network& net, const Stimulus& stim, Tick ticks, std::spa
     std::vector<std::vector<double>> v(P), current(P), drive(P), err(P), err_current(P);
     for (PopulationId p = 0; p < P; ++p) {
         const auto n = pops[p].size();
-        v[p].assign(n, model[p].v0);
+        v[p].resize(n);
+        for (std::uint32_t j = 0; j < n; ++j) v[p][j] = neuron[p][j].v0;
         current[p].assign(n, 0.0);
         err[p].assign(n, 0.0);
         err_current[p].assign(n, 0.0);
@@ -297,7 +308,6 @@ NaiveRun simulate(const Network& net, const Stimulus& stim, Tick ticks, std::spa
     std::vector<std::vector<double>> output(P); // this tick's spikes x spike value
     for (Tick t = 0; t < ticks; ++t) {
         for (PopulationId p : order) {
-            const auto& m = model[p];
             const auto n = pops[p].size();
             std::vector<char> fired(n, 0);
             Inbox in = inbox(t, p);
@@ -316,6 +326,7 @@ NaiveRun simulate(const Network& net, const Stimulus& stim, Tick ticks, std::spa
             auto& vp = v[p];
             auto& e = err[p];
             auto check = [&](std::uint32_t j) {
+                const Model& m = neuron[p][j];
                 if (std::abs(vp[j] - m.threshold) <= e[j]) run.first_near_tie = std::min(run.first_near_tie, t);
                 if (!m.spikes_at(vp[j])) return;
                 fired[j] = 1;
@@ -323,6 +334,7 @@ NaiveRun simulate(const Network& net, const Stimulus& stim, Tick ticks, std::spa
                 vp[j] = m.reset(vp[j]);
             };
             for (std::uint32_t j = 0; j < n; ++j) {
+                const Model& m = neuron[p][j];
                 const double b = drive[p][j], x = in.sum[j], mag = std::abs(b) + in.magnitude[j];
                 switch (m.kind) {
                 case Model::Kind::integrate:
@@ -354,6 +366,7 @@ NaiveRun simulate(const Network& net, const Stimulus& stim, Tick ticks, std::spa
                 for (auto [q, j] : it->second)
                     if (q == p) fired[j] = 1;
             output[p].assign(n, 0.0);
+            const Model& m = model[p];
             for (std::uint32_t j = 0; j < n; ++j)
                 if (fired[j]) run.spikes.push_back({t, p, j}), output[p][j] = m.value;
             for (ProjectionId pr = 0; pr < synapses.size(); ++pr) {

@@ -27,17 +27,28 @@ private:
     bool exact_;
 };
 
-NeuronModel spiking_model(Draw& d, bool lif, bool cuba) {
+// One value, or with `per_neuron` (half of the time) one per neuron, each from draw().
+template <class DrawOne> PerNeuron parameter(Draw& d, bool per_neuron, std::uint32_t n, DrawOne draw) {
+    if (!per_neuron || d.chance(0.5)) return draw();
+    std::vector<double> v(n);
+    for (auto& x : v) x = draw();
+    return v;
+}
+
+NeuronModel spiking_model(Draw& d, bool lif, bool cuba, bool per_neuron, std::uint32_t n) {
     ThresholdRule rule;
-    rule.threshold = d.chance(0.5) ? 1.0 : d.value(0.5, 2.0);
+    rule.threshold = parameter(d, per_neuron, n, [&] { return d.chance(0.5) ? 1.0 : d.value(0.5, 2.0); });
     rule.comparison = d.chance(0.7) ? Comparison::greater_equal : Comparison::greater;
     rule.reset = d.chance(0.7) ? ResetMode::subtract : ResetMode::to_value;
-    rule.v_reset = rule.reset == ResetMode::to_value ? d.value(-0.5, 0.25) : 0.0;
-    const double v0 = d.value(0.0, rule.threshold * 0.5);
+    if (rule.reset == ResetMode::to_value) rule.v_reset = parameter(d, per_neuron, n, [&] { return d.value(-0.5, 0.25); });
+    const double theta = rule.threshold[0];
+    const PerNeuron v0 = parameter(d, per_neuron, n, [&] { return d.value(0.0, theta * 0.5); });
     const double lambda = d.chance(0.5) ? 1.0 : d.value(0.25, 2.0);
+    auto ticks = [&](int lo, int hi) { return parameter(d, per_neuron, n, [&] { return double(d.integer(lo, hi)); }); };
+    auto leak = [&] { return parameter(d, per_neuron, n, [&] { return d.value(-0.25, 0.25); }); };
     if (cuba) // a slow current: its input stays for tau_syn ticks, so weights act ~tau_syn times
-        return CubaLifNeuron{rule, double(d.integer(1, 6)), double(d.integer(2, 20)), d.value(-0.25, 0.25), v0, lambda};
-    if (lif) return LifNeuron{rule, double(d.integer(2, 20)), d.value(-0.25, 0.25), v0, lambda};
+        return CubaLifNeuron{rule, ticks(1, 6), ticks(2, 20), leak(), v0, lambda};
+    if (lif) return LifNeuron{rule, ticks(2, 20), leak(), v0, lambda};
     return IfNeuron{rule, v0, lambda};
 }
 
@@ -158,7 +169,8 @@ RandomCase random_case(std::uint64_t seed, const RandomNetworkOptions& o) {
         }
         const bool cuba = o.cuba && d.chance(0.4);
         const bool lif = !cuba && o.lif && d.chance(0.5);
-        Population pop{"layer" + std::to_string(l), next, spiking_model(d, lif, cuba), {}};
+        Population pop{"layer" + std::to_string(l), next, {}, {}};
+        pop.model = spiking_model(d, lif, cuba, o.per_neuron, pop.size());
         pop.bias = random_bias(d, pop.size());
         layers.push_back(b.add_population(pop));
         connect("layer" + std::to_string(l), layers[std::size_t(l - 1)], layers[std::size_t(l)], c, delay);

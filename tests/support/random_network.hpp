@@ -24,6 +24,7 @@ struct RandomNetworkOptions {
     bool cuba = false;          // allow CubaLIF populations
     bool recurrent = true;      // add delayed backward and self projections
     bool skips = true;          // add zero-delay projections that skip layers (fan-in from two paths)
+    bool per_neuron = false;    // draw threshold, v_reset, v0, tau and v_leak per neuron in some populations
     int layers = 4;
     Tick ticks = 40;
     Release release;            // of every projection with ReleaseChoice::fixed
