@@ -526,7 +526,8 @@ NirFile::NeuronSpec NirFile::neuron(std::size_t n, std::int64_t size) {
         const auto tau = per_neuron(n, tau_field, size);
         std::vector<double> alpha(tau.size());
         for (std::size_t j = 0; j < tau.size(); ++j) {
-            const std::string which = std::string(tau_field) + (tau.size() > 1 ? "[" + std::to_string(j) + "]" : "");
+            std::string which = tau_field; // appended piece by piece: GCC 12's -Wrestrict misreads a + chain here
+            if (tau.size() > 1) which.append("[").append(std::to_string(j)).append("]");
             if (!(tau[j] > 0)) fail(n, which + " " + std::to_string(tau[j]) + " ms must be positive");
             alpha[j] = 1.0 - dt_ / tau[j];
             if (alpha[j] < 0)

@@ -96,7 +96,7 @@ private:
                 else if constexpr (std::is_same_v<M, LifNeuron>) fill_as<LifDynamics>(c, ps, probe, u, model);
                 else if constexpr (std::is_same_v<M, CubaLifNeuron>) fill_as<CubaLifDynamics>(c, ps, probe, u, model);
                 else if constexpr (std::is_same_v<M, ReadoutNeuron>)
-                    fill(c, ps, probe, u, Uniform<IfDynamics>{IfDynamics(IfNeuron{})});
+                    fill(c, ps, probe, u, Uniform<IfDynamics>{IfDynamics(SpikeRule{})}); // v + drive; never spikes
             },
             net_->population(probe.population).model);
         c.at = u;
