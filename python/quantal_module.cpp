@@ -161,10 +161,60 @@ ReleaseMode release_mode(const std::string& name) {
     throw ModelError("release '" + name + "' is not one of none, spike, synapse");
 }
 
+// A release from a dict's prefix+"release", "mask_ratio", "compensate", "spread" (prefix "" on a
+// projection, "q_", "k_", "score_" on an attention operator).
+Release release(const py::dict& d, const std::string& prefix) {
+    Release r;
+    r.mode = release_mode(d[(prefix + "release").c_str()].cast<std::string>());
+    r.mask_ratio = d[(prefix + "mask_ratio").c_str()].cast<double>();
+    r.compensate = d[(prefix + "compensate").c_str()].cast<bool>();
+    r.spread = d[(prefix + "spread").c_str()].cast<double>();
+    return r;
+}
+
+// An operator dict of NetworkBuilder.add_attention or add_layer_norm_head: populations as
+// indices, arrays flattened in the model file's layout (their shapes checked by the Python layer);
+// values and sizes are checked by NetworkBuilder::build() like a model file's.
+void add_operator(NetworkBuilder& b, const py::dict& d) {
+    const auto kind = d["kind"].cast<std::string>();
+    if (kind == "softmax_attention") {
+        SoftmaxAttention a;
+        a.name = d["name"].cast<std::string>();
+        a.q = d["q"].cast<PopulationId>();
+        a.k = d["k"].cast<PopulationId>();
+        a.v = d["v"].cast<PopulationId>();
+        a.scores = d["scores"].cast<PopulationId>();
+        a.output = d["output"].cast<PopulationId>();
+        a.heads = d["heads"].cast<std::int64_t>();
+        a.window = d["window"].cast<std::int64_t>();
+        a.shift = d["shift"].cast<std::int64_t>();
+        a.scale = d["scale"].cast<double>();
+        a.bias = values<float>(d["bias"]);
+        if (!d["mask"].is_none()) a.mask = values<float>(d["mask"]);
+        a.q_release = release(d, "q_");
+        a.k_release = release(d, "k_");
+        a.score_release = release(d, "score_");
+        b.add_operator(std::move(a));
+    } else {
+        LayerNormHead h;
+        h.name = d["name"].cast<std::string>();
+        h.sources = d["sources"].cast<std::vector<std::uint32_t>>();
+        h.output = d["output"].cast<PopulationId>();
+        h.eps = d["eps"].cast<double>();
+        h.source_weight = values<float>(d["source_weight"]);
+        h.offset = values<float>(d["offset"]);
+        h.gamma = values<float>(d["gamma"]);
+        h.beta = values<float>(d["beta"]);
+        h.weight = values<float>(d["weight"]);
+        b.add_layer_norm_head(std::move(h));
+    }
+}
+
 // populations: [(name, shape, model dict, bias array or None)]; projections: [dict with name,
-// source, target (indices), connectivity, delay, release, mask_ratio, compensate, spread, role].
-std::shared_ptr<Model> build(const py::list& populations, const py::list& projections, const std::string& readout,
-                             double dt_ms) {
+// source, target (indices), connectivity, delay, release, mask_ratio, compensate, spread, role];
+// operators: [dict of add_operator].
+std::shared_ptr<Model> build(const py::list& populations, const py::list& projections, const py::list& operators,
+                             const std::string& readout, double dt_ms) {
     NetworkBuilder b;
     b.set_dt(dt_ms);
     for (const auto& h : populations) {
@@ -176,15 +226,11 @@ std::shared_ptr<Model> build(const py::list& populations, const py::list& projec
     }
     for (const auto& h : projections) {
         const auto d = h.cast<py::dict>();
-        Release r;
-        r.mode = release_mode(d["release"].cast<std::string>());
-        r.mask_ratio = d["mask_ratio"].cast<double>();
-        r.compensate = d["compensate"].cast<bool>();
-        r.spread = d["spread"].cast<double>();
         b.connect(Projection{d["name"].cast<std::string>(), d["source"].cast<PopulationId>(),
                              d["target"].cast<PopulationId>(), connectivity(d["connectivity"].cast<py::dict>()),
-                             d["delay"].cast<std::uint32_t>(), r, d["role"].cast<std::string>()});
+                             d["delay"].cast<std::uint32_t>(), release(d, ""), d["role"].cast<std::string>()});
     }
+    for (const auto& h : operators) add_operator(b, h.cast<py::dict>());
     auto m = std::make_shared<Model>();
     m->loaded.network = b.build();
     m->loaded.readout = readout;
@@ -779,5 +825,6 @@ PYBIND11_MODULE(_quantal, m) {
     m.def("load", &load, py::arg("path"), py::arg("dt_ms"));
     m.def("command", &command, py::arg("args"));
     m.def("trace_energy_json", &trace_energy_json, py::arg("path"));
-    m.def("build", &build, py::arg("populations"), py::arg("projections"), py::arg("readout"), py::arg("dt_ms"));
+    m.def("build", &build, py::arg("populations"), py::arg("projections"), py::arg("operators"), py::arg("readout"),
+          py::arg("dt_ms"));
 }

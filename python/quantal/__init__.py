@@ -126,6 +126,11 @@ class PoissonSource(_Neuron):
 
 # ---- projections: connectivity from numpy arrays --------------------------------------------------
 
+def _shape_text(shape):
+    """A shape as the C++ side writes it: (2,), (2, 3)."""
+    return str(tuple(int(d) for d in shape))
+
+
 def _integers(a, what, where, low, high):
     """An array of whole numbers in [low, high): integer dtype, or floats that are integral."""
     a = np.asarray(a)
@@ -229,12 +234,13 @@ class Release:
 # ---- networks ----------------------------------------------------------------------------------
 
 class NetworkBuilder:
-    """Collects populations and projections; build() validates them all (NetworkBuilder::build).
+    """Collects populations, projections and operators; build() validates them all (NetworkBuilder::build).
     dt: ms per tick (default 1.0), saved with the network: trace times, rates in Hz and Poisson
     sources' per-tick probabilities use it; the dynamics are in ticks."""
 
     def __init__(self, *, dt=1.0):
-        self._populations, self._projections, self._sizes = [], [], {}
+        self._populations, self._projections, self._operators, self._sizes = [], [], [], {}
+        self._shapes = {}
         self._dt = float(dt)
 
     def add_population(self, name, shape, model, *, bias=None):
@@ -246,6 +252,7 @@ class NetworkBuilder:
         if name in self._sizes:
             raise ModelError(f"population '{name}': name is used twice")
         self._sizes[name] = (len(self._populations), math.prod(shape))
+        self._shapes[name] = shape
         bias = None if bias is None else np.atleast_1d(np.asarray(bias, np.float64))
         self._populations.append((name, shape, model.spec, bias))
         return name
@@ -260,12 +267,75 @@ class NetworkBuilder:
                 raise ModelError(f"{where}: '{end}' is not a population")
         if isinstance(connectivity, Sparse) and connectivity.delay is not None and delay:
             raise ModelError(f"{where}: has per-synapse delays, so it takes no delay={delay}")
-        release = release or Release()
         (s, n_source), (t, n_target) = self._sizes[source], self._sizes[target]
         self._projections.append(dict(
             name=name, source=s, target=t, connectivity=connectivity._lower(n_source, n_target, where),
-            delay=int(_integers(delay, "delay", where, 0, 2 ** 24 + 1)), release=release.mode,
-            mask_ratio=release.mask_ratio, compensate=release.compensate, spread=release.spread, role=role))
+            delay=int(_integers(delay, "delay", where, 0, 2 ** 24 + 1)), **self._release(release, ""), role=role))
+        return name
+
+    def _population(self, name, where):
+        if name not in self._sizes:
+            raise ModelError(f"{where}: names population '{name}', which does not exist")
+        return self._sizes[name][0]
+
+    @staticmethod
+    def _dataset(a, name, expected, where):
+        """An operator's array in the model file's layout; its shape is the file's dataset shape."""
+        a = np.asarray(a, np.float32)
+        if a.shape != tuple(expected):
+            raise ModelError(f"{where}: dataset '{name}' has shape {_shape_text(a.shape)}, expected "
+                             f"{_shape_text(expected)}")
+        return a.ravel()
+
+    @staticmethod
+    def _release(r, prefix):
+        r = r or Release()
+        return {prefix + "release": r.mode, prefix + "mask_ratio": r.mask_ratio,
+                prefix + "compensate": r.compensate, prefix + "spread": r.spread}
+
+    def add_attention(self, name, *, q, k, v, scores, output, scale, heads, window, shift=0, bias, mask=None,
+                      q_release=None, k_release=None, score_release=None):
+        """A softmax_attention operator (docs/model-format.md, "Operators"): q, k, v, output spiking
+        populations of one shape (C, H, W); scores of shape (windows, heads, tokens, tokens), tokens =
+        window²; bias (heads, tokens, tokens); mask (windows, tokens, tokens) or None; releases of
+        mode 'none' or 'spike' (default none). Returns the operator's name."""
+        where = f"operator '{name}'"
+        ids = {role: self._population(pop, where) for role, pop in
+               dict(q=q, k=k, v=v, scores=scores, output=output).items()}
+        heads, window, shift = (int(_integers(x, what, where, 0, 2 ** 31)) for x, what in
+                                ((heads, "heads"), (window, "window"), (shift, "shift")))
+        tokens = window * window
+        score_shape = self._shapes[scores]
+        op = dict(kind="softmax_attention", name=name, **ids, heads=heads, window=window, shift=shift,
+                  scale=float(scale), bias=self._dataset(bias, "bias", (heads, tokens, tokens), where),
+                  mask=None if mask is None else self._dataset(
+                      mask, "mask", (score_shape[0] if len(score_shape) == 4 else 0, tokens, tokens), where))
+        for prefix, r in (("q_", q_release), ("k_", k_release), ("score_", score_release)):
+            op.update(self._release(r, prefix))
+        self._operators.append(op)
+        return name
+
+    def add_layer_norm_head(self, name, *, sources, output, eps, source_weight, offset, gamma, beta, weight):
+        """A layer_norm_head operator (docs/model-format.md, "Operators"): the spikes of `sources`
+        (token maps (C, H, W) or (C, N) of one shape) summed with source_weight (sources, C) plus
+        offset (C), normalised over channels (LayerNorm: eps, gamma (C), beta (C)), averaged over
+        positions and mapped by weight (n_out, C) into the readout `output`. Returns its name."""
+        where = f"operator '{name}'"
+        sources = [sources] if isinstance(sources, str) else list(sources)
+        if not sources:
+            raise ModelError(f"{where}: attribute 'sources' names no population")
+        ids = [self._population(s, where) for s in sources]
+        out = self._population(output, where)
+        shape = self._shapes[sources[0]]
+        if len(shape) < 2:
+            raise ModelError(f"{where}: sources must be token maps (C, H, W) or (C, N)")
+        c = shape[0]
+        self._operators.append(dict(
+            kind="layer_norm_head", name=name, sources=ids, output=out, eps=float(eps),
+            source_weight=self._dataset(source_weight, "source_weight", (len(ids), c), where),
+            offset=self._dataset(offset, "offset", (c,), where), gamma=self._dataset(gamma, "gamma", (c,), where),
+            beta=self._dataset(beta, "beta", (c,), where),
+            weight=self._dataset(weight, "weight", (self._sizes[output][1], c), where)))
         return name
 
     def build(self, readout=None):
@@ -275,7 +345,7 @@ class NetworkBuilder:
             readout = readouts[0] if len(readouts) == 1 else ""
         elif readout not in self._sizes:
             raise ModelError(f"readout '{readout}' is not a population")
-        return Network(_quantal.build(self._populations, self._projections, readout, self._dt))
+        return Network(_quantal.build(self._populations, self._projections, self._operators, readout, self._dt))
 
 
 Spikes = namedtuple("Spikes", "sample tick node_id")
