@@ -507,6 +507,38 @@ Stimulus stimulus(const LoadedModel& model, const Network& net, const double* im
     return s;
 }
 
+// Ctrl-C while C++ works with the GIL released: Python's own SIGINT handler only flags the signal,
+// and the calling thread runs it (with the GIL) when stop() asks, e.g. before each of its samples.
+// KeyboardInterrupt stops the work (stop() is true from then on); any other exception a user's
+// handler raises stops it too, and raise_other() raises it once the work has returned.
+class PythonInterrupt {
+public:
+    bool stop() {
+        if (interrupted_.load()) return true;
+        if (std::this_thread::get_id() != caller_) return false;
+        const py::gil_scoped_acquire locked;
+        if (PyErr_CheckSignals() == 0) return false;
+        if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
+            PyErr_Clear();
+        else
+            PyErr_Fetch(&type_, &value_, &traceback_);
+        interrupted_.store(true);
+        return true;
+    }
+    bool interrupted() const { return interrupted_.load(); }
+    void raise_other() {
+        if (!type_) return;
+        PyErr_Restore(type_, value_, traceback_);
+        type_ = value_ = traceback_ = nullptr;
+        throw py::error_already_set();
+    }
+
+private:
+    const std::thread::id caller_ = std::this_thread::get_id();
+    std::atomic<bool> interrupted_{false};
+    PyObject *type_ = nullptr, *value_ = nullptr, *traceback_ = nullptr;
+};
+
 py::dict run(const Model& m,
              const std::optional<py::array_t<double, py::array::c_style | py::array::forcecast>>& images,
              const RunRequest& q) {
@@ -563,24 +595,8 @@ py::dict run(const Model& m,
         meta.command_line = "quantal Python module: Network.run(trace=...)";
         trace.emplace(*q.trace, net, topts, meta);
     }
-    // Ctrl-C: Python's own SIGINT handler only flags the signal; the calling thread runs it (with
-    // the GIL) before each of its samples. KeyboardInterrupt stops the run after the samples under
-    // way; any other exception a user's handler raises stops it too and is raised after.
-    const auto caller = std::this_thread::get_id();
-    std::atomic<bool> interrupted{false};
-    PyObject *raised_type = nullptr, *raised_value = nullptr, *raised_traceback = nullptr;
-    const std::function<bool()> stop = [&] {
-        if (interrupted.load()) return true;
-        if (std::this_thread::get_id() != caller) return false;
-        const py::gil_scoped_acquire locked;
-        if (PyErr_CheckSignals() == 0) return false;
-        if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
-            PyErr_Clear();
-        else
-            PyErr_Fetch(&raised_type, &raised_value, &raised_traceback);
-        interrupted.store(true);
-        return true;
-    };
+    PythonInterrupt interrupt;
+    const std::function<bool()> stop = [&] { return interrupt.stop(); };
     {
         const py::gil_scoped_release unlocked;
         RunOptions options;
@@ -594,7 +610,7 @@ py::dict run(const Model& m,
         // The engine keeps every population's spikes when asked: only ask when some are wanted.
         const bool any_recorded = std::find(recorded.begin(), recorded.end(), true) != recorded.end() ||
                                   !q.potentials.empty() || trace;
-        for (std::uint64_t first = 0; first < q.samples && !interrupted.load();) {
+        for (std::uint64_t first = 0; first < q.samples && !interrupt.interrupted();) {
             std::uint64_t n = std::min(batch, q.samples - first);
             if (first < q.record_samples) n = std::min(n, q.record_samples - first); // one recording setting per batch
             options.record_spikes = any_recorded && first < q.record_samples;
@@ -613,11 +629,8 @@ py::dict run(const Model& m,
             first += n;
         }
     }
-    if (trace) trace->finish(interrupted.load() ? TraceStatus::interrupted : TraceStatus::complete);
-    if (raised_type) {
-        PyErr_Restore(raised_type, raised_value, raised_traceback);
-        throw py::error_already_set();
-    }
+    if (trace) trace->finish(interrupt.interrupted() ? TraceStatus::interrupted : TraceStatus::complete);
+    interrupt.raise_other();
 
     // S: the completed samples, all of them unless interrupted.
     const auto S = py::ssize_t(a.prediction.size()), P = py::ssize_t(net.populations().size()),
@@ -666,7 +679,7 @@ py::dict run(const Model& m,
         release.append(py::make_tuple(mode_name(p.release.mode), p.release.mask_ratio));
     out["release"] = release;
     out["targeted"] = targeted;
-    out["interrupted"] = interrupted.load();
+    out["interrupted"] = interrupt.interrupted();
     return out;
 }
 
@@ -675,21 +688,8 @@ py::dict run(const Model& m,
 // InputError with CLI11's message. Used by quantal.sweep. Ctrl-C stops a sweep after its current
 // work unit (saved in its state file): returns the message saying so, or "" when it completed.
 std::string command(const std::vector<std::string>& args) {
-    std::atomic<bool> interrupted{false};
-    PyObject *raised_type = nullptr, *raised_value = nullptr, *raised_traceback = nullptr;
-    const auto caller = std::this_thread::get_id();
-    std::function<bool()> stop = [&] { // as run()'s: KeyboardInterrupt stops, another exception is raised after
-        if (interrupted.load()) return true;
-        if (std::this_thread::get_id() != caller) return false;
-        const py::gil_scoped_acquire locked;
-        if (PyErr_CheckSignals() == 0) return false;
-        if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
-            PyErr_Clear();
-        else
-            PyErr_Fetch(&raised_type, &raised_value, &raised_traceback);
-        interrupted.store(true);
-        return true;
-    };
+    PythonInterrupt interrupt; // as run()'s: KeyboardInterrupt stops, another exception is raised after
+    const std::function<bool()> stop = [&] { return interrupt.stop(); };
     CLI::App app;
     cli::add_commands(app, stop);
     std::vector<const char*> argv{"quantal"};
@@ -705,10 +705,7 @@ std::string command(const std::vector<std::string>& args) {
             stopped = e.what();
         }
     }
-    if (raised_type) {
-        PyErr_Restore(raised_type, raised_value, raised_traceback);
-        throw py::error_already_set();
-    }
+    interrupt.raise_other();
     return stopped;
 }
 
