@@ -14,29 +14,14 @@
 #include "sim/errors.hpp"
 #include "sim/tick_calendar.hpp"
 #include "support/random_network.hpp"
+#include "support/same_result.hpp"
 
 using namespace quantal;
 using quantal::testing::random_case;
 
+using quantal::testing::require_same;
+
 namespace {
-
-std::vector<std::uint64_t> counts(const EnergyLedger& l) {
-    std::vector<std::uint64_t> c;
-    for (const auto& p : l.populations) c.insert(c.end(), {p.spikes, p.updates, p.drift_ticks, p.wakeups, p.macs});
-    for (const auto& p : l.projections) c.insert(c.end(), {p.spikes_in, p.masked_spikes, p.attempted, p.transmitted});
-    for (const auto& p : l.operators) c.insert(c.end(), {p.coincidences, p.deliveries, p.macs, p.masked_spikes});
-    return c;
-}
-
-void require_same(const SampleResult& a, const SampleResult& b) {
-    REQUIRE(a.spikes == b.spikes);
-    REQUIRE(counts(a.ledger) == counts(b.ledger));
-    REQUIRE(a.readouts.size() == b.readouts.size());
-    for (std::size_t r = 0; r < a.readouts.size(); ++r) {
-        REQUIRE(a.readouts[r].ticks == b.readouts[r].ticks);
-        REQUIRE(a.readouts[r].values == b.readouts[r].values);
-    }
-}
 
 std::string scratch_file(const std::string& name) {
     return (std::filesystem::temp_directory_path() / ("quantal_test_checkpoint_" + name)).string();
