@@ -1,5 +1,6 @@
 // Reading a model for a command: --load-timeout, and the contained read of io/contained.hpp.
 #include <cstdio>
+#include <iostream>
 #include <limits>
 #include <new>
 
@@ -23,8 +24,11 @@ LoadedModel load_model(const std::string& path, std::optional<double> load_timeo
     const double seconds = load_timeout.value_or(default_read_seconds(path));
     const bool nir = path.size() >= 4 && path.compare(path.size() - 4, 4, ".nir") == 0;
     try { // parsed in a child process first: libhdf5 may crash or hang on a damaged file (io/contained.hpp)
-        return read_contained(path, seconds, [&] { return nir ? read_nir(path, NirOptions{dt_ms.value_or(default_dt_ms)}) : read_model_file(path, dt_ms);
+        auto model = read_contained(path, seconds, [&] { return nir ? read_nir(path, NirOptions{dt_ms.value_or(default_dt_ms)}) : read_model_file(path, dt_ms);
         });
+        if (const auto rounded = model.rounded_to_float.text(); !rounded.empty())
+            std::cerr << "quantal: warning: " << rounded << '\n'; // names the file: `first` starts with the path
+        return model;
     } catch (const std::bad_alloc&) {
         throw InputError(path + ": is too large to load (or corrupt)");
     }

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <numeric>
 #include <set>
 
@@ -46,7 +47,8 @@ std::int64_t whole(double v, std::int64_t lo, std::int64_t hi, const std::string
 // object's other settings), so no value in a file is silently ignored.
 class Item {
 public:
-    Item(h5::Handle group, std::string where) : group_(std::move(group)), where_(std::move(where)) {}
+    Item(h5::Handle group, std::string where, FloatRounding& rounding)
+        : group_(std::move(group)), where_(std::move(where)), rounding_(&rounding) {}
     const std::string& where() const { return where_; }
     [[noreturn]] void fail(const std::string& what) const { quantal::fail(where_, what); }
 
@@ -113,7 +115,21 @@ public:
         auto a = array(name);
         if (a.shape != expected)
             fail("dataset '" + name + "' has shape " + h5::shape_text(a.shape) + ", expected " + h5::shape_text(expected));
-        return {a.values.begin(), a.values.end()};
+        return to_float(name, a.values);
+    }
+    // quantal holds weights (and the other float datasets) in float32: a float64 value beyond its
+    // range is refused, one it cannot hold exactly is rounded and counted (the loader warns).
+    std::vector<float> to_float(const std::string& name, const std::vector<double>& values) {
+        std::vector<float> out(values.size());
+        for (std::size_t i = 0; i < values.size(); ++i) {
+            const double x = values[i];
+            if (std::abs(x) > double(std::numeric_limits<float>::max()))
+                fail("dataset '" + name + "'[" + std::to_string(i) + "] is " + number_text(x) +
+                     ", beyond float32's range (quantal holds these values in float32)");
+            out[i] = float(x);
+            if (double(out[i]) != x) rounding_->add(where_ + ", dataset '" + name + "'", std::abs(double(out[i]) - x) / std::abs(x));
+        }
+        return out;
     }
     // A one-dimensional integer dataset (any stored type; floats only when integral), narrowed
     // to T after its range check.
@@ -136,7 +152,7 @@ public:
 
     Item group(const std::string& name, const std::string& where) {
         used_links_.insert(name);
-        return Item(h5::open_group(group_, name, where), where);
+        return Item(h5::open_group(group_, name, where), where, *rounding_);
     }
     // The members of a collection group, in the order its `order` attribute gives (else HDF5's).
     std::vector<std::string> members() {
@@ -169,6 +185,7 @@ public:
 private:
     h5::Handle group_;
     std::string where_;
+    FloatRounding* rounding_;
     std::set<std::string> used_attributes_, used_links_;
 };
 
@@ -238,7 +255,7 @@ Conv2d read_conv(Item& g, const Shape& source, const Shape& target) {
                    " = (C_out, C_in / groups, kh, kw) for " + h5::shape_text(source) + " -> " + h5::shape_text(target));
     }
     c.kernel = {w.shape[2], w.shape[3]};
-    c.weight.assign(w.values.begin(), w.values.end());
+    c.weight = g.to_float("weight", w.values);
     c.stride = g.pair("stride", 1, {1, 1});
     c.padding = g.pair("padding", 0, {0, 0});
     c.dilation = g.pair("dilation", 1, {1, 1});
@@ -263,20 +280,17 @@ Connectivity read_connectivity(Item& g, const std::string& kind, const Shape& so
     }
     if (kind == "one_to_one") {
         if (!g.has_dataset("weight")) return OneToOne{{1.0f}};
-        const auto w = g.vector("weight", element_count(target), true);
-        return OneToOne{{w.begin(), w.end()}};
+        return OneToOne{g.to_float("weight", g.vector("weight", element_count(target), true))};
     }
     if (kind == "sparse") {
         Sparse s;
         s.row_begin = g.integers<std::uint64_t>("row_begin", 0, std::int64_t{1} << 53);
         s.target = g.integers<std::uint32_t>("target", 0, UINT32_MAX);
         const std::int64_t nnz = std::int64_t(s.target.size());
-        const auto w = g.vector("weight", nnz, false);
-        s.weight.assign(w.begin(), w.end());
+        s.weight = g.to_float("weight", g.vector("weight", nnz, false));
         if (g.has_dataset("delay")) s.delay = g.integers<std::uint32_t>("delay", 0, max_delay);
         if (g.has_dataset("probability")) {
-            const auto q = g.vector("probability", nnz, false);
-            s.probability.assign(q.begin(), q.end());
+            s.probability = g.to_float("probability", g.vector("probability", nnz, false));
         }
         if (s.row_begin.empty() || s.row_begin.back() != s.target.size())
             g.fail("sparse arrays disagree: row_begin ends at " + std::to_string(s.row_begin.empty() ? 0 : s.row_begin.back()) +
@@ -518,8 +532,17 @@ AnnBaseline read_ann(Item& g) {
 
 } // namespace
 
+std::string FloatRounding::text() const {
+    if (values == 0) return {};
+    char rel[32];
+    std::snprintf(rel, sizeof rel, "%.2g", max_relative);
+    return std::to_string(values) + " float64 value" + (values == 1 ? "" : "s") +
+           " rounded to float32, quantal's precision for weights (largest relative change " + rel + "; first: " + first + ")";
+}
+
 LoadedModel read_model_file(const std::string& path, std::optional<double> dt_ms) {
-    Item root(h5::open_file(path), path);
+    LoadedModel out;
+    Item root(h5::open_file(path), path, out.rounded_to_float);
     const auto format = root.has_attribute("format") ? root.text("format") : "";
     if (format != "quantal-model") root.fail("attribute 'format' is '" + format + "', expected 'quantal-model'");
     const auto version = root.integer("format_version", INT32_MIN, INT32_MAX);
@@ -530,7 +553,6 @@ LoadedModel read_model_file(const std::string& path, std::optional<double> dt_ms
         root.fail("format_version " + std::to_string(version) + " is not supported (this reader: " +
                   std::to_string(format_version) + ")");
 
-    LoadedModel out;
     NetworkBuilder builder;
     if (root.has_attribute("dt")) { // ms per tick; without it the documented default
         const auto unit = root.text("time_unit", "ms");

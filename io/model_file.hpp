@@ -25,6 +25,19 @@ struct AnalogInput {
     std::optional<std::array<std::int64_t, 2>> pad_to; // centred zero padding of (H, W)
 };
 
+// Float64 values of a file's float datasets (weights, biases, probabilities) that float32, which
+// quantal holds them in, cannot represent exactly: rounded to the nearest float32, counted here.
+struct FloatRounding {
+    std::uint64_t values = 0;
+    double max_relative = 0; // largest |rounded - stored| / |stored|
+    std::string first;       // the first dataset with a rounded value
+    void add(const std::string& dataset, double relative) {
+        if (values++ == 0) first = dataset;
+        if (relative > max_relative) max_relative = relative;
+    }
+    std::string text() const; // one line for a warning; empty when nothing was rounded
+};
+
 struct LoadedModel {
     Network network;
     std::vector<AnalogInput> inputs;
@@ -33,6 +46,7 @@ struct LoadedModel {
     // The file's own dt (ms per tick), if it gives one; the network then has it (else
     // default_dt_ms). A NIR graph has none: it is discretised with NirOptions::dt_ms.
     std::optional<double> file_dt_ms;
+    FloatRounding rounded_to_float;
 };
 
 struct ModelFileInfo {

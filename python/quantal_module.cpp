@@ -239,7 +239,8 @@ std::shared_ptr<Model> build(const py::list& populations, const py::list& projec
     return m;
 }
 
-// The model and, when `dt_ms` overrides a different dt of the file, the warning `quantal run` prints.
+// The model and the warnings `quantal run` prints: `dt_ms` overriding a different dt of the file,
+// float64 values rounded to float32.
 py::tuple load(const std::string& path, std::optional<double> dt_ms) {
     (void)default_read_seconds(path); // the CLI's message for a file that cannot be examined
     const bool nir = path.size() >= 4 && path.compare(path.size() - 4, 4, ".nir") == 0;
@@ -253,7 +254,10 @@ py::tuple load(const std::string& path, std::optional<double> dt_ms) {
         dt = cli::resolve_dt(m->loaded, dt_ms, path);
     }
     m->origin = path;
-    return py::make_tuple(m, dt.warning);
+    py::list warnings;
+    for (const auto& w : {dt.warning, m->loaded.rounded_to_float.text()})
+        if (!w.empty()) warnings.append(w);
+    return py::make_tuple(m, warnings);
 }
 
 // ---- introspection ---------------------------------------------------------------------------

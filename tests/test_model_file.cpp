@@ -868,6 +868,39 @@ TEST_CASE("an integral float where an integer is expected is read exactly", "[mo
     std::filesystem::remove(path);
 }
 
+TEST_CASE("float64 weights are held in float32: rounding is counted, out-of-range values refused", "[model_file]") {
+    const auto path = write_every_kind("float64.h5");
+    SECTION("values float32 holds exactly are read as they are, nothing reported") {
+        { Edit(path).doubles("/projections/skip/weight", {0.5, 1.0, 1.5, 2.0, 2.5}); }
+        const auto m = read_model_file(path);
+        CHECK(m.rounded_to_float.values == 0);
+        CHECK(m.rounded_to_float.text().empty());
+        CHECK(std::get<OneToOne>(m.network.connectivity(3)).weight == std::vector<float>{0.5f, 1.0f, 1.5f, 2.0f, 2.5f});
+    }
+    SECTION("values float32 cannot hold are rounded to nearest and counted, naming the first dataset") {
+        const std::vector<double> w{0.1, 1.0, 1.0 / 3.0, 2.0, 1e-3};
+        { Edit(path).doubles("/projections/skip/weight", w); }
+        const auto m = read_model_file(path);
+        double largest = 0;
+        for (double x : w) largest = std::max(largest, std::abs(double(float(x)) - x) / std::abs(x));
+        CHECK(m.rounded_to_float.values == 3);
+        CHECK(m.rounded_to_float.max_relative == largest);
+        CHECK(largest > 0);
+        CHECK_THAT(m.rounded_to_float.first, Contains(path) && Contains("projection 'skip'") && Contains("'weight'"));
+        CHECK_THAT(m.rounded_to_float.text(), Contains("3 float64 values rounded to float32"));
+        CHECK(std::get<OneToOne>(m.network.connectivity(3)).weight ==
+              std::vector<float>{float(w[0]), 1.0f, float(w[2]), 2.0f, float(w[4])});
+    }
+    std::filesystem::remove(path);
+}
+
+TEST_CASE("a float64 weight beyond float32's range is refused, not made infinite", "[model_file]") {
+    check_refused({{"a weight beyond float32's range",
+                    [](const Edit& e) { e.doubles("/projections/skip/weight", {0.5, 1.0, 1e39, 2.0, 2.5}); },
+                    {"projection 'skip'", "'weight'[2]", "e+38", "beyond float32's range"}}},
+                  "float64_range.h5");
+}
+
 TEST_CASE("models that cannot mean anything are refused", "[model_file]") {
     check_refused(
         {

@@ -620,10 +620,11 @@ def _squeezed(shape):
 
 def load(path, dt=None):
     """A quantal model file (.h5) or a NIR graph (.nir, discretised with dt ms per tick, default 1.0).
-    A model file's own dt is used unless dt is given (a warning when they differ), else 1.0 ms."""
-    model, warning = _quantal.load(str(path), None if dt is None else float(dt))
-    if warning:
-        warnings.warn(warning, stacklevel=2)
+    A model file's own dt is used unless dt is given (a warning when they differ), else 1.0 ms;
+    float64 values that float32 (quantal's weight precision) cannot hold exactly: a warning."""
+    model, messages = _quantal.load(str(path), None if dt is None else float(dt))
+    for message in messages:
+        warnings.warn(message, stacklevel=2)
     return Network(model)
 
 
