@@ -239,6 +239,36 @@ def test_python_load_warns_when_dt_overrides_the_files(tmp_path):
         quantal.load(model, dt=float("nan"))
 
 
+def test_float64_weights_are_rounded_with_a_warning_and_run_as_their_float32(tmp_path):
+    """quantal holds weights in float32 (docs/model-format.md): a float64 file's weights are rounded
+    to nearest, said once per load, and run exactly as the same file written in float32."""
+    wide, narrow = tmp_path / "f64.h5", tmp_path / "f32.h5"
+    for path in (wide, narrow):
+        write_model(path, dt=1.0)
+    w = np.random.default_rng(5).uniform(0.0, 0.5, (10, 12))   # not representable in float32
+    with h5py.File(wide, "a") as f:
+        del f["projections/in/weight"]
+        f["projections/in/weight"] = w
+    with h5py.File(narrow, "a") as f:
+        f["projections/in/weight"][...] = w.astype(np.float32)
+    largest = np.max(np.abs(w.astype(np.float32) - w) / w)
+    with pytest.warns(UserWarning, match=r"120 float64 values rounded to float32") as caught:
+        quantal.load(wide)
+    assert "projection 'in', dataset 'weight'" in str(caught[0].message)
+    assert f"{largest:.2g}" in str(caught[0].message)
+    traces = {}
+    for path in (wide, narrow):
+        traces[path] = str(tmp_path / (path.stem + ".trace.h5"))
+        proc = run_quantal("--model", path, "--ticks", TICKS, "--samples", SAMPLES, "--seed", SEED,
+                           "--trace", traces[path])
+        assert ("120 float64 values rounded to float32" in proc.stderr) == (path == wide), proc.stderr
+    with h5py.File(traces[wide], "r") as a, h5py.File(traces[narrow], "r") as b:
+        for name in ("hid", "lif", "cuba"):
+            np.testing.assert_array_equal(a[f"spikes/{name}/timestamps"][()], b[f"spikes/{name}/timestamps"][()])
+            np.testing.assert_array_equal(a[f"spikes/{name}/node_ids"][()], b[f"spikes/{name}/node_ids"][()])
+        assert len(a["spikes/hid/node_ids"]) > 0
+
+
 @pytest.mark.parametrize("make, words", [
     (lambda q: q.IF(threshold=np.ones(9), v0=0.0), "threshold has 9 values, expected 1 or 10"),
     (lambda q: q.IF(threshold=1.0, v0=np.array([0.0] * 9 + [np.nan])), "v0[9] is not finite"),
