@@ -473,11 +473,12 @@ int run_command(RunCommandOptions& o) {
     // Batches are checkpointed at sample boundaries only.
     const std::uint64_t batch = o.threads > 1 ? std::uint64_t(o.threads) * (trace ? 2 : 16) : 1;
     const auto simulate_start = std::chrono::steady_clock::now();
-    Engine engine(net);
+    SampleBatches batches(net, o.threads); // the threads' engines, built once for the whole run
     try {
         while (done < stimuli.count() && !stop_signal) {
             const std::uint64_t first = done, n = std::min(batch, stimuli.count() - done);
             if (n == 1 || open_sample) {
+                Engine& engine = batches.first_engine();
                 const auto stimulus = stimuli.make(first);
                 SpikeSink* sink = trace ? &*trace : nullptr;
                 if (open_sample) { // the trace reopened this sample with its spikes so far
@@ -510,7 +511,7 @@ int run_command(RunCommandOptions& o) {
             for (std::uint64_t k = first; k < first + n; ++k) inputs.push_back(stimuli.make(k));
             RunOptions recorded = run;
             recorded.record_spikes = trace.has_value() && (!o.record_samples || first < *o.record_samples);
-            const auto results = run_batch(net, inputs, recorded, o.offset + first, o.threads);
+            const auto results = batches.run(inputs, recorded, o.offset + first);
             for (std::uint64_t k = 0; k < n; ++k) {
                 if (trace) {
                     trace->begin_sample(o.offset + first + k, stimuli.label(first + k));

@@ -614,6 +614,7 @@ py::dict run(const Model& m,
         // The engine keeps every population's spikes when asked: only ask when some are wanted.
         const bool any_recorded = std::find(recorded.begin(), recorded.end(), true) != recorded.end() ||
                                   !q.potentials.empty() || trace;
+        SampleBatches batches(net, q.threads);
         for (std::uint64_t first = 0; first < q.samples && !interrupt.interrupted();) {
             std::uint64_t n = std::min(batch, q.samples - first);
             if (first < q.record_samples) n = std::min(n, q.record_samples - first); // one recording setting per batch
@@ -621,7 +622,7 @@ py::dict run(const Model& m,
             std::vector<Stimulus> stimuli;
             for (std::uint64_t k = first; k < first + n; ++k)
                 stimuli.push_back(stimulus(m.loaded, net, data, values, q, k));
-            const auto results = run_batch(net, stimuli, options, q.first_sample + first, q.threads, stop);
+            const auto results = batches.run(stimuli, options, q.first_sample + first, stop);
             for (const auto& r : results) {
                 collect(net, readout, recorded, r, q.costs, a);
                 if (!trace) continue;

@@ -886,19 +886,33 @@ void Engine::restore(const EngineState& state, const Stimulus& stimulus, const R
 
 std::vector<SampleResult> run_batch(const Network& net, std::span<const Stimulus> stimuli, const RunOptions& options,
                                     std::uint64_t first_sample, int threads, const std::function<bool()>& stop) {
+    return SampleBatches(net, threads).run(stimuli, options, first_sample, stop);
+}
+
+SampleBatches::SampleBatches(const Network& net, int threads) : net_(net) {
     if (threads < 0 || threads > max_batch_threads)
         throw InputError("run_batch: threads must be 0 (OpenMP's default) to " + std::to_string(max_batch_threads) +
                          ", got " + std::to_string(threads));
     require_memory_for(net); // here, not first inside the threads' engines: it throws
+#ifdef _OPENMP
+    if (threads <= 0) threads = omp_get_max_threads();
+#endif
+    engines_.resize(std::size_t(std::max(threads, 1)));
+}
+
+Engine& SampleBatches::first_engine() {
+    if (!engines_.front()) engines_.front() = std::make_unique<Engine>(net_);
+    return *engines_.front();
+}
+
+std::vector<SampleResult> SampleBatches::run(std::span<const Stimulus> stimuli, const RunOptions& options,
+                                             std::uint64_t first_sample, const std::function<bool()>& stop) {
+    const int threads = int(engines_.size());
     std::vector<SampleResult> results(stimuli.size());
     std::vector<char> ran(stimuli.size(), 0); // char, not bool: threads write neighbouring entries
     std::atomic<bool> stopped{false};
     std::exception_ptr error;
     const long n = long(stimuli.size());
-#ifdef _OPENMP
-    if (threads <= 0) threads = omp_get_max_threads();
-#endif
-    threads = std::max(threads, 1);
     if (std::int64_t(threads) * options.threads_per_sample > max_batch_threads)
         throw InputError("run_batch: " + std::to_string(threads) + " threads over samples x " +
                          std::to_string(options.threads_per_sample) + " threads per sample exceed " +
@@ -910,7 +924,11 @@ std::vector<SampleResult> run_batch(const Network& net, std::span<const Stimulus
 #endif
 #pragma omp parallel num_threads(threads)
     {
-        Engine engine(net);
+        int self = 0;
+#ifdef _OPENMP
+        self = omp_get_thread_num();
+#endif
+        auto& engine = engines_[std::size_t(self)];
 #pragma omp for schedule(dynamic, 1)
         for (long i = 0; i < n; ++i) {
             try {
@@ -918,7 +936,8 @@ std::vector<SampleResult> run_batch(const Network& net, std::span<const Stimulus
                     stopped.store(true);
                     continue;
                 }
-                results[i] = engine.run(stimuli[i], options, first_sample + std::uint64_t(i));
+                if (!engine) engine = std::make_unique<Engine>(net_);
+                results[i] = engine->run(stimuli[i], options, first_sample + std::uint64_t(i));
                 ran[std::size_t(i)] = 1;
             } catch (...) {
 #pragma omp critical

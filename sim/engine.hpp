@@ -184,4 +184,21 @@ std::vector<SampleResult> run_batch(const Network& net, std::span<const Stimulus
                                     std::uint64_t first_sample = 0, int threads = 0,
                                     const std::function<bool()>& stop = {});
 
+// run_batch for a run of many batches: each thread's engine is built once, by the thread that
+// uses it, and kept for the next batch (a Swin-T-scale engine holds gigabytes: rebuilding it per
+// batch cost page faults and left freed state in per-thread malloc arenas).
+class SampleBatches {
+public:
+    SampleBatches(const Network& net, int threads); // threads as run_batch's, checked here
+    std::vector<SampleResult> run(std::span<const Stimulus> stimuli, const RunOptions& options,
+                                  std::uint64_t first_sample = 0, const std::function<bool()>& stop = {});
+    // Thread 0's engine, for a sample run on its own (streamed, checkpointed inside) between batches.
+    Engine& first_engine();
+    int threads() const { return int(engines_.size()); }
+
+private:
+    const Network& net_;
+    std::vector<std::unique_ptr<Engine>> engines_; // one per thread, built on first use
+};
+
 } // namespace quantal

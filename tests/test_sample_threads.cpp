@@ -241,3 +241,34 @@ TEST_CASE("threads within a sample: batches, nesting and refused counts", "[engi
     CHECK_THROWS_WITH(run_batch(c.net, stimuli, options(25, 512, 1), 0, 3),
                       Contains("3 threads over samples x 512 threads per sample exceed 1024"));
 }
+
+TEST_CASE("engines kept across batches give each sample the result of a fresh engine", "[engine][threads]") {
+    // quantal run and net.run keep one engine per thread for the whole run (SampleBatches): a
+    // sample must not see anything of the samples its engine ran before, in this batch or earlier.
+    const auto c = swin_block(4, Release{ReleaseMode::synapse, 0.3}, Release{ReleaseMode::spike, 0.3});
+    std::vector<Stimulus> stimuli;
+    for (int k = 0; k < 7; ++k) {
+        Stimulus s = c.stimulus;
+        for (auto& current : s.current)
+            for (auto& x : current) x *= 0.6 + 0.1 * k; // different activity per sample
+        stimuli.push_back(std::move(s));
+    }
+    std::vector<SampleResult> fresh;
+    for (std::size_t k = 0; k < stimuli.size(); ++k) fresh.push_back(Engine(c.net).run(stimuli[k], options(25, 1, 1), k));
+    CHECK(fresh[0].spikes != fresh[6].spikes);
+    SampleBatches batches(c.net, 2);
+    std::size_t done = 0;
+    for (std::size_t n : {3u, 1u, 2u, 1u}) { // uneven batches, and one sample alone on the first engine
+        const std::span batch(stimuli.data() + done, n);
+        const auto got = n == 1 && done == 3 ? std::vector{batches.first_engine().run(batch[0], options(25, 2, 1), done)}
+                                             : batches.run(batch, options(25, 1, 1), done);
+        REQUIRE(got.size() == n);
+        for (std::size_t i = 0; i < n; ++i) {
+            INFO("sample " << done + i);
+            require_same(fresh[done + i], got[i]);
+        }
+        done += n;
+    }
+    CHECK(batches.threads() == 2);
+    CHECK_THROWS_WITH(SampleBatches(c.net, -1), Contains("threads must be 0"));
+}
