@@ -364,9 +364,13 @@ int run_command(RunCommandOptions& o) {
 
     // What can be checked is checked before the trace file exists.
     if (stimuli.count() > 0) (void)stimuli.make(0);
-    for (const auto& name : o.record)
-        if (!net.find_population(name))
-            throw InputError(o.model + ": --record names population '" + name + "', which is not in the model");
+    std::vector<bool> recorded_populations; // empty: all (the trace's default)
+    for (const auto& name : o.record) {
+        const auto p = net.find_population(name);
+        if (!p) throw InputError(o.model + ": --record names population '" + name + "', which is not in the model");
+        recorded_populations.resize(net.populations().size());
+        recorded_populations[*p] = true;
+    }
     std::vector<PotentialProbe> probes;
     for (const auto& spec : o.record_v) {
         probes.push_back(parse_record_v(spec, net, o.model));
@@ -476,7 +480,9 @@ int run_command(RunCommandOptions& o) {
     SampleBatches batches(net, o.threads); // the threads' engines, built once for the whole run
     try {
         while (done < stimuli.count() && !stop_signal) {
-            const std::uint64_t first = done, n = std::min(batch, stimuli.count() - done);
+            const std::uint64_t first = done;
+            std::uint64_t n = std::min(batch, stimuli.count() - done);
+            if (o.record_samples && first < *o.record_samples) n = std::min(n, *o.record_samples - first); // one recording setting per batch
             if (n == 1 || open_sample) {
                 Engine& engine = batches.first_engine();
                 const auto stimulus = stimuli.make(first);
@@ -511,6 +517,7 @@ int run_command(RunCommandOptions& o) {
             for (std::uint64_t k = first; k < first + n; ++k) inputs.push_back(stimuli.make(k));
             RunOptions recorded = run;
             recorded.record_spikes = trace.has_value() && (!o.record_samples || first < *o.record_samples);
+            recorded.record_populations = recorded_populations; // a batch holds only the spikes the trace keeps
             const auto results = batches.run(inputs, recorded, o.offset + first);
             for (std::uint64_t k = 0; k < n; ++k) {
                 if (trace) {

@@ -115,7 +115,8 @@ struct Engine::State {
     std::uint64_t seed = 0;
     SampleResult result;
     SpikeSink* sink = nullptr;
-    bool record = false;
+    bool record = false;          // RunOptions::record_spikes
+    std::vector<char> recording;  // per population: its spikes are kept in the result
     PotentialRecorder potentials; // RunOptions::potentials
     bool started = false; // a sample was started and not finished
     Tick next = 0;        // the next tick with work (>= horizon: the sample is done)
@@ -412,7 +413,7 @@ void Engine::State::update(PopulationId p, Tick t) {
     ps.fired_tick = t;
     result.ledger.populations[p].spikes += ps.fired.size();
     if (sink) sink->on_spikes(p, t, ps.fired);
-    if (record)
+    if (recording[p])
         for (std::uint32_t j : ps.fired) result.spikes.push_back({t, p, j});
     propagate(p, t);
     for (PopulationId target : net.operator_targets(p)) pops[target].held_input_at = t;
@@ -674,8 +675,15 @@ void Engine::State::begin(const Stimulus& stimulus, const RunOptions& options, s
                          std::to_string(options.threads_per_sample));
     validate(stimulus);
     PotentialRecorder::validate(net, options.potentials);
+    const auto& only = options.record_populations;
+    if (!only.empty() && only.size() != net.populations().size())
+        throw InputError("run: record_populations has " + std::to_string(only.size()) + " flags for " +
+                         std::to_string(net.populations().size()) + " populations");
     sink = to;
     record = options.record_spikes;
+    recording.assign(net.populations().size(), record);
+    if (record && !only.empty())
+        for (std::size_t p = 0; p < only.size(); ++p) recording[p] = only[p];
     reset(stimulus, options, sample);
     potentials.reset(net, options.potentials, pops);
     if (record) result.potentials.resize(options.potentials.size());

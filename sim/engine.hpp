@@ -54,6 +54,9 @@ struct RunOptions {
     std::uint64_t seed = 0;        // run seed; streams are keyed by (seed, sample, stream)
     std::vector<Tick> observe;     // ticks at which readouts are recorded (empty: the last tick)
     bool record_spikes = false;    // keep every spike (and probed potential) in SampleResult
+    // With record_spikes: the populations whose spikes are kept, one flag per population (empty:
+    // all). A Swin-T sample fires 10^8 spikes: keeping all of them for a batch held gigabytes.
+    std::vector<bool> record_populations;
     std::vector<PotentialProbe> potentials; // at most one per population; not spike sources
     UpdatePath update_path = UpdatePath::automatic;
     // OpenMP threads inside one sample, 1 to max_batch_threads (more is refused); the result is

@@ -242,6 +242,32 @@ TEST_CASE("threads within a sample: batches, nesting and refused counts", "[engi
                       Contains("3 threads over samples x 512 threads per sample exceed 1024"));
 }
 
+TEST_CASE("record_populations keeps only the chosen populations' spikes, and changes nothing else", "[engine][threads]") {
+    const auto c = swin_block(4, Release{ReleaseMode::synapse, 0.3}, Release{ReleaseMode::spike, 0.3});
+    RunOptions all = options(25, 1, 1);
+    all.record_spikes = true;
+    const auto full = Engine(c.net).run(c.stimulus, all, 3);
+    std::vector<bool> only(c.net.populations().size(), false);
+    only[1] = only[only.size() - 2] = true;
+    std::vector<SpikeRecord> expected;
+    for (const auto& s : full.spikes)
+        if (only[s.population]) expected.push_back(s);
+    REQUIRE(!expected.empty());
+    REQUIRE(expected.size() < full.spikes.size());
+    RunOptions some = all;
+    some.record_populations = only;
+    for (int within : {1, 2}) {
+        some.threads_per_sample = within;
+        const auto got = run_batch(c.net, std::span(&c.stimulus, 1), some, 3, 1).front();
+        CHECK(got.spikes == expected);
+        auto unrecorded = got;
+        unrecorded.spikes = full.spikes; // everything else (readouts, ledger) is the full run's
+        require_same(full, unrecorded);
+    }
+    some.record_populations.pop_back();
+    CHECK_THROWS_WITH(Engine(c.net).run(c.stimulus, some, 0), Contains("record_populations has"));
+}
+
 TEST_CASE("engines kept across batches give each sample the result of a fresh engine", "[engine][threads]") {
     // quantal run and net.run keep one engine per thread for the whole run (SampleBatches): a
     // sample must not see anything of the samples its engine ran before, in this batch or earlier.
