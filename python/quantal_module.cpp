@@ -614,12 +614,12 @@ py::dict run(const Model& m,
         // The engine keeps every population's spikes when asked: only ask when some are wanted.
         const bool any_recorded = std::find(recorded.begin(), recorded.end(), true) != recorded.end() ||
                                   !q.potentials.empty() || trace;
+        options.record_populations = recorded; // only the spikes the result and the trace keep
         SampleBatches batches(net, q.threads);
         for (std::uint64_t first = 0; first < q.samples && !interrupt.interrupted();) {
             std::uint64_t n = std::min(batch, q.samples - first);
             if (first < q.record_samples) n = std::min(n, q.record_samples - first); // one recording setting per batch
             options.record_spikes = any_recorded && first < q.record_samples;
-            options.record_populations = recorded; // only the spikes the result and the trace keep
             std::vector<Stimulus> stimuli;
             for (std::uint64_t k = first; k < first + n; ++k)
                 stimuli.push_back(stimulus(m.loaded, net, data, values, q, k));

@@ -53,7 +53,7 @@ struct RunOptions {
     Tick ticks = 100;              // the sample occupies ticks [0, ticks)
     std::uint64_t seed = 0;        // run seed; streams are keyed by (seed, sample, stream)
     std::vector<Tick> observe;     // ticks at which readouts are recorded (empty: the last tick)
-    bool record_spikes = false;    // keep every spike (and probed potential) in SampleResult
+    bool record_spikes = false;    // keep the spikes (and probed potentials) in SampleResult
     // With record_spikes: the populations whose spikes are kept, one flag per population (empty:
     // all). A Swin-T sample fires 10^8 spikes: keeping all of them for a batch held gigabytes.
     std::vector<bool> record_populations;
@@ -188,8 +188,8 @@ std::vector<SampleResult> run_batch(const Network& net, std::span<const Stimulus
                                     const std::function<bool()>& stop = {});
 
 // run_batch for a run of many batches: each thread's engine is built once, by the thread that
-// uses it, and kept for the next batch (a Swin-T-scale engine holds gigabytes: rebuilding it per
-// batch cost page faults and left freed state in per-thread malloc arenas).
+// uses it, and kept for the next batch (a Swin-T-scale engine holds 1.5 GB: rebuilding it per
+// batch cost page faults).
 class SampleBatches {
 public:
     SampleBatches(const Network& net, int threads); // threads as run_batch's, checked here
