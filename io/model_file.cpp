@@ -121,14 +121,17 @@ public:
     // range is refused, one it cannot hold exactly is rounded and counted (the loader warns).
     std::vector<float> to_float(const std::string& name, const std::vector<double>& values) {
         std::vector<float> out(values.size());
+        std::uint64_t rounded = 0;
+        double largest = 0;
         for (std::size_t i = 0; i < values.size(); ++i) {
             const double x = values[i];
             if (std::abs(x) > double(std::numeric_limits<float>::max()))
                 fail("dataset '" + name + "'[" + std::to_string(i) + "] is " + number_text(x) +
                      ", beyond float32's range (quantal holds these values in float32)");
             out[i] = float(x);
-            if (double(out[i]) != x) rounding_->add(where_ + ", dataset '" + name + "'", std::abs(double(out[i]) - x) / std::abs(x));
+            if (double(out[i]) != x) ++rounded, largest = std::max(largest, std::abs(double(out[i]) - x) / std::abs(x));
         }
+        if (rounded > 0) rounding_->add(where_ + ", dataset '" + name + "'", rounded, largest); // once per dataset
         return out;
     }
     // A one-dimensional integer dataset (any stored type; floats only when integral), narrowed

@@ -31,9 +31,10 @@ struct FloatRounding {
     std::uint64_t values = 0;
     double max_relative = 0; // largest |rounded - stored| / |stored|
     std::string first;       // the first dataset with a rounded value
-    void add(const std::string& dataset, double relative) {
-        if (values++ == 0) first = dataset;
-        if (relative > max_relative) max_relative = relative;
+    void add(const std::string& dataset, std::uint64_t rounded, double largest_relative) {
+        if (values == 0) first = dataset;
+        values += rounded;
+        if (largest_relative > max_relative) max_relative = largest_relative;
     }
     std::string text() const; // one line for a warning; empty when nothing was rounded
 };

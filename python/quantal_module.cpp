@@ -458,7 +458,7 @@ std::int64_t predicted(const double* row, std::size_t classes) {
     return classes ? std::int64_t(std::max_element(row, row + classes) - row) : -1;
 }
 
-void collect(const Network& net, PopulationId readout, const std::vector<bool>& recorded, const SampleResult& r,
+void collect(const Network& net, PopulationId readout, const SampleResult& r,
              const EnergyCosts& costs, RunArrays& a) {
     const std::size_t classes = readout < net.populations().size() ? net.population(readout).size() : 0;
     for (const auto& ro : r.readouts) {
@@ -485,8 +485,7 @@ void collect(const Network& net, PopulationId readout, const std::vector<bool>& 
     a.total += r.ledger;
     for (std::size_t i = 0; i < r.potentials.size(); ++i)
         a.potentials[i].insert(a.potentials[i].end(), r.potentials[i].begin(), r.potentials[i].end());
-    for (const auto& sp : r.spikes) {
-        if (!recorded[sp.population]) continue;
+    for (const auto& sp : r.spikes) { // only recorded populations' (RunOptions::record_populations)
         auto& out = a.spikes[sp.population];
         out.sample.push_back(r.sample), out.tick.push_back(sp.tick), out.node_id.push_back(sp.neuron);
     }
@@ -611,7 +610,7 @@ py::dict run(const Model& m,
         options.threads_per_sample = q.threads_per_sample;
         // Batches keep memory bounded (stimuli and spikes of one batch at a time) and all threads busy.
         const std::uint64_t batch = std::uint64_t(q.threads) * 16;
-        // The engine keeps every population's spikes when asked: only ask when some are wanted.
+        // The engine keeps spikes (and potentials) only when asked: only ask when some are wanted.
         const bool any_recorded = std::find(recorded.begin(), recorded.end(), true) != recorded.end() ||
                                   !q.potentials.empty() || trace;
         options.record_populations = recorded; // only the spikes the result and the trace keep
@@ -625,7 +624,7 @@ py::dict run(const Model& m,
                 stimuli.push_back(stimulus(m.loaded, net, data, values, q, k));
             const auto results = batches.run(stimuli, options, q.first_sample + first, stop);
             for (const auto& r : results) {
-                collect(net, readout, recorded, r, q.costs, a);
+                collect(net, readout, r, q.costs, a);
                 if (!trace) continue;
                 const auto k = r.sample - q.first_sample;
                 trace->begin_sample(r.sample, k < q.labels.size() ? q.labels[k] : -1);
